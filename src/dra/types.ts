@@ -1,0 +1,66 @@
+/**
+ * Types of the DRA half shared by the kubelet plugin (gRPC), the claim state machine and telemetry.
+ * Field meanings follow the kubelet DRA plugin API (kubernetes/kubelet pkg/apis/dra/v1/api.proto).
+ */
+
+/** A claim as the kubelet names it in NodePrepareResources / NodeUnprepareResources (`Claim` message). */
+export interface ClaimRef {
+  readonly namespace: string;
+  readonly name: string;
+  /** ResourceClaim `metadata.uid`. */
+  readonly uid: string;
+}
+
+/** One prepared device, as returned to the kubelet (`Device` message). */
+export interface PreparedDevice {
+  /** Requests (subrequest suffix stripped: `req/sub` → `req`) this device was allocated for. */
+  readonly requestNames: readonly string[];
+  readonly poolName: string;
+  readonly deviceName: string;
+  /** Fully-qualified CDI device IDs, e.g. `k8s.gpu.gpulet.dev/claim=<uid>-gpu-0`. */
+  readonly cdiDeviceIds: readonly string[];
+  /** `shareID` of the allocation result, when the device is shared (v1 only). */
+  readonly shareId?: string;
+}
+
+/** Result of preparing one claim: devices on success, a non-empty error (the kubelet retries) on failure. */
+export type PrepareResult =
+  | { readonly devices: readonly PreparedDevice[]; readonly error?: undefined }
+  | { readonly error: string; readonly devices?: undefined };
+
+/** Result of unpreparing one claim: `error` set when it failed. */
+export interface UnprepareResult {
+  readonly error?: string;
+}
+
+/**
+ * What the kubelet plugin calls. Implementations serialize calls, are idempotent, and never reject:
+ * every claim in the request gets an entry in the returned map (keyed by claim UID).
+ */
+export interface ClaimPreparer {
+  prepare(claims: readonly ClaimRef[]): Promise<Map<string, PrepareResult>>;
+  unprepare(claims: readonly ClaimRef[]): Promise<Map<string, UnprepareResult>>;
+}
+
+/** A pod that holds a claim (`status.reservedFor[]` with resource "pods"). */
+export interface PodRef {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/** Who holds a device right now: used to attribute metrics to pods and claims. */
+export interface DeviceOwner {
+  readonly claim: ClaimRef;
+  readonly pods: readonly PodRef[];
+  /** Device name in the pool, e.g. `gpu-3`. */
+  readonly deviceName: string;
+  /** `GPU-...` or `MIG-...`. */
+  readonly uuid: string;
+}
+
+/** Source of current device ownership (the prepared-claims state). */
+export interface OwnershipSource {
+  /** Owners keyed by device UUID. A device may be held by several claims (shared). */
+  owners(): ReadonlyMap<string, readonly DeviceOwner[]>;
+}

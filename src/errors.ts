@@ -1,0 +1,88 @@
+/**
+ * Typed errors. Each says what failed, for which device or claim, and what to do.
+ * `code` is a stable machine-readable identifier; `message` is for people.
+ */
+
+/** Base class: every gpulet error has a stable `code`. */
+export class GpuletError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid configuration (a flag, env var or file). Fatal at start-up. */
+export class ConfigError extends GpuletError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG', message, options);
+  }
+}
+
+/**
+ * A GPU backend failed to start or to read (library missing, NVML error). `nvmlCode`/`nvmlName` are set when
+ * NVML returned an error (e.g. 9 / `NVML_ERROR_DRIVER_NOT_LOADED`); `library` names the path tried.
+ */
+export class BackendError extends GpuletError {
+  readonly nvmlCode: number | undefined;
+  readonly nvmlName: string | undefined;
+  readonly library: string | undefined;
+  constructor(
+    message: string,
+    details: { nvmlCode?: number; nvmlName?: string; library?: string; cause?: unknown } = {},
+  ) {
+    super('BACKEND', message, { cause: details.cause });
+    this.nvmlCode = details.nvmlCode;
+    this.nvmlName = details.nvmlName;
+    this.library = details.library;
+  }
+}
+
+/** A claim could not be prepared or unprepared. Always names the claim (`namespace/name`, UID). */
+export class ClaimError extends GpuletError {
+  constructor(
+    readonly claim: { namespace: string; name: string; uid: string },
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('CLAIM', `claim ${claim.namespace}/${claim.name} (uid ${claim.uid}): ${reason}`, options);
+  }
+}
+
+/** The checkpoint file is unreadable, corrupt or of an unknown apiVersion. */
+export class CheckpointError extends GpuletError {
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('CHECKPOINT', `checkpoint ${path}: ${reason}`, options);
+  }
+}
+
+/** A CDI spec could not be written or removed. */
+export class CdiError extends GpuletError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CDI', message, options);
+  }
+}
+
+/** Talking to the Kubernetes API server failed. `status` is the HTTP status when there was one. */
+export class ApiError extends GpuletError {
+  constructor(
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super('API', message, options);
+  }
+}
+
+/** Message of any thrown value, for logs and per-claim errors. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,208 @@
+/**
+ * The GPU model shared by every backend (mock, NVML) and every consumer (ResourceSlices, CDI, telemetry).
+ *
+ * Units are in the field names: bytes, milliwatts, millijoules, percent (0–100), degrees Celsius, MHz.
+ * A reading that the hardware or driver does not support (NVML_ERROR_NOT_SUPPORTED) is `undefined`, never 0.
+ */
+
+/** CUDA compute capability, from `nvmlDeviceGetCudaComputeCapability` (e.g. Hopper = 9.0). */
+export interface ComputeCapability {
+  readonly major: number;
+  readonly minor: number;
+}
+
+/** PCI facts, from `nvmlDeviceGetPciInfo_v3`. */
+export interface PciInfo {
+  /**
+   * Bus ID normalised to the Linux sysfs form `DDDD:BB:DD.F` (lower-case hex, 4-digit domain),
+   * e.g. NVML's `00000000:18:00.0` → `0000:18:00.0`.
+   */
+  readonly busId: string;
+  /** PCIe root complex of the device, e.g. `pci0000:00` (the `resource.kubernetes.io/pcieRoot` attribute). */
+  readonly pcieRoot: string;
+  /** `pciDeviceId`: device ID in the high 16 bits, vendor ID (0x10de) in the low 16 bits. */
+  readonly pciDeviceId: number;
+  /** `pciSubSystemId`. */
+  readonly pciSubSystemId: number;
+}
+
+/**
+ * A MIG device (a GPU instance + compute instance pair) on a GPU in MIG mode.
+ * Sources: `nvmlDeviceGetMigDeviceHandleByIndex`, `nvmlDeviceGetGpuInstanceId`,
+ * `nvmlDeviceGetComputeInstanceId`, `nvmlGpuInstanceGetInfo` (placement) and
+ * `nvmlDeviceGetGpuInstanceProfileInfoV` (profile facts).
+ */
+export interface MigDeviceInfo {
+  /** `MIG-<uuid>` from `nvmlDeviceGetUUID` on the MIG device handle. */
+  readonly uuid: string;
+  /** UUID of the parent GPU (`GPU-...`). */
+  readonly parentUuid: string;
+  /** Minor number of the parent GPU (`/dev/nvidia<minor>`). */
+  readonly parentMinor: number;
+  /** Index of this MIG device under its parent (`nvmlDeviceGetMigDeviceHandleByIndex`). */
+  readonly index: number;
+  /** Profile name as `nvidia-smi` prints it, e.g. `1g.10gb`, `1g.10gb+me`. */
+  readonly profile: string;
+  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`), e.g. 19 for 1g.10gb on H100. */
+  readonly giProfileId: number;
+  /** Placement in memory slices (`nvmlGpuInstancePlacement_t`). */
+  readonly placement: { readonly start: number; readonly size: number };
+  /** GPU-instance ID (`nvmlDeviceGetGpuInstanceId`). */
+  readonly gpuInstanceId: number;
+  /** Compute-instance ID (`nvmlDeviceGetComputeInstanceId`). */
+  readonly computeInstanceId: number;
+  /** Streaming multiprocessors (`multiprocessorCount`). */
+  readonly multiprocessors: number;
+  readonly copyEngines: number;
+  readonly decoders: number;
+  readonly encoders: number;
+  readonly jpegEngines: number;
+  readonly ofaEngines: number;
+  /** Framebuffer memory of the GPU instance, bytes (`memorySizeMB` × 2^20). */
+  readonly memoryBytes: number;
+}
+
+/** A physical GPU as discovered at start-up. Static facts only; readings are in {@link DeviceSample}. */
+export interface GpuInfo {
+  /** NVML enumeration index (`nvmlDeviceGetHandleByIndex_v2`); may change across boots. */
+  readonly index: number;
+  /** Minor number (`nvmlDeviceGetMinorNumber`): `/dev/nvidia<minor>`; stable, used in device names. */
+  readonly minor: number;
+  /** `GPU-<uuid>` (`nvmlDeviceGetUUID`). */
+  readonly uuid: string;
+  /** Board serial (`nvmlDeviceGetSerial`). */
+  readonly serial: string;
+  /** Product name (`nvmlDeviceGetName`), e.g. `NVIDIA H100 80GB HBM3`. */
+  readonly productName: string;
+  /** Brand (`nvmlDeviceGetBrand`), as NVIDIA's DRA driver spells it, e.g. `Nvidia`. */
+  readonly brand: string;
+  /** Architecture (`nvmlDeviceGetArchitecture`), e.g. `Hopper`, `Ampere`. */
+  readonly architecture: string;
+  readonly cudaComputeCapability: ComputeCapability;
+  readonly pci: PciInfo;
+  /** Total framebuffer memory, bytes (`nvmlDeviceGetMemoryInfo_v2.total`). */
+  readonly memoryBytes: number;
+  /** Streaming multiprocessors of the full GPU. */
+  readonly multiprocessors: number;
+  /** Enforced power limit, milliwatts (`nvmlDeviceGetEnforcedPowerLimit`). */
+  readonly powerLimitMilliwatts: number;
+  /** Current MIG mode (`nvmlDeviceGetMigMode`, current). */
+  readonly migEnabled: boolean;
+  /** MIG devices present on this GPU; empty unless `migEnabled`. */
+  readonly migDevices: readonly MigDeviceInfo[];
+}
+
+/** Node-wide driver facts. */
+export interface SystemInfo {
+  /** Driver version as NVML prints it (`nvmlSystemGetDriverVersion`), e.g. `580.95.05`. */
+  readonly driverVersion: string;
+  /** NVML library version (`nvmlSystemGetNVMLVersion`), e.g. `13.580.95.05`. */
+  readonly nvmlVersion: string;
+  /** CUDA driver version as NVML encodes it (`nvmlSystemGetCudaDriverVersion_v2`): 1000×major + 10×minor, e.g. 13000. */
+  readonly cudaDriverVersion: number;
+}
+
+/** Everything discovered on the node: the one inventory that both the DRA and telemetry halves read. */
+export interface Inventory {
+  readonly system: SystemInfo;
+  /** GPUs ordered by NVML index. */
+  readonly gpus: readonly GpuInfo[];
+}
+
+/**
+ * One reading of one device (a full GPU or a MIG device). Every reading is optional: `undefined` means
+ * the device or driver does not support it (NVML_ERROR_NOT_SUPPORTED), never zero.
+ */
+export interface DeviceSample {
+  /** `GPU-...` or `MIG-...`. */
+  readonly uuid: string;
+  /** `nvmlDeviceGetUtilizationRates.gpu`, percent. Not supported on MIG devices. */
+  readonly gpuUtilizationPercent?: number;
+  /** `nvmlDeviceGetUtilizationRates.memory` (memory-controller busy), percent. */
+  readonly memoryUtilizationPercent?: number;
+  /** `nvmlDeviceGetEncoderUtilization`, percent. */
+  readonly encoderUtilizationPercent?: number;
+  /** `nvmlDeviceGetDecoderUtilization`, percent. */
+  readonly decoderUtilizationPercent?: number;
+  /** `nvmlDeviceGetMemoryInfo_v2`, bytes. */
+  readonly memoryUsedBytes?: number;
+  readonly memoryFreeBytes?: number;
+  readonly memoryReservedBytes?: number;
+  readonly memoryTotalBytes?: number;
+  /** `nvmlDeviceGetPowerUsage`, milliwatts. */
+  readonly powerMilliwatts?: number;
+  /** `nvmlDeviceGetEnforcedPowerLimit`, milliwatts. */
+  readonly powerLimitMilliwatts?: number;
+  /** `nvmlDeviceGetTotalEnergyConsumption`, millijoules since the driver loaded; never decreases. */
+  readonly energyMillijoules?: number;
+  /** `nvmlDeviceGetTemperatureV` (GPU sensor), °C. */
+  readonly gpuTemperatureCelsius?: number;
+  /** Field `NVML_FI_DEV_MEMORY_TEMP` (82), °C. */
+  readonly memoryTemperatureCelsius?: number;
+  /** `nvmlDeviceGetClockInfo(NVML_CLOCK_SM)`, MHz. */
+  readonly smClockMhz?: number;
+  /** `nvmlDeviceGetClockInfo(NVML_CLOCK_MEM)`, MHz. */
+  readonly memoryClockMhz?: number;
+  /** `nvmlDeviceGetCurrentClocksEventReasons` bitmask (nvmlClocksEventReason*). */
+  readonly clockEventReasons?: number;
+  /** `nvmlDeviceGetTotalEccErrors(CORRECTED, VOLATILE_ECC)`, count since driver load. */
+  readonly eccCorrectedErrors?: number;
+  /** `nvmlDeviceGetTotalEccErrors(UNCORRECTED, VOLATILE_ECC)`, count since driver load. */
+  readonly eccUncorrectedErrors?: number;
+  /** `nvmlDeviceGetRemappedRows`, rows. */
+  readonly remappedRowsCorrectable?: number;
+  readonly remappedRowsUncorrectable?: number;
+  /** `nvmlDeviceGetPcieReplayCounter`, count. */
+  readonly pcieReplays?: number;
+  /** Cumulative PCIe bytes transmitted / received (integrated from `nvmlDeviceGetPcieThroughput`, KB/s). */
+  readonly pcieTxBytes?: number;
+  readonly pcieRxBytes?: number;
+}
+
+/** One full sample of the node: every GPU and every MIG device, taken at `timestampMs` (Unix ms). */
+export interface Sample {
+  readonly timestampMs: number;
+  readonly devices: readonly DeviceSample[];
+}
+
+/** Kinds of health event, from the NVML event types `nvmlEventTypeXidCriticalError`, `...DoubleBitEccError`,
+ * `...SingleBitEccError` and `nvmlEventTypeGpuUnavailableError`, plus `gpu-lost` (NVML_ERROR_GPU_IS_LOST on a call). */
+export type HealthEventKind = 'xid' | 'ecc-double-bit' | 'ecc-single-bit' | 'gpu-unavailable' | 'gpu-lost';
+
+/** A health event for one device (a GPU, or a MIG device when NVML attributes it to one). */
+export interface HealthEvent {
+  readonly kind: HealthEventKind;
+  /** `GPU-...` or `MIG-...` the event concerns. */
+  readonly uuid: string;
+  /** The XID number (`eventData`), for `kind === 'xid'`. */
+  readonly xid?: number;
+  /** Unix ms. */
+  readonly timestampMs: number;
+  /** Human-readable description. */
+  readonly message: string;
+}
+
+/** Health verdict of a device, derived from its events (see `src/gpu/health.ts`). */
+export type DeviceHealthState = 'ok' | 'degraded' | 'failed';
+
+/**
+ * What gpulet needs from a GPU source. Both the mock and the NVML backend implement it.
+ * Lifecycle: `init()` once, then `inventory()` / `sample()` any number of times, then `shutdown()` (idempotent).
+ */
+export interface GpuBackend {
+  /** `mock` or `nvml`. */
+  readonly kind: 'mock' | 'nvml';
+  /**
+   * Load the library / build the machine and discover devices.
+   * @throws BackendError (e.g. NVML library not found, NVML_ERROR_DRIVER_NOT_LOADED) naming what to check.
+   */
+  init(): Promise<void>;
+  /** The discovered devices. Cheap: discovery happened in `init()` (and after a refresh). */
+  inventory(): Inventory;
+  /** Read every device once. Never rejects for one device's failure: that device's readings are absent. */
+  sample(): Promise<Sample>;
+  /** Subscribe to health events; returns the unsubscribe function. */
+  onHealthEvent(listener: (event: HealthEvent) => void): () => void;
+  /** Stop event threads and release the library. Idempotent. */
+  shutdown(): Promise<void>;
+}
