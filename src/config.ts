@@ -1,0 +1,202 @@
+/**
+ * gpulet's configuration: one schema, where every option has a flag, an environment variable, a default and a
+ * description. Flags win over environment variables, which win over defaults. The defaults are the embedded
+ * development setup (mock `dgx-h100`, in-process API server, everything under `./.gpulet/`); the DaemonSet
+ * sets the production values through the environment (see daemonset/).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { LOG_LEVELS } from './log.js';
+
+/** Where the agent finds the Kubernetes API. */
+export const KUBE_API_MODES = ['embedded', 'kubeconfig', 'in-cluster'] as const;
+/** GPU backends. */
+export const BACKENDS = ['mock', 'nvml'] as const;
+
+/** A host:port listen address. `port` 0 picks a free port. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The validated configuration. Paths are absolute. Durations are milliseconds. */
+export interface Config {
+  /** Kubernetes node name: the pool name, `spec.nodeName` of the slices, and the seed of mock identities. */
+  readonly nodeName: string;
+  /** UID of the agent's pod (downward API); when set, socket names carry it for seamless rolling updates. */
+  readonly podUid: string | undefined;
+  /** DRA driver name (DNS subdomain ≤ 63 chars). */
+  readonly driverName: string;
+  readonly backend: (typeof BACKENDS)[number];
+  /** Mock machine name (see `MOCK_MACHINES`), for `backend = mock`. */
+  readonly mockMachine: string;
+  /** Path or soname of the NVML library, for `backend = nvml`. */
+  readonly nvmlLibrary: string;
+  readonly kubeApi: (typeof KUBE_API_MODES)[number];
+  /** Kubeconfig file, for `kubeApi = kubeconfig`. */
+  readonly kubeconfig: string | undefined;
+  /** Port of the embedded API server (`kubeApi = embedded`); 0 picks a free one. */
+  readonly embeddedApiPort: number;
+  /** Agent state: the checkpoint, and in embedded mode the kubeconfig. */
+  readonly stateDir: string;
+  /** Kubelet plugin registration directory (`/var/lib/kubelet/plugins_registry` on a node). */
+  readonly pluginRegistryDir: string;
+  /** Kubelet plugins directory (`/var/lib/kubelet/plugins`): the DRA socket is `<dir>/<driver>/dra.sock`. */
+  readonly pluginsDir: string;
+  /** Where CDI specs are written (`/var/run/cdi` on a node). */
+  readonly cdiDir: string;
+  /** When set, CDI device nodes point at stand-ins under this dir (mock mode); unset on real nodes. */
+  readonly devRoot: string | undefined;
+  /** Checkpoint file (`<stateDir>/checkpoint.json`). */
+  readonly checkpointPath: string;
+  /** Prometheus `/metrics`, `/healthz`, `/readyz` listen address. */
+  readonly metricsAddress: ListenAddress;
+  /** Also expose dcgm-exporter-compatible `DCGM_FI_*` series on `/metrics`. */
+  readonly dcgmCompat: boolean;
+  /** OTLP gRPC endpoint (e.g. `http://otel-collector:4317`); no OTLP export when unset. */
+  readonly otlpEndpoint: string | undefined;
+  /** OTLP export interval, ms. */
+  readonly otlpExportIntervalMs: number;
+  /** GPU sampling interval, ms. */
+  readonly sampleIntervalMs: number;
+  /** Bound on graceful shutdown, ms; a second signal exits at once. */
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+}
+
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Parse `host:port`, `:port` or `port`. @throws ConfigError */
+export function parseListenAddress(value: string, option: string): ListenAddress {
+  const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`${option}: "${value}" is not a listen address; use host:port, e.g. 0.0.0.0:9400`);
+  }
+  const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+const rawSchema = z.object({
+  nodeName: z.string().min(1).max(253).regex(dnsSubdomain, 'must be a DNS subdomain (lower-case)'),
+  podUid: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be a pod UID (lower-case hex and dashes)').optional(),
+  driverName: z.string().max(63).regex(dnsSubdomain, 'must be a DNS subdomain of at most 63 characters'),
+  backend: z.enum(BACKENDS),
+  mockMachine: z.string().min(1),
+  nvmlLibrary: z.string().min(1),
+  kubeApi: z.enum(KUBE_API_MODES),
+  kubeconfig: z.string().min(1).optional(),
+  embeddedApiPort: z.coerce.number().int().min(0).max(65535),
+  stateDir: z.string().min(1),
+  pluginRegistryDir: z.string().min(1).optional(),
+  pluginsDir: z.string().min(1).optional(),
+  cdiDir: z.string().min(1).optional(),
+  devRoot: z.string().optional(),
+  metricsAddress: z.string(),
+  dcgmCompat: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
+  otlpEndpoint: z.string().url('must be a URL such as http://otel-collector:4317').optional(),
+  otlpExportInterval: z.coerce.number().int().min(100).max(3_600_000),
+  sampleInterval: z.coerce.number().int().min(100).max(3_600_000),
+  shutdownTimeout: z.coerce.number().int().min(100).max(600_000),
+  logLevel: z.enum(LOG_LEVELS),
+});
+
+/** Build the commander program: the single source of flags, env vars, defaults and help texts. */
+export function buildCommand(): Command {
+  const opt = (flags: string, env: string, description: string, def?: string | boolean) => {
+    const o = new Option(flags, description).env(env);
+    return def === undefined ? o : o.default(def);
+  };
+  return new Command('gpulet')
+    .description('Node-level GPU agent for Kubernetes: DRA driver, CDI, and GPU telemetry')
+    .addOption(opt('--node-name <name>', 'NODE_NAME', 'Kubernetes node name (pool name)', os.hostname().toLowerCase()))
+    .addOption(opt('--pod-uid <uid>', 'POD_UID', 'UID of the agent pod; suffixes socket names for rolling updates'))
+    .addOption(opt('--driver-name <name>', 'GPULET_DRIVER_NAME', 'DRA driver name', 'gpu.gpulet.dev'))
+    .addOption(opt('--backend <kind>', 'GPULET_BACKEND', 'GPU backend', 'mock').choices(BACKENDS))
+    .addOption(opt('--mock-machine <name>', 'GPULET_MOCK_MACHINE', 'mock machine (backend=mock)', 'dgx-h100'))
+    .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
+    .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is', 'embedded').choices(KUBE_API_MODES))
+    .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
+    .addOption(opt('--embedded-api-port <port>', 'GPULET_EMBEDDED_API_PORT', 'port of the embedded API server (0 = free port)', '0'))
+    .addOption(opt('--state-dir <dir>', 'GPULET_STATE_DIR', 'state directory (checkpoint; embedded kubeconfig)', '.gpulet'))
+    .addOption(opt('--plugin-registry-dir <dir>', 'GPULET_PLUGIN_REGISTRY_DIR', 'kubelet plugin registry dir [<state-dir>/plugins_registry]'))
+    .addOption(opt('--plugins-dir <dir>', 'GPULET_PLUGINS_DIR', 'kubelet plugins dir [<state-dir>/plugins]'))
+    .addOption(opt('--cdi-dir <dir>', 'GPULET_CDI_DIR', 'CDI spec dir [<state-dir>/cdi]'))
+    .addOption(opt('--dev-root <dir>', 'GPULET_DEV_ROOT', 'host dir of device-node stand-ins ["" = real /dev; default <state-dir>/dev with backend=mock]'))
+    .addOption(opt('--metrics-address <addr>', 'GPULET_METRICS_ADDRESS', 'listen address of /metrics, /healthz, /readyz', '0.0.0.0:9400'))
+    .addOption(opt('--dcgm-compat <bool>', 'GPULET_DCGM_COMPAT', 'also expose dcgm-exporter DCGM_FI_* series', 'true'))
+    .addOption(opt('--otlp-endpoint <url>', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP gRPC endpoint; no OTLP export when unset'))
+    .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', '60000'))
+    .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', '5000'))
+    .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', '10000'))
+    .addOption(opt('--log-level <level>', 'GPULET_LOG_LEVEL', 'log level', 'info').choices(LOG_LEVELS))
+    .showHelpAfterError()
+    .allowExcessArguments(false);
+}
+
+/**
+ * Parse and validate the configuration.
+ * @param argv arguments after the program name (e.g. `process.argv.slice(2)`)
+ * @param env environment (commander reads `process.env`; pass overrides for tests)
+ * @param cwd base for relative paths
+ * @throws ConfigError naming the option and the problem
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const saved = process.env;
+  process.env = { ...env };
+  let raw: Record<string, unknown>;
+  try {
+    const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    cmd.parse([...argv], { from: 'user' });
+    raw = cmd.opts();
+  } catch (err: unknown) {
+    const msg = err instanceof Error ? err.message.replace(/^error: /, '') : String(err);
+    throw new ConfigError(msg, { cause: err });
+  } finally {
+    process.env = saved;
+  }
+  if (raw['otlpEndpoint'] === undefined && env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']) {
+    raw['otlpEndpoint'] = env['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'];
+  }
+  const parsed = rawSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const key = String(first?.path[0] ?? 'config');
+    const flag = '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+    throw new ConfigError(`${flag} = ${JSON.stringify(raw[key])}: ${first?.message ?? 'invalid'}`);
+  }
+  const r = parsed.data;
+  const abs = (p: string) => path.resolve(cwd, p);
+  const stateDir = abs(r.stateDir);
+  if (r.kubeApi === 'kubeconfig' && !r.kubeconfig) {
+    throw new ConfigError('--kube-api=kubeconfig needs --kubeconfig <path> (or KUBECONFIG)');
+  }
+  const devRoot = r.devRoot !== undefined ? (r.devRoot === '' ? undefined : abs(r.devRoot)) : r.backend === 'mock' ? path.join(stateDir, 'dev') : undefined;
+  return {
+    nodeName: r.nodeName,
+    podUid: r.podUid,
+    driverName: r.driverName,
+    backend: r.backend,
+    mockMachine: r.mockMachine,
+    nvmlLibrary: r.nvmlLibrary,
+    kubeApi: r.kubeApi,
+    kubeconfig: r.kubeconfig === undefined ? undefined : abs(r.kubeconfig),
+    embeddedApiPort: r.embeddedApiPort,
+    stateDir,
+    pluginRegistryDir: abs(r.pluginRegistryDir ?? path.join(stateDir, 'plugins_registry')),
+    pluginsDir: abs(r.pluginsDir ?? path.join(stateDir, 'plugins')),
+    cdiDir: abs(r.cdiDir ?? path.join(stateDir, 'cdi')),
+    devRoot,
+    checkpointPath: path.join(stateDir, 'checkpoint.json'),
+    metricsAddress: parseListenAddress(r.metricsAddress, '--metrics-address'),
+    dcgmCompat: r.dcgmCompat === true || r.dcgmCompat === 'true' || r.dcgmCompat === '1',
+    otlpEndpoint: r.otlpEndpoint,
+    otlpExportIntervalMs: r.otlpExportInterval,
+    sampleIntervalMs: r.sampleInterval,
+    shutdownTimeoutMs: r.shutdownTimeout,
+    logLevel: r.logLevel,
+  };
+}
