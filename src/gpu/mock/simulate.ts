@@ -1,0 +1,170 @@
+/**
+ * Simulated readings of one GPU and its MIG devices. Deterministic given the seeds and the sequence of sample
+ * times. Stateful only where physics is: energy (integral of power, trapezoid rule), temperature (first-order
+ * lag behind power, 60 s time constant), cumulative PCIe bytes and ECC counters.
+ *
+ * Shapes: utilization follows the device's load curve (curve.ts); power = idle + (limit − idle) × load^1.1;
+ * memory used follows the smooth trend; SM clock rises with load and drops under the power cap; clock event
+ * reasons use NVML's bits (GpuIdle 0x1, SwPowerCap 0x4, SwThermalSlowdown 0x20). A GPU in MIG mode reports
+ * power, temperature, clocks and energy (its load is the compute-slice-weighted load of its MIG devices) but
+ * no utilization (NVML_ERROR_NOT_SUPPORTED in MIG mode); its MIG devices report memory only.
+ */
+import type { DeviceSample, GpuInfo, MigDeviceInfo } from '../types.js';
+import { loadAt, loadCurve, trendAt, valueNoise, type LoadCurve } from './curve.js';
+import { mockSeed } from './identity.js';
+import type { GpuModel } from './models.js';
+
+/** NVML `nvmlClocksEventReason*` bits used by the simulator. */
+export const CLOCK_EVENT_REASON = { gpuIdle: 0x1, swPowerCap: 0x4, swThermalSlowdown: 0x20 } as const;
+
+/** Temperature range of the simulated GPU sensor, °C. */
+export const TEMPERATURE_RANGE_C = { min: 30, max: 85 } as const;
+
+const MIB = 1024 * 1024;
+const TEMP_TAU_S = 60;
+
+interface MigSim {
+  readonly info: MigDeviceInfo;
+  readonly curve: LoadCurve;
+  readonly computeSlices: number;
+}
+
+/** Simulator of one GPU (and its MIG devices). */
+export class GpuSimulator {
+  private readonly curve: LoadCurve;
+  private readonly migs: readonly MigSim[];
+  private lastTSec: number | undefined;
+  private lastPowerMw = 0;
+  private energyMj: number;
+  private tempC = 0;
+  private pcieTx = 0;
+  private pcieRx = 0;
+  private eccCorrected = 0;
+  private eccUncorrected = 0;
+
+  constructor(
+    readonly info: GpuInfo,
+    private readonly model: GpuModel,
+  ) {
+    const seed = mockSeed(info.uuid);
+    this.curve = loadCurve(seed);
+    this.migs = info.migDevices.map((m) => ({
+      info: m,
+      curve: loadCurve(mockSeed(m.uuid)),
+      computeSlices: Number(/^(\d+)g\./.exec(m.profile)?.[1] ?? '1'),
+    }));
+    // Energy since the driver loaded: 1–30 days at idle power, so counters start large like real ones.
+    const uptimeS = 86_400 * (1 + 29 * ((seed >>> 8) / 2 ** 24));
+    this.energyMj = Math.round(uptimeS * model.idlePowerW * 1000);
+  }
+
+  /** Count one ECC error (from an injected `ecc-single-bit` / `ecc-double-bit` health event). */
+  recordEcc(kind: 'corrected' | 'uncorrected'): void {
+    if (kind === 'corrected') this.eccCorrected++;
+    else this.eccUncorrected++;
+  }
+
+  /** Load of the GPU, 0–1: its own curve, or in MIG mode the compute-weighted load of its MIG devices. */
+  private load(tSec: number): number {
+    if (!this.info.migEnabled) return loadAt(this.curve, tSec);
+    return this.migs.reduce((sum, m) => sum + (m.computeSlices / 7) * loadAt(m.curve, tSec), 0);
+  }
+
+  private powerMw(load: number): number {
+    const { idlePowerW, powerLimitW } = this.model;
+    return Math.round((idlePowerW + (powerLimitW - idlePowerW) * load ** 1.1) * 1000);
+  }
+
+  /** Advance the integrators to `tSec` (a time earlier than the last one counts as no time passing). */
+  private advance(tSec: number, powerMw: number, load: number): void {
+    const { idlePowerW, powerLimitW } = this.model;
+    const heat = (powerMw / 1000 - idlePowerW) / (powerLimitW - idlePowerW);
+    const targetC = TEMPERATURE_RANGE_C.min + 3 + 50 * heat;
+    if (this.lastTSec === undefined) {
+      this.tempC = targetC;
+    } else {
+      const dt = Math.max(0, tSec - this.lastTSec);
+      this.energyMj += Math.round(((this.lastPowerMw + powerMw) / 2) * dt);
+      this.tempC += (targetC - this.tempC) * (1 - Math.exp(-dt / TEMP_TAU_S));
+      this.pcieTx += Math.round(this.model.pcieBytesPerSecond * 0.004 * load * dt);
+      this.pcieRx += Math.round(this.model.pcieBytesPerSecond * 0.01 * load * dt);
+    }
+    this.lastTSec = Math.max(tSec, this.lastTSec ?? tSec);
+    this.lastPowerMw = powerMw;
+  }
+
+  /** Readings of the GPU at `timestampMs` (Unix ms). */
+  sampleGpu(timestampMs: number): DeviceSample {
+    const tSec = timestampMs / 1000;
+    const m = this.model;
+    const load = this.load(tSec);
+    const powerMw = this.powerMw(load);
+    this.advance(tSec, powerMw, load);
+    const temp = Math.min(TEMPERATURE_RANGE_C.max, Math.max(TEMPERATURE_RANGE_C.min, Math.round(this.tempC)));
+    const capped = powerMw >= 0.97 * m.powerLimitW * 1000;
+    const idle = load < 0.05;
+    const hot = temp >= 83;
+    let smClock = idle ? m.smClockIdleMhz : m.smClockIdleMhz + (m.smClockMaxMhz - m.smClockIdleMhz) * Math.min(1, 0.7 + 0.5 * load);
+    if (capped || hot) smClock *= 0.9;
+    const reasons =
+      (idle ? CLOCK_EVENT_REASON.gpuIdle : 0) |
+      (capped ? CLOCK_EVENT_REASON.swPowerCap : 0) |
+      (hot ? CLOCK_EVENT_REASON.swThermalSlowdown : 0);
+    const totalBytes = m.memoryMiB * MIB;
+    const reservedBytes = m.reservedMiB * MIB;
+    const usableBytes = totalBytes - reservedBytes;
+    const usedBytes = this.info.migEnabled
+      ? Math.min(usableBytes, this.migs.reduce((s, g) => s + migUsedBytes(g, tSec), 0))
+      : Math.round(usableBytes * (0.02 + 0.9 * trendAt(this.curve, tSec)) / MIB) * MIB;
+    const base: DeviceSample = {
+      uuid: this.info.uuid,
+      memoryUsedBytes: usedBytes,
+      memoryFreeBytes: usableBytes - usedBytes,
+      memoryReservedBytes: reservedBytes,
+      memoryTotalBytes: totalBytes,
+      powerMilliwatts: powerMw,
+      powerLimitMilliwatts: m.powerLimitW * 1000,
+      energyMillijoules: this.energyMj,
+      gpuTemperatureCelsius: temp,
+      memoryTemperatureCelsius: Math.round(temp + 4 + 6 * load),
+      smClockMhz: Math.round(smClock),
+      memoryClockMhz: m.memoryClockMhz,
+      clockEventReasons: reasons,
+      eccCorrectedErrors: this.eccCorrected,
+      eccUncorrectedErrors: this.eccUncorrected,
+      remappedRowsCorrectable: 0,
+      remappedRowsUncorrectable: 0,
+      pcieReplays: 0,
+      pcieTxBytes: this.pcieTx,
+      pcieRxBytes: this.pcieRx,
+    };
+    if (this.info.migEnabled) return base;
+    const memBusy = load * (0.55 + 0.1 * valueNoise(this.curve.seed ^ 0x1234567, tSec / 7));
+    return {
+      ...base,
+      gpuUtilizationPercent: Math.round(load * 100),
+      memoryUtilizationPercent: Math.round(Math.min(1, Math.max(0, memBusy)) * 100),
+      encoderUtilizationPercent: 0,
+      decoderUtilizationPercent: 0,
+    };
+  }
+
+  /** Readings of each MIG device at `timestampMs`: memory only (NVML has no utilization for MIG devices). */
+  sampleMigs(timestampMs: number): DeviceSample[] {
+    const tSec = timestampMs / 1000;
+    return this.migs.map((g) => {
+      const used = migUsedBytes(g, tSec);
+      return {
+        uuid: g.info.uuid,
+        memoryUsedBytes: used,
+        memoryFreeBytes: g.info.memoryBytes - used,
+        memoryTotalBytes: g.info.memoryBytes,
+      };
+    });
+  }
+}
+
+/** Memory used by a MIG device at `tSec`: 2–92 % of its GPU instance, following its trend, whole MiB. */
+function migUsedBytes(g: MigSim, tSec: number): number {
+  return Math.round((g.info.memoryBytes * (0.02 + 0.9 * trendAt(g.curve, tSec))) / MIB) * MIB;
+}
