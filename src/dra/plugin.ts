@@ -1,0 +1,123 @@
+/**
+ * The kubelet plugin: two gRPC servers on unix sockets (CONTRACTS.md §1–3).
+ * - DRA socket `<pluginsDir>/<driver>/dra[-<podUID>].sock`: DRAPlugin under both
+ *   `k8s.io.kubelet.pkg.apis.dra.v1` and `...v1beta1` (Kubernetes ≥ 1.34 / 1.32), plus
+ *   `v1alpha1.DRAResourceHealth` when a health source is given.
+ * - Registration socket `<registryDir>/<driver>[-<podUID>]-reg.sock`: pluginregistration.Registration,
+ *   which the kubelet's plugin watcher discovers.
+ * The DRA socket is listening before the registration socket appears, so the kubelet can use the endpoint
+ * as soon as it learns of it; on stop the registration socket goes first.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log.js';
+import type { ClaimPreparer } from './types.js';
+import { loadKubeletServices } from './grpc-protos.js';
+import { bindUnix, removeOwnSocket, shutdownServer, type BoundSocket } from './grpc-unix.js';
+import { createDraService } from './grpc-dra-service.js';
+import { createRegistrationService, type RegistrationCallback, type RegistrationState } from './registration.js';
+import { createHealthService, type HealthServiceHandle, type HealthSource } from './health-service.js';
+import { socketPaths } from './sockets.js';
+
+/** Options of {@link startKubeletPlugin}. */
+export interface KubeletPluginOptions {
+  /** DRA driver name (DNS subdomain ≤ 63 chars), e.g. `gpu.gpulet.dev`. */
+  readonly driverName: string;
+  /** Kubelet plugin registry dir, e.g. `/var/lib/kubelet/plugins_registry`. */
+  readonly registryDir: string;
+  /** Kubelet plugins dir, e.g. `/var/lib/kubelet/plugins`. */
+  readonly pluginsDir: string;
+  /** Pod UID (downward API) for rolling-update socket names; omit for the plain names. */
+  readonly podUid?: string | undefined;
+  /** Prepares and unprepares claims. */
+  readonly preparer: ClaimPreparer;
+  /** Device health; when given, DRAResourceHealth is served and advertised. */
+  readonly health?: HealthSource | undefined;
+  readonly logger: Logger;
+  /** Fired on every NotifyRegistrationStatus (republish ResourceSlices when `ok`). */
+  readonly onRegistered?: RegistrationCallback | undefined;
+  /** Graceful shutdown budget per server before forcing, in ms. Default 5000. */
+  readonly shutdownTimeoutMs?: number;
+  /** Health keep-alive re-send period in ms (tests). Default 10000. */
+  readonly healthResendIntervalMs?: number;
+}
+
+/** A running kubelet plugin. */
+export interface KubeletPlugin {
+  /** Absolute path of the registration socket. */
+  readonly registrationSocket: string;
+  /** Absolute path of the DRA socket (advertised as `PluginInfo.endpoint`). */
+  readonly draSocket: string;
+  /** Last registration status the kubelet reported. */
+  registration(): RegistrationState;
+  /** End health streams, stop both servers (graceful, then forced) and remove our sockets. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start the kubelet plugin.
+ * @throws ConfigError on a bad driver name / pod UID, an over-long socket path, a non-socket file in the
+ *   way, or when a socket cannot be bound (whatever was started is stopped again first).
+ */
+export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<KubeletPlugin> {
+  const logger = opts.logger;
+  const paths = socketPaths(opts);
+  const services = loadKubeletServices();
+  const shutdownMs = opts.shutdownTimeoutMs ?? 5000;
+
+  const draServer = new grpc.Server();
+  draServer.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger));
+  draServer.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger));
+  let health: HealthServiceHandle | undefined;
+  if (opts.health) {
+    health = createHealthService({
+      source: opts.health,
+      logger,
+      ...(opts.healthResendIntervalMs !== undefined ? { resendIntervalMs: opts.healthResendIntervalMs } : {}),
+    });
+    draServer.addService(services.healthV1alpha1, health.implementation);
+  }
+  const registration = createRegistrationService({
+    driverName: opts.driverName,
+    endpoint: paths.dra,
+    healthServed: health !== undefined,
+    logger,
+    onRegistered: opts.onRegistered,
+  });
+  const regServer = new grpc.Server();
+  regServer.addService(services.registration, registration.implementation);
+
+  const bound: { server: grpc.Server; socket: BoundSocket }[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      health?.close();
+      // Registration first: the kubelet stops discovering us before the endpoint disappears.
+      for (const b of [...bound].reverse()) {
+        await removeOwnSocket(b.socket, logger);
+        await shutdownServer(b.server, shutdownMs);
+      }
+      if (!bound.some((b) => b.server === draServer)) draServer.forceShutdown();
+      if (!bound.some((b) => b.server === regServer)) regServer.forceShutdown();
+      logger.info('kubelet plugin stopped');
+    })();
+    return stopping;
+  };
+
+  try {
+    bound.push({ server: draServer, socket: await bindUnix(draServer, paths.dra, logger) });
+    bound.push({ server: regServer, socket: await bindUnix(regServer, paths.registration, logger) });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  logger.info(
+    { driver: opts.driverName, registrationSocket: paths.registration, draSocket: paths.dra, health: !!health },
+    'kubelet plugin listening',
+  );
+  return {
+    registrationSocket: paths.registration,
+    draSocket: paths.dra,
+    registration: () => registration.state(),
+    stop,
+  };
+}
