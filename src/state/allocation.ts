@@ -1,0 +1,202 @@
+/**
+ * From a ResourceClaim's allocation to the devices gpulet must prepare. Pure: no I/O, deterministic.
+ *
+ * Rules (CONTRACTS.md §2 and §5; resource.k8s.io/v1 `AllocationResult`, and the upstream kubelet-plugin
+ * helper k8s.io/dynamic-resource-allocation/kubeletplugin):
+ * - the claim must be allocated (`status.allocation` set) and its UID must equal the kubelet's;
+ * - only `status.allocation.devices.results[]` whose `driver` is ours count; results of other drivers
+ *   are ignored; ours must name our pool and a device of the current inventory;
+ * - a subrequest suffix is stripped from the request name (`req/sub` → `req`);
+ * - `shareID` is passed through; opaque config of our driver is validated (see `opaque-config.ts`),
+ *   other drivers' config is ignored;
+ * - `status.reservedFor[]` entries with resource "pods" name the pods using the claim (same namespace).
+ */
+import type { AllocatableDevice } from '../dra/devices.js';
+import type { ClaimRef, PodRef } from '../dra/types.js';
+import { ClaimError } from '../errors.js';
+import type { ResourceClaimLike } from './claim-source.js';
+import { isJsonObject, parseGpuConfig } from './opaque-config.js';
+
+/** resource.k8s.io/v1 validation: AllocationResultsMaxSize = 32 results per claim. */
+export const MAX_ALLOCATION_RESULTS = 32;
+
+/** One device to prepare for a claim. */
+export interface AllocatedDevice {
+  /** Request names (subrequest stripped), in result order, without duplicates. */
+  readonly requestNames: readonly string[];
+  readonly poolName: string;
+  /** DRA device name, e.g. `gpu-3`. */
+  readonly deviceName: string;
+  /** `shareID` of the result(s), when the allocation shares the device. */
+  readonly shareId?: string;
+  /** The inventory's device (GPU or MIG device) of that name. */
+  readonly device: AllocatableDevice;
+  /** Extra container environment from our opaque config, merged in config order (later wins). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** What prepare needs from a claim. */
+export interface ClaimAllocation {
+  /** Devices in result order; one entry per (device, shareID) pair. */
+  readonly devices: readonly AllocatedDevice[];
+  /** Pods holding the claim (`status.reservedFor`, resource "pods"). */
+  readonly pods: readonly PodRef[];
+}
+
+/** Input of {@link resolveAllocation}. */
+export interface ResolveAllocationInput {
+  /** The claim as read from the API server. */
+  readonly claim: ResourceClaimLike;
+  /** The claim as the kubelet named it. */
+  readonly ref: ClaimRef;
+  /** Our driver name, e.g. `gpu.gpulet.dev`. */
+  readonly driverName: string;
+  /** Our pool name (the node name). */
+  readonly poolName: string;
+  /** Allocatable devices of the current inventory by name (`devicesByName` of src/dra/devices.ts). */
+  readonly devices: ReadonlyMap<string, AllocatableDevice>;
+}
+
+/** `req/sub` → `req` (KEP-4816 prioritized list: the kubelet wants the parent request name). */
+export function stripSubrequest(request: string): string {
+  const slash = request.indexOf('/');
+  return slash < 0 ? request : request.slice(0, slash);
+}
+
+/**
+ * Resolve the devices and pods of a claim.
+ * @throws ClaimError naming the claim and the reason: not allocated, UID mismatch, too many results,
+ *   malformed result, another pool, unknown device, no results for our driver, invalid opaque config.
+ */
+export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocation {
+  const { claim, ref, driverName, poolName } = input;
+  const fail = (reason: string): never => {
+    throw new ClaimError(ref, reason);
+  };
+
+  const uid = claim.metadata?.uid;
+  if (uid !== ref.uid) {
+    fail(
+      `UID mismatch: the API server's claim has uid ${JSON.stringify(uid ?? null)} ` +
+        `(deleted and re-created?); the kubelet asked for ${ref.uid}`,
+    );
+  }
+  const status = isJsonObject(claim.status) ? claim.status : {};
+  const allocation = status['allocation'];
+  if (allocation === undefined || allocation === null) {
+    fail('not allocated: status.allocation is empty (the scheduler has not allocated the claim yet)');
+  }
+  if (!isJsonObject(allocation)) fail('status.allocation is not an object');
+  const devicesField = (allocation as Record<string, unknown>)['devices'] ?? {};
+  if (!isJsonObject(devicesField)) fail('status.allocation.devices is not an object');
+  const results = asArray((devicesField as Record<string, unknown>)['results'], 'status.allocation.devices.results', fail);
+  const configs = asArray((devicesField as Record<string, unknown>)['config'], 'status.allocation.devices.config', fail);
+  if (results.length > MAX_ALLOCATION_RESULTS) {
+    fail(`status.allocation.devices.results has ${results.length} entries, more than the API limit of ${MAX_ALLOCATION_RESULTS}`);
+  }
+
+  const configEnv = resolveConfigs(configs, driverName, fail);
+
+  const byKey = new Map<string, { names: string[]; env: Record<string, string>; device: AllocatableDevice; shareId?: string }>();
+  results.forEach((raw, i) => {
+    const where = `status.allocation.devices.results[${i}]`;
+    if (!isJsonObject(raw)) fail(`${where} is not an object`);
+    const r = raw as Record<string, unknown>;
+    const driver = r['driver'];
+    const pool = r['pool'];
+    const deviceName = r['device'];
+    const request = r['request'];
+    if (typeof driver !== 'string' || typeof pool !== 'string' || typeof deviceName !== 'string' || typeof request !== 'string') {
+      fail(`${where} lacks a string driver, pool, device or request`);
+    }
+    if (driver !== driverName) return; // another driver's device: not ours to prepare
+    if (pool !== poolName) {
+      fail(`${where}: device ${JSON.stringify(deviceName)} is in pool ${JSON.stringify(pool)}, not this node's pool ${JSON.stringify(poolName)}`);
+    }
+    const device = input.devices.get(deviceName as string);
+    if (device === undefined) {
+      fail(`${where}: unknown device ${JSON.stringify(deviceName)} in pool ${JSON.stringify(poolName)} (not in the current inventory)`);
+    }
+    const shareRaw = r['shareID'];
+    if (shareRaw !== undefined && shareRaw !== null && typeof shareRaw !== 'string') fail(`${where}.shareID is not a string`);
+    const shareId = typeof shareRaw === 'string' && shareRaw !== '' ? shareRaw : undefined;
+    const key = `${deviceName as string}\u0000${shareId ?? ''}`;
+    let entry = byKey.get(key);
+    if (entry === undefined) {
+      entry = { names: [], env: {}, device: device as AllocatableDevice, ...(shareId !== undefined ? { shareId } : {}) };
+      byKey.set(key, entry);
+    }
+    const name = stripSubrequest(request as string);
+    if (!entry.names.includes(name)) entry.names.push(name);
+    Object.assign(entry.env, configEnv(request as string));
+  });
+
+  if (byKey.size === 0) {
+    fail(`no allocation results for driver ${JSON.stringify(driverName)} (the claim holds only other drivers' devices)`);
+  }
+
+  const devices: AllocatedDevice[] = [...byKey.values()].map((e) => ({
+    requestNames: e.names,
+    poolName,
+    deviceName: e.device.name,
+    ...(e.shareId !== undefined ? { shareId: e.shareId } : {}),
+    device: e.device,
+    env: e.env,
+  }));
+  return { devices, pods: reservedPods(status['reservedFor'], ref.namespace) };
+}
+
+/** Pods of `status.reservedFor` (resource "pods", core group). Malformed entries are skipped. */
+export function reservedPods(reservedFor: unknown, namespace: string): PodRef[] {
+  if (!Array.isArray(reservedFor)) return [];
+  const pods: PodRef[] = [];
+  for (const entry of reservedFor as unknown[]) {
+    if (!isJsonObject(entry) || entry['resource'] !== 'pods') continue;
+    const group = entry['apiGroup'];
+    if (group !== undefined && group !== null && group !== '') continue;
+    const name = entry['name'];
+    const uid = entry['uid'];
+    if (typeof name === 'string' && typeof uid === 'string') pods.push({ namespace, name, uid });
+  }
+  return pods;
+}
+
+/**
+ * Validate our driver's opaque configs and return a function giving the merged env for one request.
+ * A config applies to the requests it lists (a listed `req` also covers `req/<sub>`), or to all when the
+ * list is empty.
+ */
+function resolveConfigs(
+  configs: readonly unknown[],
+  driverName: string,
+  fail: (reason: string) => never,
+): (request: string) => Record<string, string> {
+  const ours: { requests: readonly string[]; env: Readonly<Record<string, string>> }[] = [];
+  configs.forEach((raw, i) => {
+    const where = `status.allocation.devices.config[${i}]`;
+    if (!isJsonObject(raw)) fail(`${where} is not an object`);
+    const opaque = (raw)['opaque'];
+    if (!isJsonObject(opaque) || opaque['driver'] !== driverName) return; // not ours
+    const requests = (raw)['requests'] ?? [];
+    if (!Array.isArray(requests) || !requests.every((r): r is string => typeof r === 'string')) {
+      fail(`${where}.requests is not a list of strings`);
+    }
+    const parsed = parseGpuConfig(opaque['parameters']);
+    if ('error' in parsed) fail(`invalid opaque config for driver ${driverName} in ${where}: ${parsed.error}`);
+    ours.push({ requests: requests, env: (parsed as { env: Record<string, string> }).env });
+  });
+  return (request) => {
+    const env: Record<string, string> = {};
+    const parent = stripSubrequest(request);
+    for (const c of ours) {
+      if (c.requests.length === 0 || c.requests.includes(request) || c.requests.includes(parent)) Object.assign(env, c.env);
+    }
+    return env;
+  };
+}
+
+function asArray(value: unknown, what: string, fail: (reason: string) => never): readonly unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) fail(`${what} is not a list`);
+  return value as unknown[];
+}
