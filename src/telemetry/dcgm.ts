@@ -1,0 +1,139 @@
+/**
+ * dcgm-exporter-compatible series (`DCGM_FI_*`) in the Prometheus text exposition format 0.0.4, so that
+ * existing dashboards keep working. Pure: a function of the latest sample, the inventory, ownership and
+ * health. Appended by our HTTP server after the OTel Prometheus exporter's output.
+ *
+ * Labels follow dcgm-exporter (NVIDIA/dcgm-exporter; the DRA example in the Kubernetes docs
+ * "Resource allocation API for DRA"): `gpu` (NVML index), `UUID`, `pci_bus_id` (NVML form
+ * `00000000:18:00.0`), `device` (`nvidia<minor>`), `modelName`, `Hostname`; a MIG device is reported on its
+ * parent's labels plus `GPU_I_PROFILE`, `GPU_I_ID`; a held device adds `namespace`, `pod` (no `container`:
+ * the DRA half does not know containers), `dra_claim_name`, `dra_claim_namespace`, `dra_driver_name`,
+ * `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`, `dra_mig_device_uuid`.
+ */
+import type { DeviceOwner } from '../dra/types.js';
+import type { Sample } from '../gpu/types.js';
+import type { DeviceIdentity } from './attributes.js';
+import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readSeries, type DcgmSeries, type SampleField } from './instruments.js';
+
+/** Input of {@link renderDcgm}. */
+export interface DcgmInput {
+  readonly sample: Sample | undefined;
+  readonly identities: ReadonlyMap<string, DeviceIdentity>;
+  readonly owners: ReadonlyMap<string, readonly DeviceOwner[]>;
+  /** Last XID of a device (`HealthTracker.lastXid`). */
+  readonly lastXid: (uuid: string) => number | undefined;
+  /** `Hostname` label (the node name). */
+  readonly hostname: string;
+  /** `dra_driver_name`, e.g. `gpu.gpulet.dev`. */
+  readonly driverName: string;
+  /** `dra_pool_name` (the node name for a node-local driver). */
+  readonly poolName: string;
+}
+
+type Labels = [string, string][];
+
+/** NVML's PCI bus ID form: 8-digit domain, upper-case hex (`0000:3b:00.0` → `00000000:3B:00.0`). */
+export function nvmlBusId(sysfsBusId: string): string {
+  const m = /^([0-9a-fA-F]{1,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$/.exec(sysfsBusId);
+  if (m === null) return sysfsBusId;
+  return `${m[1]!.padStart(8, '0')}:${m[2]}:${m[3]}.${m[4]}`.toUpperCase();
+}
+
+/** Escape a label value (text format 0.0.4: backslash, double quote, line feed). */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+function deviceLabels(id: DeviceIdentity, hostname: string): Labels {
+  const labels: Labels = [
+    ['gpu', String(id.gpu.index)],
+    ['UUID', id.gpu.uuid],
+    ['pci_bus_id', nvmlBusId(id.gpu.pci.busId)],
+    ['device', `nvidia${id.gpu.minor}`],
+    ['modelName', id.gpu.productName],
+    ['Hostname', hostname],
+  ];
+  if (id.mig !== undefined) labels.push(['GPU_I_PROFILE', id.mig.profile], ['GPU_I_ID', String(id.mig.gpuInstanceId)]);
+  return labels;
+}
+
+function ownerLabelSets(id: DeviceIdentity, owners: readonly DeviceOwner[] | undefined, input: DcgmInput): Labels[] {
+  const base = deviceLabels(id, input.hostname);
+  if (owners === undefined || owners.length === 0) return [base];
+  const out: Labels[] = [];
+  for (const owner of owners) {
+    const dra: Labels = [
+      ['dra_claim_name', owner.claim.name],
+      ['dra_claim_namespace', owner.claim.namespace],
+      ['dra_device_name', owner.deviceName],
+      ['dra_driver_name', input.driverName],
+      ['dra_pool_name', input.poolName],
+    ];
+    if (id.mig !== undefined) dra.push(['dra_mig_profile', id.mig.profile], ['dra_mig_device_uuid', id.uuid]);
+    const pods = owner.pods.length > 0 ? owner.pods : [{ namespace: owner.claim.namespace, name: '' }];
+    for (const pod of pods) out.push([...base, ...dra, ['namespace', pod.namespace], ['pod', pod.name]]);
+  }
+  return out;
+}
+
+function line(name: string, labels: Labels, value: number): string {
+  const body = labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',');
+  return `${name}{${body}} ${formatValue(value)}\n`;
+}
+
+/** One family: metadata and the value of each device (undefined = no sample line). */
+interface Family {
+  readonly series: DcgmSeries;
+  readonly value: (uuid: string) => number | undefined;
+}
+
+function families(input: DcgmInput): Family[] {
+  const byUuid = new Map((input.sample?.devices ?? []).map((d) => [d.uuid, d]));
+  const fromField = (field: SampleField, conversion: DcgmSeries['convert']) => (uuid: string) => {
+    const d = byUuid.get(uuid);
+    return d === undefined ? undefined : readSeries(d, { from: 'sample', field }, conversion);
+  };
+  const out: Family[] = [];
+  for (const spec of INSTRUMENTS) {
+    for (const series of spec.series) {
+      if (series.dcgm === undefined || series.source.from !== 'sample') continue;
+      out.push({ series: series.dcgm, value: fromField(series.source.field, series.dcgm.convert) });
+    }
+  }
+  for (const extra of DCGM_ONLY_SERIES) out.push({ series: extra, value: fromField(extra.field, extra.convert) });
+  out.push({
+    series: { name: 'DCGM_FI_DEV_XID_ERRORS', type: 'gauge', help: 'Value of the last XID error encountered.', convert: 'identity' },
+    value: (uuid) => {
+      const xid = input.lastXid(uuid);
+      return xid === undefined ? undefined : convert(xid, 'identity');
+    },
+  });
+  return out;
+}
+
+/**
+ * Render every `DCGM_FI_*` family with at least one value, each with `# HELP` and `# TYPE`, one line per
+ * device (per holder, for a held device). Devices missing from the inventory are skipped (no labels).
+ */
+export function renderDcgm(input: DcgmInput): string {
+  let text = '';
+  for (const family of families(input)) {
+    let lines = '';
+    for (const [uuid, id] of input.identities) {
+      const value = family.value(uuid);
+      if (value === undefined) continue;
+      for (const labels of ownerLabelSets(id, input.owners.get(uuid), input)) lines += line(family.series.name, labels, value);
+    }
+    if (lines === '') continue;
+    const help = family.series.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+    text += `# HELP ${family.series.name} ${help}\n# TYPE ${family.series.name} ${family.series.type}\n${lines}`;
+  }
+  return text;
+}

@@ -1,0 +1,229 @@
+/**
+ * Telemetry composition: sampler → OTel MeterProvider (catalogue instruments) → readers:
+ * - Prometheus (`@opentelemetry/exporter-prometheus`, `preventServerStart`), served by our HTTP server on
+ *   `/metrics` together with the dcgm-exporter-compatible series (when `dcgmCompat`), `/healthz`, `/readyz`;
+ * - OTLP gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`) in a PeriodicExportingMetricReader, when an
+ *   endpoint is given (src/config.ts resolves `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_METRIC_EXPORT_INTERVAL`).
+ * The Resource merges the SDK defaults (`telemetry.sdk.*`), `OTEL_RESOURCE_ATTRIBUTES` / `OTEL_SERVICE_NAME`
+ * (the SDK's env detector) and ours, ours winning: `service.name` "gpulet", `service.version`,
+ * `k8s.node.name`, and the caller's `host.*` attributes.
+ */
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import type { OwnershipSource } from '../dra/types.js';
+import { errorMessage } from '../errors.js';
+import type { HealthTracker } from '../gpu/health.js';
+import type { GpuBackend, Inventory } from '../gpu/types.js';
+import type { Logger } from '../log.js';
+import { deviceIdentities, type DeviceIdentity } from './attributes.js';
+import { renderDcgm } from './dcgm.js';
+import { startHttpServer } from './http.js';
+import { INSTRUMENTS } from './instruments.js';
+import type { ObservationContext } from './observe.js';
+import { registerInstruments } from './register.js';
+import { Sampler } from './sampler.js';
+import { dropUnobserved, type ObservedSets } from './stale.js';
+
+/** OTLP gRPC export settings. */
+export interface OtlpOptions {
+  /** Collector URL, e.g. `http://otel-collector:4317` (`http://` = plaintext, `https://` = TLS). */
+  readonly endpoint: string;
+  /** Export interval, ms (default 60000, the OTel default of `OTEL_METRIC_EXPORT_INTERVAL`). */
+  readonly intervalMs?: number;
+  /** Export timeout, ms (default 30000, clamped to the interval). */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link startTelemetry}. */
+export interface TelemetryOptions {
+  readonly backend: Pick<GpuBackend, 'sample' | 'inventory'>;
+  readonly ownership: OwnershipSource;
+  readonly health: HealthTracker;
+  /** Kubernetes node name: `k8s.node.name`, dcgm `Hostname`, and the default DRA pool name. */
+  readonly nodeName: string;
+  /** `service.version` (the gpulet version). */
+  readonly serviceVersion: string;
+  /** Extra resource attributes, e.g. `host.name`, `host.id`, `host.arch`. */
+  readonly resourceAttributes?: Readonly<Record<string, string>>;
+  /** Interval between GPU samples, ms (≥ 10). */
+  readonly sampleIntervalMs: number;
+  /** Listen host of `/metrics`, `/healthz`, `/readyz`. */
+  readonly metricsHost: string;
+  /** Listen port (0 = a free port; the CLI default is 9400 like dcgm-exporter). */
+  readonly metricsPort: number;
+  /** OTLP gRPC export; none when absent. */
+  readonly otlp?: OtlpOptions;
+  /** Also serve dcgm-exporter `DCGM_FI_*` series on `/metrics`. */
+  readonly dcgmCompat: boolean;
+  /** DRA driver name for `dra_driver_name` (default `gpu.gpulet.dev`). */
+  readonly driverName?: string;
+  /** DRA pool name for `dra_pool_name` (default: the node name). */
+  readonly poolName?: string;
+  /** Upper bound of `shutdown()`, ms (default 5000). */
+  readonly shutdownTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+/** A running telemetry pipeline. */
+export interface Telemetry {
+  /** Port of the HTTP server. */
+  readonly port: number;
+  /** `http://<host>:<port>` of the HTTP server. */
+  readonly url: string;
+  /** Set `/readyz`: 200 when ready, 503 with `reason` otherwise. Starts not ready ("starting"). */
+  setReady(ready: boolean, reason?: string): void;
+  /** Export to OTLP now (no-op without OTLP). Never rejects; failures are logged. */
+  forceFlush(): Promise<void>;
+  /** Flush, then stop sampling, readers and the HTTP server. Idempotent, bounded by `shutdownTimeoutMs`. */
+  shutdown(): Promise<void>;
+}
+
+/** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
+function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSets): PushMetricExporter {
+  const wrapped: PushMetricExporter = {
+    export: (metrics, resultCallback) => inner.export(dropUnobserved(metrics, observed()), resultCallback),
+    forceFlush: () => inner.forceFlush(),
+    shutdown: () => inner.shutdown(),
+  };
+  if (inner.selectAggregationTemporality) wrapped.selectAggregationTemporality = inner.selectAggregationTemporality.bind(inner);
+  if (inner.selectAggregation) wrapped.selectAggregation = inner.selectAggregation.bind(inner);
+  return wrapped;
+}
+
+/** Default DRA driver name (DESIGN.md). */
+export const DEFAULT_DRIVER_NAME = 'gpu.gpulet.dev';
+
+/** Attribute sets remembered per instrument before the SDK folds new ones into `otel.metric.overflow`. */
+export const CARDINALITY_LIMIT = 50_000;
+
+function withTimeout(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      logger.warn({ timeoutMs: ms }, `telemetry: ${what} timed out`);
+      resolve();
+    }, ms);
+    t.unref();
+    p.then(
+      () => resolve(),
+      (err: unknown) => {
+        logger.warn({ err: errorMessage(err) }, `telemetry: ${what} failed`);
+        resolve();
+      },
+    ).finally(() => clearTimeout(t));
+  });
+}
+
+/**
+ * Start sampling, the OTel pipeline and the HTTP server. Takes one sample before returning (a failure is
+ * logged; the endpoints then serve health and status only until a sample succeeds).
+ * @throws RangeError for a bad `sampleIntervalMs`; Error when the HTTP address cannot be bound.
+ */
+export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
+  const logger = opts.logger.child({ component: 'telemetry' });
+  const sampler = new Sampler({ backend: opts.backend, intervalMs: opts.sampleIntervalMs, logger });
+  const ours = {
+    'service.name': 'gpulet',
+    'service.version': opts.serviceVersion,
+    'k8s.node.name': opts.nodeName,
+    ...opts.resourceAttributes,
+  };
+  const resource = defaultResource().merge(detectResources({ detectors: [envDetector] })).merge(resourceFromAttributes(ours));
+
+  let observed: () => ObservedSets = () => new Map();
+  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const readers: IMetricReader[] = [prometheus];
+  if (opts.otlp !== undefined) {
+    const intervalMs = opts.otlp.intervalMs ?? 60_000;
+    const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
+    const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
+    const exporter = filteringExporter(otlp, () => observed());
+    readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));
+    logger.info({ endpoint: opts.otlp.endpoint, intervalMs }, 'telemetry: OTLP gRPC export enabled');
+  }
+  // The SDK remembers every attribute set an async instrument ever saw (cardinality limit 2000 by default,
+  // then `otel.metric.overflow`); claims churn pods, so allow more before overflow.
+  const provider = new MeterProvider({ resource, readers, views: [{ instrumentName: '*', aggregationCardinalityLimit: CARDINALITY_LIMIT }] });
+  const meter = provider.getMeter('gpulet', opts.serviceVersion);
+
+  let inventory: Inventory | undefined;
+  let identities = new Map<string, DeviceIdentity>();
+  const currentIdentities = (): Map<string, DeviceIdentity> => {
+    const inv = opts.backend.inventory();
+    if (inv !== inventory) {
+      inventory = inv;
+      identities = deviceIdentities(inv);
+    }
+    return identities;
+  };
+  const context = (): ObservationContext => ({
+    sample: sampler.latest(),
+    identities: currentIdentities(),
+    owners: opts.ownership.owners(),
+    health: opts.health,
+  });
+  const registration = registerInstruments(meter, INSTRUMENTS, context, logger);
+  observed = () => registration.observed();
+  const unregister = (): void => registration.unregister();
+  meter
+    .createObservableCounter('gpulet.telemetry.sample.failures', { unit: '{failure}', description: 'GPU samples that failed (the previous sample was kept)' })
+    .addCallback((r) => r.observe(sampler.stats().failed));
+
+  await sampler.sampleNow();
+  sampler.start();
+
+  const serializer = new PrometheusSerializer();
+  const driverName = opts.driverName ?? DEFAULT_DRIVER_NAME;
+  const poolName = opts.poolName ?? opts.nodeName;
+  let readiness = { ready: false, reason: 'starting' };
+  const renderMetrics = async (): Promise<string> => {
+    const { resourceMetrics, errors } = await prometheus.collect();
+    for (const err of errors) logger.warn({ err: errorMessage(err) }, 'telemetry: collection error');
+    let text = serializer.serialize(dropUnobserved(resourceMetrics, registration.observed()));
+    if (opts.dcgmCompat) {
+      if (!text.endsWith('\n')) text += '\n';
+      const c = context();
+      text += renderDcgm({ ...c, lastXid: (u) => opts.health.lastXid(u), hostname: opts.nodeName, driverName, poolName });
+    }
+    return text;
+  };
+  let server;
+  try {
+    server = await startHttpServer({ host: opts.metricsHost, port: opts.metricsPort, metrics: renderMetrics, readiness: () => readiness, logger });
+  } catch (err) {
+    unregister();
+    await sampler.stop();
+    await withTimeout(provider.shutdown(), 1000, 'meter provider shutdown', logger);
+    throw err;
+  }
+  const httpServer = server;
+  const hostForUrl = opts.metricsHost.includes(':') ? `[${opts.metricsHost}]` : opts.metricsHost;
+  const shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 5_000;
+  let shuttingDown: Promise<void> | undefined;
+  logger.info({ port: httpServer.port, dcgmCompat: opts.dcgmCompat }, 'telemetry: serving /metrics, /healthz, /readyz');
+
+  return {
+    port: httpServer.port,
+    url: `http://${hostForUrl}:${httpServer.port}`,
+    setReady(ready: boolean, reason = 'not ready') {
+      readiness = { ready, reason: ready ? '' : reason };
+    },
+    forceFlush: () => withTimeout(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
+    shutdown() {
+      shuttingDown ??= (async () => {
+        readiness = { ready: false, reason: 'shutting down' };
+        await sampler.stop();
+        // MeterProvider.shutdown() flushes every reader first (a final OTLP export), then shuts them down.
+        await withTimeout(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
+        try {
+          unregister();
+        } catch {
+          // the provider is already shut down; nothing left to remove
+        }
+        await withTimeout(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
+      })();
+      return shuttingDown;
+    },
+  };
+}

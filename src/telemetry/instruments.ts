@@ -1,0 +1,236 @@
+/**
+ * The metric catalogue, as data (shared/reference/metrics.md). One generic loop (src/telemetry/register.ts)
+ * turns it into OpenTelemetry observable instruments; nothing else names a metric.
+ *
+ * Sources of fact:
+ * - names, instruments, units: OpenTelemetry semantic conventions `model/hardware/{gpu,common}-metrics.yaml`
+ *   (status Development) as shipped by @opentelemetry/semantic-conventions 1.45 (`METRIC_HW_*`);
+ * - `hw.gpu.utilization` and `hw.gpu.memory.utilization` are fractions (unit `1`): percent / 100.
+ *   Semconv defines `hw.gpu.memory.utilization` as "Fraction of GPU memory used", i.e. used / total bytes,
+ *   not the memory-controller busy time that NVML calls "memory utilization" (reference/metrics.md maps it
+ *   to `GetUtilizationRates.memory`; upstream wins). The controller busy time is the non-standard
+ *   `gpulet.gpu.memory_controller.utilization`.
+ * - Metrics with no semconv name are prefixed `gpulet.` and flagged `standard: false`.
+ */
+import type { DeviceSample } from '../gpu/types.js';
+
+/** Observable instrument kind (all instruments are asynchronous, fed from the latest sample). */
+export type InstrumentKind = 'gauge' | 'updowncounter' | 'counter';
+
+/** UCUM units as OTel writes them. */
+export type Unit = '1' | 'By' | 'W' | 'J' | 'Cel' | 'MHz' | '{error}' | '{replay}' | '{row}' | '{failure}';
+
+/** Numeric reading fields of a {@link DeviceSample}. */
+export type SampleField = Exclude<keyof DeviceSample, 'uuid'>;
+
+/**
+ * How a raw reading becomes the exported value:
+ * `identity`; `percentToRatio` (÷100); `milliToUnit` (mW → W, mJ → J: ÷1000); `bytesToMiB` (÷2^20).
+ */
+export type Conversion = 'identity' | 'percentToRatio' | 'milliToUnit' | 'bytesToMiB';
+
+/** Where the value of a series comes from. */
+export type SeriesSource =
+  /** One sample field, optionally divided by another (`per`) for a fraction. */
+  | { readonly from: 'sample'; readonly field: SampleField; readonly per?: SampleField }
+  /** `hw.status`: one point per `hw.state`, 1 for the device's current state, 0 for the others. */
+  | { readonly from: 'health-state' }
+  /** One point per XID seen on the device, attribute `error.type` = the XID number. */
+  | { readonly from: 'xid-counts' };
+
+/** A dcgm-exporter series derived from the same reading. */
+export interface DcgmSeries {
+  /** dcgm-exporter field name (etc/default-counters.csv), e.g. `DCGM_FI_DEV_GPU_UTIL`. */
+  readonly name: string;
+  readonly type: 'gauge' | 'counter';
+  readonly help: string;
+  /** Conversion from the raw DeviceSample reading to dcgm-exporter's unit. */
+  readonly convert: Conversion;
+}
+
+/** One series (a fixed attribute set) of an instrument. */
+export interface SeriesSpec {
+  readonly source: SeriesSource;
+  /** Conversion from the raw reading (DeviceSample units) to the instrument's unit. */
+  readonly convert: Conversion;
+  /** Attributes that tell this series apart, e.g. `{ 'hw.gpu.task': 'encoder' }`. */
+  readonly attributes: Readonly<Record<string, string>>;
+  /** dcgm-exporter equivalent, when there is one. */
+  readonly dcgm?: DcgmSeries;
+}
+
+/** One instrument of the catalogue. */
+export interface InstrumentSpec {
+  /** OTel metric name. */
+  readonly name: string;
+  readonly kind: InstrumentKind;
+  readonly unit: Unit;
+  readonly description: string;
+  /** True for an OTel semantic-conventions name; false for a `gpulet.` extension. */
+  readonly standard: boolean;
+  /** NVML source of the reading (documentation). */
+  readonly nvml: string;
+  readonly series: readonly SeriesSpec[];
+}
+
+const s = (field: SampleField, convert: Conversion, attributes: Record<string, string> = {}, dcgm?: DcgmSeries): SeriesSpec =>
+  dcgm === undefined ? { source: { from: 'sample', field }, convert, attributes } : { source: { from: 'sample', field }, convert, attributes, dcgm };
+
+const g = (name: string, help: string, convert: Conversion = 'identity'): DcgmSeries => ({ name, type: 'gauge', help, convert });
+const c = (name: string, help: string, convert: Conversion = 'identity'): DcgmSeries => ({ name, type: 'counter', help, convert });
+
+/** The catalogue. Order is the order of `/metrics`. */
+export const INSTRUMENTS: readonly InstrumentSpec[] = [
+  {
+    name: 'hw.gpu.utilization', kind: 'gauge', unit: '1', standard: true,
+    description: 'Fraction of time spent in a specific task',
+    nvml: 'nvmlDeviceGetUtilizationRates.gpu, nvmlDeviceGetEncoderUtilization, nvmlDeviceGetDecoderUtilization (percent)',
+    series: [
+      s('gpuUtilizationPercent', 'percentToRatio', { 'hw.gpu.task': 'general' }, g('DCGM_FI_DEV_GPU_UTIL', 'GPU utilization (in %).')),
+      s('encoderUtilizationPercent', 'percentToRatio', { 'hw.gpu.task': 'encoder' }, g('DCGM_FI_DEV_ENC_UTIL', 'Encoder utilization (in %).')),
+      s('decoderUtilizationPercent', 'percentToRatio', { 'hw.gpu.task': 'decoder' }, g('DCGM_FI_DEV_DEC_UTIL', 'Decoder utilization (in %).')),
+    ],
+  },
+  {
+    name: 'hw.gpu.memory.utilization', kind: 'gauge', unit: '1', standard: true,
+    description: 'Fraction of GPU memory used',
+    nvml: 'nvmlDeviceGetMemoryInfo_v2 used / total',
+    series: [{ source: { from: 'sample', field: 'memoryUsedBytes', per: 'memoryTotalBytes' }, convert: 'identity', attributes: {} }],
+  },
+  {
+    name: 'hw.gpu.memory.usage', kind: 'updowncounter', unit: 'By', standard: true,
+    description: 'GPU memory used',
+    nvml: 'nvmlDeviceGetMemoryInfo_v2.used (bytes)',
+    series: [s('memoryUsedBytes', 'identity', {}, g('DCGM_FI_DEV_FB_USED', 'Framebuffer memory used (in MiB).', 'bytesToMiB'))],
+  },
+  {
+    name: 'hw.gpu.memory.limit', kind: 'updowncounter', unit: 'By', standard: true,
+    description: 'Size of the GPU memory',
+    nvml: 'nvmlDeviceGetMemoryInfo_v2.total (bytes)',
+    series: [s('memoryTotalBytes', 'identity')],
+  },
+  {
+    name: 'hw.gpu.io', kind: 'counter', unit: 'By', standard: true,
+    description: 'Received and transmitted bytes by the GPU',
+    nvml: 'PCIe bytes integrated from nvmlDeviceGetPcieThroughput (KB/s) or fields PCIE_COUNT_TX/RX',
+    series: [
+      s('pcieTxBytes', 'identity', { 'network.io.direction': 'transmit' }),
+      s('pcieRxBytes', 'identity', { 'network.io.direction': 'receive' }),
+    ],
+  },
+  {
+    name: 'hw.power', kind: 'gauge', unit: 'W', standard: true,
+    description: 'Instantaneous power consumed by the component',
+    nvml: 'nvmlDeviceGetPowerUsage (milliwatts)',
+    series: [s('powerMilliwatts', 'milliToUnit', {}, g('DCGM_FI_DEV_POWER_USAGE', 'Power draw (in W).', 'milliToUnit'))],
+  },
+  {
+    name: 'hw.energy', kind: 'counter', unit: 'J', standard: true,
+    description: 'Energy consumed by the component',
+    nvml: 'nvmlDeviceGetTotalEnergyConsumption (millijoules)',
+    series: [s('energyMillijoules', 'milliToUnit', {}, c('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'Total energy consumption since boot (in mJ).'))],
+  },
+  {
+    name: 'hw.temperature', kind: 'gauge', unit: 'Cel', standard: true,
+    description: 'Temperature in degrees Celsius',
+    nvml: 'nvmlDeviceGetTemperatureV, field NVML_FI_DEV_MEMORY_TEMP (82)',
+    series: [
+      s('gpuTemperatureCelsius', 'identity', { 'hw.sensor_location': 'gpu' }, g('DCGM_FI_DEV_GPU_TEMP', 'GPU temperature (in C).')),
+      s('memoryTemperatureCelsius', 'identity', { 'hw.sensor_location': 'memory' }, g('DCGM_FI_DEV_MEMORY_TEMP', 'Memory temperature (in C).')),
+    ],
+  },
+  {
+    name: 'hw.errors', kind: 'counter', unit: '{error}', standard: true,
+    description: 'Number of errors encountered by the component',
+    nvml: 'nvmlDeviceGetTotalEccErrors (volatile), XID events (nvmlEventTypeXidCriticalError)',
+    series: [
+      s('eccCorrectedErrors', 'identity', { 'error.type': 'corrected' }, c('DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'Total number of single-bit volatile ECC errors.')),
+      s('eccUncorrectedErrors', 'identity', { 'error.type': 'uncorrected' }, c('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'Total number of double-bit volatile ECC errors.')),
+      { source: { from: 'xid-counts' }, convert: 'identity', attributes: {} },
+    ],
+  },
+  {
+    name: 'hw.status', kind: 'updowncounter', unit: '1', standard: true,
+    description: 'Operational status: 1 (true) or 0 (false) for each of the possible states',
+    nvml: 'health policy over NVML events (src/gpu/health.ts)',
+    series: [{ source: { from: 'health-state' }, convert: 'identity', attributes: {} }],
+  },
+  {
+    name: 'gpulet.gpu.memory_controller.utilization', kind: 'gauge', unit: '1', standard: false,
+    description: 'Fraction of time the memory controller was busy (NVML "memory utilization"); not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetUtilizationRates.memory (percent)',
+    series: [s('memoryUtilizationPercent', 'percentToRatio', {}, g('DCGM_FI_DEV_MEM_COPY_UTIL', 'Memory utilization (in %).'))],
+  },
+  {
+    name: 'gpulet.gpu.clock.frequency', kind: 'gauge', unit: 'MHz', standard: false,
+    description: 'Current clock frequency; not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetClockInfo(NVML_CLOCK_SM / NVML_CLOCK_MEM) (MHz)',
+    series: [
+      s('smClockMhz', 'identity', { 'gpulet.clock.type': 'sm' }, g('DCGM_FI_DEV_SM_CLOCK', 'SM clock frequency (in MHz).')),
+      s('memoryClockMhz', 'identity', { 'gpulet.clock.type': 'memory' }, g('DCGM_FI_DEV_MEM_CLOCK', 'Memory clock frequency (in MHz).')),
+    ],
+  },
+  {
+    name: 'gpulet.gpu.clock.event_reasons', kind: 'gauge', unit: '1', standard: false,
+    description: 'Bitmask of current clock event (throttle) reasons, nvmlClocksEventReason*; not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetCurrentClocksEventReasons (bitmask)',
+    series: [s('clockEventReasons', 'identity', {}, g('DCGM_FI_DEV_CLOCK_THROTTLE_REASONS', 'Current clock throttle reasons (bitmask).'))],
+  },
+  {
+    name: 'gpulet.gpu.pcie.replays', kind: 'counter', unit: '{replay}', standard: false,
+    description: 'PCIe replay count since driver load; not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetPcieReplayCounter',
+    series: [s('pcieReplays', 'identity', {}, c('DCGM_FI_DEV_PCIE_REPLAY_COUNTER', 'Total number of PCIe retries.'))],
+  },
+  {
+    name: 'gpulet.gpu.memory.remapped_rows', kind: 'updowncounter', unit: '{row}', standard: false,
+    description: 'Memory rows remapped (reset with the GPU); not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetRemappedRows',
+    series: [
+      s('remappedRowsCorrectable', 'identity', { 'gpulet.remap.type': 'correctable' }, g('DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for correctable errors.')),
+      s('remappedRowsUncorrectable', 'identity', { 'gpulet.remap.type': 'uncorrectable' }, g('DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for uncorrectable errors.')),
+    ],
+  },
+  {
+    name: 'gpulet.gpu.power.limit', kind: 'gauge', unit: 'W', standard: false,
+    description: 'Enforced power limit; not an OTel semantic convention',
+    nvml: 'nvmlDeviceGetEnforcedPowerLimit (milliwatts)',
+    series: [s('powerLimitMilliwatts', 'milliToUnit', {}, g('DCGM_FI_DEV_POWER_MGMT_LIMIT', 'Power management limit (in W).', 'milliToUnit'))],
+  },
+];
+
+/**
+ * dcgm-exporter series with no OTel instrument of their own (framebuffer free/reserved; the last XID).
+ * `DCGM_FI_DEV_XID_ERRORS` is fed from the health tracker, not from a sample field.
+ */
+export const DCGM_ONLY_SERIES: readonly (DcgmSeries & { readonly field: SampleField })[] = [
+  { ...g('DCGM_FI_DEV_FB_FREE', 'Framebuffer memory free (in MiB).', 'bytesToMiB'), field: 'memoryFreeBytes' },
+  { ...g('DCGM_FI_DEV_FB_RESERVED', 'Framebuffer memory reserved (in MiB).', 'bytesToMiB'), field: 'memoryReservedBytes' },
+];
+
+/** Apply a {@link Conversion}. */
+export function convert(value: number, conversion: Conversion): number {
+  switch (conversion) {
+    case 'identity':
+      return value;
+    case 'percentToRatio':
+      return value / 100;
+    case 'milliToUnit':
+      return value / 1000;
+    case 'bytesToMiB':
+      return value / 1048576;
+  }
+}
+
+/**
+ * The value of a `sample` series for one device, or undefined when the device does not support a reading
+ * it needs (never 0 for "unsupported"), or the reading is not a finite number, or the divisor is 0.
+ */
+export function readSeries(sample: DeviceSample, source: Extract<SeriesSource, { from: 'sample' }>, conversion: Conversion): number | undefined {
+  const raw = sample[source.field];
+  if (typeof raw !== 'number' || !Number.isFinite(raw)) return undefined;
+  if (source.per === undefined) return convert(raw, conversion);
+  const divisor = sample[source.per];
+  if (typeof divisor !== 'number' || !Number.isFinite(divisor) || divisor <= 0) return undefined;
+  return convert(raw / divisor, conversion);
+}

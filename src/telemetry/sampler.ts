@@ -1,0 +1,104 @@
+/**
+ * The one sampler: calls `backend.sample()` every `intervalMs`, one sample in flight, never overlapping
+ * (the next sample is scheduled when the previous settles), timer `unref()`ed so it never holds the
+ * process open. A rejected sample is logged and counted — never an unhandled rejection — and the previous
+ * sample is kept.
+ */
+import { errorMessage } from '../errors.js';
+import type { GpuBackend, Sample } from '../gpu/types.js';
+import type { Logger } from '../log.js';
+
+/** Counters of the sampler, for self-monitoring. */
+export interface SamplerStats {
+  /** Samples that resolved. */
+  readonly ok: number;
+  /** Samples that rejected (the previous sample was kept). */
+  readonly failed: number;
+}
+
+/** Options of {@link Sampler}. */
+export interface SamplerOptions {
+  readonly backend: Pick<GpuBackend, 'sample'>;
+  /** Interval between the end of one sample and the start of the next, ms (≥ 10). */
+  readonly intervalMs: number;
+  readonly logger: Logger;
+}
+
+/** See module docs. */
+export class Sampler {
+  private current: Sample | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private running = false;
+  private okCount = 0;
+  private failedCount = 0;
+  private readonly backend: Pick<GpuBackend, 'sample'>;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
+
+  /** @throws RangeError when `intervalMs` is not a finite number ≥ 10. */
+  constructor(options: SamplerOptions) {
+    if (!Number.isFinite(options.intervalMs) || options.intervalMs < 10) {
+      throw new RangeError(`telemetry sample interval must be ≥ 10 ms, got ${options.intervalMs}`);
+    }
+    this.backend = options.backend;
+    this.intervalMs = options.intervalMs;
+    this.logger = options.logger;
+  }
+
+  /** Latest successful sample, or undefined before the first one. */
+  latest(): Sample | undefined {
+    return this.current;
+  }
+
+  /** Counts of resolved and rejected samples. */
+  stats(): SamplerStats {
+    return { ok: this.okCount, failed: this.failedCount };
+  }
+
+  /**
+   * Take one sample now, or join the one in flight (never two at once). Resolves when it settles;
+   * never rejects.
+   */
+  sampleNow(): Promise<void> {
+    this.inFlight ??= this.takeSample().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  /** Start periodic sampling (idempotent). The first periodic sample starts after one interval. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule();
+  }
+
+  /** Stop periodic sampling and wait for a sample in flight to settle (idempotent). */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inFlight;
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.sampleNow().then(() => this.schedule());
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private async takeSample(): Promise<void> {
+    try {
+      const sample = await this.backend.sample();
+      this.current = sample;
+      this.okCount++;
+    } catch (err) {
+      this.failedCount++;
+      this.logger.warn({ err: errorMessage(err), failures: this.failedCount }, 'telemetry: GPU sample failed; keeping the previous sample');
+    }
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * A real Prometheus (Debian's /usr/bin/prometheus) scrapes our /metrics; PromQL over its HTTP API returns
+ * the GPU series. Also /healthz and /readyz. Skipped with a notice when prometheus is not installed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HealthTracker } from '../../src/gpu/health.js';
+import { createMockBackend, type MockBackend } from '../../src/gpu/mock/index.js';
+import { silentLogger } from '../../src/log.js';
+import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
+
+const PROMETHEUS = '/usr/bin/prometheus';
+const havePrometheus = existsSync(PROMETHEUS);
+if (!havePrometheus) console.warn(`NOTICE: ${PROMETHEUS} not found: skipping the Prometheus scrape test (CI installs it)`);
+
+interface PromResult {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+let dir: string;
+let backend: MockBackend;
+let telemetry: Telemetry;
+let prom: ChildProcess | undefined;
+let promUrl: string;
+let promLog = '';
+
+async function query(q: string): Promise<PromResult[]> {
+  const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+  const body = (await res.json()) as { status: string; data?: { result: PromResult[] }; error?: string };
+  if (body.status !== 'success') throw new Error(`PromQL ${q}: ${body.error ?? res.status}`);
+  return body.data!.result;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}: ${String(last)}\nprometheus log:\n${promLog.slice(-3000)}`);
+}
+
+describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-prom-'));
+    backend = createMockBackend({ machine: 'dgx-h100', nodeName: 'prom-node' });
+    await backend.init();
+    telemetry = await startTelemetry({
+      backend, ownership: { owners: () => new Map() }, health: new HealthTracker(backend.inventory()), nodeName: 'prom-node',
+      serviceVersion: '0.1.0', sampleIntervalMs: 500, metricsHost: '127.0.0.1', metricsPort: 0, dcgmCompat: true, logger: silentLogger(),
+    });
+    const promPort = await freePort();
+    promUrl = `http://127.0.0.1:${promPort}`;
+    const config = [
+      'global:',
+      '  scrape_interval: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: gpulet',
+      '    static_configs:',
+      `      - targets: ['127.0.0.1:${telemetry.port}']`,
+      '',
+    ].join('\n');
+    await writeFile(path.join(dir, 'prometheus.yml'), config);
+    prom = spawn(PROMETHEUS, [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--log.level=warn',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    prom.stdout?.on('data', (b: Buffer) => (promLog += b.toString()));
+    prom.stderr?.on('data', (b: Buffer) => (promLog += b.toString()));
+    await until('up == 1', async () => {
+      const up = await query('up{job="gpulet"}');
+      return up[0]?.value[1] === '1' ? true : undefined;
+    }, 45_000);
+  });
+
+  afterAll(async () => {
+    if (prom && prom.exitCode === null) {
+      const exited = new Promise((r) => prom!.once('exit', r));
+      prom.kill('SIGTERM');
+      const t = setTimeout(() => prom?.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    }
+    await telemetry?.shutdown();
+    await backend?.shutdown();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('has hw.gpu.utilization for every whole GPU, as a 0..1 fraction', async () => {
+    const whole = backend.inventory().gpus.filter((g) => !g.migEnabled).map((g) => g.uuid);
+    const series = await until('utilization series', async () => {
+      const r = await query('hw_gpu_utilization{hw_gpu_task="general"}');
+      return r.length >= whole.length ? r : undefined;
+    }, 20_000);
+    expect(new Set(series.map((s) => s.metric['hw_id']))).toEqual(new Set(whole));
+    for (const s of series) {
+      const v = Number(s.value[1]);
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThanOrEqual(1);
+      expect(s.metric).toMatchObject({ hw_type: 'gpu', hw_vendor: 'NVIDIA', job: 'gpulet' });
+    }
+  });
+
+  it('has hw.gpu.memory.usage for every MIG device, within its memory', async () => {
+    const migs = backend.inventory().gpus.flatMap((g) => g.migDevices);
+    const series = await query('hw_gpu_memory_usage{hw_parent!=""}');
+    const byId = new Map(series.map((s) => [s.metric['hw_id'], Number(s.value[1])]));
+    expect(migs.length).toBe(10);
+    for (const m of migs) {
+      const v = byId.get(m.uuid);
+      expect(v, m.uuid).toBeDefined();
+      expect(v!).toBeGreaterThanOrEqual(0);
+      expect(v!).toBeLessThanOrEqual(m.memoryBytes);
+    }
+  });
+
+  it('has the dcgm-exporter series with dcgm labels, in dcgm units', async () => {
+    const util = await query('DCGM_FI_DEV_GPU_UTIL');
+    expect(util.length).toBe(6);
+    for (const s of util) {
+      expect(Number(s.value[1])).toBeGreaterThanOrEqual(0);
+      expect(Number(s.value[1])).toBeLessThanOrEqual(100);
+      expect(s.metric).toMatchObject({ Hostname: 'prom-node', modelName: expect.stringContaining('H100') as string });
+      expect(s.metric['device']).toMatch(/^nvidia\d+$/);
+      expect(s.metric['pci_bus_id']).toMatch(/^[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.[0-7]$/);
+    }
+    const fb = await query('DCGM_FI_DEV_FB_USED{GPU_I_PROFILE!=""}');
+    expect(fb.length).toBe(10);
+    // Same device, two units: MiB (dcgm) vs bytes (OTel), sampled at the same scrape.
+    const ratio = await query('sum(DCGM_FI_DEV_FB_USED{GPU_I_PROFILE!=""}) * 1048576 / sum(hw_gpu_memory_usage{hw_parent!=""})');
+    expect(ratio).toHaveLength(1);
+    expect(Number(ratio[0]!.value[1])).toBeCloseTo(1, 6);
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    expect((await fetch(`${telemetry.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${telemetry.url}/readyz`)).status).toBe(503);
+    telemetry.setReady(true);
+    expect((await fetch(`${telemetry.url}/readyz`)).status).toBe(200);
+  });
+});
