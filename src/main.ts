@@ -1,0 +1,195 @@
+/**
+ * The one composition root: builds every part from the configuration, starts them in dependency order and
+ * stops them in reverse. No other module constructs another module's parts.
+ *
+ * Start order: GPU backend → health tracker → Kubernetes client (embedded API server in dev) → claim state
+ * (checkpoint) → ResourceSlice publisher → telemetry (/metrics, /healthz, /readyz, OTLP) → kubelet plugin
+ * (registration last, so the kubelet only sees a plugin that can serve).
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from './config.js';
+import { createBackend } from './gpu/backend.js';
+import { HealthTracker } from './gpu/health.js';
+import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
+import type { GpuBackend } from './gpu/types.js';
+import { loadKubeConfig } from './k8s/kubeconfig.js';
+import type { Logger } from './log.js';
+import { SlicePublisher } from './dra/publisher.js';
+import { startKubeletPlugin, type KubeletPlugin } from './dra/plugin.js';
+import { deviceHealthSource } from './dra/device-health.js';
+import { ClaimManager } from './state/claims.js';
+import { KubeClaimSource } from './state/claim-source.js';
+import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+
+/** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
+export interface Agent {
+  readonly config: Config;
+  readonly backend: GpuBackend;
+  readonly claims: ClaimManager;
+  readonly publisher: SlicePublisher;
+  readonly telemetry: Telemetry;
+  readonly plugin: KubeletPlugin;
+  readonly kubeConfig: KubeConfig;
+  /** Embedded API server, when `config.kubeApi === 'embedded'`. */
+  readonly apiServer: { readonly url: string; readonly kubeconfigPath: string } | undefined;
+  stop(): Promise<void>;
+}
+
+/** Package version, for `service.version`. */
+export const VERSION = '0.1.0';
+
+/**
+ * Build and start the whole agent.
+ * @throws BackendError / ConfigError / CheckpointError when a part cannot start; parts already started are
+ *   stopped before the error propagates, so nothing is left half-registered.
+ */
+export async function startAgent(config: Config, logger: Logger): Promise<Agent> {
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of stops.reverse()) {
+      try {
+        await s.stop();
+      } catch (err: unknown) {
+        logger.warn({ err, component: s.name }, 'error while stopping');
+      }
+    }
+    stops.length = 0;
+  };
+  try {
+    const backend = createBackend(config, logger.child({ component: 'backend' }));
+    await backend.init();
+    stops.push({ name: 'backend', stop: () => backend.shutdown() });
+    const inventory = backend.inventory();
+    logger.info(
+      { backend: backend.kind, gpus: inventory.gpus.length, driverVersion: inventory.system.driverVersion },
+      'GPU inventory discovered',
+    );
+
+    const health = new HealthTracker(inventory);
+    const unsubscribeHealth = backend.onHealthEvent((event) => {
+      logger.warn({ uuid: event.uuid, kind: event.kind, xid: event.xid }, event.message);
+      health.record(event);
+    });
+    stops.push({ name: 'health', stop: () => Promise.resolve(unsubscribeHealth()) });
+
+    let apiServer: Agent['apiServer'];
+    let kubeConfig: KubeConfig;
+    if (config.kubeApi === 'embedded') {
+      const { startEmbeddedApi } = await import('../dev/embedded.js');
+      const embedded = await startEmbeddedApi(config, logger.child({ component: 'embedded-apiserver' }));
+      stops.push({ name: 'embedded-apiserver', stop: () => embedded.close() });
+      apiServer = { url: embedded.url, kubeconfigPath: embedded.kubeconfigPath };
+      kubeConfig = loadKubeConfig({ mode: 'yaml', yaml: embedded.kubeconfig() });
+      logger.info({ url: embedded.url, kubeconfig: embedded.kubeconfigPath }, 'embedded API server listening');
+    } else if (config.kubeApi === 'in-cluster') {
+      kubeConfig = loadKubeConfig({ mode: 'in-cluster' });
+    } else {
+      kubeConfig = loadKubeConfig({ mode: 'kubeconfig', path: config.kubeconfig ?? '' });
+    }
+
+    const claims = new ClaimManager({
+      driverName: config.driverName,
+      poolName: config.nodeName,
+      inventory: () => backend.inventory(),
+      claimSource: new KubeClaimSource(kubeConfig),
+      cdiDir: config.cdiDir,
+      ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
+      checkpointPath: config.checkpointPath,
+      logger: logger.child({ component: 'claims' }),
+    });
+    await claims.init();
+
+    const publisher = new SlicePublisher({
+      kubeConfig,
+      driverName: config.driverName,
+      nodeName: config.nodeName,
+      logger: logger.child({ component: 'publisher' }),
+    });
+    publisher.start();
+    publisher.update(inventory, new Set(health.unhealthyUuids()));
+    const unsubscribeSlices = health.onChange(() => publisher.update(backend.inventory(), new Set(health.unhealthyUuids())));
+    stops.push({
+      name: 'publisher',
+      stop: async () => {
+        unsubscribeSlices();
+        await publisher.stop();
+      },
+    });
+
+    const host = await getHostFacts();
+    const telemetry = await startTelemetry({
+      backend,
+      ownership: claims,
+      health,
+      nodeName: config.nodeName,
+      serviceVersion: VERSION,
+      resourceAttributes: hostResourceAttributes(host),
+      sampleIntervalMs: config.sampleIntervalMs,
+      metricsHost: config.metricsAddress.host,
+      metricsPort: config.metricsAddress.port,
+      ...(config.otlpEndpoint === undefined
+        ? {}
+        : { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpExportIntervalMs, timeoutMs: 10_000 } }),
+      dcgmCompat: config.dcgmCompat,
+      driverName: config.driverName,
+      logger: logger.child({ component: 'telemetry' }),
+    });
+    stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
+    telemetry.setReady(false, 'kubelet plugin not started');
+
+    const plugin = await startKubeletPlugin({
+      driverName: config.driverName,
+      registryDir: config.pluginRegistryDir,
+      pluginsDir: config.pluginsDir,
+      ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
+      preparer: claims,
+      health: deviceHealthSource(config.nodeName, () => backend.inventory(), health),
+      logger: logger.child({ component: 'kubelet-plugin' }),
+      onRegistered: (ok, error) => {
+        if (ok) {
+          logger.info('registered with the kubelet; republishing ResourceSlices');
+          publisher.republish();
+        } else {
+          logger.error({ error }, 'the kubelet rejected the registration');
+        }
+      },
+    });
+    stops.push({ name: 'kubelet-plugin', stop: () => plugin.stop() });
+    telemetry.setReady(true);
+    logger.info(
+      { registrationSocket: plugin.registrationSocket, draSocket: plugin.draSocket, metrics: telemetry.url },
+      'gpulet is running',
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      config,
+      backend,
+      claims,
+      publisher,
+      telemetry,
+      plugin,
+      kubeConfig,
+      apiServer,
+      stop: () => {
+        stopping ??= (async () => {
+          telemetry.setReady(false, 'shutting down');
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<void>((resolve) => {
+            timer = setTimeout(() => {
+              logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
+              resolve();
+            }, config.shutdownTimeoutMs);
+            timer.unref();
+          });
+          await Promise.race([stopAll(), timeout]);
+          clearTimeout(timer);
+        })();
+        return stopping;
+      },
+    };
+  } catch (err: unknown) {
+    await stopAll();
+    throw err;
+  }
+}
