@@ -1,0 +1,82 @@
+# syntax=docker/dockerfile:1
+#
+# gpulet's container image: the compiled agent (dist/), its production node_modules, the native NVML addon
+# and the kubelet protos, on Node.js 24 (LTS). Build from the repository root:
+#
+#   docker build -t ghcr.io/gpulet/gpulet:0.1.0 .
+#
+# (ghcr.io/gpulet is a placeholder: push to your registry and set the image in daemonset/.) The image runs
+# the compiled JavaScript with plain `node`, never tsx. It contains no NVIDIA library: the addon dlopen()s
+# libnvidia-ml.so.1 at run time from the host driver the DaemonSet mounts (GPULET_NVML_LIBRARY), so the same
+# image builds anywhere and runs with any driver version.
+
+# ---- build: install everything, compile the addon and the TypeScript, then drop dev dependencies ----
+FROM node:24-bookworm AS build
+WORKDIR /src
+
+# Toolchain for node-gyp (already in the full bookworm image; stated so the stage does not depend on it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+
+# node-gyp compiles against the headers shipped in this image (/usr/local/include/node) instead of
+# downloading them.
+ENV npm_config_nodedir=/usr/local
+
+# Dependencies first, for layer caching. --ignore-scripts: no dependency's install script is needed to
+# build (the `node` devDependency would otherwise fetch a second Node binary); the one native build, our
+# addon, is run explicitly below so that a failure stops the build here.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
+# The N-API addon (native/ → build/Release/gpulet_nvml.node), with the node-gyp bundled in npm.
+COPY binding.gyp ./
+COPY native/ native/
+RUN node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
+ && test -f build/Release/gpulet_nvml.node
+
+# The TypeScript: tsconfig.build.json compiles src/ and dev/ into dist/ (dist/src/cli.js is the entry).
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ src/
+COPY dev/ dev/
+RUN npm run build \
+ && test -f dist/src/cli.js \
+ && if [ -d dev/apiserver/openapi ]; then cp -r dev/apiserver/openapi dist/dev/apiserver/; fi
+
+# Production dependencies only, for the runtime stage.
+RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime: Node.js 24 slim, no compiler, no npm install ----
+FROM node:24-bookworm-slim AS runtime
+
+LABEL org.opencontainers.image.title="gpulet" \
+      org.opencontainers.image.description="Node-level GPU agent for Kubernetes: NVML discovery, a DRA driver (kubelet plugin, ResourceSlices, CDI) and OpenTelemetry/Prometheus GPU telemetry" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/gpulet/gpulet" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# The layout the code expects at run time: the addon loader finds the repository root by binding.gyp and
+# loads <root>/build/Release/gpulet_nvml.node; the kubelet protos are read from <root>/proto.
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/binding.gyp ./binding.gyp
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/build/Release/gpulet_nvml.node ./build/Release/gpulet_nvml.node
+COPY --from=build /src/dist ./dist
+COPY proto/ ./proto/
+
+# Runs as root (UID 0), deliberately: on a node the agent creates unix sockets in the kubelet's root-owned
+# plugin directories (/var/lib/kubelet/plugins_registry, /var/lib/kubelet/plugins) and writes CDI specs
+# to /var/run/cdi, which a non-root UID cannot do. The DaemonSet confines it otherwise (read-only root
+# filesystem, least-privilege RBAC, an admission policy limiting it to its own node's ResourceSlices).
+USER 0
+
+# Prometheus /metrics, /healthz and /readyz (GPULET_METRICS_ADDRESS, default 0.0.0.0:9400).
+EXPOSE 9400
+
+# Exec form: node is PID 1 and receives SIGTERM itself, so the agent can remove its sockets, flush
+# telemetry and exit within the pod's termination grace period. Same entry as bin/gpulet.js.
+ENTRYPOINT ["node", "dist/src/cli.js"]
