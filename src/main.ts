@@ -95,7 +95,7 @@ export async function startAgent(config: Config, logger: Logger): Promise<Agent>
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
       checkpointPath: config.checkpointPath,
-      logger: logger.child({ component: 'claims' }),
+      logger,
     });
     await claims.init();
 
@@ -103,7 +103,7 @@ export async function startAgent(config: Config, logger: Logger): Promise<Agent>
       kubeConfig,
       driverName: config.driverName,
       nodeName: config.nodeName,
-      logger: logger.child({ component: 'publisher' }),
+      logger,
     });
     publisher.start();
     publisher.update(inventory, new Set(health.unhealthyUuids()));
@@ -132,7 +132,7 @@ export async function startAgent(config: Config, logger: Logger): Promise<Agent>
         : { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpExportIntervalMs, timeoutMs: 10_000 } }),
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
-      logger: logger.child({ component: 'telemetry' }),
+      logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
     telemetry.setReady(false, 'kubelet plugin not started');
