@@ -6,7 +6,9 @@
  * Naming follows NVIDIA's k8s-dra-driver-gpu (CONTRACTS.md §4):
  * - full GPU: `gpu-<minor>` (minor number, not index, so names survive a GPU dropping off the bus);
  * - MIG device: `gpu-<parentMinor>-mig-<profile without dots>-<giProfileId>-<placementStart>`,
- *   e.g. `gpu-0-mig-1g10gb-19-6`; a `+me` profile keeps its letters: `1g.10gb+me` → `1g10gbme`.
+ *   e.g. `gpu-0-mig-1g10gb-19-6`. The profile is mangled as NVIDIA's driver does (`migppCanonicalName`:
+ *   dots removed, lower-cased, other characters outside `[a-z0-9-]` replaced by `-`, trimmed of `-`), so
+ *   `1g.10gb+me` → `1g10gb-me`.
  */
 import type { GpuInfo, Inventory, MigDeviceInfo } from '../gpu/types.js';
 
@@ -28,7 +30,7 @@ export function gpuDeviceName(gpu: Pick<GpuInfo, 'minor'>): string {
 
 /** DRA device name of a MIG device, e.g. `gpu-0-mig-1g10gb-19-6`. The result is a DNS label. */
 export function migDeviceName(mig: Pick<MigDeviceInfo, 'parentMinor' | 'profile' | 'giProfileId' | 'placement'>): string {
-  const profile = mig.profile.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const profile = mig.profile.replaceAll('.', '').toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
   return `gpu-${mig.parentMinor}-mig-${profile}-${mig.giProfileId}-${mig.placement.start}`;
 }
 

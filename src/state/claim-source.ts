@@ -74,11 +74,19 @@ export function toApiError(err: unknown, what: string): ApiError {
     return new ApiError(`reading ${what} failed (HTTP ${code})${suffix}`, code, { cause: err });
   }
   return new ApiError(
-    `API server unreachable reading ${what}: ${errorMessage(err)}; retryable, the kubelet will retry ` +
+    `API server unreachable reading ${what}: ${errorMessage(err)}${causeDetail(err)}; retryable, the kubelet will retry ` +
       `(check the kubeconfig / in-cluster config and network)`,
     undefined,
     { cause: err },
   );
+}
+
+/** The underlying socket error of a failed fetch (`fetch failed` hides it in `cause`), e.g. ` (connect ECONNREFUSED 127.0.0.1:6443)`. */
+function causeDetail(err: unknown): string {
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (!(cause instanceof Error)) return '';
+  const code = (cause as NodeJS.ErrnoException).code;
+  return ` (${cause.message}${code && !cause.message.includes(code) ? `, ${code}` : ''})`;
 }
 
 /** `message` of a Kubernetes `Status` body (as object or JSON string), if any. */
