@@ -1,58 +1,28 @@
 /**
  * A real OTLP/gRPC metrics receiver for tests: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
- * on 127.0.0.1:<free port>, decoding with @grpc/proto-loader. The @opentelemetry packages installed
- * (0.301) ship a hand-written protobuf *writer* and no request decoder, so the message definitions are
- * written out here — the subset of open-telemetry/opentelemetry-proto v1 (`collector/metrics/v1/
- * metrics_service.proto`, `metrics/v1/metrics.proto`, `resource/v1/resource.proto`, `common/v1/common.proto`)
- * that carries names, units, gauges, sums and attributes, with upstream's field numbers. Unknown fields
- * (histograms, exemplars, ...) are skipped by the decoder as protobuf requires.
+ * on 127.0.0.1:<free port>. Requests are decoded with the protobuf code the OpenTelemetry JS project generated
+ * from the official open-telemetry/opentelemetry-proto files (`build/src/generated/root.js` of
+ * @opentelemetry/otlp-transformer 0.215, installed as the devDependency alias `otlp-transformer-protos`; the
+ * 0.3xx releases the exporter uses dropped the generated decoder). So what we send is checked by an
+ * independent decoder, not by our own transcription of the protos.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 
-const OTLP_METRICS_PROTO = `
-syntax = "proto3";
-package opentelemetry.proto.collector.metrics.v1;
+interface GeneratedMessage {
+  decode(buf: Uint8Array): unknown;
+  toObject(msg: unknown, options: Record<string, unknown>): unknown;
+}
+const require = createRequire(import.meta.url);
+const generated = require('otlp-transformer-protos/build/src/generated/root.js') as {
+  opentelemetry: { proto: { collector: { metrics: { v1: { ExportMetricsServiceRequest: GeneratedMessage } } } } };
+};
+const ExportRequest = generated.opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest;
 
-message AnyValue {
-  oneof value {
-    string string_value = 1;
-    bool bool_value = 2;
-    int64 int_value = 3;
-    double double_value = 4;
-    bytes bytes_value = 7;
-  }
+/** Decode an `ExportMetricsServiceRequest` (camelCase fields, 64-bit ints as strings, defaults filled). */
+export function decodeExportRequest(buf: Buffer): OtlpRequest {
+  return ExportRequest.toObject(ExportRequest.decode(buf), { longs: String, enums: Number, defaults: true, arrays: true, oneofs: true }) as OtlpRequest;
 }
-message KeyValue { string key = 1; AnyValue value = 2; }
-message Resource { repeated KeyValue attributes = 1; uint32 dropped_attributes_count = 2; }
-message InstrumentationScope { string name = 1; string version = 2; repeated KeyValue attributes = 3; }
-message NumberDataPoint {
-  repeated KeyValue attributes = 7;
-  fixed64 start_time_unix_nano = 2;
-  fixed64 time_unix_nano = 3;
-  oneof value { double as_double = 4; sfixed64 as_int = 6; }
-  uint32 flags = 8;
-}
-message Gauge { repeated NumberDataPoint data_points = 1; }
-message Sum { repeated NumberDataPoint data_points = 1; int32 aggregation_temporality = 2; bool is_monotonic = 3; }
-message Metric {
-  string name = 1;
-  string description = 2;
-  string unit = 3;
-  oneof data { Gauge gauge = 5; Sum sum = 7; }
-}
-message ScopeMetrics { InstrumentationScope scope = 1; repeated Metric metrics = 2; string schema_url = 3; }
-message ResourceMetrics { Resource resource = 1; repeated ScopeMetrics scope_metrics = 2; string schema_url = 3; }
-message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
-message ExportMetricsPartialSuccess { int64 rejected_data_points = 1; string error_message = 2; }
-message ExportMetricsServiceResponse { ExportMetricsPartialSuccess partial_success = 1; }
-service MetricsService {
-  rpc Export(ExportMetricsServiceRequest) returns (ExportMetricsServiceResponse) {}
-}
-`;
 
 export interface OtlpAnyValue {
   stringValue?: string;
@@ -104,14 +74,18 @@ export interface OtlpReceiver {
 }
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-otlp-'));
-  const protoPath = path.join(dir, 'metrics_service.proto');
-  await writeFile(protoPath, OTLP_METRICS_PROTO);
-  const def = protoLoader.loadSync(protoPath, { longs: String, enums: Number, defaults: true, arrays: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    opentelemetry: { proto: { collector: { metrics: { v1: { MetricsService: grpc.ServiceClientConstructor } } } } };
+  const service: grpc.ServiceDefinition = {
+    Export: {
+      path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+      requestStream: false,
+      responseStream: false,
+      requestDeserialize: decodeExportRequest,
+      requestSerialize: () => Buffer.alloc(0),
+      // ExportMetricsServiceResponse{} (no partial_success) encodes to zero bytes.
+      responseSerialize: () => Buffer.alloc(0),
+      responseDeserialize: () => ({}),
+    },
   };
-  const service = pkg.opentelemetry.proto.collector.metrics.v1.MetricsService.service;
   const requests: OtlpRequest[] = [];
   const waiters: { pred: (r: OtlpRequest) => boolean; resolve: (r: OtlpRequest) => void }[] = [];
   const server = new grpc.Server();
@@ -143,7 +117,6 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
     async close() {
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }
