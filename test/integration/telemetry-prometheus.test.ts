@@ -1,6 +1,7 @@
 /**
- * A real Prometheus (Debian's /usr/bin/prometheus) scrapes our /metrics; PromQL over its HTTP API returns
- * the GPU series. Also /healthz and /readyz. Skipped with a notice when prometheus is not installed.
+ * A real Prometheus (Debian's /usr/bin/prometheus) scrapes the whole running agent (mock dgx-h100, embedded API
+ * server, as `npm start` runs it); PromQL over its HTTP API returns the GPU series. Also /healthz and /readyz.
+ * Skipped with a notice when prometheus is not installed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,10 +10,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HealthTracker } from '../../src/gpu/health.js';
-import { createMockBackend, type MockBackend } from '../../src/gpu/mock/index.js';
+import { loadConfig } from '../../src/config.js';
+import type { GpuBackend } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
+import { startAgent, type Agent } from '../../src/main.js';
+import type { Telemetry } from '../../src/telemetry/exporters.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const havePrometheus = existsSync(PROMETHEUS);
@@ -35,7 +37,8 @@ async function freePort(): Promise<number> {
 }
 
 let dir: string;
-let backend: MockBackend;
+let agent: Agent;
+let backend: GpuBackend;
 let telemetry: Telemetry;
 let prom: ChildProcess | undefined;
 let promUrl: string;
@@ -66,15 +69,17 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-prom-'));
-    backend = createMockBackend({ machine: 'dgx-h100', nodeName: 'prom-node' });
-    await backend.init();
-    telemetry = await startTelemetry({
-      backend, ownership: { owners: () => new Map() }, health: new HealthTracker(backend.inventory()), nodeName: 'prom-node',
-      serviceVersion: '0.1.0', sampleIntervalMs: 500, metricsHost: '127.0.0.1', metricsPort: 0, dcgmCompat: true, logger: silentLogger(),
-    });
+    const config = loadConfig(
+      ['--node-name', 'prom-node', '--state-dir', path.join(dir, 'agent'), '--metrics-address', '127.0.0.1:0', '--sample-interval', '500'],
+      {},
+      dir,
+    );
+    agent = await startAgent(config, silentLogger());
+    backend = agent.backend;
+    telemetry = agent.telemetry;
     const promPort = await freePort();
     promUrl = `http://127.0.0.1:${promPort}`;
-    const config = [
+    const promConfig = [
       'global:',
       '  scrape_interval: 1s',
       '  evaluation_interval: 1s',
@@ -84,7 +89,7 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
       `      - targets: ['127.0.0.1:${telemetry.port}']`,
       '',
     ].join('\n');
-    await writeFile(path.join(dir, 'prometheus.yml'), config);
+    await writeFile(path.join(dir, 'prometheus.yml'), promConfig);
     prom = spawn(PROMETHEUS, [
       `--config.file=${path.join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${path.join(dir, 'data')}`,
@@ -107,8 +112,7 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
       await exited;
       clearTimeout(t);
     }
-    await telemetry?.shutdown();
-    await backend?.shutdown();
+    await agent?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -160,8 +164,11 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
 
   it('answers /healthz and /readyz', async () => {
     expect((await fetch(`${telemetry.url}/healthz`)).status).toBe(200);
-    expect((await fetch(`${telemetry.url}/readyz`)).status).toBe(503);
-    telemetry.setReady(true);
     expect((await fetch(`${telemetry.url}/readyz`)).status).toBe(200);
+    telemetry.setReady(false, 'test: not ready');
+    const notReady = await fetch(`${telemetry.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toContain('test: not ready');
+    telemetry.setReady(true);
   });
 });
