@@ -18,13 +18,14 @@ import type { ClaimRef } from '../../src/dra/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent, type Agent } from '../../src/main.js';
 import { parsePrometheusText, type PromSample } from '../unit/telemetry-promtext.js';
+import { reference } from '../reference.js';
 
 /** Node name of every e2e agent. */
 export const NODE = 'e2e-node';
 /** gpulet's default DRA driver name. */
 export const DRIVER = 'gpu.gpulet.dev';
 /** Official CDI JSON schema (draft-07) of the reference data. */
-export const CDI_SCHEMA_DIR = '/work/shared/reference/cdi-schema';
+export const CDI_SCHEMA_DIR = reference('cdi-schema');
 
 /** A fresh temp dir under os.tmpdir(). */
 export function tempDir(prefix = 'gpulet-e2e-'): Promise<string> {

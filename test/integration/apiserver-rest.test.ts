@@ -7,10 +7,11 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
+import { reference } from '../reference.js';
 
 const GV = '/apis/resource.k8s.io/v1';
 const CLAIMS = `${GV}/namespaces/default/resourceclaims`;
-const REFERENCE = new URL('../../../shared/reference/resource.k8s.io-v1.openapi-1.35.json', import.meta.url);
+const REFERENCE = reference('resource.k8s.io-v1.openapi-1.35.json');
 
 interface Obj {
   kind: string;

@@ -11,7 +11,7 @@
  * - unknown-field check for every kind: the field lists of `@kubernetes/client-node`'s generated models
  *   (`attributeTypeMap`, Kubernetes 1.36 OpenAPI), walked recursively.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -21,12 +21,13 @@ import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Pod, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
+import { REFERENCE_DIR } from '../reference.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const DAEMONSET_DIR = path.join(REPO_ROOT, 'daemonset');
 export const EXAMPLES_DIR = path.join(DAEMONSET_DIR, 'examples');
 /** shared/reference beside the repository (as CI lays it out), else /work/shared/reference. */
-export const REFERENCE_DIR = [path.resolve(REPO_ROOT, '../shared/reference'), '/work/shared/reference'].find((d) => existsSync(d)) ?? '/work/shared/reference';
+export { REFERENCE_DIR };
 export const RESOURCE_OPENAPI = path.join(REFERENCE_DIR, 'resource.k8s.io-v1.openapi-1.35.json');
 
 /** A Kubernetes object as parsed from YAML. */

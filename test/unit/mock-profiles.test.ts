@@ -2,16 +2,13 @@
  * The mock's MIG profile tables against the independent fact: the markdown tables of
  * /work/shared/reference/mig-profiles.md (NVIDIA's MIG guide and `nvidia-smi mig -lgip` output), parsed here.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GPU_MODELS } from '../../src/gpu/mock/index.js';
 import type { MigProfile } from '../../src/gpu/mock/index.js';
+import { reference } from '../reference.js';
 
-const REFERENCE = [
-  path.resolve(import.meta.dirname, '../../../shared/reference/mig-profiles.md'),
-  '/work/shared/reference/mig-profiles.md',
-].find((p) => existsSync(p));
+const REFERENCE = reference('mig-profiles.md');
 
 interface RefRow {
   name: string;
@@ -64,8 +61,8 @@ function asRef(p: MigProfile): RefRow {
   };
 }
 
-describe.skipIf(!REFERENCE)('mock MIG profile tables vs reference/mig-profiles.md', () => {
-  const md = REFERENCE ? readFileSync(REFERENCE, 'utf8') : '';
+describe('mock MIG profile tables vs reference/mig-profiles.md', () => {
+  const md = readFileSync(REFERENCE, 'utf8');
 
   it('A100-SXM4-40GB table matches the reference exactly', () => {
     const ref = tableUnder(md, 'A100-SXM4-40GB');

@@ -10,8 +10,9 @@ import { createMockBackend } from '../../src/gpu/mock/index.js';
 import { buildResourceSlices, SliceError, type SliceSpec } from '../../src/dra/slices.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { EXAMPLE_GPU0_UUID, EXAMPLE_GPU1_UUID, EXAMPLE_MIG_UUID, exampleInventory, h100, manyGpus, mig1g10gb } from './slices-fixture.js';
+import { reference } from '../reference.js';
 
-const OPENAPI = '/work/shared/reference/resource.k8s.io-v1.openapi-1.35.json';
+const OPENAPI = reference('resource.k8s.io-v1.openapi-1.35.json');
 const DRIVER = 'gpu.gpulet.dev';
 
 function sliceValidator(): ValidateFunction {

@@ -22,8 +22,9 @@ import {
 } from '../../src/state/cdi.js';
 import { nvidiaMajors, parseCharacterMajors } from '../../src/state/proc-devices.js';
 import { DRIVER, dgxInventory } from '../fixtures/claims/helpers.js';
+import { reference } from '../reference.js';
 
-const SCHEMA_DIR = '/work/shared/reference/cdi-schema';
+const SCHEMA_DIR = reference('cdi-schema');
 
 function cdiValidator(): ValidateFunction {
   const ajv = new Ajv({ strict: false, allErrors: true });

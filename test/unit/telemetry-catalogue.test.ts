@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as semconv from '@opentelemetry/semantic-conventions/incubating';
 import { describe, expect, it } from 'vitest';
 import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, type Conversion, type SampleField } from '../../src/telemetry/instruments.js';
+import { reference } from '../reference.js';
 
 interface Row {
   otel: string;
@@ -15,7 +16,7 @@ interface Row {
 }
 
 function referenceRows(): Row[] {
-  const md = readFileSync('/work/shared/reference/metrics.md', 'utf8');
+  const md = readFileSync(reference('metrics.md'), 'utf8');
   const rows: Row[] = [];
   for (const line of md.split('\n')) {
     if (!line.startsWith('| ') || line.startsWith('| OTel metric') || line.startsWith('|---')) continue;
