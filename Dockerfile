@@ -35,13 +35,14 @@ COPY native/ native/
 RUN node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
  && test -f build/Release/gpulet_nvml.node
 
-# The TypeScript: tsconfig.build.json compiles src/ and dev/ into dist/ (dist/src/cli.js is the entry).
+# The TypeScript: tsconfig.build.json compiles src/ and dev/ into dist/ (dist/src/cli.js is the entry);
+# the build script also copies the embedded API server's OpenAPI document next to its code.
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
 COPY dev/ dev/
 RUN npm run build \
  && test -f dist/src/cli.js \
- && if [ -d dev/apiserver/openapi ]; then cp -r dev/apiserver/openapi dist/dev/apiserver/; fi
+ && test -f dist/dev/apiserver/openapi/resource.k8s.io-v1.json
 
 # Production dependencies only, for the runtime stage.
 RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
