@@ -16,6 +16,7 @@ const hasKubectl = await run('kubectl', ['version', '--client']).then(
   () => true,
   () => false,
 );
+if (!hasKubectl) console.warn('NOTICE: kubectl not found on PATH: skipping the kubectl tests of the embedded API server');
 
 describe.skipIf(!hasKubectl)('embedded API server with kubectl', () => {
   let dir: string;
