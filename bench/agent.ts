@@ -1,0 +1,66 @@
+/**
+ * The whole agent in this process, as `gpulet` runs it (startAgent: mock dgx-h100, embedded API server,
+ * kubelet plugin on real unix sockets, telemetry on 127.0.0.1:0), plus a KubeletSimulator registered with it.
+ * Shared by the prepare and footprint benchmarks. Everything lives in one temp dir removed by `close()`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type Config } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { startAgent, type Agent } from '../src/main.js';
+import { KubeletSimulator } from '../dev/kubelet/simulator.js';
+
+/** A running agent with a registered kubelet simulator. */
+export interface BenchAgent {
+  readonly agent: Agent;
+  readonly config: Config;
+  readonly kubelet: KubeletSimulator;
+  /** The temp dir holding state, sockets, CDI specs and the kubeconfig. */
+  readonly dir: string;
+  /** ms from calling startAgent to it resolving (servers up, plugin registered). */
+  readonly startMs: number;
+  /** ms from calling startAgent to the first ResourceSlices being written (publisher in sync). */
+  readonly slicesMs: number;
+  /** Stop the simulator and the agent, remove the temp dir. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the agent and the kubelet simulator; waits for registration and for the slices to be published.
+ * @param sampleIntervalMs GPU sampling interval of the agent (1000 = 1 Hz)
+ * @throws whatever startAgent throws, or Error when the plugin does not register within 10 s
+ */
+export async function startBenchAgent(sampleIntervalMs: number): Promise<BenchAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-'));
+  const config = loadConfig(
+    ['--node-name', 'bench-node', '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--sample-interval', String(sampleIntervalMs), '--log-level', 'silent'],
+    {},
+    dir,
+  );
+  let agent: Agent | undefined;
+  let kubelet: KubeletSimulator | undefined;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await kubelet?.stop().catch(() => undefined);
+      await agent?.stop().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    })();
+    return closing;
+  };
+  try {
+    const t0 = performance.now();
+    agent = await startAgent(config, silentLogger());
+    const startMs = performance.now() - t0;
+    await agent.publisher.whenSynced();
+    const slicesMs = performance.now() - t0;
+    kubelet = new KubeletSimulator({ registryDir: config.pluginRegistryDir });
+    await kubelet.start();
+    await kubelet.waitForPlugin(config.driverName, 10_000);
+    return { agent, config, kubelet, dir, startMs, slicesMs, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
