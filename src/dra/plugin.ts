@@ -6,7 +6,8 @@
  * - Registration socket `<registryDir>/<driver>[-<podUID>]-reg.sock`: pluginregistration.Registration,
  *   which the kubelet's plugin watcher discovers.
  * The DRA socket is listening before the registration socket appears, so the kubelet can use the endpoint
- * as soon as it learns of it; on stop the registration socket goes first.
+ * as soon as it learns of it; on stop the registration socket goes first. A socket that is removed while we
+ * run (kubelet restart, cleanup) is re-created (`socket-guard.ts`), so the kubelet registers us again.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
@@ -17,6 +18,7 @@ import { createDraService } from './grpc-dra-service.js';
 import { createRegistrationService, type RegistrationCallback, type RegistrationState } from './registration.js';
 import { createHealthService, type HealthServiceHandle, type HealthSource } from './health-service.js';
 import { socketPaths } from './sockets.js';
+import { guardSockets, type SocketGuard } from './socket-guard.js';
 
 /** Options of {@link startKubeletPlugin}. */
 export interface KubeletPluginOptions {
@@ -39,6 +41,8 @@ export interface KubeletPluginOptions {
   readonly shutdownTimeoutMs?: number;
   /** Health keep-alive re-send period in ms (tests). Default 10000. */
   readonly healthResendIntervalMs?: number;
+  /** Period of the fallback check that re-creates removed sockets, ms. Default 2000. */
+  readonly socketCheckIntervalMs?: number;
 }
 
 /** A running kubelet plugin. */
@@ -49,6 +53,8 @@ export interface KubeletPlugin {
   readonly draSocket: string;
   /** Last registration status the kubelet reported. */
   registration(): RegistrationState;
+  /** Re-create a removed socket now (the guard also does it on its own: fs.watch + periodic check). */
+  checkSockets(): Promise<void>;
   /** End health streams, stop both servers (graceful, then forced) and remove our sockets. Idempotent. */
   stop(): Promise<void>;
 }
@@ -64,9 +70,6 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
   const services = loadKubeletServices();
   const shutdownMs = opts.shutdownTimeoutMs ?? 5000;
 
-  const draServer = new grpc.Server();
-  draServer.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger));
-  draServer.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger));
   let health: HealthServiceHandle | undefined;
   if (opts.health) {
     health = createHealthService({
@@ -74,7 +77,6 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
       logger,
       ...(opts.healthResendIntervalMs !== undefined ? { resendIntervalMs: opts.healthResendIntervalMs } : {}),
     });
-    draServer.addService(services.healthV1alpha1, health.implementation);
   }
   const registration = createRegistrationService({
     driverName: opts.driverName,
@@ -83,33 +85,66 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     logger,
     onRegistered: opts.onRegistered,
   });
-  const regServer = new grpc.Server();
-  regServer.addService(services.registration, registration.implementation);
+  const makeDraServer = (): grpc.Server => {
+    const server = new grpc.Server();
+    server.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger));
+    server.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger));
+    if (health) server.addService(services.healthV1alpha1, health.implementation);
+    return server;
+  };
+  const makeRegServer = (): grpc.Server => {
+    const server = new grpc.Server();
+    server.addService(services.registration, registration.implementation);
+    return server;
+  };
 
+  /** The two listeners, DRA first: index 0 = DRA, 1 = registration. */
   const bound: { server: grpc.Server; socket: BoundSocket }[] = [];
+  const retired: Promise<void>[] = [];
+  let guard: SocketGuard | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      guard?.stop();
       health?.close();
       // Registration first: the kubelet stops discovering us before the endpoint disappears.
       for (const b of [...bound].reverse()) {
         await removeOwnSocket(b.socket, logger);
         await shutdownServer(b.server, shutdownMs);
       }
-      if (!bound.some((b) => b.server === draServer)) draServer.forceShutdown();
-      if (!bound.some((b) => b.server === regServer)) regServer.forceShutdown();
+      await Promise.all(retired);
       logger.info('kubelet plugin stopped');
     })();
     return stopping;
   };
 
+  /** Bind a fresh server for listener `i` and retire the old one (its in-flight calls finish). */
+  const rebind = async (i: number, make: () => grpc.Server, socketPath: string): Promise<BoundSocket> => {
+    const server = make();
+    const socket = await bindUnix(server, socketPath, logger);
+    const old = bound[i];
+    bound[i] = { server, socket };
+    if (old) retired.push(shutdownServer(old.server, shutdownMs));
+    return socket;
+  };
+
   try {
+    const draServer = makeDraServer();
     bound.push({ server: draServer, socket: await bindUnix(draServer, paths.dra, logger) });
+    const regServer = makeRegServer();
     bound.push({ server: regServer, socket: await bindUnix(regServer, paths.registration, logger) });
   } catch (err) {
     await stop();
     throw err;
   }
+  guard = guardSockets(
+    [
+      { current: () => bound[0]!.socket, recreate: () => rebind(0, makeDraServer, paths.dra) },
+      { current: () => bound[1]!.socket, recreate: () => rebind(1, makeRegServer, paths.registration) },
+    ],
+    logger,
+    opts.socketCheckIntervalMs,
+  );
   logger.info(
     { driver: opts.driverName, registrationSocket: paths.registration, draSocket: paths.dra, health: !!health },
     'kubelet plugin listening',
@@ -118,6 +153,7 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     registrationSocket: paths.registration,
     draSocket: paths.dra,
     registration: () => registration.state(),
+    checkSockets: () => guard?.check() ?? Promise.resolve(),
     stop,
   };
 }
