@@ -101,11 +101,11 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
   /** The two listeners, DRA first: index 0 = DRA, 1 = registration. */
   const bound: { server: grpc.Server; socket: BoundSocket }[] = [];
   const retired: Promise<void>[] = [];
-  let guard: SocketGuard | undefined;
+  const guarded: { guard?: SocketGuard } = {};
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      guard?.stop();
+      guarded.guard?.stop();
       health?.close();
       // Registration first: the kubelet stops discovering us before the endpoint disappears.
       for (const b of [...bound].reverse()) {
@@ -137,7 +137,7 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     await stop();
     throw err;
   }
-  guard = guardSockets(
+  guarded.guard = guardSockets(
     [
       { current: () => bound[0]!.socket, recreate: () => rebind(0, makeDraServer, paths.dra) },
       { current: () => bound[1]!.socket, recreate: () => rebind(1, makeRegServer, paths.registration) },
@@ -153,7 +153,7 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     registrationSocket: paths.registration,
     draSocket: paths.dra,
     registration: () => registration.state(),
-    checkSockets: () => guard?.check() ?? Promise.resolve(),
+    checkSockets: () => guarded.guard?.check() ?? Promise.resolve(),
     stop,
   };
 }
