@@ -7,6 +7,7 @@ import { loadConfig, buildCommand, type Config } from './config.js';
 import { ConfigError, GpuletError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { startAgent } from './main.js';
+import { StartupAbortedError } from './gpu/wait-for-driver.js';
 
 async function run(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -22,15 +23,26 @@ async function run(): Promise<number> {
     return err instanceof ConfigError ? 2 : 1;
   }
   const logger = createLogger(config.logLevel);
+  // A signal during start-up (e.g. while --wait-for-driver waits) cancels it cleanly.
+  const starting = new AbortController();
+  const cancelStart = (): void => starting.abort();
+  process.once('SIGTERM', cancelStart);
+  process.once('SIGINT', cancelStart);
   let agent;
   try {
-    agent = await startAgent(config, logger);
+    agent = await startAgent(config, logger, { signal: starting.signal });
   } catch (err: unknown) {
+    if (err instanceof StartupAbortedError) {
+      logger.info('start-up cancelled by a signal');
+      return 0;
+    }
     const code = err instanceof GpuletError ? err.code : 'UNEXPECTED';
     logger.fatal({ code, err: err instanceof GpuletError ? undefined : err }, errorMessage(err));
     process.stderr.write(`gpulet: cannot start: ${errorMessage(err)}\n`);
     return 1;
   }
+  process.off('SIGTERM', cancelStart);
+  process.off('SIGINT', cancelStart);
   const running = agent;
   return await new Promise<number>((resolve) => {
     let signals = 0;

@@ -35,6 +35,8 @@ export interface Config {
   readonly mockMachine: string;
   /** Path or soname of the NVML library, for `backend = nvml`. */
   readonly nvmlLibrary: string;
+  /** Retry GPU backend start-up (driver not loaded yet) instead of failing fast; not ready meanwhile. */
+  readonly waitForDriver: boolean;
   readonly kubeApi: (typeof KUBE_API_MODES)[number];
   /** Kubeconfig file, for `kubeApi = kubeconfig`. */
   readonly kubeconfig: string | undefined;
@@ -80,6 +82,8 @@ export function parseListenAddress(value: string, option: string): ListenAddress
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
+const isTrue = (v: boolean | string): boolean => v === true || v === 'true' || v === '1';
+
 const rawSchema = z.object({
   nodeName: z.string().min(1).max(253).regex(dnsSubdomain, 'must be a DNS subdomain (lower-case)'),
   podUid: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be a pod UID (lower-case hex and dashes)').optional(),
@@ -87,6 +91,7 @@ const rawSchema = z.object({
   backend: z.enum(BACKENDS),
   mockMachine: z.string().min(1),
   nvmlLibrary: z.string().min(1),
+  waitForDriver: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   kubeApi: z.enum(KUBE_API_MODES),
   kubeconfig: z.string().min(1).optional(),
   embeddedApiPort: z.coerce.number().int().min(0).max(65535),
@@ -118,6 +123,7 @@ export function buildCommand(): Command {
     .addOption(opt('--backend <kind>', 'GPULET_BACKEND', 'GPU backend', 'mock').choices(BACKENDS))
     .addOption(opt('--mock-machine <name>', 'GPULET_MOCK_MACHINE', 'mock machine (backend=mock)', 'dgx-h100'))
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
+    .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
     .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
     .addOption(opt('--embedded-api-port <port>', 'GPULET_EMBEDDED_API_PORT', 'port of the embedded API server (0 = free port)', '0'))
@@ -182,6 +188,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     backend: r.backend,
     mockMachine: r.mockMachine,
     nvmlLibrary: r.nvmlLibrary,
+    waitForDriver: isTrue(r.waitForDriver),
     kubeApi: r.kubeApi,
     kubeconfig: r.kubeconfig === undefined ? undefined : abs(r.kubeconfig),
     embeddedApiPort: r.embeddedApiPort,
@@ -192,7 +199,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     devRoot,
     checkpointPath: path.join(stateDir, 'checkpoint.json'),
     metricsAddress: parseListenAddress(r.metricsAddress, '--metrics-address'),
-    dcgmCompat: r.dcgmCompat === true || r.dcgmCompat === 'true' || r.dcgmCompat === '1',
+    dcgmCompat: isTrue(r.dcgmCompat),
     otlpEndpoint: r.otlpEndpoint,
     otlpExportIntervalMs: r.otlpExportInterval,
     sampleIntervalMs: r.sampleInterval,

@@ -9,6 +9,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { createBackend } from './gpu/backend.js';
+import { initBackend } from './gpu/wait-for-driver.js';
+import { startHttpServer } from './telemetry/http.js';
 import { HealthTracker } from './gpu/health.js';
 import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
 import type { GpuBackend } from './gpu/types.js';
@@ -38,12 +40,19 @@ export interface Agent {
 /** Package version, for `service.version`. */
 export const VERSION = '0.1.0';
 
+/** Options of {@link startAgent}. */
+export interface StartOptions {
+  /** Cancels start-up (e.g. SIGTERM while `--wait-for-driver` waits): rejects with StartupAbortedError. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Build and start the whole agent.
- * @throws BackendError / ConfigError / CheckpointError when a part cannot start; parts already started are
- *   stopped before the error propagates, so nothing is left half-registered.
+ * @throws BackendError / ConfigError / CheckpointError when a part cannot start, StartupAbortedError when
+ *   cancelled; parts already started are stopped before the error propagates, so nothing is left
+ *   half-registered.
  */
-export async function startAgent(config: Config, logger: Logger): Promise<Agent> {
+export async function startAgent(config: Config, logger: Logger, options: StartOptions = {}): Promise<Agent> {
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   const stopAll = async (): Promise<void> => {
     for (const s of stops.reverse()) {
@@ -56,8 +65,7 @@ export async function startAgent(config: Config, logger: Logger): Promise<Agent>
     stops.length = 0;
   };
   try {
-    const backend = createBackend(config, logger.child({ component: 'backend' }));
-    await backend.init();
+    const backend = await startBackend(config, logger, options.signal);
     stops.push({ name: 'backend', stop: () => backend.shutdown() });
     const inventory = backend.inventory();
     logger.info(
@@ -191,5 +199,33 @@ export async function startAgent(config: Config, logger: Logger): Promise<Agent>
   } catch (err: unknown) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * Create and init the GPU backend. With `--wait-for-driver`, a status server answers `/healthz` (200) and
+ * `/readyz` (503, saying what is missing) on the metrics address while start-up is retried; it closes once the
+ * devices are known, before telemetry takes the address over.
+ */
+async function startBackend(config: Config, logger: Logger, signal: AbortSignal | undefined): Promise<GpuBackend> {
+  const create = (): GpuBackend => createBackend(config, logger.child({ component: 'backend' }));
+  if (!config.waitForDriver) return initBackend(create, { wait: false, logger });
+  let reason = 'starting the GPU backend';
+  const status = await startHttpServer({
+    host: config.metricsAddress.host,
+    port: config.metricsAddress.port,
+    metrics: () => Promise.resolve(''),
+    readiness: () => ({ ready: false, reason }),
+    logger,
+  });
+  try {
+    return await initBackend(create, {
+      wait: true,
+      logger,
+      onWaiting: (why) => (reason = `waiting for the GPU driver: ${why}`),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } finally {
+    await status.close();
   }
 }
