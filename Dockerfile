@@ -27,6 +27,7 @@ ENV npm_config_nodedir=/usr/local
 # build (the `node` devDependency would otherwise fetch a second Node binary); the one native build, our
 # addon, is run explicitly below so that a failure stops the build here.
 COPY package.json package-lock.json ./
+COPY scripts/ scripts/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
 # The N-API addon (native/ → build/Release/gpulet_nvml.node), with the node-gyp bundled in npm.
@@ -44,6 +45,15 @@ RUN npm run build \
  && test -f dist/src/cli.js \
  && test -f dist/dev/apiserver/openapi/resource.k8s.io-v1.json
 
+# The SBOM (CycloneDX JSON, `npm run sbom`): every npm package that ships in the image, with version, purl,
+# license and integrity hash. The script installs the production tree alone (`npm ci --omit=dev`, from the
+# npm cache the install above filled) and runs `npm sbom --sbom-format cyclonedx --sbom-type application`
+# there: `npm sbom --omit dev` on the full tree would leave out production packages that a dev package also
+# uses (npm/cli#7909). It lists npm packages only; the base image's Debian packages and Node.js itself are
+# not in it (`docker buildx build --sbom=true` attests those).
+RUN npm run sbom \
+ && node -e "const b=require('./dist/sbom.cdx.json'); if (b.bomFormat!=='CycloneDX' || !b.components.length) process.exit(1)"
+
 # Production dependencies only, for the runtime stage.
 RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
@@ -55,7 +65,9 @@ LABEL org.opencontainers.image.title="gpulet" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/gpulet/gpulet" \
-      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim" \
+      dev.gpulet.sbom.path="/app/sbom.cdx.json" \
+      dev.gpulet.sbom.format="CycloneDX JSON (npm sbom)"
 
 ENV NODE_ENV=production
 WORKDIR /app
@@ -68,11 +80,16 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/build/Release/gpulet_nvml.node ./build/Release/gpulet_nvml.node
 COPY --from=build /src/dist ./dist
 COPY proto/ ./proto/
+# The SBOM of the npm packages above, where the dev.gpulet.sbom.path label says
+# (docker run --rm --entrypoint cat <image> /app/sbom.cdx.json).
+COPY --from=build /src/dist/sbom.cdx.json ./sbom.cdx.json
 
 # Runs as root (UID 0), deliberately: on a node the agent creates unix sockets in the kubelet's root-owned
 # plugin directories (/var/lib/kubelet/plugins_registry, /var/lib/kubelet/plugins) and writes CDI specs
-# to /var/run/cdi, which a non-root UID cannot do. The DaemonSet confines it otherwise (read-only root
-# filesystem, least-privilege RBAC, an admission policy limiting it to its own node's ResourceSlices).
+# to /var/run/cdi, which a non-root UID cannot do. It needs root only as the owner of those directories,
+# not any capability: the DaemonSet drops them all and confines it otherwise (not privileged, no privilege
+# escalation, seccomp RuntimeDefault, read-only root filesystem, least-privilege RBAC, an admission policy
+# limiting it to its own node's ResourceSlices).
 USER 0
 
 # Prometheus /metrics, /healthz and /readyz (GPULET_METRICS_ADDRESS, default 0.0.0.0:9400).

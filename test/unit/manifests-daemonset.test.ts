@@ -6,8 +6,11 @@
  *   the container runtime must see the same path, writable where the agent writes;
  * - NODE_NAME and POD_UID come from the downward API; probes and the Service reach the metrics port the
  *   agent listens on;
- * - Kubernetes rules kubernetes-models does not check: privileged excludes allowPrivilegeEscalation: false,
- *   and a privileged pod needs a namespace whose Pod Security level admits it;
+ * - the security posture (daemonset/README.md, "Security"): not privileged, no privilege escalation, every
+ *   capability dropped and none added, seccomp RuntimeDefault, read-only root filesystem, GPU devices from
+ *   the NVIDIA Container Toolkit (runtimeClassName nvidia, all GPUs, the NVML-only `utility` capability),
+ *   the API token mounted only into this pod, projected, bound and expiring; the Pod Security Standards
+ *   level it needs is evaluated in security-podsecurity.test.ts;
  * - scheduling: a GPU node as NVIDIA's GPU Feature Discovery labels it and GKE / the GPU Operator taint it
  *   gets an agent; a node without GPUs does not;
  * - kustomization.yaml installs exactly the numbered files (and `kubectl kustomize` builds it, when kubectl
@@ -18,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import type { V1Container, V1DaemonSet, V1EnvVar, V1NodeSelectorRequirement, V1PodSpec, V1Service, V1Toleration, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1DaemonSet, V1ServiceAccount, V1EnvVar, V1NodeSelectorRequirement, V1PodSpec, V1Service, V1Toleration, V1VolumeMount } from '@kubernetes/client-node';
 import { buildCommand, loadConfig, type Config } from '../../src/config.js';
 import { DAEMONSET_DIR, findOne, installDocs, yamlFiles } from './manifests-k8s.js';
 
@@ -29,6 +32,9 @@ const container: V1Container = pod.containers[0]!;
 const env: V1EnvVar[] = container.env ?? [];
 const namespace = findOne<{ metadata: { name: string; labels: Record<string, string> } }>(install, 'Namespace');
 const service = findOne<V1Service>(install, 'Service');
+const serviceAccount = findOne<V1ServiceAccount>(install, 'ServiceAccount');
+/** Environment variables the NVIDIA Container Toolkit reads from a container (its documentation). */
+const NVIDIA_TOOLKIT_ENV = ['NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES', 'NVIDIA_MIG_MONITOR_DEVICES'];
 
 /** The container's environment as the agent would see it on node `gpu-node-1`, with downward-API values. */
 function resolvedEnv(): Record<string, string> {
@@ -50,9 +56,10 @@ function volume(name: string) {
 describe('DaemonSet environment = the agent configuration contract (src/config.ts)', () => {
   const config: Config = loadConfig([], resolvedEnv(), '/');
 
-  it('names only variables the agent reads', () => {
+  it('names only variables the agent reads (and the NVIDIA Container Toolkit ones its runtime class reads)', () => {
     const known = new Set(buildCommand().options.map((o) => o.envVar).filter((v): v is string => v !== undefined));
     known.add('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT');
+    if (pod.runtimeClassName === 'nvidia') for (const v of NVIDIA_TOOLKIT_ENV) known.add(v);
     expect(env.map((e) => e.name).filter((n) => !known.has(n))).toEqual([]);
   });
 
@@ -122,17 +129,68 @@ describe('DaemonSet environment = the agent configuration contract (src/config.t
   });
 });
 
-describe('DaemonSet rules the API server and Pod Security enforce', () => {
-  it('does not combine privileged with allowPrivilegeEscalation: false (the API rejects it)', () => {
-    const sc = container.securityContext ?? {};
-    if (sc.privileged === true) expect(sc.allowPrivilegeEscalation).not.toBe(false);
+describe('DaemonSet security posture', () => {
+  const sc = container.securityContext ?? {};
+
+  it('is not privileged, cannot gain privileges, and runs under the runtime\'s default seccomp profile', () => {
+    expect(sc.privileged).toBe(false);
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    expect(sc.seccompProfile ?? pod.securityContext?.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+    expect(sc.procMount ?? 'Default').toBe('Default');
+    expect(pod.hostNetwork ?? false).toBe(false);
+    expect(pod.hostPID ?? false).toBe(false);
+    expect(pod.hostIPC ?? false).toBe(false);
+    expect((container.ports ?? []).filter((p) => p.hostPort !== undefined)).toEqual([]);
+    expect(pod.initContainers ?? []).toEqual([]);
+    expect(pod.containers).toHaveLength(1);
+  });
+
+  it('drops every capability and adds none (root only as the owner of root-owned node directories)', () => {
+    expect(sc.capabilities?.drop).toEqual(['ALL']);
+    expect(sc.capabilities?.add ?? []).toEqual([]);
+    expect(sc.runAsUser).toBe(0);
+  });
+
+  it('gets the GPUs from the NVIDIA Container Toolkit: runtime class nvidia, all GPUs, NVML only (no CUDA)', () => {
+    expect(pod.runtimeClassName).toBe('nvidia');
+    const byName = new Map(env.map((e) => [e.name, e.value]));
+    expect(byName.get('NVIDIA_VISIBLE_DEVICES')).toBe('all');
+    // "utility: required for using nvidia-smi and NVML" (NVIDIA Container Toolkit, driver capabilities).
+    expect(byName.get('NVIDIA_DRIVER_CAPABILITIES')).toBe('utility');
+    // The toolkit refuses MIG monitor/config devices for a container without CAP_SYS_ADMIN.
+    expect(byName.has('NVIDIA_MIG_MONITOR_DEVICES') || byName.has('NVIDIA_MIG_CONFIG_DEVICES')).toBe(false);
+    // No host /dev mount: device nodes come from the runtime, never from a hostPath.
+    expect((pod.volumes ?? []).filter((v) => v.hostPath?.path === '/dev' || v.hostPath?.path.startsWith('/dev/'))).toEqual([]);
+  });
+
+  it('mounts the API token only into this pod: projected, pod-bound, expiring, read-only, at the in-cluster path', () => {
+    expect(serviceAccount.automountServiceAccountToken).toBe(false);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.serviceAccountName).toBe(serviceAccount.metadata?.name);
+    const tokenVolumes = (pod.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken));
+    expect(tokenVolumes).toHaveLength(1);
+    const vol = tokenVolumes[0]!;
+    const sources = vol.projected!.sources!;
+    const token = sources.find((s) => s.serviceAccountToken)!.serviceAccountToken!;
+    // No audience: the API server's own, so the token works against it and nowhere else.
+    expect(token.audience).toBeUndefined();
+    expect(token.path).toBe('token');
+    // At least 10 minutes (the API minimum), at most the kubelet's default 1 h (+7 min); the client
+    // (@kubernetes/client-node FileAuth) re-reads the file every 60 s, the kubelet renews at 80 %.
+    expect(token.expirationSeconds).toBeGreaterThanOrEqual(600);
+    expect(token.expirationSeconds).toBeLessThanOrEqual(3607);
+    expect(sources.find((s) => s.configMap)?.configMap).toMatchObject({ name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+    expect(sources.find((s) => s.downwardAPI)?.downwardAPI?.items).toEqual([{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }]);
+    expect(vol.projected!.defaultMode).toBe(0o440); // read-only, and not for others
+    const mount = (container.volumeMounts ?? []).find((m) => m.name === vol.name);
+    // Where @kubernetes/client-node's loadFromCluster() reads token, ca.crt and namespace.
+    expect(mount).toMatchObject({ mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
   });
 
   it('lives in a namespace whose Pod Security level admits its pods', () => {
     expect(ds.metadata?.namespace).toBe(namespace.metadata.name);
-    if (container.securityContext?.privileged === true) {
-      expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
-    }
+    expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBeDefined();
   });
 
   it('rolls out with a surge pod and no gap (both pods serve; sockets carry the pod UID)', () => {

@@ -2,7 +2,9 @@
  * The Dockerfile, read as the builder would (no Docker engine here): what it copies exists and is not
  * excluded by .dockerignore, the runtime stage gets the layout the code looks for at run time (addon next
  * to binding.gyp, kubelet protos, compiled entry), the entry is the one `bin/gpulet.js` runs, the Node major
- * matches the one the project is developed and tested with, and nothing is installed in the runtime stage.
+ * matches the one the project is developed and tested with, and nothing is installed in the runtime stage;
+ * the build stage produces the CycloneDX SBOM with the project's `npm run sbom` and the image carries it
+ * where its label says (the SBOM's content is checked in security-sbom.test.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -53,7 +55,16 @@ const dockerfile = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile
 const ignore = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 const build = dockerfile[0]!;
 const runtime = dockerfile[dockerfile.length - 1]!;
-const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; bin: Record<string, string>; scripts: Record<string, string> };
+
+/** `LABEL k="v" k2=v2 ...` of a stage → map. */
+function labels(stage: Stage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const i of stage.instructions.filter((x) => x.op === 'LABEL')) {
+    for (const m of i.args.matchAll(/([\w.-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)) out[m[1]!] = m[2] ?? m[3] ?? '';
+  }
+  return out;
+}
 
 describe('Dockerfile', () => {
   it('is a two-stage build: full bookworm image to build, slim image to run, same Node major as the project', () => {
@@ -115,5 +126,19 @@ describe('Dockerfile', () => {
     const source = path.join(tsBase.compilerOptions.rootDir, path.relative(tsBase.compilerOptions.outDir, script)).replace(/\.js$/, '.ts');
     expect(existsSync(path.join(REPO_ROOT, source)), source).toBe(true);
     expect(tsBuild.include.some((dir) => source.startsWith(`${dir}/`))).toBe(true);
+  });
+
+  it('builds the CycloneDX SBOM with `npm run sbom` after installing, and ships it where its label points', () => {
+    expect(pkg.scripts['sbom']).toBe('bash scripts/sbom.sh');
+    expect(readFileSync(path.join(REPO_ROOT, 'scripts/sbom.sh'), 'utf8')).toMatch(/npm sbom\b.*--sbom-format cyclonedx/);
+    const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs.search(/npm run sbom\b/)).toBeGreaterThan(runs.search(/npm ci\b/));
+    const copy = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args)).find((c) => c.sources.some((s) => s.endsWith('sbom.cdx.json')));
+    expect(copy?.from).toBe(build.name);
+    expect(copy?.sources).toEqual(['/src/dist/sbom.cdx.json']); // the script's default output, in WORKDIR /src
+    expect(build.instructions.find((i) => i.op === 'WORKDIR')?.args).toBe('/src');
+    const workdir = runtime.instructions.filter((i) => i.op === 'WORKDIR').pop()?.args ?? '/';
+    const label = labels(runtime)['dev.gpulet.sbom.path'];
+    expect(label).toBe(path.posix.join(workdir, copy!.dest));
   });
 });
