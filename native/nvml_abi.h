@@ -1,0 +1,532 @@
+/*
+ * nvml_abi.h — gpulet's own declarations of the subset of the NVIDIA Management Library (NVML) C ABI
+ * that gpulet calls. gpulet never includes NVIDIA's nvml.h at build time (so `npm install` builds on any
+ * Linux machine); libnvidia-ml.so.1 is dlopen()ed at run time and every function below is dlsym()ed
+ * through the `*_fn` pointer typedefs.
+ *
+ * Source of truth: NVIDIA's nvml.h as shipped by Debian's libnvidia-ml-dev 11.8 (/usr/include/nvml.h).
+ * Every struct size, field offset, enum/#define value, versioned-struct version constant and function
+ * prototype here is compared against that header by test/unit/nvml-abi.test.ts, which parses THIS file
+ * to build its list of checks (so nothing declared here escapes the check).
+ *
+ * Items marked `@since` on their line are newer than NVML 11.8 (values and signatures from NVIDIA's
+ * NVML API reference / nvml.h 12.x as mirrored by NVIDIA's pynvml and go-nvml). The ABI test checks them
+ * when the official header defines them and otherwise reports them as "not checkable against 11.8".
+ *
+ * Layout rules this file follows (the ABI test's parser relies on them): one `#define NAME value` per
+ * line; enum constants with explicit values; struct/union fields one per line; function-pointer typedefs
+ * on one line, named `<symbol>_fn`.
+ *
+ * Plain C89/C99 and C++ compatible.
+ */
+#ifndef GPULET_NVML_ABI_H
+#define GPULET_NVML_ABI_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------------
+ * Versioning helpers
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Version word of a versioned struct: sizeof(struct) | (version << 24) (nvml.h NVML_STRUCT_VERSION). */
+#define NVML_STRUCT_VERSION(data, ver) (unsigned int)(sizeof(nvml ## data ## _v ## ver ## _t) | (ver << 24U))
+
+/** Special value some fields take when they are not available (nvml.h). */
+#define NVML_VALUE_NOT_AVAILABLE (-1)
+
+/* ---------------------------------------------------------------------------------------------------
+ * Buffer sizes (bytes, including the NUL terminator)
+ * ------------------------------------------------------------------------------------------------- */
+
+#define NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE 32
+#define NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE 16
+#define NVML_DEVICE_UUID_BUFFER_SIZE 80
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_NAME_BUFFER_SIZE 64
+#define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_SERIAL_BUFFER_SIZE 30
+#define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
+#define NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE 80
+
+/* ---------------------------------------------------------------------------------------------------
+ * Opaque handles
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct nvmlDevice_st *nvmlDevice_t;
+typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
+typedef struct nvmlEventSet_st *nvmlEventSet_t;
+
+/* ---------------------------------------------------------------------------------------------------
+ * Return codes
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum nvmlReturn_enum {
+  NVML_SUCCESS = 0,
+  NVML_ERROR_UNINITIALIZED = 1,
+  NVML_ERROR_INVALID_ARGUMENT = 2,
+  NVML_ERROR_NOT_SUPPORTED = 3,
+  NVML_ERROR_NO_PERMISSION = 4,
+  NVML_ERROR_ALREADY_INITIALIZED = 5,
+  NVML_ERROR_NOT_FOUND = 6,
+  NVML_ERROR_INSUFFICIENT_SIZE = 7,
+  NVML_ERROR_INSUFFICIENT_POWER = 8,
+  NVML_ERROR_DRIVER_NOT_LOADED = 9,
+  NVML_ERROR_TIMEOUT = 10,
+  NVML_ERROR_IRQ_ISSUE = 11,
+  NVML_ERROR_LIBRARY_NOT_FOUND = 12,
+  NVML_ERROR_FUNCTION_NOT_FOUND = 13,
+  NVML_ERROR_CORRUPTED_INFOROM = 14,
+  NVML_ERROR_GPU_IS_LOST = 15,
+  NVML_ERROR_RESET_REQUIRED = 16,
+  NVML_ERROR_OPERATING_SYSTEM = 17,
+  NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+  NVML_ERROR_IN_USE = 19,
+  NVML_ERROR_MEMORY = 20,
+  NVML_ERROR_NO_DATA = 21,
+  NVML_ERROR_VGPU_ECC_NOT_SUPPORTED = 22,
+  NVML_ERROR_INSUFFICIENT_RESOURCES = 23,
+  NVML_ERROR_FREQ_NOT_SUPPORTED = 24,
+  NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
+  NVML_ERROR_DEPRECATED = 26, /* @since 12.0 */
+  NVML_ERROR_NOT_READY = 27, /* @since 12.2 */
+  NVML_ERROR_GPU_NOT_FOUND = 28, /* @since 12.3 */
+  NVML_ERROR_INVALID_STATE = 29, /* @since 12.3 */
+  NVML_ERROR_UNKNOWN = 999
+} nvmlReturn_t;
+
+/* ---------------------------------------------------------------------------------------------------
+ * Enums
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum nvmlEnableState_enum {
+  NVML_FEATURE_DISABLED = 0,
+  NVML_FEATURE_ENABLED = 1
+} nvmlEnableState_t;
+
+/** nvmlDeviceGetBrand. */
+typedef enum nvmlBrandType_enum {
+  NVML_BRAND_UNKNOWN = 0,
+  NVML_BRAND_QUADRO = 1,
+  NVML_BRAND_TESLA = 2,
+  NVML_BRAND_NVS = 3,
+  NVML_BRAND_GRID = 4,
+  NVML_BRAND_GEFORCE = 5,
+  NVML_BRAND_TITAN = 6,
+  NVML_BRAND_NVIDIA_VAPPS = 7,
+  NVML_BRAND_NVIDIA_VPC = 8,
+  NVML_BRAND_NVIDIA_VCS = 9,
+  NVML_BRAND_NVIDIA_VWS = 10,
+  NVML_BRAND_NVIDIA_CLOUD_GAMING = 11,
+  NVML_BRAND_NVIDIA_VGAMING = 11,
+  NVML_BRAND_QUADRO_RTX = 12,
+  NVML_BRAND_NVIDIA_RTX = 13,
+  NVML_BRAND_NVIDIA = 14,
+  NVML_BRAND_GEFORCE_RTX = 15,
+  NVML_BRAND_TITAN_RTX = 16,
+  NVML_BRAND_COUNT = 17
+} nvmlBrandType_t;
+
+/** nvmlDeviceGetTemperature sensor. */
+typedef enum nvmlTemperatureSensors_enum {
+  NVML_TEMPERATURE_GPU = 0,
+  NVML_TEMPERATURE_COUNT = 1
+} nvmlTemperatureSensors_t;
+
+/** nvmlDeviceGetClockInfo clock domain. */
+typedef enum nvmlClockType_enum {
+  NVML_CLOCK_GRAPHICS = 0,
+  NVML_CLOCK_SM = 1,
+  NVML_CLOCK_MEM = 2,
+  NVML_CLOCK_VIDEO = 3,
+  NVML_CLOCK_COUNT = 4
+} nvmlClockType_t;
+
+/** nvmlDeviceGetTotalEccErrors error type. */
+typedef enum nvmlMemoryErrorType_enum {
+  NVML_MEMORY_ERROR_TYPE_CORRECTED = 0,
+  NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1,
+  NVML_MEMORY_ERROR_TYPE_COUNT = 2
+} nvmlMemoryErrorType_t;
+
+#define NVML_SINGLE_BIT_ECC NVML_MEMORY_ERROR_TYPE_CORRECTED
+#define NVML_DOUBLE_BIT_ECC NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+
+/** nvmlDeviceGetTotalEccErrors counter type. */
+typedef enum nvmlEccCounterType_enum {
+  NVML_VOLATILE_ECC = 0,
+  NVML_AGGREGATE_ECC = 1,
+  NVML_ECC_COUNTER_TYPE_COUNT = 2
+} nvmlEccCounterType_t;
+
+/** nvmlDeviceGetPcieThroughput counter (KB/s, 1 KB granularity). */
+typedef enum nvmlPcieUtilCounter_enum {
+  NVML_PCIE_UTIL_TX_BYTES = 0,
+  NVML_PCIE_UTIL_RX_BYTES = 1,
+  NVML_PCIE_UTIL_COUNT = 2
+} nvmlPcieUtilCounter_t;
+
+/** nvmlFieldValue_t.valueType. */
+typedef enum nvmlValueType_enum {
+  NVML_VALUE_TYPE_DOUBLE = 0,
+  NVML_VALUE_TYPE_UNSIGNED_INT = 1,
+  NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
+  NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
+  NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
+  NVML_VALUE_TYPE_COUNT = 5
+} nvmlValueType_t;
+
+/* ---------------------------------------------------------------------------------------------------
+ * Architecture (nvmlDeviceGetArchitecture)
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef unsigned int nvmlDeviceArchitecture_t;
+
+#define NVML_DEVICE_ARCH_KEPLER 2
+#define NVML_DEVICE_ARCH_MAXWELL 3
+#define NVML_DEVICE_ARCH_PASCAL 4
+#define NVML_DEVICE_ARCH_VOLTA 5
+#define NVML_DEVICE_ARCH_TURING 6
+#define NVML_DEVICE_ARCH_AMPERE 7
+#define NVML_DEVICE_ARCH_ADA 8
+#define NVML_DEVICE_ARCH_HOPPER 9
+#define NVML_DEVICE_ARCH_BLACKWELL 10 /* @since 12.8 */
+#define NVML_DEVICE_ARCH_UNKNOWN 0xffffffff
+
+/* ---------------------------------------------------------------------------------------------------
+ * Structs
+ * ------------------------------------------------------------------------------------------------- */
+
+/** nvmlDeviceGetPciInfo_v3 / _v2. */
+typedef struct nvmlPciInfo_st {
+  char busIdLegacy[NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE];
+  unsigned int domain;
+  unsigned int bus;
+  unsigned int device;
+  unsigned int pciDeviceId;
+  unsigned int pciSubSystemId;
+  char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
+} nvmlPciInfo_t;
+
+/** nvmlDeviceGetUtilizationRates: percent over the last sample period. */
+typedef struct nvmlUtilization_st {
+  unsigned int gpu;
+  unsigned int memory;
+} nvmlUtilization_t;
+
+/** nvmlDeviceGetMemoryInfo (v1): bytes; used includes reserved. */
+typedef struct nvmlMemory_st {
+  unsigned long long total;
+  unsigned long long free;
+  unsigned long long used;
+} nvmlMemory_t;
+
+/** nvmlDeviceGetMemoryInfo_v2: bytes; `version` must be nvmlMemory_v2. */
+typedef struct nvmlMemory_v2_st {
+  unsigned int version;
+  unsigned long long total;
+  unsigned long long reserved;
+  unsigned long long free;
+  unsigned long long used;
+} nvmlMemory_v2_t;
+
+#define nvmlMemory_v2 NVML_STRUCT_VERSION(Memory, 2)
+
+/** nvmlDeviceGetAttributes_v2: for a MIG device handle, the MIG device's resources. */
+typedef struct nvmlDeviceAttributes_st {
+  unsigned int multiprocessorCount;
+  unsigned int sharedCopyEngineCount;
+  unsigned int sharedDecoderCount;
+  unsigned int sharedEncoderCount;
+  unsigned int sharedJpegCount;
+  unsigned int sharedOfaCount;
+  unsigned int gpuInstanceSliceCount;
+  unsigned int computeInstanceSliceCount;
+  unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+/** Field value payload (nvmlFieldValue_t.value). */
+typedef union nvmlValue_st {
+  double dVal;
+  unsigned int uiVal;
+  unsigned long ulVal;
+  unsigned long long ullVal;
+  signed long long sllVal;
+} nvmlValue_t;
+
+/** nvmlDeviceGetFieldValues entry: set fieldId (and scopeId) before the call; check nvmlReturn per entry. */
+typedef struct nvmlFieldValue_st {
+  unsigned int fieldId;
+  unsigned int scopeId;
+  long long timestamp;
+  long long latencyUsec;
+  nvmlValueType_t valueType;
+  nvmlReturn_t nvmlReturn;
+  nvmlValue_t value;
+} nvmlFieldValue_t;
+
+/** nvmlEventSetWait_v2 output. */
+typedef struct nvmlEventData_st {
+  nvmlDevice_t device;
+  unsigned long long eventType;
+  unsigned long long eventData;
+  unsigned int gpuInstanceId;
+  unsigned int computeInstanceId;
+} nvmlEventData_t;
+
+/** GPU-instance placement, in memory slices. */
+typedef struct nvmlGpuInstancePlacement_st {
+  unsigned int start;
+  unsigned int size;
+} nvmlGpuInstancePlacement_t;
+
+/** nvmlDeviceGetGpuInstanceProfileInfo (v1). */
+typedef struct nvmlGpuInstanceProfileInfo_st {
+  unsigned int id;
+  unsigned int isP2pSupported;
+  unsigned int sliceCount;
+  unsigned int instanceCount;
+  unsigned int multiprocessorCount;
+  unsigned int copyEngineCount;
+  unsigned int decoderCount;
+  unsigned int encoderCount;
+  unsigned int jpegCount;
+  unsigned int ofaCount;
+  unsigned long long memorySizeMB;
+} nvmlGpuInstanceProfileInfo_t;
+
+/** nvmlDeviceGetGpuInstanceProfileInfoV: `version` must be nvmlGpuInstanceProfileInfo_v2. */
+typedef struct nvmlGpuInstanceProfileInfo_v2_st {
+  unsigned int version;
+  unsigned int id;
+  unsigned int isP2pSupported;
+  unsigned int sliceCount;
+  unsigned int instanceCount;
+  unsigned int multiprocessorCount;
+  unsigned int copyEngineCount;
+  unsigned int decoderCount;
+  unsigned int encoderCount;
+  unsigned int jpegCount;
+  unsigned int ofaCount;
+  unsigned long long memorySizeMB;
+  char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+} nvmlGpuInstanceProfileInfo_v2_t;
+
+#define nvmlGpuInstanceProfileInfo_v2 NVML_STRUCT_VERSION(GpuInstanceProfileInfo, 2)
+
+/** nvmlGpuInstanceGetInfo. */
+typedef struct nvmlGpuInstanceInfo_st {
+  nvmlDevice_t device;
+  unsigned int id;
+  unsigned int profileId;
+  nvmlGpuInstancePlacement_t placement;
+} nvmlGpuInstanceInfo_t;
+
+/* ---------------------------------------------------------------------------------------------------
+ * MIG
+ * ------------------------------------------------------------------------------------------------- */
+
+#define NVML_DEVICE_MIG_DISABLE 0x0
+#define NVML_DEVICE_MIG_ENABLE 0x1
+
+/* GPU-instance profile INDEX (argument of nvmlDeviceGetGpuInstanceProfileInfoV), not the profile ID. */
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE 0x0
+#define NVML_GPU_INSTANCE_PROFILE_2_SLICE 0x1
+#define NVML_GPU_INSTANCE_PROFILE_3_SLICE 0x2
+#define NVML_GPU_INSTANCE_PROFILE_4_SLICE 0x3
+#define NVML_GPU_INSTANCE_PROFILE_7_SLICE 0x4
+#define NVML_GPU_INSTANCE_PROFILE_8_SLICE 0x5
+#define NVML_GPU_INSTANCE_PROFILE_6_SLICE 0x6
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 0x7
+#define NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1 0x8 /* @since 12.0 */
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2 0x9 /* @since 12.0 */
+/** Profile indexes gpulet scans: 0 .. GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN-1 (NVML 12.x PROFILE_COUNT). */
+#define GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN 10
+
+/* ---------------------------------------------------------------------------------------------------
+ * Event types (nvmlDeviceRegisterEvents / nvmlEventData_t.eventType)
+ * ------------------------------------------------------------------------------------------------- */
+
+#define nvmlEventTypeSingleBitEccError 0x0000000000000001LL
+#define nvmlEventTypeDoubleBitEccError 0x0000000000000002LL
+#define nvmlEventTypePState 0x0000000000000004LL
+#define nvmlEventTypeXidCriticalError 0x0000000000000008LL
+#define nvmlEventTypeClock 0x0000000000000010LL
+#define nvmlEventTypePowerSourceChange 0x0000000000000080LL
+#define nvmlEventMigConfigChange 0x0000000000000100LL
+#define nvmlEventTypeGpuUnavailableError 0x0000000000004000LL /* @since 12.9 */
+#define nvmlEventTypeNone 0x0000000000000000LL
+
+/* ---------------------------------------------------------------------------------------------------
+ * Clock event (formerly "throttle") reasons, bitmask of nvmlDeviceGetCurrentClocksEventReasons
+ * ------------------------------------------------------------------------------------------------- */
+
+#define nvmlClocksThrottleReasonGpuIdle 0x0000000000000001LL
+#define nvmlClocksThrottleReasonApplicationsClocksSetting 0x0000000000000002LL
+#define nvmlClocksThrottleReasonSwPowerCap 0x0000000000000004LL
+#define nvmlClocksThrottleReasonHwSlowdown 0x0000000000000008LL
+#define nvmlClocksThrottleReasonSyncBoost 0x0000000000000010LL
+#define nvmlClocksThrottleReasonSwThermalSlowdown 0x0000000000000020LL
+#define nvmlClocksThrottleReasonHwThermalSlowdown 0x0000000000000040LL
+#define nvmlClocksThrottleReasonHwPowerBrakeSlowdown 0x0000000000000080LL
+#define nvmlClocksThrottleReasonDisplayClockSetting 0x0000000000000100LL
+#define nvmlClocksThrottleReasonNone 0x0000000000000000LL
+
+/* Same bits under the names NVML 12.2+ uses (the ThrottleReason names became deprecated aliases). */
+#define nvmlClocksEventReasonGpuIdle 0x0000000000000001LL /* @since 12.2 */
+#define nvmlClocksEventReasonApplicationsClocksSetting 0x0000000000000002LL /* @since 12.2 */
+#define nvmlClocksEventReasonSwPowerCap 0x0000000000000004LL /* @since 12.2 */
+#define nvmlClocksEventReasonHwSlowdown 0x0000000000000008LL /* @since 12.2 */
+#define nvmlClocksEventReasonSyncBoost 0x0000000000000010LL /* @since 12.2 */
+#define nvmlClocksEventReasonSwThermalSlowdown 0x0000000000000020LL /* @since 12.2 */
+#define nvmlClocksEventReasonHwThermalSlowdown 0x0000000000000040LL /* @since 12.2 */
+#define nvmlClocksEventReasonHwPowerBrakeSlowdown 0x0000000000000080LL /* @since 12.2 */
+#define nvmlClocksEventReasonDisplayClockSetting 0x0000000000000100LL /* @since 12.2 */
+#define nvmlClocksEventReasonNone 0x0000000000000000LL /* @since 12.2 */
+
+/* ---------------------------------------------------------------------------------------------------
+ * Field IDs (nvmlFieldValue_t.fieldId)
+ * ------------------------------------------------------------------------------------------------- */
+
+#define NVML_FI_DEV_ECC_CURRENT 1
+#define NVML_FI_DEV_ECC_PENDING 2
+#define NVML_FI_DEV_ECC_SBE_VOL_TOTAL 3
+#define NVML_FI_DEV_ECC_DBE_VOL_TOTAL 4
+#define NVML_FI_DEV_ECC_SBE_AGG_TOTAL 5
+#define NVML_FI_DEV_ECC_DBE_AGG_TOTAL 6
+#define NVML_FI_DEV_RETIRED_SBE 29
+#define NVML_FI_DEV_RETIRED_DBE 30
+#define NVML_FI_DEV_RETIRED_PENDING 31
+#define NVML_FI_DEV_MEMORY_TEMP 82
+#define NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION 83
+#define NVML_FI_DEV_PCIE_REPLAY_COUNTER 94
+#define NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER 95
+#define NVML_FI_DEV_REMAPPED_COR 142
+#define NVML_FI_DEV_REMAPPED_UNC 143
+#define NVML_FI_DEV_REMAPPED_PENDING 144
+#define NVML_FI_DEV_REMAPPED_FAILURE 145
+
+/* ---------------------------------------------------------------------------------------------------
+ * Function-pointer typedefs: one per dlsym()ed symbol, `<symbol>_fn`.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef nvmlReturn_t (*nvmlInit_v2_fn)(void);
+typedef nvmlReturn_t (*nvmlInit_fn)(void);
+typedef nvmlReturn_t (*nvmlShutdown_fn)(void);
+typedef const char *(*nvmlErrorString_fn)(nvmlReturn_t result);
+typedef nvmlReturn_t (*nvmlSystemGetDriverVersion_fn)(char *version, unsigned int length);
+typedef nvmlReturn_t (*nvmlSystemGetNVMLVersion_fn)(char *version, unsigned int length);
+typedef nvmlReturn_t (*nvmlSystemGetCudaDriverVersion_v2_fn)(int *cudaDriverVersion);
+typedef nvmlReturn_t (*nvmlSystemGetCudaDriverVersion_fn)(int *cudaDriverVersion);
+typedef nvmlReturn_t (*nvmlDeviceGetCount_v2_fn)(unsigned int *deviceCount);
+typedef nvmlReturn_t (*nvmlDeviceGetCount_fn)(unsigned int *deviceCount);
+typedef nvmlReturn_t (*nvmlDeviceGetHandleByIndex_v2_fn)(unsigned int index, nvmlDevice_t *device);
+typedef nvmlReturn_t (*nvmlDeviceGetHandleByIndex_fn)(unsigned int index, nvmlDevice_t *device);
+typedef nvmlReturn_t (*nvmlDeviceGetName_fn)(nvmlDevice_t device, char *name, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetUUID_fn)(nvmlDevice_t device, char *uuid, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetSerial_fn)(nvmlDevice_t device, char *serial, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetMinorNumber_fn)(nvmlDevice_t device, unsigned int *minorNumber);
+typedef nvmlReturn_t (*nvmlDeviceGetBrand_fn)(nvmlDevice_t device, nvmlBrandType_t *type);
+typedef nvmlReturn_t (*nvmlDeviceGetArchitecture_fn)(nvmlDevice_t device, nvmlDeviceArchitecture_t *arch);
+typedef nvmlReturn_t (*nvmlDeviceGetCudaComputeCapability_fn)(nvmlDevice_t device, int *major, int *minor);
+typedef nvmlReturn_t (*nvmlDeviceGetPciInfo_v3_fn)(nvmlDevice_t device, nvmlPciInfo_t *pci);
+typedef nvmlReturn_t (*nvmlDeviceGetPciInfo_v2_fn)(nvmlDevice_t device, nvmlPciInfo_t *pci);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_v2_fn)(nvmlDevice_t device, nvmlMemory_v2_t *memory);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_fn)(nvmlDevice_t device, nvmlMemory_t *memory);
+typedef nvmlReturn_t (*nvmlDeviceGetEnforcedPowerLimit_fn)(nvmlDevice_t device, unsigned int *limit);
+typedef nvmlReturn_t (*nvmlDeviceGetAttributes_v2_fn)(nvmlDevice_t device, nvmlDeviceAttributes_t *attributes);
+typedef nvmlReturn_t (*nvmlDeviceGetAttributes_fn)(nvmlDevice_t device, nvmlDeviceAttributes_t *attributes);
+typedef nvmlReturn_t (*nvmlDeviceGetUtilizationRates_fn)(nvmlDevice_t device, nvmlUtilization_t *utilization);
+typedef nvmlReturn_t (*nvmlDeviceGetEncoderUtilization_fn)(nvmlDevice_t device, unsigned int *utilization, unsigned int *samplingPeriodUs);
+typedef nvmlReturn_t (*nvmlDeviceGetDecoderUtilization_fn)(nvmlDevice_t device, unsigned int *utilization, unsigned int *samplingPeriodUs);
+typedef nvmlReturn_t (*nvmlDeviceGetTemperature_fn)(nvmlDevice_t device, nvmlTemperatureSensors_t sensorType, unsigned int *temp);
+typedef nvmlReturn_t (*nvmlDeviceGetPowerUsage_fn)(nvmlDevice_t device, unsigned int *power);
+typedef nvmlReturn_t (*nvmlDeviceGetTotalEnergyConsumption_fn)(nvmlDevice_t device, unsigned long long *energy);
+typedef nvmlReturn_t (*nvmlDeviceGetClockInfo_fn)(nvmlDevice_t device, nvmlClockType_t type, unsigned int *clock);
+typedef nvmlReturn_t (*nvmlDeviceGetCurrentClocksEventReasons_fn)(nvmlDevice_t device, unsigned long long *clocksEventReasons); /* @since 12.2 @same-as nvmlDeviceGetCurrentClocksThrottleReasons */
+typedef nvmlReturn_t (*nvmlDeviceGetCurrentClocksThrottleReasons_fn)(nvmlDevice_t device, unsigned long long *clocksThrottleReasons);
+typedef nvmlReturn_t (*nvmlDeviceGetTotalEccErrors_fn)(nvmlDevice_t device, nvmlMemoryErrorType_t errorType, nvmlEccCounterType_t counterType, unsigned long long *eccCounts);
+typedef nvmlReturn_t (*nvmlDeviceGetRemappedRows_fn)(nvmlDevice_t device, unsigned int *corrRows, unsigned int *uncRows, unsigned int *isPending, unsigned int *failureOccurred);
+typedef nvmlReturn_t (*nvmlDeviceGetPcieReplayCounter_fn)(nvmlDevice_t device, unsigned int *value);
+typedef nvmlReturn_t (*nvmlDeviceGetPcieThroughput_fn)(nvmlDevice_t device, nvmlPcieUtilCounter_t counter, unsigned int *value);
+typedef nvmlReturn_t (*nvmlDeviceGetFieldValues_fn)(nvmlDevice_t device, int valuesCount, nvmlFieldValue_t *values);
+typedef nvmlReturn_t (*nvmlDeviceGetMigMode_fn)(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode);
+typedef nvmlReturn_t (*nvmlDeviceGetMaxMigDeviceCount_fn)(nvmlDevice_t device, unsigned int *count);
+typedef nvmlReturn_t (*nvmlDeviceGetMigDeviceHandleByIndex_fn)(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice);
+typedef nvmlReturn_t (*nvmlDeviceGetDeviceHandleFromMigDeviceHandle_fn)(nvmlDevice_t migDevice, nvmlDevice_t *device);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
+typedef nvmlReturn_t (*nvmlDeviceGetComputeInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceById_fn)(nvmlDevice_t device, unsigned int id, nvmlGpuInstance_t *gpuInstance);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetInfo_fn)(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfoV_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_v2_t *info);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfo_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_t *info);
+typedef nvmlReturn_t (*nvmlDeviceGetSupportedEventTypes_fn)(nvmlDevice_t device, unsigned long long *eventTypes);
+typedef nvmlReturn_t (*nvmlEventSetCreate_fn)(nvmlEventSet_t *set);
+typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set);
+typedef nvmlReturn_t (*nvmlEventSetWait_v2_fn)(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms);
+typedef nvmlReturn_t (*nvmlEventSetWait_fn)(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms);
+typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
+
+/* ---------------------------------------------------------------------------------------------------
+ * The symbol table gpulet resolves, as an X-macro: X(preferred, fallback).
+ * `fallback` is the unversioned/older symbol tried when `preferred` is missing (same token when there is
+ * none). Every pair has the same C signature EXCEPT nvmlDeviceGetMemoryInfo_v2 → nvmlDeviceGetMemoryInfo
+ * (nvmlMemory_v2_t vs nvmlMemory_t) and nvmlDeviceGetGpuInstanceProfileInfoV →
+ * nvmlDeviceGetGpuInstanceProfileInfo (v2 vs v1 struct): callers must keep the two pointers apart.
+ * nvmlDeviceGetCurrentClocksEventReasons (NVML 12.2+) falls back to the same-signature ThrottleReasons name.
+ * ------------------------------------------------------------------------------------------------- */
+
+#define GPULET_NVML_FUNCTIONS(X) \
+  X(nvmlInit_v2, nvmlInit) \
+  X(nvmlShutdown, nvmlShutdown) \
+  X(nvmlErrorString, nvmlErrorString) \
+  X(nvmlSystemGetDriverVersion, nvmlSystemGetDriverVersion) \
+  X(nvmlSystemGetNVMLVersion, nvmlSystemGetNVMLVersion) \
+  X(nvmlSystemGetCudaDriverVersion_v2, nvmlSystemGetCudaDriverVersion) \
+  X(nvmlDeviceGetCount_v2, nvmlDeviceGetCount) \
+  X(nvmlDeviceGetHandleByIndex_v2, nvmlDeviceGetHandleByIndex) \
+  X(nvmlDeviceGetName, nvmlDeviceGetName) \
+  X(nvmlDeviceGetUUID, nvmlDeviceGetUUID) \
+  X(nvmlDeviceGetSerial, nvmlDeviceGetSerial) \
+  X(nvmlDeviceGetMinorNumber, nvmlDeviceGetMinorNumber) \
+  X(nvmlDeviceGetBrand, nvmlDeviceGetBrand) \
+  X(nvmlDeviceGetArchitecture, nvmlDeviceGetArchitecture) \
+  X(nvmlDeviceGetCudaComputeCapability, nvmlDeviceGetCudaComputeCapability) \
+  X(nvmlDeviceGetPciInfo_v3, nvmlDeviceGetPciInfo_v2) \
+  X(nvmlDeviceGetMemoryInfo_v2, nvmlDeviceGetMemoryInfo) \
+  X(nvmlDeviceGetEnforcedPowerLimit, nvmlDeviceGetEnforcedPowerLimit) \
+  X(nvmlDeviceGetAttributes_v2, nvmlDeviceGetAttributes) \
+  X(nvmlDeviceGetUtilizationRates, nvmlDeviceGetUtilizationRates) \
+  X(nvmlDeviceGetEncoderUtilization, nvmlDeviceGetEncoderUtilization) \
+  X(nvmlDeviceGetDecoderUtilization, nvmlDeviceGetDecoderUtilization) \
+  X(nvmlDeviceGetTemperature, nvmlDeviceGetTemperature) \
+  X(nvmlDeviceGetPowerUsage, nvmlDeviceGetPowerUsage) \
+  X(nvmlDeviceGetTotalEnergyConsumption, nvmlDeviceGetTotalEnergyConsumption) \
+  X(nvmlDeviceGetClockInfo, nvmlDeviceGetClockInfo) \
+  X(nvmlDeviceGetCurrentClocksEventReasons, nvmlDeviceGetCurrentClocksThrottleReasons) \
+  X(nvmlDeviceGetTotalEccErrors, nvmlDeviceGetTotalEccErrors) \
+  X(nvmlDeviceGetRemappedRows, nvmlDeviceGetRemappedRows) \
+  X(nvmlDeviceGetPcieReplayCounter, nvmlDeviceGetPcieReplayCounter) \
+  X(nvmlDeviceGetPcieThroughput, nvmlDeviceGetPcieThroughput) \
+  X(nvmlDeviceGetFieldValues, nvmlDeviceGetFieldValues) \
+  X(nvmlDeviceGetMigMode, nvmlDeviceGetMigMode) \
+  X(nvmlDeviceGetMaxMigDeviceCount, nvmlDeviceGetMaxMigDeviceCount) \
+  X(nvmlDeviceGetMigDeviceHandleByIndex, nvmlDeviceGetMigDeviceHandleByIndex) \
+  X(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, nvmlDeviceGetDeviceHandleFromMigDeviceHandle) \
+  X(nvmlDeviceGetGpuInstanceId, nvmlDeviceGetGpuInstanceId) \
+  X(nvmlDeviceGetComputeInstanceId, nvmlDeviceGetComputeInstanceId) \
+  X(nvmlDeviceGetGpuInstanceById, nvmlDeviceGetGpuInstanceById) \
+  X(nvmlGpuInstanceGetInfo, nvmlGpuInstanceGetInfo) \
+  X(nvmlDeviceGetGpuInstanceProfileInfoV, nvmlDeviceGetGpuInstanceProfileInfo) \
+  X(nvmlDeviceGetSupportedEventTypes, nvmlDeviceGetSupportedEventTypes) \
+  X(nvmlEventSetCreate, nvmlEventSetCreate) \
+  X(nvmlDeviceRegisterEvents, nvmlDeviceRegisterEvents) \
+  X(nvmlEventSetWait_v2, nvmlEventSetWait) \
+  X(nvmlEventSetFree, nvmlEventSetFree)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPULET_NVML_ABI_H */
