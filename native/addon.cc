@@ -1,16 +1,24 @@
-// gpulet_nvml: N-API entry point of gpulet's native addon (placeholder for the full NVML binding).
-// Exports:
+// gpulet_nvml: N-API entry point of gpulet's native NVML binding. Exports (typed in src/gpu/nvml/addon.ts):
 //   addonVersion: string
 //   probeLibrary(path: string): { loaded: boolean, path: string, error?: string, nvmlInitV2?: boolean }
-// C++ exceptions are on (NAPI_CPP_EXCEPTIONS): a Napi::Error thrown here becomes a JS exception.
+//   setErrorClass(ctor: new (message, code, name, nvmlFunction) => Error): void
+//       the JS class every NVML failure becomes (per environment; call once after loading)
+//   open(path: string): { ok: true, session: NvmlSession }
+//                     | { ok: false, error: string, missingSymbol?: string }
+//       dlopen(path, RTLD_NOW | RTLD_LOCAL) + dlsym table (nvml_lib.h); makes no NVML call. See session.h.
+// Per-environment state lives in napi instance data (AddonData), so the addon loads and unloads cleanly in
+// worker threads. C++ exceptions are on (NAPI_CPP_EXCEPTIONS): a Napi::Error thrown here becomes a JS exception.
 #include <napi.h>
 
 #include <string>
 
+#include "js_convert.h"
+#include "nvml_lib.h"
 #include "probe.h"
+#include "session.h"
 
 #ifndef GPULET_ADDON_VERSION
-#define GPULET_ADDON_VERSION "0.1.0"
+#define GPULET_ADDON_VERSION "0.2.0"
 #endif
 
 namespace {
@@ -34,9 +42,42 @@ Napi::Value ProbeLibrary(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) {
+    throw Napi::TypeError::New(env, "setErrorClass(ctor): ctor must be a class");
+  }
+  gpulet::AddonData* data = env.GetInstanceData<gpulet::AddonData>();
+  data->error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    throw Napi::TypeError::New(env, "open(path): path must be a string");
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  gpulet::Library::OpenResult r = gpulet::Library::Open(path);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", Napi::Boolean::New(env, r.library != nullptr));
+  if (r.library) {
+    out.Set("session", gpulet::Session::NewInstance(env, r.library));
+  } else {
+    out.Set("error", Napi::String::New(env, r.error));
+    if (!r.missing_symbol.empty()) out.Set("missingSymbol", Napi::String::New(env, r.missing_symbol));
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new gpulet::AddonData();
+  data->session_ctor = Napi::Persistent(gpulet::Session::Define(env));
+  env.SetInstanceData<gpulet::AddonData>(data);
   exports.Set("addonVersion", Napi::String::New(env, GPULET_ADDON_VERSION));
   exports.Set("probeLibrary", Napi::Function::New(env, ProbeLibrary, "probeLibrary"));
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
   return exports;
 }
 

@@ -11,6 +11,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { BackendError, errorMessage } from '../../errors.js';
+import { NvmlError } from './nvml-error.js';
+import { wrapSession, type NvmlSession } from './session.js';
 
 /** Result of {@link NativeAddon.probeLibrary}. */
 export interface ProbeResult {
@@ -24,6 +26,14 @@ export interface ProbeResult {
   readonly nvmlInitV2?: boolean;
 }
 
+/**
+ * Result of {@link NativeAddon.open}: a session over the opened library, or why it could not be opened
+ * (`error` is dlerror()'s text, or names the missing required symbol in `missingSymbol`).
+ */
+export type OpenResult =
+  | { readonly ok: true; readonly session: NvmlSession }
+  | { readonly ok: false; readonly error: string; readonly missingSymbol?: string };
+
 /** The functions and constants the native addon exports. */
 export interface NativeAddon {
   /** Version string compiled into the addon, e.g. `0.1.0`. */
@@ -34,6 +44,11 @@ export interface NativeAddon {
    * @throws TypeError when `libraryPath` is not a string.
    */
   readonly probeLibrary: (libraryPath: string) => ProbeResult;
+  /**
+   * dlopen()s `libraryPath` (RTLD_NOW | RTLD_LOCAL) and dlsym()s the NVML function table (versioned names
+   * with fallbacks). Makes no NVML call: `session.init()` does. Never throws for a missing library or symbol.
+   */
+  readonly open: (libraryPath: string) => OpenResult;
 }
 
 /** Repository root: this file is `src/gpu/nvml/addon.ts` (or `dist/src/gpu/nvml/addon.js` when built). */
@@ -105,14 +120,38 @@ export function loadAddonFrom(file: string): NativeAddon {
       { library: file, cause: err },
     );
   }
-  if (!isRecord(raw) || typeof raw['addonVersion'] !== 'string' || typeof raw['probeLibrary'] !== 'function') {
-    throw new BackendError(`gpulet native addon ${file} lacks addonVersion/probeLibrary: run \`npm rebuild\``, {
-      library: file,
-    });
+  if (
+    !isRecord(raw) ||
+    typeof raw['addonVersion'] !== 'string' ||
+    typeof raw['probeLibrary'] !== 'function' ||
+    typeof raw['setErrorClass'] !== 'function' ||
+    typeof raw['open'] !== 'function'
+  ) {
+    throw new BackendError(
+      `gpulet native addon ${file} lacks addonVersion/probeLibrary/setErrorClass/open: run \`npm rebuild\``,
+      { library: file },
+    );
   }
   const probe = raw['probeLibrary'] as (p: string) => unknown;
+  const open = raw['open'] as (p: string) => unknown;
+  // The one JS error class of NVML return codes, handed to C++ once per load (per environment).
+  (raw['setErrorClass'] as (ctor: typeof NvmlError) => void)(NvmlError);
   return {
     addonVersion: raw['addonVersion'],
     probeLibrary: (libraryPath: string) => checkProbeResult(probe(libraryPath), libraryPath),
+    open: (libraryPath: string) => checkOpenResult(open(libraryPath), libraryPath),
   };
+}
+
+function checkOpenResult(raw: unknown, libraryPath: string): OpenResult {
+  if (isRecord(raw) && raw['ok'] === true && isRecord(raw['session'])) {
+    return { ok: true, session: wrapSession(raw['session'], libraryPath) };
+  }
+  if (isRecord(raw) && raw['ok'] === false && typeof raw['error'] === 'string') {
+    const missing = raw['missingSymbol'];
+    return { ok: false, error: raw['error'], ...(typeof missing === 'string' ? { missingSymbol: missing } : {}) };
+  }
+  throw new BackendError(`native addon returned a malformed open() result for ${libraryPath}: run \`npm rebuild\``, {
+    library: libraryPath,
+  });
 }

@@ -1,0 +1,61 @@
+// Session: the JS object (Napi::ObjectWrap) of one opened NVML library. Every blocking NVML call runs in a
+// Napi::AsyncWorker and returns a Promise; Execute() never touches JS. Calls of one session are serialized
+// by a mutex (a handle refresh can never race a sample). JS API (validated by src/gpu/nvml/validate.ts):
+//   library: string                 path or soname that was dlopen()ed
+//   symbols: { [preferred]: resolved name | null }
+//   init(): Promise<void>           nvmlInit_v2 (or nvmlInit); rejects with the NVML error class
+//   discover(): Promise<Discovery>  static facts + (re)fetches and keeps the device handles
+//   sample(skip?: number[]): Promise<{ timestampMs, devices: Reading[] }>
+//   startEvents(cb): Promise<{ registered: number[], errors }>   cb(event) from the event thread
+//   stopEvents(): Promise<void>
+//   shutdown(): Promise<void>       stop events, nvmlShutdown, drop handles; idempotent
+// The session state is shared (std::shared_ptr) with in-flight workers; the finalizer shuts down a session
+// that JS forgot (or a worker thread that was terminated), so nvmlInit/nvmlShutdown stay balanced.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "events.h"
+#include "nvml_lib.h"
+#include "nvml_read.h"
+
+namespace gpulet {
+
+struct SessionState {
+  std::shared_ptr<Library> lib;
+  std::mutex mu;  // held for the whole of every NVML call sequence
+  bool initialized = false;
+  bool closed = false;
+  std::vector<GpuHandles> handles;
+  std::shared_ptr<EventWatcher> events;
+
+  // Stop events, nvmlShutdown when initialized, drop handles. Caller holds `mu`. Returns the shutdown result.
+  nvmlReturn_t CloseLocked();
+};
+
+class Session : public Napi::ObjectWrap<Session> {
+ public:
+  // The constructor function (not exported: sessions come from open()).
+  static Napi::Function Define(Napi::Env env);
+  // A new session object for `lib`.
+  static Napi::Object NewInstance(Napi::Env env, std::shared_ptr<Library> lib);
+
+  explicit Session(const Napi::CallbackInfo& info);
+  ~Session() override;
+
+ private:
+  Napi::Value Init(const Napi::CallbackInfo& info);
+  Napi::Value Discover(const Napi::CallbackInfo& info);
+  Napi::Value Sample(const Napi::CallbackInfo& info);
+  Napi::Value StartEvents(const Napi::CallbackInfo& info);
+  Napi::Value StopEvents(const Napi::CallbackInfo& info);
+  Napi::Value Shutdown(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<SessionState> state_;
+};
+
+}  // namespace gpulet

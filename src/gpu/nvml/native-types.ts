@@ -1,0 +1,181 @@
+/**
+ * Shapes of what the native addon's NVML session returns, after validation by the loader (`validate.ts`).
+ * They mirror the NVML structs field by field, in NVML's units; the mapping to gpulet's model (`GpuInfo`,
+ * `DeviceSample`) is in `map.ts`. Every reading is optional: absent means the call answered
+ * NVML_ERROR_NOT_SUPPORTED, the symbol is missing from the library, or the call failed (then the failure is
+ * in `errors`).
+ */
+import type { NvmlError } from './nvml-error.js';
+
+/** Node-wide facts (`nvmlSystemGet*`). */
+export interface NvmlSystemFacts {
+  /** `nvmlSystemGetDriverVersion`, e.g. `580.95.05`. */
+  readonly driverVersion?: string;
+  /** `nvmlSystemGetNVMLVersion`, e.g. `13.580.95.05`. */
+  readonly nvmlVersion?: string;
+  /** `nvmlSystemGetCudaDriverVersion_v2`: 1000 × major + 10 × minor. */
+  readonly cudaDriverVersion?: number;
+  readonly errors: readonly NvmlError[];
+}
+
+/** `nvmlPciInfo_t` (from `nvmlDeviceGetPciInfo_v3`). */
+export interface NvmlPciFacts {
+  /** `busId`, e.g. `00000000:18:00.0` (8-digit domain). */
+  readonly busId: string;
+  readonly domain: number;
+  readonly bus: number;
+  readonly device: number;
+  /** `pciDeviceId`: device ID << 16 | vendor ID. */
+  readonly pciDeviceId: number;
+  readonly pciSubSystemId: number;
+}
+
+/** `nvmlGpuInstanceProfileInfo_v2_t` (from `nvmlDeviceGetGpuInstanceProfileInfoV`, or v1 without a name). */
+export interface NvmlGiProfileFacts {
+  /** Profile index passed to the call (`NVML_GPU_INSTANCE_PROFILE_*`). */
+  readonly index: number;
+  /** `id`: GPU-instance profile ID, e.g. 19. */
+  readonly id: number;
+  /** `name`, e.g. `MIG 1g.10gb`; empty when only the v1 call exists. */
+  readonly name: string;
+  readonly sliceCount: number;
+  readonly multiprocessorCount: number;
+  readonly copyEngineCount: number;
+  readonly decoderCount: number;
+  readonly encoderCount: number;
+  readonly jpegCount: number;
+  readonly ofaCount: number;
+  /** `memorySizeMB` (MiB). */
+  readonly memorySizeMB: number;
+}
+
+/** One MIG device under a GPU (`nvmlDeviceGetMigDeviceHandleByIndex`). */
+export interface NvmlMigFacts {
+  /** Index passed to `nvmlDeviceGetMigDeviceHandleByIndex`. */
+  readonly index: number;
+  /** Set when the MIG device could not be read at all (its handle or UUID failed). */
+  readonly error?: NvmlError;
+  readonly uuid?: string;
+  readonly gpuInstanceId?: number;
+  readonly computeInstanceId?: number;
+  /** `nvmlGpuInstanceGetInfo`: profile ID and placement. */
+  readonly profileId?: number;
+  readonly placementStart?: number;
+  readonly placementSize?: number;
+  /** The GPU-instance profile whose `id` equals {@link profileId}. */
+  readonly profile?: NvmlGiProfileFacts;
+  readonly errors: readonly NvmlError[];
+}
+
+/** One GPU (`nvmlDeviceGetHandleByIndex_v2`). */
+export interface NvmlGpuFacts {
+  /** NVML index. */
+  readonly index: number;
+  /** Set when the GPU could not be read at all (handle or UUID failed, e.g. NVML_ERROR_GPU_IS_LOST). */
+  readonly error?: NvmlError;
+  readonly uuid?: string;
+  readonly serial?: string;
+  readonly name?: string;
+  readonly minor?: number;
+  /** `nvmlBrandType_t`. */
+  readonly brand?: number;
+  /** `nvmlDeviceArchitecture_t`. */
+  readonly architecture?: number;
+  readonly ccMajor?: number;
+  readonly ccMinor?: number;
+  readonly pci?: NvmlPciFacts;
+  /** `nvmlMemory_v2_t.total` (or v1), bytes. */
+  readonly memoryTotal?: number;
+  /** `nvmlDeviceAttributes_t.multiprocessorCount`. */
+  readonly multiprocessors?: number;
+  /** `nvmlDeviceGetEnforcedPowerLimit`, mW. */
+  readonly powerLimit?: number;
+  /** `nvmlDeviceGetMigMode`: 1 = enabled. */
+  readonly migCurrent?: number;
+  readonly migPending?: number;
+  readonly migDevices: readonly NvmlMigFacts[];
+  readonly errors: readonly NvmlError[];
+}
+
+/** Result of a discovery (at init, and on a handle refresh). */
+export interface NvmlDiscovery {
+  readonly system: NvmlSystemFacts;
+  readonly gpus: readonly NvmlGpuFacts[];
+}
+
+/** Readings of one device in one sample, in NVML's units. */
+export interface NvmlReading {
+  /** Index of the GPU in the discovery. */
+  readonly gpu: number;
+  /** Index of the MIG device under it (position in `migDevices`), or -1 for the GPU itself. */
+  readonly mig: number;
+  /** Set when the device could not be read (e.g. NVML_ERROR_GPU_IS_LOST): no readings then. */
+  readonly error?: NvmlError;
+  /** Readings that failed with a code other than NOT_SUPPORTED (each reading absent). */
+  readonly errors?: readonly NvmlError[];
+  /** `nvmlUtilization_t.gpu` / `.memory`, percent. */
+  readonly gpuUtil?: number;
+  readonly memUtil?: number;
+  /** `nvmlDeviceGetEncoderUtilization` / `...Decoder...`, percent. */
+  readonly encUtil?: number;
+  readonly decUtil?: number;
+  /** `nvmlMemory_v2_t`, bytes (`reserved` absent with the v1 call). */
+  readonly memTotal?: number;
+  readonly memReserved?: number;
+  readonly memFree?: number;
+  readonly memUsed?: number;
+  /** mW. */
+  readonly power?: number;
+  readonly powerLimit?: number;
+  /** `nvmlDeviceGetTotalEnergyConsumption`, mJ. */
+  readonly energy?: number;
+  /** °C: `nvmlDeviceGetTemperature(NVML_TEMPERATURE_GPU)`, field `NVML_FI_DEV_MEMORY_TEMP`. */
+  readonly gpuTemp?: number;
+  readonly memTemp?: number;
+  /** MHz. */
+  readonly smClock?: number;
+  readonly memClock?: number;
+  /** `nvmlClocksEventReason*` bitmask. */
+  readonly clockReasons?: number;
+  /** Volatile ECC totals. */
+  readonly eccCorrected?: number;
+  readonly eccUncorrected?: number;
+  /** `nvmlDeviceGetRemappedRows`. */
+  readonly remappedCorrectable?: number;
+  readonly remappedUncorrectable?: number;
+  readonly pcieReplays?: number;
+  /** `nvmlDeviceGetPcieThroughput`, KB/s. */
+  readonly pcieTxKBs?: number;
+  readonly pcieRxKBs?: number;
+}
+
+/** One sample of every device of the last discovery. */
+export interface NvmlSampleResult {
+  /** Unix ms when the native reads started. */
+  readonly timestampMs: number;
+  readonly devices: readonly NvmlReading[];
+}
+
+/** An NVML event as the native event thread delivers it. */
+export interface NvmlRawEvent {
+  /** Index of the GPU (in the discovery) the event's device handle belongs to; -1 when unknown. */
+  readonly gpu: number;
+  /** `nvmlEventType*` bit, or 0 for an error from `nvmlEventSetWait_v2` (then `error` is set). */
+  readonly eventType: number;
+  /** `eventData` (the XID for XID events). */
+  readonly eventData: number;
+  /** `gpuInstanceId` / `computeInstanceId` (0xFFFFFFFF when not a MIG event). */
+  readonly gpuInstanceId: number;
+  readonly computeInstanceId: number;
+  /** Unix ms when the native thread received it. */
+  readonly timestampMs: number;
+  /** The wait failed (e.g. NVML_ERROR_GPU_IS_LOST). */
+  readonly error?: NvmlError;
+}
+
+/** Event types registered per GPU (`nvmlDeviceGetSupportedEventTypes` ∩ wanted). */
+export interface NvmlEventRegistration {
+  /** Per GPU index: the registered event-type mask (0 when none or unsupported). */
+  readonly registered: readonly number[];
+  readonly errors: readonly NvmlError[];
+}
