@@ -35,6 +35,8 @@ export interface Config {
   readonly mockMachine: string;
   /** Path or soname of the NVML library, for `backend = nvml`. */
   readonly nvmlLibrary: string;
+  /** Where sysfs is mounted (PCIe root of each GPU, for `resource.kubernetes.io/pcieRoot`), for `backend = nvml`. */
+  readonly sysfsRoot: string;
   /** Retry GPU backend start-up (driver not loaded yet) instead of failing fast; not ready meanwhile. */
   readonly waitForDriver: boolean;
   readonly kubeApi: (typeof KUBE_API_MODES)[number];
@@ -64,6 +66,8 @@ export interface Config {
   readonly otlpExportIntervalMs: number;
   /** GPU sampling interval, ms. */
   readonly sampleIntervalMs: number;
+  /** Period of the check that unprepares claims the API server no longer has, ms; 0 disables it. */
+  readonly cleanupIntervalMs: number;
   /** Bound on graceful shutdown, ms; a second signal exits at once. */
   readonly shutdownTimeoutMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -91,6 +95,7 @@ const rawSchema = z.object({
   backend: z.enum(BACKENDS),
   mockMachine: z.string().min(1),
   nvmlLibrary: z.string().min(1),
+  sysfsRoot: z.string().min(1),
   waitForDriver: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   kubeApi: z.enum(KUBE_API_MODES),
   kubeconfig: z.string().min(1).optional(),
@@ -106,6 +111,7 @@ const rawSchema = z.object({
   otlpExportInterval: z.coerce.number().int().min(100).max(3_600_000),
   sampleInterval: z.coerce.number().int().min(100).max(3_600_000),
   shutdownTimeout: z.coerce.number().int().min(100).max(600_000),
+  cleanupInterval: z.coerce.number().int().min(0).max(86_400_000),
   logLevel: z.enum(LOG_LEVELS),
 });
 
@@ -123,6 +129,7 @@ export function buildCommand(): Command {
     .addOption(opt('--backend <kind>', 'GPULET_BACKEND', 'GPU backend', 'mock').choices(BACKENDS))
     .addOption(opt('--mock-machine <name>', 'GPULET_MOCK_MACHINE', 'mock machine (backend=mock)', 'dgx-h100'))
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
+    .addOption(opt('--sysfs-root <dir>', 'GPULET_SYSFS_ROOT', 'where sysfs is mounted (PCIe roots; backend=nvml)', '/sys'))
     .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
     .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
@@ -137,6 +144,7 @@ export function buildCommand(): Command {
     .addOption(opt('--otlp-endpoint <url>', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP gRPC endpoint; no OTLP export when unset'))
     .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', '60000'))
     .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', '5000'))
+    .addOption(opt('--cleanup-interval <ms>', 'GPULET_CLEANUP_INTERVAL', 'how often prepared claims are checked against the API server (ms; 0 = off)', '600000'))
     .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', '10000'))
     .addOption(opt('--log-level <level>', 'GPULET_LOG_LEVEL', 'log level', 'info').choices(LOG_LEVELS))
     .showHelpAfterError()
@@ -188,6 +196,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     backend: r.backend,
     mockMachine: r.mockMachine,
     nvmlLibrary: r.nvmlLibrary,
+    sysfsRoot: abs(r.sysfsRoot),
     waitForDriver: isTrue(r.waitForDriver),
     kubeApi: r.kubeApi,
     kubeconfig: r.kubeconfig === undefined ? undefined : abs(r.kubeconfig),
@@ -204,6 +213,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     otlpExportIntervalMs: r.otlpExportInterval,
     sampleIntervalMs: r.sampleInterval,
     shutdownTimeoutMs: r.shutdownTimeout,
+    cleanupIntervalMs: r.cleanupInterval,
     logLevel: r.logLevel,
   };
 }

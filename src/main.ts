@@ -21,6 +21,7 @@ import { startKubeletPlugin, type KubeletPlugin } from './dra/plugin.js';
 import { deviceHealthSource } from './dra/device-health.js';
 import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
+import { reconcileClaims, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
@@ -95,17 +96,23 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       kubeConfig = loadKubeConfig({ mode: 'kubeconfig', path: config.kubeconfig ?? '' });
     }
 
+    const claimSource = new KubeClaimSource(kubeConfig);
     const claims = new ClaimManager({
       driverName: config.driverName,
       poolName: config.nodeName,
       inventory: () => backend.inventory(),
-      claimSource: new KubeClaimSource(kubeConfig),
+      claimSource,
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
       checkpointPath: config.checkpointPath,
       logger,
     });
-    await claims.init();
+    // Before the kubelet can call us: roll back half-finished prepares, restore CDI specs lost with a reboot,
+    // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable.
+    const loaded = await claims.init();
+    await reconcileClaims({ manager: claims, source: claimSource, loaded, logger });
+    const cleanup = startClaimCleanup({ manager: claims, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
+    stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 
     const publisher = new SlicePublisher({
       kubeConfig,

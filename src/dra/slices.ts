@@ -74,7 +74,8 @@ function parentAttributes(gpu: GpuInfo, versions: Versions): Attributes {
     pcieBusID: { string: gpu.pci.busId },
     // ... and the standard names (KEP-5316 `resource.kubernetes.io/pciBusID`, KEP-4381 `.../pcieRoot`).
     'resource.kubernetes.io/pciBusID': { string: gpu.pci.busId },
-    'resource.kubernetes.io/pcieRoot': { string: gpu.pci.pcieRoot },
+    // Unknown when the device is not in sysfs: omitted, as NVIDIA's driver does, rather than published empty.
+    ...(gpu.pci.pcieRoot === '' ? {} : { 'resource.kubernetes.io/pcieRoot': { string: gpu.pci.pcieRoot } }),
   };
 }
 

@@ -11,16 +11,13 @@ import type { GpuBackend } from './types.js';
  * Create (but do not init) the configured backend.
  * Never falls back to the mock: an NVML start-up failure surfaces from `init()` as a BackendError.
  */
-export function createBackend(config: Pick<Config, 'backend' | 'mockMachine' | 'nodeName' | 'nvmlLibrary'>, logger: Logger): GpuBackend {
+export function createBackend(config: Pick<Config, 'backend' | 'mockMachine' | 'nodeName' | 'nvmlLibrary' | 'sysfsRoot'>, logger: Logger): GpuBackend {
   switch (config.backend) {
     case 'mock':
       logger.info({ machine: config.mockMachine }, 'using the mock GPU backend');
       return createMockBackend({ machine: config.mockMachine, nodeName: config.nodeName });
-    case 'nvml': {
-      // GPULET_SYSFS_ROOT: where sysfs is mounted (PCIe roots); `/sys` on a node. Not yet a config option.
-      const sysfsRoot = process.env['GPULET_SYSFS_ROOT'] ?? '/sys';
+    case 'nvml':
       logger.info({ library: config.nvmlLibrary }, 'using the NVML GPU backend');
-      return createNvmlBackend({ library: config.nvmlLibrary, sysfsRoot, logger });
-    }
+      return createNvmlBackend({ library: config.nvmlLibrary, sysfsRoot: config.sysfsRoot, logger });
   }
 }

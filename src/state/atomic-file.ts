@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { faultPoint } from '../util/fault-points.js';
 
 /** fsync a directory so entries created/renamed/removed in it are durable. Filesystems that refuse
  * fsync on a directory (EINVAL/EISDIR/EPERM on some overlay or network mounts) are tolerated. */
@@ -40,7 +41,7 @@ export async function ensureDir(dir: string, mode: number): Promise<void> {
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`); // see isAtomicTempName
   let handle;
   try {
     handle = await open(tmp, 'wx', mode);
@@ -48,6 +49,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await handle.sync();
     await handle.close();
     handle = undefined;
+    faultPoint('atomic:before-rename');
     await rename(tmp, path);
   } catch (err) {
     await handle?.close().catch(() => undefined);
@@ -55,6 +57,11 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(dir);
+}
+
+/** True for the name of a temp file {@link writeFileAtomic} creates for `target` (a crash leaves it behind). */
+export function isAtomicTempName(name: string, target: string): boolean {
+  return name.startsWith(`.${target}.tmp-`);
 }
 
 /**

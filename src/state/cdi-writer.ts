@@ -2,11 +2,11 @@
  * Writes and removes per-claim CDI spec files (I/O half of `cdi.ts`). Container runtimes read `/etc/cdi`
  * and `/var/run/cdi` (CONTRACTS.md §6); gpulet writes transient specs to `/var/run/cdi` by default.
  */
-import { access, constants, open } from 'node:fs/promises';
+import { access, constants, open, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CdiError, errorMessage } from '../errors.js';
 import { ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
-import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
+import { CDI_CLAIM_CLASS, CLAIM_UID_PATTERN, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
 
 /** Mode of spec files (no secrets; readable by debugging tools like the runtimes' own `cdi list`). */
 const SPEC_FILE_MODE = 0o644;
@@ -72,6 +72,63 @@ export class CdiWriter {
     } catch (err) {
       throw new CdiError(`cannot remove CDI spec ${path}: ${errorMessage(err)}; check permissions of ${this.dir}`, { cause: err });
     }
+  }
+
+  /**
+   * Read a claim's spec file.
+   * @returns the parsed JSON; `undefined` when there is no file; `null` when it exists but is not valid JSON
+   *   (a torn or foreign file: the caller rewrites it).
+   */
+  async read(claimUid: string): Promise<unknown> {
+    let text: string;
+    try {
+      text = await readFile(this.specPath(claimUid), 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * UIDs of the claims that have a spec file of ours (`<vendor>-claim_<uid>.json`) in the directory; other
+   * files (other vendors, other drivers) are never touched. A missing directory lists nothing.
+   */
+  async listClaimUids(): Promise<string[]> {
+    const prefix = `${this.vendor}-${CDI_CLAIM_CLASS}_`;
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    return names.flatMap((n) => {
+      if (!n.startsWith(prefix) || !n.endsWith('.json')) return [];
+      const uid = n.slice(prefix.length, -'.json'.length);
+      return CLAIM_UID_PATTERN.test(uid) ? [uid] : [];
+    });
+  }
+
+  /**
+   * Remove temp files of our spec writes that a crash left behind (`.<vendor>-claim_<uid>.json.tmp-*`).
+   * @returns how many were removed. Never throws (a file that cannot be removed is skipped).
+   */
+  async removeTempFiles(): Promise<number> {
+    const prefix = `.${this.vendor}-${CDI_CLAIM_CLASS}_`;
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const n of names.filter((x) => x.startsWith(prefix) && x.includes('.json.tmp-'))) {
+      removed += await rm(join(this.dir, n), { force: true }).then(() => 1, () => 0);
+    }
+    return removed;
   }
 
   /**

@@ -4,7 +4,7 @@
  * ```json
  * {"apiVersion": "gpulet.dev/v1", "kind": "Checkpoint", "bootId": "<uuid>", "checksum": "<sha256 hex>",
  *  "claims": {"<uid>": {"namespace", "name", "uid", "state": "PrepareStarted" | "PrepareCompleted",
- *                       "devices": [{requestNames, poolName, deviceName, uuid, cdiDeviceIds, shareId?}],
+ *                       "devices": [{requestNames, poolName, deviceName, uuid, cdiDeviceIds, shareId?, env?}],
  *                       "pods": [{namespace, name, uid}]}}}
  * ```
  * `checksum` is the SHA-256 of the canonical JSON (keys sorted, no whitespace) of `claims`, as the kubelet's
@@ -12,11 +12,11 @@
  * reboot: after a reboot `/var/run/cdi` (tmpfs) is empty while the checkpoint remains.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { PodRef } from '../dra/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
-import { ensureDir, fsyncDir, writeFileAtomic } from './atomic-file.js';
+import { ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
 import { isJsonObject } from './opaque-config.js';
 
 export const CHECKPOINT_API_VERSION = 'gpulet.dev/v1';
@@ -34,6 +34,12 @@ export interface CheckpointDevice {
   readonly uuid: string;
   readonly cdiDeviceIds: readonly string[];
   readonly shareId?: string;
+  /**
+   * Extra container environment of the device from our opaque config, as written into the CDI spec, so the
+   * spec can be rebuilt from the checkpoint alone (reboot, upgrade) without the API server. Absent in entries
+   * written before it existed: read as `{}`.
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** One claim's entry. */
@@ -111,7 +117,8 @@ function isClaimEntry(v: unknown): v is CheckpointClaim {
         isStringArray(d['requestNames']) &&
         isStringArray(d['cdiDeviceIds']) &&
         ['poolName', 'deviceName', 'uuid'].every((k) => typeof d[k] === 'string') &&
-        (d['shareId'] === undefined || typeof d['shareId'] === 'string'),
+        (d['shareId'] === undefined || typeof d['shareId'] === 'string') &&
+        (d['env'] === undefined || (isJsonObject(d['env']) && Object.values(d['env']).every((x) => typeof x === 'string'))),
     );
   const pods =
     Array.isArray(v['pods']) &&
@@ -134,14 +141,25 @@ export interface CheckpointLoad {
 export interface CheckpointStoreOptions {
   /** Checkpoint file path, e.g. `/var/lib/kubelet/plugins/gpu.gpulet.dev/checkpoint.json`. */
   readonly path: string;
-  /** Returns the current boot ID; default reads `/proc/sys/kernel/random/boot_id` ('unknown' if unreadable). */
+  /** Returns the current boot ID; default {@link readKernelBootId} ('unknown' if unreadable). */
   readonly readBootId?: () => Promise<string>;
   /** Clock for the `.corrupt-<timestamp>` suffix (Unix ms); default `Date.now`. */
   readonly now?: () => number;
 }
 
-/** Reads the current boot ID of the Linux kernel. */
-export async function readKernelBootId(path = '/proc/sys/kernel/random/boot_id'): Promise<string> {
+/** The kernel's boot ID file (Linux `drivers/char/random.c`: a random UUID generated once per boot). */
+export const KERNEL_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+/**
+ * Environment variable naming another boot ID file. For tests only (the reboot simulation changes the
+ * boot ID by rewriting the file); never set it on a node.
+ */
+export const BOOT_ID_FILE_ENV = 'GPULET_BOOT_ID_FILE';
+
+/**
+ * Reads the current boot ID: `path`, else the file named by `GPULET_BOOT_ID_FILE`, else the kernel's.
+ * @returns the trimmed content, or 'unknown' when the file is unreadable or empty (never throws).
+ */
+export async function readKernelBootId(path = process.env[BOOT_ID_FILE_ENV] || KERNEL_BOOT_ID_FILE): Promise<string> {
   try {
     return (await readFile(path, 'utf8')).trim() || 'unknown';
   } catch {
@@ -169,9 +187,9 @@ export class CheckpointStore {
   }
 
   /**
-   * Load the checkpoint. Missing file → empty. Corrupt, truncated, unknown apiVersion or bad checksum →
-   * the file is moved aside to `<file>.corrupt-<timestamp>` and `error` is set (never throws for those).
-   * @throws CheckpointError only when the file exists but cannot be read at all (e.g. EACCES).
+   * Load the checkpoint. Missing file → empty. Unreadable (EACCES, EISDIR, EIO...), corrupt, truncated,
+   * unknown apiVersion or bad checksum → the file is moved aside to `<file>.corrupt-<timestamp>` (when it can
+   * be) and `error` says why; the caller logs it and rebuilds from the API server. Never throws.
    */
   async load(): Promise<CheckpointLoad> {
     let text: string;
@@ -179,24 +197,29 @@ export class CheckpointStore {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { claims: {}, fileBootId: '' };
-      throw new CheckpointError(this.path, `cannot read: ${errorMessage(err)}; check permissions`, { cause: err });
+      return this.unusable(`cannot read: ${errorMessage(err)} (check its permissions)`, err);
     }
     try {
       const { bootId, claims } = decodeCheckpoint(text);
       return { claims, fileBootId: bootId };
     } catch (err) {
-      const movedTo = `${this.path}.corrupt-${this.now()}`;
-      let moved = true;
-      try {
-        await rename(this.path, movedTo);
-        await fsyncDir(dirname(this.path));
-      } catch {
-        moved = false;
-      }
-      const where = moved ? `moved aside to ${movedTo}` : 'could not be moved aside';
-      const error = new CheckpointError(this.path, `${errorMessage(err)}; ${where}; starting with no prepared claims`, { cause: err });
-      return { claims: {}, fileBootId: '', error, ...(moved ? { movedTo } : {}) };
+      return this.unusable(errorMessage(err), err);
     }
+  }
+
+  /** Move an unusable file aside and describe what happened. */
+  private async unusable(reason: string, cause: unknown): Promise<CheckpointLoad> {
+    const movedTo = `${this.path}.corrupt-${this.now()}`;
+    let moved = true;
+    try {
+      await rename(this.path, movedTo);
+      await fsyncDir(dirname(this.path));
+    } catch {
+      moved = false;
+    }
+    const where = moved ? `moved aside to ${movedTo}` : 'could not be moved aside (the next save replaces it)';
+    const error = new CheckpointError(this.path, `${reason}; ${where}; rebuilding the prepared claims from the API server`, { cause });
+    return { claims: {}, fileBootId: '', error, ...(moved ? { movedTo } : {}) };
   }
 
   /**
@@ -211,5 +234,24 @@ export class CheckpointStore {
     } catch (err) {
       throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable`, { cause: err });
     }
+  }
+
+  /**
+   * Remove temp files of checkpoint writes that a crash left behind (`.checkpoint.json.tmp-*`).
+   * @returns how many were removed. Never throws.
+   */
+  async removeTempFiles(): Promise<number> {
+    const dir = dirname(this.path);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const n of names.filter((x) => isAtomicTempName(x, basename(this.path)))) {
+      removed += await rm(join(dir, n), { force: true }).then(() => 1, () => 0);
+    }
+    return removed;
   }
 }

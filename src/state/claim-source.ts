@@ -20,14 +20,25 @@ export interface ResourceClaimLike {
   readonly status?: unknown;
 }
 
-/** Reads one ResourceClaim. */
+/** Reads ResourceClaims. */
 export interface ClaimSource {
   /**
    * @throws ApiError with `status` 404 when the claim does not exist, the HTTP status for other API
    *   errors, and no status when the server could not be reached (retryable).
    */
   get(namespace: string, name: string): Promise<ResourceClaimLike>;
+  /**
+   * Every ResourceClaim of the cluster (all namespaces), for rebuilding the prepared state after the
+   * checkpoint was lost. Optional: a source without it cannot rebuild (the rebuild reports that).
+   * @throws ApiError as `get` does.
+   */
+  list?(): Promise<readonly ResourceClaimLike[]>;
 }
+
+/** Page size of {@link KubeClaimSource.list} (`limit`; servers may ignore it and answer everything). */
+export const LIST_PAGE_SIZE = 500;
+/** Upper bound on pages of one list, so a server that keeps answering `continue` cannot loop us forever. */
+export const LIST_MAX_PAGES = 1000;
 
 /** `ClaimSource` backed by the Kubernetes API (`ResourceV1Api.readNamespacedResourceClaim`). */
 export class KubeClaimSource implements ClaimSource {
@@ -46,13 +57,35 @@ export class KubeClaimSource implements ClaimSource {
       throw toApiError(err, `resourceclaim ${namespace}/${name}`);
     }
   }
+
+  /**
+   * LIST resource.k8s.io/v1 resourceclaims in all namespaces (`listResourceClaimForAllNamespaces`), in
+   * pages of {@link LIST_PAGE_SIZE} following `metadata.continue`. Needs `list` on resourceclaims (granted
+   * by daemonset/02-clusterrole.yaml). Errors are mapped by {@link toApiError}.
+   */
+  async list(): Promise<readonly ResourceClaimLike[]> {
+    const items: ResourceClaimLike[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < LIST_MAX_PAGES; page++) {
+      let res;
+      try {
+        res = await this.api.listResourceClaimForAllNamespaces({ limit: LIST_PAGE_SIZE, ...(token ? { _continue: token } : {}) });
+      } catch (err) {
+        throw toApiError(err, 'resourceclaims (all namespaces)', 'list');
+      }
+      items.push(...res.items);
+      token = res.metadata?._continue;
+      if (!token) return items;
+    }
+    throw new ApiError(`listing resourceclaims did not end after ${LIST_MAX_PAGES} pages; retryable`);
+  }
 }
 
 /**
  * Map an error of @kubernetes/client-node to an `ApiError` that says what to do:
  * 404 → "not found"; 401/403 → RBAC hint; 5xx and 429 → retryable; no HTTP status → unreachable, retryable.
  */
-export function toApiError(err: unknown, what: string): ApiError {
+export function toApiError(err: unknown, what: string, verb: 'get' | 'list' = 'get'): ApiError {
   if (err instanceof ApiException) {
     const code = (err as ApiException<unknown>).code;
     const detail = statusMessage((err as ApiException<unknown>).body);
@@ -61,7 +94,7 @@ export function toApiError(err: unknown, what: string): ApiError {
     if (code === 401 || code === 403) {
       return new ApiError(
         `reading ${what} was refused (HTTP ${code})${suffix}; check the service account's RBAC ` +
-          `(get on resource.k8s.io resourceclaims)`,
+          `(${verb} on resource.k8s.io resourceclaims)`,
         code,
         { cause: err },
       );

@@ -9,37 +9,32 @@
  * never leaves a spec or checkpoint entry behind. Unprepare removes the spec and the entry; it needs no
  * lookup and succeeds for an unknown claim. One batch runs at a time (a promise-chain mutex); one claim's
  * failure never fails another. Every claim of a request gets an entry in the answer, keyed by UID.
+ * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
+ *
+ * Recovery primitives (`restoreSpec`, `drop`, `adopt`, `sweep`, `persist`) run under the same mutex; the
+ * policy that calls them (startup reconciliation, periodic clean-up, rebuild) is in `reconcile.ts`.
  */
 import { devicesByName } from '../dra/devices.js';
-import type {
-  ClaimPreparer,
-  ClaimRef,
-  DeviceOwner,
-  OwnershipSource,
-  PodRef,
-  PreparedDevice,
-  PrepareResult,
-  UnprepareResult,
-} from '../dra/types.js';
-import { ClaimError, errorMessage, type CheckpointError } from '../errors.js';
+import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../dra/types.js';
+import { ClaimError, errorMessage } from '../errors.js';
+import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
-import { buildCdiSpec, CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, isValidClaimUid, type DeviceMajors } from './cdi.js';
+import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, isValidClaimUid, type DeviceMajors } from './cdi.js';
 import { CdiWriter } from './cdi-writer.js';
-import type { ClaimSource } from './claim-source.js';
-import { CheckpointStore, type CheckpointClaim, type CheckpointLoad } from './checkpoint.js';
+import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import { claimCdiSpec, sameSpec, toPreparedDevice } from './claim-spec.js';
+import { ClaimJournal, type ClaimJournalOptions } from './claim-journal.js';
+import type { CheckpointClaim } from './checkpoint.js';
 
-/** A claim in state PrepareCompleted. */
-export interface PreparedClaim {
-  readonly claim: ClaimRef;
-  /** Devices as answered to the kubelet, with their UUIDs. */
-  readonly devices: readonly (PreparedDevice & { readonly uuid: string })[];
-  readonly pods: readonly PodRef[];
-}
+/** Outcome of {@link ClaimManager.restoreSpec}. */
+export type SpecRestore = 'present' | 'written' | 'rewritten' | 'not-completed';
+
+export type { PreparedClaim } from './claim-journal.js';
 
 /** Options of {@link ClaimManager}. */
-export interface ClaimManagerOptions {
+export interface ClaimManagerOptions extends ClaimJournalOptions {
   /** Our driver name, e.g. `gpu.gpulet.dev`. */
   readonly driverName: string;
   /** Our pool name (the node name). */
@@ -53,58 +48,27 @@ export interface ClaimManagerOptions {
   readonly devRoot?: string;
   /** Dynamic majors of nvidia-uvm / nvidia-caps (`readNvidiaMajors()`); mock defaults in devRoot mode. */
   readonly majors?: DeviceMajors;
-  /** Checkpoint file path. */
-  readonly checkpointPath: string;
-  readonly logger: Logger;
-  /** Boot ID source (tests); default `/proc/sys/kernel/random/boot_id`. */
-  readonly readBootId?: () => Promise<string>;
-  /**
-   * Called by `init()` when the checkpoint was unusable (moved aside). Hook for rebuilding the prepared
-   * state from the API server (claims whose `status.reservedFor` pods run on this node).
-   */
-  readonly onCheckpointLost?: (error: CheckpointError) => Promise<void> | void;
 }
 
 /** Prepares and unprepares claims; the source of device ownership for telemetry. */
-export class ClaimManager implements ClaimPreparer, OwnershipSource {
+export class ClaimManager extends ClaimJournal implements ClaimPreparer {
   private readonly cdi: CdiWriter;
-  private readonly store: CheckpointStore;
-  private readonly log: Logger;
   private readonly vendor: string;
-  private claims: Record<string, CheckpointClaim> = {};
-  private chain: Promise<unknown> = Promise.resolve();
-  private ownersCache: ReadonlyMap<string, readonly DeviceOwner[]> | undefined;
-  private initialized = false;
 
   constructor(private readonly options: ClaimManagerOptions) {
+    super(options);
     this.cdi = new CdiWriter(options.cdiDir, options.driverName);
-    this.store = new CheckpointStore({
-      path: options.checkpointPath,
-      ...(options.readBootId !== undefined ? { readBootId: options.readBootId } : {}),
-    });
-    this.log = options.logger.child({ component: 'claims' });
     this.vendor = cdiVendor(options.driverName);
   }
 
-  /**
-   * Load the checkpoint. An unusable file is moved aside, logged, reported to `onCheckpointLost`, and the
-   * manager starts empty. Claims left in PrepareStarted are kept: the kubelet's retry re-prepares them.
-   * @throws CheckpointError only when the file exists but cannot be read (e.g. permissions).
-   */
-  async init(): Promise<CheckpointLoad> {
-    const loaded = await this.store.load();
-    this.claims = { ...loaded.claims };
-    this.initialized = true;
-    this.ownersCache = undefined;
-    if (loaded.error !== undefined) {
-      this.log.error({ err: loaded.error }, 'checkpoint unusable; starting with no prepared claims');
-      await this.options.onCheckpointLost?.(loaded.error);
-    }
-    const bootId = await this.store.bootId();
-    if (loaded.fileBootId !== '' && loaded.fileBootId !== bootId) {
-      this.log.info({ fileBootId: loaded.fileBootId, bootId }, 'node rebooted since the checkpoint was written; CDI specs are rewritten on re-prepare');
-    }
-    return loaded;
+  /** Our driver name (allocation results for it are ours). */
+  get driverName(): string {
+    return this.options.driverName;
+  }
+
+  /** Our pool name (the node name). */
+  get poolName(): string {
+    return this.options.poolName;
   }
 
   /** Prepare claims (see file doc). Never rejects. */
@@ -133,47 +97,65 @@ export class ClaimManager implements ClaimPreparer, OwnershipSource {
     });
   }
 
-  /** Device owners by UUID, from claims in PrepareCompleted. */
-  owners(): ReadonlyMap<string, readonly DeviceOwner[]> {
-    if (this.ownersCache !== undefined) return this.ownersCache;
-    const map = new Map<string, DeviceOwner[]>();
-    for (const prepared of this.prepared()) {
-      for (const d of prepared.devices) {
-        const list = map.get(d.uuid) ?? [];
-        list.push({ claim: prepared.claim, pods: prepared.pods, deviceName: d.deviceName, uuid: d.uuid });
-        map.set(d.uuid, list);
+  /**
+   * Make sure a PrepareCompleted claim's CDI spec exists and equals what prepare would write now (rebuilt
+   * from the checkpoint entry and the current inventory, no API call): writes a missing spec, rewrites a
+   * stale or unparsable one.
+   * @throws CdiError when a device of the entry is no longer in the inventory or the spec cannot be written.
+   */
+  restoreSpec(uid: string): Promise<SpecRestore> {
+    return this.serialized(async () => {
+      const entry = this.claims[uid];
+      if (entry?.state !== 'PrepareCompleted') return 'not-completed';
+      const spec = this.specOf(uid, entry.devices);
+      const current = await this.cdi.read(uid);
+      if (current !== undefined && current !== null && sameSpec(current, spec)) return 'present';
+      if (this.options.devRoot !== undefined) await this.cdi.createStandIns(spec);
+      await this.cdi.write(uid, spec);
+      return current === undefined ? 'written' : 'rewritten';
+    });
+  }
+
+  /** Unprepare one claim (spec and entry removed) for recovery: rollback, reboot, clean-up. Never rejects. */
+  drop(ref: ClaimRef): Promise<UnprepareResult> {
+    return this.serialized(() => this.unprepareOne(ref));
+  }
+
+  /**
+   * Prepare a claim read from the API server (a rebuild after the checkpoint was lost), without a GET.
+   * @returns undefined when the claim is already recorded, else the result (error when it cannot be prepared).
+   */
+  adopt(claim: ResourceClaimLike): Promise<PrepareResult | undefined> {
+    return this.serialized(async () => {
+      const ref = { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+      if (this.claims[ref.uid] !== undefined) return undefined;
+      return this.prepareOne(ref, claim);
+    });
+  }
+
+  /**
+   * Remove CDI spec files of ours that no PrepareCompleted entry accounts for, and temp files crashes left
+   * in the CDI and checkpoint dirs. Call only when the entries are trustworthy (not while a rebuild is due).
+   * @returns the UIDs whose spec was removed and the number of temp files removed. Never rejects.
+   */
+  sweep(): Promise<{ readonly orphans: readonly string[]; readonly tempFiles: number }> {
+    return this.serialized(async () => {
+      const orphans: string[] = [];
+      for (const uid of await this.cdi.listClaimUids()) {
+        if (this.claims[uid]?.state === 'PrepareCompleted') continue;
+        try {
+          await this.cdi.remove(uid);
+          orphans.push(uid);
+        } catch (err) {
+          this.log.warn({ err, claimUid: uid }, 'cannot remove an orphaned CDI spec');
+        }
       }
-    }
-    this.ownersCache = map;
-    return map;
+      const tempFiles = (await this.cdi.removeTempFiles()) + (await this.store.removeTempFiles());
+      return { orphans, tempFiles };
+    });
   }
 
-  /** Claims in PrepareCompleted. */
-  prepared(): readonly PreparedClaim[] {
-    return Object.values(this.claims)
-      .filter((c) => c.state === 'PrepareCompleted')
-      .map((c) => ({ claim: { namespace: c.namespace, name: c.name, uid: c.uid }, devices: c.devices, pods: c.pods }));
-  }
-
-  /** Load the checkpoint if `init()` was not called (so a save can never drop recorded claims).
-   * @returns undefined when ready, else the reason (the checkpoint exists but cannot be read). */
-  private async ensureInitialized(): Promise<string | undefined> {
-    if (this.initialized) return undefined;
-    try {
-      await this.init();
-      return undefined;
-    } catch (err) {
-      return `checkpoint not loaded: ${errorMessage(err)}`;
-    }
-  }
-
-  private serialized<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(job, job);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async prepareOne(ref: ClaimRef): Promise<PrepareResult> {
+  private async prepareOne(ref: ClaimRef, listed?: ResourceClaimLike): Promise<PrepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     if (!ref.namespace || !ref.name || !isValidClaimUid(ref.uid)) {
       const error = new ClaimError(ref, 'invalid claim reference: namespace and name must be set and uid must be a lower-case UUID');
@@ -186,7 +168,7 @@ export class ClaimManager implements ClaimPreparer, OwnershipSource {
       return { devices: existing.devices.map(toPreparedDevice) };
     }
     try {
-      const devices = await this.prepareFresh(ref);
+      const devices = await this.prepareFresh(ref, listed);
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
       return { devices: devices.map(toPreparedDevice) };
     } catch (err) {
@@ -197,23 +179,19 @@ export class ClaimManager implements ClaimPreparer, OwnershipSource {
     }
   }
 
-  private async prepareFresh(ref: ClaimRef): Promise<CheckpointClaim['devices']> {
-    let claim;
-    try {
-      claim = await this.options.claimSource.get(ref.namespace, ref.name);
-    } catch (err) {
-      throw new ClaimError(ref, `cannot read the ResourceClaim: ${errorMessage(err)}`, { cause: err });
+  private async prepareFresh(ref: ClaimRef, listed?: ResourceClaimLike): Promise<CheckpointClaim['devices']> {
+    let claim = listed;
+    if (claim === undefined) {
+      try {
+        claim = await this.options.claimSource.get(ref.namespace, ref.name);
+      } catch (err) {
+        throw new ClaimError(ref, `cannot read the ResourceClaim: ${errorMessage(err)}`, { cause: err });
+      }
+      faultPoint('prepare:after-get');
     }
-    const { driverName, poolName, devRoot, majors } = this.options;
-    const allocation = resolveAllocation({ claim, ref, driverName, poolName, devices: devicesByName(this.options.inventory()) });
-    const unique = new Map(allocation.devices.map((d) => [d.deviceName, d]));
-    const spec = buildCdiSpec({
-      driverName,
-      claimUid: ref.uid,
-      devices: [...unique.values()].map((d) => ({ device: d.device, env: d.env })),
-      ...(devRoot !== undefined ? { devRoot } : {}),
-      ...(majors !== undefined ? { majors } : {}),
-    });
+    const { driverName, poolName } = this.options;
+    const byName = devicesByName(this.options.inventory());
+    const allocation = resolveAllocation({ claim, ref, driverName, poolName, devices: byName });
     const devices = allocation.devices.map((d) => ({
       requestNames: d.requestNames,
       poolName: d.poolName,
@@ -221,23 +199,24 @@ export class ClaimManager implements ClaimPreparer, OwnershipSource {
       uuid: d.device.uuid,
       cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
       ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
+      env: d.env,
     }));
+    const spec = this.specOf(ref.uid, devices, byName);
     const entry: CheckpointClaim = { ...ref, uid: ref.uid, state: 'PrepareStarted', devices, pods: allocation.pods };
     await this.commit(ref.uid, entry);
-    if (devRoot !== undefined) await this.cdi.createStandIns(spec);
+    faultPoint('prepare:after-started');
+    if (this.options.devRoot !== undefined) await this.cdi.createStandIns(spec);
     await this.cdi.write(ref.uid, spec);
+    faultPoint('prepare:after-cdi');
     await this.commit(ref.uid, { ...entry, state: 'PrepareCompleted' });
+    faultPoint('prepare:after-completed');
     return devices;
   }
 
-  /** Set (or delete, with `undefined`) an entry and persist the checkpoint. */
-  private async commit(uid: string, entry: CheckpointClaim | undefined): Promise<void> {
-    const next = { ...this.claims };
-    if (entry === undefined) delete next[uid];
-    else next[uid] = { namespace: entry.namespace, name: entry.name, uid, state: entry.state, devices: entry.devices, pods: entry.pods };
-    this.claims = next;
-    this.ownersCache = undefined;
-    await this.store.save(next);
+  /** The spec of a claim's devices, as prepare writes it. @throws CdiError */
+  private specOf(uid: string, devices: CheckpointClaim['devices'], byName = devicesByName(this.options.inventory())) {
+    const { driverName, devRoot, majors } = this.options;
+    return claimCdiSpec({ driverName, claimUid: uid, devices, byName, devRoot, majors });
   }
 
   private async rollback(ref: ClaimRef, log: Logger): Promise<void> {
@@ -260,28 +239,16 @@ export class ClaimManager implements ClaimPreparer, OwnershipSource {
     if (!isValidClaimUid(ref.uid)) return {}; // never prepared: nothing can exist under this UID
     try {
       await this.cdi.remove(ref.uid);
+      faultPoint('unprepare:after-cdi-removed');
       if (existing !== undefined) await this.commit(ref.uid, undefined);
+      faultPoint('unprepare:after-checkpoint');
       log.info({ known: existing !== undefined }, 'claim unprepared');
       return {};
     } catch (err) {
-      if (existing !== undefined && this.claims[ref.uid] === undefined) {
-        this.claims = { ...this.claims, [ref.uid]: existing }; // keep it so the kubelet's retry persists the removal
-        this.ownersCache = undefined;
-      }
+      if (existing !== undefined) this.restoreEntry(ref.uid, existing); // the kubelet's retry persists the removal
       const error = new ClaimError(ref, `unprepare failed: ${errorMessage(err)}`, { cause: err });
       log.warn({ err: error }, 'unprepare failed');
       return { error: error.message };
     }
   }
-}
-
-/** The kubelet's view of a recorded device (the UUID stays internal). */
-function toPreparedDevice(d: CheckpointClaim['devices'][number]): PreparedDevice {
-  return {
-    requestNames: d.requestNames,
-    poolName: d.poolName,
-    deviceName: d.deviceName,
-    cdiDeviceIds: d.cdiDeviceIds,
-    ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
-  };
 }

@@ -19,9 +19,8 @@ describe('the agent on the NVML backend (fake library)', () => {
     fake = await fakeSetup({ machine: 'dgx-h100', nodeName: NODE });
     process.env['FAKE_NVML_MACHINE'] = fake.files.env.FAKE_NVML_MACHINE;
     process.env['FAKE_NVML_FAULTS'] = fake.files.env.FAKE_NVML_FAULTS;
-    process.env['GPULET_SYSFS_ROOT'] = fake.sysfsRoot;
     dir = await tempDir();
-    h = await startHarness({ dir, extraArgs: ['--backend', 'nvml', '--nvml-library', fake.library] });
+    h = await startHarness({ dir, extraArgs: ['--backend', 'nvml', '--nvml-library', fake.library, '--sysfs-root', fake.sysfsRoot] });
   }, 120_000);
   afterAll(async () => {
     await h?.stop();

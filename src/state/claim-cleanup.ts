@@ -1,0 +1,118 @@
+/**
+ * Periodic clean-up of prepared claims the API server no longer has. The kubelet normally unprepares a
+ * claim when its pod goes; but a claim deleted while the kubelet or the agent was down, or a pod force-deleted
+ * in between, can leave an entry and a CDI spec behind forever. Every period each PrepareCompleted claim is
+ * looked up by name (`GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>`):
+ * - 404, or a claim of that name with another UID (deleted and re-created) → unprepared (spec and entry);
+ * - found with the same UID → kept;
+ * - any other error (5xx, 429, 403, unreachable) → kept, and the rest of this round is skipped so an ailing
+ *   server gets no burst; the next period tries again. Timers never overlap and are `unref()`ed.
+ * A rebuild left due by an unreachable API server at startup (reconcile.ts) is retried first.
+ */
+import { ApiError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ClaimSource } from './claim-source.js';
+import type { ClaimManager } from './claims.js';
+import { rebuildFromApi } from './rebuild.js';
+
+/** Options of {@link startClaimCleanup} and {@link cleanupOnce}. */
+export interface CleanupOptions {
+  readonly manager: ClaimManager;
+  /** The API server's claims (`KubeClaimSource`). */
+  readonly source: ClaimSource;
+  /** Period between rounds, ms (`--cleanup-interval`); 0 or less (or not finite) disables the clean-up. */
+  readonly periodMs: number;
+  readonly logger: Logger;
+}
+
+/** What one round did, by claim UID. */
+export interface CleanupReport {
+  /** Claims unprepared because the API server no longer has them. */
+  readonly dropped: readonly string[];
+  /** Claims checked and kept. */
+  readonly kept: readonly string[];
+  /** Set when an API error ended the round early (the claims not checked are kept). */
+  readonly apiError?: string;
+}
+
+/** A running clean-up. */
+export interface ClaimCleanup {
+  /** Stop the timer and wait for a round in progress. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Run one round (see file doc). Never rejects. */
+export async function cleanupOnce(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
+  const { manager, source } = options;
+  const log = options.logger.child({ component: 'claim-cleanup' });
+  if (manager.needsRebuild) {
+    const outcome = await rebuildFromApi({ manager, source, logger: options.logger });
+    if (outcome.rebuilt === undefined) return { dropped: [], kept: [], apiError: outcome.errors.join('; ') };
+  }
+  const dropped: string[] = [];
+  const kept: string[] = [];
+  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+    const ref = { namespace: entry.namespace, name: entry.name, uid: entry.uid };
+    let reason: string;
+    try {
+      const claim = await source.get(ref.namespace, ref.name);
+      if (claim.metadata?.uid === ref.uid) {
+        kept.push(ref.uid);
+        continue;
+      }
+      reason = `re-created with uid ${claim.metadata?.uid ?? '(none)'}`;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) {
+        const apiError = errorMessage(err);
+        log.warn({ claimUid: ref.uid, err }, 'cannot check a prepared claim with the API server; keeping every claim until the next round');
+        return { dropped, kept, apiError };
+      }
+      reason = 'deleted from the API server';
+    }
+    const result = await manager.unprepare([ref]);
+    const error = result.get(ref.uid)?.error;
+    if (error === undefined) {
+      dropped.push(ref.uid);
+      log.info({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}`, reason }, 'unprepared a claim the API server no longer has');
+    } else {
+      log.warn({ claimUid: ref.uid, error }, 'cannot unprepare a stale claim; retrying next round');
+    }
+  }
+  return { dropped, kept };
+}
+
+/**
+ * Start the periodic clean-up: the first round one period after the start, then one period after the end
+ * of each round.
+ * @returns a handle whose `stop()` ends it.
+ */
+export function startClaimCleanup(options: CleanupOptions): ClaimCleanup {
+  const log = options.logger.child({ component: 'claim-cleanup' });
+  if (!Number.isFinite(options.periodMs) || options.periodMs <= 0) {
+    log.info('periodic clean-up of stale claims disabled');
+    return { stop: () => Promise.resolve() };
+  }
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = cleanupOnce(options)
+        .catch((err: unknown) => log.error({ err }, 'clean-up round failed'))
+        .finally(() => {
+          running = undefined;
+          schedule();
+        });
+    }, options.periodMs);
+    timer.unref();
+  };
+  schedule();
+  return {
+    stop: async () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await running;
+    },
+  };
+}

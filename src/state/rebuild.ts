@@ -1,0 +1,76 @@
+/**
+ * Rebuild of the prepared state from the API server, after the checkpoint was lost (corrupt, truncated,
+ * unknown apiVersion, unreadable). Used by startup reconciliation (reconcile.ts) and retried by the periodic
+ * clean-up (claim-cleanup.ts) while the API server cannot be reached.
+ */
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import type { ClaimManager } from './claims.js';
+import { isJsonObject } from './opaque-config.js';
+
+/** Options of {@link rebuildFromApi}. */
+export interface RebuildOptions {
+  readonly manager: ClaimManager;
+  readonly source: ClaimSource;
+  readonly logger: Logger;
+}
+
+/**
+ * Rebuild the prepared state from the API server after the checkpoint was lost: list every ResourceClaim,
+ * keep those with an allocation result for our driver and pool and a non-empty `status.reservedFor`, and
+ * prepare each one again (spec and PrepareCompleted entry) from the listed object. Claims already recorded
+ * are left alone. On success the rebuild is marked done and orphaned specs are swept.
+ * @returns UIDs prepared again (undefined when the list failed: the rebuild stays due) and per-claim errors.
+ *   Never rejects.
+ */
+export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonly rebuilt: readonly string[] | undefined; readonly errors: readonly string[] }> {
+  const { manager, source } = options;
+  const log = options.logger.child({ component: 'reconcile' });
+  if (source.list === undefined) {
+    const message = 'cannot rebuild the prepared claims: the claim source cannot list ResourceClaims';
+    log.error(message);
+    return { rebuilt: undefined, errors: [message] };
+  }
+  let all: readonly ResourceClaimLike[];
+  try {
+    all = await source.list();
+  } catch (err) {
+    const message = `cannot rebuild the prepared claims from the API server yet: ${errorMessage(err)}; retrying at the next clean-up`;
+    log.error({ err }, message);
+    return { rebuilt: undefined, errors: [message] };
+  }
+  const ours = all.filter((c) => allocatedTo(c, manager.driverName, manager.poolName) && reserved(c));
+  const rebuilt: string[] = [];
+  const errors: string[] = [];
+  for (const claim of ours) {
+    const result = await manager.adopt(claim);
+    if (result === undefined) continue;
+    if (result.error !== undefined) {
+      errors.push(result.error);
+      log.error({ claimUid: claim.metadata?.uid, error: result.error }, 'rebuild: claim could not be prepared again');
+    } else {
+      rebuilt.push(claim.metadata?.uid ?? '');
+    }
+  }
+  manager.rebuilt();
+  const { orphans } = await manager.sweep();
+  log.info({ listed: all.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
+  return { rebuilt, errors };
+}
+
+/** `status.reservedFor` is a non-empty list (resource.k8s.io/v1 ResourceClaimStatus). */
+export function reserved(claim: ResourceClaimLike): boolean {
+  const status = isJsonObject(claim.status) ? claim.status : {};
+  return Array.isArray(status['reservedFor']) && status['reservedFor'].length > 0;
+}
+
+/** Some `status.allocation.devices.results[]` names our driver and pool (CONTRACTS.md §5). */
+export function allocatedTo(claim: ResourceClaimLike, driverName: string, poolName: string): boolean {
+  const status = isJsonObject(claim.status) ? claim.status : {};
+  const allocation = status['allocation'];
+  const devices = isJsonObject(allocation) ? allocation['devices'] : undefined;
+  const results = isJsonObject(devices) ? devices['results'] : undefined;
+  if (!Array.isArray(results)) return false;
+  return results.some((r: unknown) => isJsonObject(r) && r['driver'] === driverName && r['pool'] === poolName);
+}

@@ -1,0 +1,148 @@
+/**
+ * Startup reconciliation of the prepared claims with the CDI dir and the API server, and the rebuild after
+ * a lost checkpoint. The periodic clean-up is in `claim-cleanup.ts` (re-exported here).
+ *
+ * `reconcileClaims` runs once, after `ClaimManager.init()` and before the kubelet plugin registers:
+ * 1. PrepareStarted entries (a crash mid-prepare) are rolled back: spec and entry removed. The kubelet got no
+ *    answer, so it retries and the claim is prepared afresh.
+ * 2. An unusable checkpoint (moved aside by `init()`) is rebuilt from the API server: every ResourceClaim
+ *    allocated to our driver and pool whose `status.reservedFor` is non-empty is prepared again (spec and
+ *    entry) from the listed object. When the API server cannot be reached the rebuild stays due and the
+ *    periodic clean-up retries it; CDI specs on disk are left alone meanwhile (they are the only trace of
+ *    live claims).
+ * 3. After a reboot (the checkpoint's boot ID differs from the kernel's) each PrepareCompleted claim is
+ *    looked up by name: kept when it still exists with the same UID and `status.reservedFor` is non-empty,
+ *    dropped (unprepared) otherwise. An API error keeps the claim (the clean-up checks it again later).
+ * 4. Every PrepareCompleted claim gets its CDI spec back when missing (the tmpfs `/var/run/cdi` after a
+ *    reboot, CONTRACTS.md §6) or rewritten when it differs from what prepare writes today (an upgrade).
+ * 5. Spec files of ours with no PrepareCompleted entry, and temp files of interrupted writes, are removed.
+ * 6. The checkpoint is saved, recording the current boot ID (when anything changed or the boot ID did).
+ * Never rejects: every failure is logged with the claim it concerns and kept in the report.
+ */
+import type { ClaimRef } from '../dra/types.js';
+import { ApiError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import type { CheckpointLoad } from './checkpoint.js';
+import type { ClaimManager } from './claims.js';
+
+import { rebuildFromApi, reserved } from './rebuild.js';
+
+export { cleanupOnce, startClaimCleanup, type ClaimCleanup, type CleanupOptions, type CleanupReport } from './claim-cleanup.js';
+export { allocatedTo, rebuildFromApi, type RebuildOptions } from './rebuild.js';
+
+/** Options of {@link reconcileClaims}. */
+export interface ReconcileOptions {
+  /** The manager, after `init()`. */
+  readonly manager: ClaimManager;
+  /** The API server's claims (`KubeClaimSource`): GET by name, and list for a rebuild. */
+  readonly source: ClaimSource;
+  /** What `manager.init()` returned (boot ID of the file, error when the file was unusable). */
+  readonly loaded: CheckpointLoad;
+  readonly logger: Logger;
+}
+
+/** What {@link reconcileClaims} did, by claim UID. */
+export interface ReconcileReport {
+  /** The boot ID changed since the checkpoint was written. */
+  readonly rebooted: boolean;
+  /** PrepareStarted entries rolled back. */
+  readonly rolledBack: readonly string[];
+  /** Claims prepared again from the API server after a lost checkpoint (undefined: no rebuild was due). */
+  readonly rebuilt: readonly string[] | undefined;
+  /** Claims dropped after a reboot (gone, re-created, or no longer reserved). */
+  readonly dropped: readonly string[];
+  /** Specs written (missing) or rewritten (stale). */
+  readonly restored: readonly string[];
+  /** Orphaned spec files removed. */
+  readonly orphans: readonly string[];
+  /** One line per failure, naming the claim and the reason. */
+  readonly errors: readonly string[];
+}
+
+const refOf = (e: { namespace: string; name: string; uid: string }): ClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
+
+/** Reconcile at startup (see file doc). Never rejects. */
+export async function reconcileClaims(options: ReconcileOptions): Promise<ReconcileReport> {
+  const { manager, source, loaded } = options;
+  const log = options.logger.child({ component: 'reconcile' });
+  const errors: string[] = [];
+  const rolledBack: string[] = [];
+  const dropped: string[] = [];
+  const restored: string[] = [];
+
+  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareStarted')) {
+    const result = await manager.drop(refOf(entry));
+    if (result.error === undefined) rolledBack.push(entry.uid);
+    else errors.push(result.error);
+  }
+
+  let rebuilt: readonly string[] | undefined;
+  if (manager.needsRebuild) {
+    const outcome = await rebuildFromApi({ manager, source, logger: options.logger });
+    rebuilt = outcome.rebuilt;
+    errors.push(...outcome.errors);
+  }
+
+  const bootId = await manager.bootId();
+  const rebooted = loaded.fileBootId !== '' && loaded.fileBootId !== bootId;
+  if (rebooted) {
+    log.info({ fileBootId: loaded.fileBootId, bootId }, 'the node rebooted since the checkpoint was written; checking each claim with the API server');
+    for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+      const verdict = await stillHeld(source, refOf(entry));
+      if (verdict.held) continue;
+      const result = await manager.drop(refOf(entry));
+      if (result.error === undefined) {
+        dropped.push(entry.uid);
+        log.info({ claimUid: entry.uid, claim: `${entry.namespace}/${entry.name}`, reason: verdict.reason }, 'claim dropped after reboot');
+      } else {
+        errors.push(result.error);
+      }
+    }
+  }
+
+  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+    try {
+      const outcome = await manager.restoreSpec(entry.uid);
+      if (outcome === 'written' || outcome === 'rewritten') {
+        restored.push(entry.uid);
+        log.info({ claimUid: entry.uid, claim: `${entry.namespace}/${entry.name}`, outcome }, 'CDI spec restored');
+      }
+    } catch (err) {
+      const message = `claim ${entry.namespace}/${entry.name} (uid ${entry.uid}): cannot restore its CDI spec: ${errorMessage(err)}`;
+      errors.push(message);
+      log.error({ claimUid: entry.uid, err }, message);
+    }
+  }
+
+  const orphans = manager.needsRebuild ? [] : (await manager.sweep()).orphans;
+  if (orphans.length > 0) log.info({ orphans }, 'removed CDI specs no prepared claim accounts for');
+  // Save when anything changed or the recorded boot ID is not the current one; a node with no claims and no
+  // checkpoint writes nothing (so a fault point on the first write fires at the first prepare).
+  const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined;
+  if (changed || (Object.keys(manager.entries()).length > 0 && loaded.fileBootId !== bootId)) {
+    try {
+      await manager.persist();
+    } catch (err) {
+      errors.push(errorMessage(err));
+      log.error({ err }, 'cannot save the reconciled checkpoint');
+    }
+  }
+  const report = { rebooted, rolledBack, rebuilt, dropped, restored, orphans, errors };
+  log.info({ ...report, errors: errors.length }, 'claims reconciled');
+  return report;
+}
+
+/** Whether a claim should stay prepared after a reboot, with the reason when not. */
+async function stillHeld(source: ClaimSource, ref: ClaimRef): Promise<{ readonly held: boolean; readonly reason?: string }> {
+  let claim: ResourceClaimLike;
+  try {
+    claim = await source.get(ref.namespace, ref.name);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return { held: false, reason: 'deleted from the API server' };
+    return { held: true }; // cannot tell: keep it; the periodic clean-up checks again
+  }
+  if (claim.metadata?.uid !== ref.uid) return { held: false, reason: `re-created with uid ${claim.metadata?.uid ?? '(none)'}` };
+  if (!reserved(claim)) return { held: false, reason: 'status.reservedFor is empty: no pod holds it' };
+  return { held: true };
+}
