@@ -69,7 +69,10 @@ LABEL org.opencontainers.image.title="gpulet" \
       dev.gpulet.sbom.path="/app/sbom.cdx.json" \
       dev.gpulet.sbom.format="CycloneDX JSON (npm sbom)"
 
-ENV NODE_ENV=production
+# Inside the container the NVML backend is the default (npm start on a workstation keeps the mock); the
+# DaemonSet sets the rest of the production configuration through GPULET_* variables.
+ENV NODE_ENV=production \
+    GPULET_BACKEND=nvml
 WORKDIR /app
 
 # The layout the code expects at run time: the addon loader finds the repository root by binding.gyp and
