@@ -34,8 +34,22 @@ export interface ValidatedClaims {
   readonly uids: string[];
 }
 
+/** Longest value (in characters) echoed verbatim in a validation error. */
+const MAX_ECHO = 80;
+
+/**
+ * The offending value for an error message: JSON-quoted, cut to {@link MAX_ECHO} characters with its length.
+ * Echoing a huge value in full would make the answer larger than gRPC's 4 MiB message limit (a 600 KB
+ * UID of NULs becomes 3.6 MB of `\u0000`), and the kubelet would get RESOURCE_EXHAUSTED instead of the
+ * per-claim errors.
+ */
+function echo(value: unknown): string {
+  if (typeof value !== 'string' || value.length <= MAX_ECHO) return JSON.stringify(value) ?? String(value);
+  return `${JSON.stringify(value.slice(0, MAX_ECHO))}… (${value.length} characters)`;
+}
+
 function fieldError(index: number, field: string, rule: string, value: unknown): string {
-  return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${JSON.stringify(value)}`;
+  return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${echo(value)}`;
 }
 
 /** First problem of one claim, or undefined when it is valid. */
@@ -121,14 +135,14 @@ export function buildPrepareResponse(
   version: DraApiVersion,
   batchError?: string,
 ): WirePrepareResponse {
-  const claims: Record<string, WirePrepareResult> = {};
-  for (const uid of v.uids) {
+  const entries = v.uids.map((uid): [string, WirePrepareResult] => {
     const invalid = v.errors.get(uid);
-    if (invalid !== undefined) claims[uid] = { devices: [], error: invalid };
-    else if (batchError !== undefined) claims[uid] = { devices: [], error: batchError };
-    else claims[uid] = toWirePrepareResult(results?.get(uid), version);
-  }
-  return { claims };
+    if (invalid !== undefined) return [uid, { devices: [], error: invalid }];
+    if (batchError !== undefined) return [uid, { devices: [], error: batchError }];
+    return [uid, toWirePrepareResult(results?.get(uid), version)];
+  });
+  // fromEntries defines own properties: a UID "__proto__" gets its entry instead of replacing the prototype.
+  return { claims: Object.fromEntries(entries) };
 }
 
 /** Build NodeUnprepareResourcesResponse with the same rules as {@link buildPrepareResponse}. */
@@ -137,15 +151,12 @@ export function buildUnprepareResponse(
   results: ReadonlyMap<string, UnprepareResult> | undefined,
   batchError?: string,
 ): WireUnprepareResponse {
-  const claims: Record<string, { error: string }> = {};
-  for (const uid of v.uids) {
+  const entries = v.uids.map((uid): [string, { error: string }] => {
     const invalid = v.errors.get(uid);
-    if (invalid !== undefined) claims[uid] = { error: invalid };
-    else if (batchError !== undefined) claims[uid] = { error: batchError };
-    else {
-      const r = results?.get(uid);
-      claims[uid] = r === undefined ? { error: 'the driver returned no result for this claim; retry' } : { error: r.error ?? '' };
-    }
-  }
-  return { claims };
+    if (invalid !== undefined) return [uid, { error: invalid }];
+    if (batchError !== undefined) return [uid, { error: batchError }];
+    const r = results?.get(uid);
+    return [uid, r === undefined ? { error: 'the driver returned no result for this claim; retry' } : { error: r.error ?? '' }];
+  });
+  return { claims: Object.fromEntries(entries) };
 }
