@@ -134,7 +134,8 @@ function statusMessage(body: unknown): string | undefined {
   }
   if (typeof value === 'object' && value !== null && 'message' in value) {
     const message = (value).message;
-    if (typeof message === 'string') return message;
+    // Bounded: a hostile or broken server must not blow the kubelet's 4 MiB response limit.
+    if (typeof message === 'string') return message.length <= 300 ? message : `${message.slice(0, 300)}… (${message.length} characters)`;
   }
   return undefined;
 }

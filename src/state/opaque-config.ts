@@ -69,6 +69,8 @@ export function parseGpuConfig(parameters: unknown): GpuConfig | { readonly erro
     if (!ENV_NAME.test(name)) return { error: `env name ${JSON.stringify(name)} is not a valid variable name` };
     if (RESERVED_ENV(name)) return { error: `env name ${JSON.stringify(name)} is reserved by gpulet` };
     if (typeof value !== 'string') return { error: `env ${name} must be a string, got ${typeof value}` };
+    // A NUL cannot be passed in an environment (execve) and runtimes refuse it at container start.
+    if (value.includes('\0')) return { error: `env ${name} must not contain a NUL character` };
     env.push([name, value]);
   }
   // fromEntries defines own properties, so a name like `__proto__` cannot touch the prototype.
