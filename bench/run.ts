@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: runs every benchmark once and prints a table (name, figure, goal/reference, ratio).
  * Benchmarks print figures; they never pass or fail. Flags: `--long` (more runs, 120 s footprint windows),
- * `--only=pure,scrape,prepare,footprint,startup` (a subset). See bench/README.md.
+ * `--only=pure,scrape,prepare,footprint,startup,nvml` (a subset). See bench/README.md.
  */
 import { startBenchAgent } from './agent.js';
 import { footprintInProcess } from './footprint.js';
+import { benchNvml } from './nvml.js';
 import { benchPrepare } from './prepare.js';
 import { benchPure } from './pure.js';
 import { benchScrape } from './scrape.js';
@@ -12,7 +13,7 @@ import { fmtMs } from './stats.js';
 import { benchStartup } from './startup.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
 
-const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup'] as const;
+const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup', 'nvml'] as const;
 type BenchName = (typeof ALL)[number];
 
 interface Section {
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
     footprint.push(...r.footprint);
   }
   sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (sampling 1 Hz, scraped every 1 s)', rows: footprint });
+  if (only.has('nvml')) sections.push({ title: '6. NVML sampling cost (fake libnvidia-ml) and scale', rows: await benchNvml(opts) });
   console.log(`\n${renderTable(sections)}\n\ntotal bench time ${fmtMs(performance.now() - t0)}`);
 }
 

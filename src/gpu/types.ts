@@ -124,10 +124,16 @@ export interface DeviceSample {
   readonly encoderUtilizationPercent?: number;
   /** `nvmlDeviceGetDecoderUtilization`, percent. */
   readonly decoderUtilizationPercent?: number;
-  /** `nvmlDeviceGetMemoryInfo_v2`, bytes. */
+  /**
+   * `nvmlMemory_v2_t.used` (`nvmlDeviceGetMemoryInfo_v2`), bytes. nvml.h: "The used amount also includes the
+   * reserved amount", i.e. used = reserved + allocated, and `memoryUsedBytes + memoryFreeBytes = memoryTotalBytes`.
+   */
   readonly memoryUsedBytes?: number;
+  /** `nvmlMemory_v2_t.free`, bytes: unallocated memory, `total − used` (nvml.h). */
   readonly memoryFreeBytes?: number;
+  /** `nvmlMemory_v2_t.reserved`, bytes: reserved by the driver/system; part of `used` (so ≤ used, nvml.h). */
   readonly memoryReservedBytes?: number;
+  /** `nvmlMemory_v2_t.total`, bytes: total physical device memory (for a MIG device: its GPU instance's). */
   readonly memoryTotalBytes?: number;
   /** `nvmlDeviceGetPowerUsage`, milliwatts. */
   readonly powerMilliwatts?: number;

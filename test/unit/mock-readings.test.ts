@@ -70,7 +70,11 @@ describe('mock readings over time (dgx-h100, 10 s steps for ~4 h)', async () => 
         expect(d.memoryUtilizationPercent).toBeLessThanOrEqual(100);
         expect(d.memoryTotalBytes).toBe(g.memoryBytes);
         expect(d.memoryUsedBytes!).toBeLessThanOrEqual(d.memoryTotalBytes!);
-        expect(d.memoryUsedBytes! + d.memoryFreeBytes! + d.memoryReservedBytes!).toBe(d.memoryTotalBytes);
+        // nvml.h (nvmlMemory_v2_t): used includes reserved; used + free = total.
+        expect(d.memoryUsedBytes! + d.memoryFreeBytes!).toBe(d.memoryTotalBytes);
+        expect(d.memoryReservedBytes).toBe(h100.reservedMiB * 1024 * 1024);
+        expect(d.memoryReservedBytes!).toBeLessThanOrEqual(d.memoryUsedBytes!);
+        expect(d.memoryUsedBytes!).toBeGreaterThan(d.memoryReservedBytes!);
         expect(d.memoryFreeBytes!).toBeGreaterThanOrEqual(0);
         expect(d.powerMilliwatts!).toBeGreaterThanOrEqual(h100.idlePowerW * 1000);
         expect(d.powerMilliwatts!).toBeLessThanOrEqual(d.powerLimitMilliwatts!);
@@ -141,9 +145,14 @@ describe('mock readings over time (dgx-h100, 10 s steps for ~4 h)', async () => 
           expect(d.memoryTotalBytes).toBe(m.memoryBytes);
           expect(d.memoryUsedBytes!).toBeLessThanOrEqual(m.memoryBytes);
           expect(d.memoryUsedBytes! + d.memoryFreeBytes!).toBe(m.memoryBytes);
+          expect(d.memoryReservedBytes).toBeUndefined();
           migUsed += d.memoryUsedBytes!;
         }
-        expect(parent.memoryUsedBytes).toBe(migUsed);
+        // nvml.h: the parent's used = its reserved + what is allocated (here: by its MIG devices); used + free = total.
+        expect(parent.memoryReservedBytes).toBe(h100.reservedMiB * 1024 * 1024);
+        expect(parent.memoryUsedBytes).toBe(parent.memoryReservedBytes! + migUsed);
+        expect(parent.memoryUsedBytes! + parent.memoryFreeBytes!).toBe(parent.memoryTotalBytes);
+        expect(parent.memoryTotalBytes).toBe(g.memoryBytes);
       }
     }
   });

@@ -42,7 +42,7 @@ describe('renderDcgm', () => {
   it('writes dcgm-exporter units: % utilisation, MiB framebuffer, W power, mJ energy', () => {
     expect(find('DCGM_FI_DEV_GPU_UTIL', GPU0)[0]!.value).toBe(42);
     expect(find('DCGM_FI_DEV_FB_USED', GPU0)[0]!.value).toBe(20_480);
-    expect(find('DCGM_FI_DEV_FB_FREE', GPU0)[0]!.value).toBe(59 * 1024);
+    expect(find('DCGM_FI_DEV_FB_FREE', GPU0)[0]!.value).toBe(60 * 1024); // total − used (nvml.h: used includes reserved)
     expect(find('DCGM_FI_DEV_POWER_USAGE', GPU0)[0]!.value).toBeCloseTo(345.678, 9);
     expect(find('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', GPU0)[0]!.value).toBe(123_456_789);
     expect(find('DCGM_FI_DEV_SM_CLOCK', GPU0)[0]!.value).toBe(1980);

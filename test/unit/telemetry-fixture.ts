@@ -78,7 +78,8 @@ export function fullReadings(uuid: string, over: { [K in keyof DeviceSample]?: D
   const out: Record<string, unknown> = {
     uuid,
     gpuUtilizationPercent: 42, memoryUtilizationPercent: 10, encoderUtilizationPercent: 5, decoderUtilizationPercent: 0,
-    memoryUsedBytes: 20 * 1024 ** 3, memoryFreeBytes: 59 * 1024 ** 3, memoryReservedBytes: 1024 ** 3, memoryTotalBytes: 80 * 1024 ** 3,
+    // nvml.h (nvmlMemory_v2_t): used (20 GiB) includes reserved (1 GiB); used + free = total.
+    memoryUsedBytes: 20 * 1024 ** 3, memoryFreeBytes: 60 * 1024 ** 3, memoryReservedBytes: 1024 ** 3, memoryTotalBytes: 80 * 1024 ** 3,
     powerMilliwatts: 345_678, powerLimitMilliwatts: 700_000, energyMillijoules: 123_456_789,
     gpuTemperatureCelsius: 51, memoryTemperatureCelsius: 60, smClockMhz: 1980, memoryClockMhz: 2619,
     clockEventReasons: 0, eccCorrectedErrors: 3, eccUncorrectedErrors: 0, remappedRowsCorrectable: 0,

@@ -4,10 +4,12 @@
  * lag behind power, 60 s time constant), cumulative PCIe bytes and ECC counters.
  *
  * Shapes: utilization follows the device's load curve (curve.ts); power = idle + (limit − idle) × load^1.1;
- * memory used follows the smooth trend; SM clock rises with load and drops under the power cap; clock event
- * reasons use NVML's bits (GpuIdle 0x1, SwPowerCap 0x4, SwThermalSlowdown 0x20). A GPU in MIG mode reports
- * power, temperature, clocks and energy (its load is the compute-slice-weighted load of its MIG devices) but
- * no utilization (NVML_ERROR_NOT_SUPPORTED in MIG mode); its MIG devices report memory only.
+ * memory follows nvml.h (`nvmlMemory_v2_t`): `used` = reserved + allocated and `used + free = total`, where the
+ * allocated part follows the smooth trend (in MIG mode: the sum of the MIG devices' used memory); SM clock rises
+ * with load and drops under the power cap; clock event reasons use NVML's bits (GpuIdle 0x1, SwPowerCap 0x4,
+ * SwThermalSlowdown 0x20). A GPU in MIG mode reports power, temperature, clocks and energy (its load is the
+ * compute-slice-weighted load of its MIG devices) but no utilization (NVML_ERROR_NOT_SUPPORTED in MIG mode);
+ * its MIG devices report memory only (used + free = total; no reserved reading).
  */
 import type { DeviceSample, GpuInfo, MigDeviceInfo } from '../types.js';
 import { loadAt, loadCurve, trendAt, valueNoise, type LoadCurve } from './curve.js';
@@ -113,13 +115,16 @@ export class GpuSimulator {
     const totalBytes = m.memoryMiB * MIB;
     const reservedBytes = m.reservedMiB * MIB;
     const usableBytes = totalBytes - reservedBytes;
-    const usedBytes = this.info.migEnabled
+    // Allocated by processes (or, in MIG mode, by the MIG devices), within what the driver did not reserve.
+    const allocatedBytes = this.info.migEnabled
       ? Math.min(usableBytes, this.migs.reduce((s, g) => s + migUsedBytes(g, tSec), 0))
       : Math.round(usableBytes * (0.02 + 0.9 * trendAt(this.curve, tSec)) / MIB) * MIB;
+    // nvml.h, nvmlMemory_v2_t: used = reserved + allocated, free = total − used.
+    const usedBytes = reservedBytes + allocatedBytes;
     const base: DeviceSample = {
       uuid: this.info.uuid,
       memoryUsedBytes: usedBytes,
-      memoryFreeBytes: usableBytes - usedBytes,
+      memoryFreeBytes: totalBytes - usedBytes,
       memoryReservedBytes: reservedBytes,
       memoryTotalBytes: totalBytes,
       powerMilliwatts: powerMw,
