@@ -96,15 +96,18 @@ interface Family {
 
 function families(input: DcgmInput): Family[] {
   const byUuid = new Map((input.sample?.devices ?? []).map((d) => [d.uuid, d]));
-  const fromField = (field: SampleField, conversion: DcgmSeries['convert']) => (uuid: string) => {
+  const fromField = (field: SampleField, conversion: DcgmSeries['convert'], minus?: SampleField) => (uuid: string) => {
     const d = byUuid.get(uuid);
-    return d === undefined ? undefined : readSeries(d, { from: 'sample', field }, conversion);
+    if (d === undefined) return undefined;
+    const value = readSeries(d, { from: 'sample', field }, conversion);
+    const less = minus === undefined ? undefined : readSeries(d, { from: 'sample', field: minus }, conversion);
+    return value === undefined || less === undefined ? value : value - less;
   };
   const out: Family[] = [];
   for (const spec of INSTRUMENTS) {
     for (const series of spec.series) {
       if (series.dcgm === undefined || series.source.from !== 'sample') continue;
-      out.push({ series: series.dcgm, value: fromField(series.source.field, series.dcgm.convert) });
+      out.push({ series: series.dcgm, value: fromField(series.source.field, series.dcgm.convert, series.dcgm.minus) });
     }
   }
   for (const extra of DCGM_ONLY_SERIES) out.push({ series: extra, value: fromField(extra.field, extra.convert) });

@@ -46,6 +46,11 @@ export interface DcgmSeries {
   readonly help: string;
   /** Conversion from the raw DeviceSample reading to dcgm-exporter's unit. */
   readonly convert: Conversion;
+  /**
+   * A reading subtracted from the raw one first, when present. DCGM's `FB_USED` excludes the reserved
+   * framebuffer (FB_USED + FB_FREE + FB_RESERVED = total), while NVML's `nvmlMemory_v2_t.used` includes it.
+   */
+  readonly minus?: SampleField;
 }
 
 /** One series (a fixed attribute set) of an instrument. */
@@ -101,7 +106,7 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     name: 'hw.gpu.memory.usage', kind: 'updowncounter', unit: 'By', standard: true,
     description: 'GPU memory used',
     nvml: 'nvmlDeviceGetMemoryInfo_v2.used (bytes)',
-    series: [s('memoryUsedBytes', 'identity', {}, g('DCGM_FI_DEV_FB_USED', 'Framebuffer memory used (in MiB).', 'bytesToMiB'))],
+    series: [s('memoryUsedBytes', 'identity', {}, { ...g('DCGM_FI_DEV_FB_USED', 'Framebuffer memory used (in MiB).', 'bytesToMiB'), minus: 'memoryReservedBytes' })],
   },
   {
     name: 'hw.gpu.memory.limit', kind: 'updowncounter', unit: 'By', standard: true,

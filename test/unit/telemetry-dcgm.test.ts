@@ -14,7 +14,7 @@ const owner: DeviceOwner = {
 
 function input(over: Partial<DcgmInput> = {}): DcgmInput {
   return {
-    sample: { timestampMs: 1, devices: [fullReadings(GPU0), fullReadings(GPU1), fullReadings(MIG_A, { gpuUtilizationPercent: undefined, memoryUsedBytes: 512 * 1024 ** 2 })] },
+    sample: { timestampMs: 1, devices: [fullReadings(GPU0), fullReadings(GPU1), fullReadings(MIG_A, { gpuUtilizationPercent: undefined, memoryUsedBytes: 512 * 1024 ** 2, memoryReservedBytes: undefined })] },
     identities: deviceIdentities(INVENTORY),
     owners: new Map([[MIG_A, [owner]]]),
     lastXid: (u) => (u === GPU1 ? 79 : undefined),
@@ -41,8 +41,10 @@ describe('renderDcgm', () => {
 
   it('writes dcgm-exporter units: % utilisation, MiB framebuffer, W power, mJ energy', () => {
     expect(find('DCGM_FI_DEV_GPU_UTIL', GPU0)[0]!.value).toBe(42);
-    expect(find('DCGM_FI_DEV_FB_USED', GPU0)[0]!.value).toBe(20_480);
-    expect(find('DCGM_FI_DEV_FB_FREE', GPU0)[0]!.value).toBe(60 * 1024); // total − used (nvml.h: used includes reserved)
+    // NVML's used (20 GiB) includes the reserved 1 GiB; DCGM's FB_USED does not: FB_USED + FB_FREE + FB_RESERVED = total.
+    expect(find('DCGM_FI_DEV_FB_USED', GPU0)[0]!.value).toBe(19_456);
+    expect(find('DCGM_FI_DEV_FB_FREE', GPU0)[0]!.value).toBe(60 * 1024);
+    expect(find('DCGM_FI_DEV_FB_RESERVED', GPU0)[0]!.value).toBe(1024);
     expect(find('DCGM_FI_DEV_POWER_USAGE', GPU0)[0]!.value).toBeCloseTo(345.678, 9);
     expect(find('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', GPU0)[0]!.value).toBe(123_456_789);
     expect(find('DCGM_FI_DEV_SM_CLOCK', GPU0)[0]!.value).toBe(1980);
