@@ -21,7 +21,7 @@ import { startKubeletPlugin, type KubeletPlugin } from './dra/plugin.js';
 import { deviceHealthSource } from './dra/device-health.js';
 import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
-import { reconcileClaims, startClaimCleanup } from './state/reconcile.js';
+import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
@@ -108,9 +108,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       logger,
     });
     // Before the kubelet can call us: roll back half-finished prepares, restore CDI specs lost with a reboot,
-    // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable.
-    const loaded = await claims.init();
-    await reconcileClaims({ manager: claims, source: claimSource, loaded, logger });
+    // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable; all
+    // under the node-wide state lock (another instance may be serving during a rolling update).
+    await initAndReconcile({ manager: claims, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
     const cleanup = startClaimCleanup({ manager: claims, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
     stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 

@@ -8,11 +8,15 @@
  * - any other error (5xx, 429, 403, unreachable) → kept, and the rest of this round is skipped so an ailing
  *   server gets no burst; the next period tries again. Timers never overlap and are `unref()`ed.
  * A rebuild left due by an unreachable API server at startup (reconcile.ts) is retried first.
+ * A round runs holding the cross-process state lock (one session of the journal, checkpoint re-read first),
+ * so it sees the claims another instance sharing the state dir prepared; when the lock is held past the
+ * wait the round is skipped (`lockError`) and the next period tries again.
  */
 import { ApiError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource } from './claim-source.js';
 import type { ClaimManager } from './claims.js';
+import { StateLockError } from './lock.js';
 import { rebuildFromApi } from './rebuild.js';
 
 /** Options of {@link startClaimCleanup} and {@link cleanupOnce}. */
@@ -33,6 +37,8 @@ export interface CleanupReport {
   readonly kept: readonly string[];
   /** Set when an API error ended the round early (the claims not checked are kept). */
   readonly apiError?: string;
+  /** Set when the round was skipped because the state lock could not be taken. */
+  readonly lockError?: string;
 }
 
 /** A running clean-up. */
@@ -41,8 +47,18 @@ export interface ClaimCleanup {
   stop(): Promise<void>;
 }
 
-/** Run one round (see file doc). Never rejects. */
+/** Run one round (see file doc) under the state lock. Never rejects. */
 export async function cleanupOnce(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
+  try {
+    return await options.manager.locked(() => cleanupLocked(options));
+  } catch (err) {
+    if (!(err instanceof StateLockError)) throw err;
+    options.logger.warn({ err, component: 'claim-cleanup' }, 'clean-up round skipped: the state lock is held; retrying next round');
+    return { dropped: [], kept: [], lockError: err.message };
+  }
+}
+
+async function cleanupLocked(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
   const { manager, source } = options;
   const log = options.logger.child({ component: 'claim-cleanup' });
   if (manager.needsRebuild) {

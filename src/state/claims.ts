@@ -27,11 +27,19 @@ import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
 import { claimCdiSpec, sameSpec, toPreparedDevice } from './claim-spec.js';
 import { ClaimJournal, type ClaimJournalOptions } from './claim-journal.js';
 import type { CheckpointClaim } from './checkpoint.js';
+import type { StateLockError } from './lock.js';
 
 /** Outcome of {@link ClaimManager.restoreSpec}. */
 export type SpecRestore = 'present' | 'written' | 'rewritten' | 'not-completed';
 
 export type { PreparedClaim } from './claim-journal.js';
+
+/** Every claim of a batch answered with the lock error (first occurrence of each UID). */
+function busyAnswers(claims: readonly ClaimRef[], busy: StateLockError): Map<string, { error: string }> {
+  const out = new Map<string, { error: string }>();
+  for (const ref of claims) if (!out.has(ref.uid)) out.set(ref.uid, { error: new ClaimError(ref, busy.message).message });
+  return out;
+}
 
 /** Options of {@link ClaimManager}. */
 export interface ClaimManagerOptions extends ClaimJournalOptions {
@@ -73,7 +81,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
 
   /** Prepare claims (see file doc). Never rejects. */
   prepare(claims: readonly ClaimRef[]): Promise<Map<string, PrepareResult>> {
-    return this.serialized(async () => {
+    return this.lockedOr(async () => {
       const out = new Map<string, PrepareResult>();
       const notReady = await this.ensureInitialized();
       for (const ref of claims) {
@@ -81,12 +89,12 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
         out.set(ref.uid, notReady !== undefined ? { error: new ClaimError(ref, notReady).message } : await this.prepareOne(ref));
       }
       return out;
-    });
+    }, (busy) => busyAnswers(claims, busy));
   }
 
   /** Unprepare claims: remove spec and entry. Unknown claims succeed. Never rejects. */
   unprepare(claims: readonly ClaimRef[]): Promise<Map<string, UnprepareResult>> {
-    return this.serialized(async () => {
+    return this.lockedOr(async () => {
       const out = new Map<string, UnprepareResult>();
       const notReady = await this.ensureInitialized();
       for (const ref of claims) {
@@ -94,17 +102,18 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
         out.set(ref.uid, notReady !== undefined ? { error: new ClaimError(ref, notReady).message } : await this.unprepareOne(ref));
       }
       return out;
-    });
+    }, (busy) => busyAnswers(claims, busy));
   }
 
   /**
    * Make sure a PrepareCompleted claim's CDI spec exists and equals what prepare would write now (rebuilt
    * from the checkpoint entry and the current inventory, no API call): writes a missing spec, rewrites a
    * stale or unparsable one.
-   * @throws CdiError when a device of the entry is no longer in the inventory or the spec cannot be written.
+   * @throws CdiError when a device of the entry is no longer in the inventory or the spec cannot be written;
+   *   StateLockError when another instance holds the state lock past the wait.
    */
   restoreSpec(uid: string): Promise<SpecRestore> {
-    return this.serialized(async () => {
+    return this.locked(async () => {
       const entry = this.claims[uid];
       if (entry?.state !== 'PrepareCompleted') return 'not-completed';
       const spec = this.specOf(uid, entry.devices);
@@ -118,7 +127,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
 
   /** Unprepare one claim (spec and entry removed) for recovery: rollback, reboot, clean-up. Never rejects. */
   drop(ref: ClaimRef): Promise<UnprepareResult> {
-    return this.serialized(() => this.unprepareOne(ref));
+    return this.lockedOr(() => this.unprepareOne(ref), (busy) => ({ error: new ClaimError(ref, busy.message).message }));
   }
 
   /**
@@ -126,20 +135,21 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
    * @returns undefined when the claim is already recorded, else the result (error when it cannot be prepared).
    */
   adopt(claim: ResourceClaimLike): Promise<PrepareResult | undefined> {
-    return this.serialized(async () => {
-      const ref = { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+    const ref = { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+    return this.lockedOr(async () => {
       if (this.claims[ref.uid] !== undefined) return undefined;
       return this.prepareOne(ref, claim);
-    });
+    }, (busy) => ({ error: new ClaimError(ref, busy.message).message }));
   }
 
   /**
    * Remove CDI spec files of ours that no PrepareCompleted entry accounts for, and temp files crashes left
    * in the CDI and checkpoint dirs. Call only when the entries are trustworthy (not while a rebuild is due).
-   * @returns the UIDs whose spec was removed and the number of temp files removed. Never rejects.
+   * @returns the UIDs whose spec was removed and the number of temp files removed (none when the state lock
+   *   could not be taken: nothing is removed then). Never rejects.
    */
   sweep(): Promise<{ readonly orphans: readonly string[]; readonly tempFiles: number }> {
-    return this.serialized(async () => {
+    return this.lockedOr(async () => {
       const orphans: string[] = [];
       for (const uid of await this.cdi.listClaimUids()) {
         if (this.claims[uid]?.state === 'PrepareCompleted') continue;
@@ -152,7 +162,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
       }
       const tempFiles = (await this.cdi.removeTempFiles()) + (await this.store.removeTempFiles());
       return { orphans, tempFiles };
-    });
+    }, () => ({ orphans: [], tempFiles: 0 }));
   }
 
   private async prepareOne(ref: ClaimRef, listed?: ResourceClaimLike): Promise<PrepareResult> {

@@ -18,6 +18,11 @@
  * 5. Spec files of ours with no PrepareCompleted entry, and temp files of interrupted writes, are removed.
  * 6. The checkpoint is saved, recording the current boot ID (when anything changed or the boot ID did).
  * Never rejects: every failure is logged with the claim it concerns and kept in the report.
+ *
+ * All of it runs holding the cross-process state lock (lock.ts), so another gpulet instance sharing the state
+ * and CDI dirs (a rolling update) never sees a half-reconciled state, and the orphan sweep can never remove a
+ * spec the other instance is writing: `initAndReconcile` holds one session from before `init()` through the
+ * end of `reconcileClaims`.
  */
 import type { ClaimRef } from '../dra/types.js';
 import { ApiError, errorMessage } from '../errors.js';
@@ -25,6 +30,7 @@ import type { Logger } from '../log.js';
 import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
 import type { CheckpointLoad } from './checkpoint.js';
 import type { ClaimManager } from './claims.js';
+import { StateLockError } from './lock.js';
 
 import { rebuildFromApi, reserved } from './rebuild.js';
 
@@ -62,8 +68,53 @@ export interface ReconcileReport {
 
 const refOf = (e: { namespace: string; name: string; uid: string }): ClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
 
-/** Reconcile at startup (see file doc). Never rejects. */
+/** Reconcile at startup (see file doc), under the state lock (re-entrant: `initAndReconcile` holds it).
+ * Never rejects: a lock held by another instance past the wait is reported in `errors`, nothing changed. */
 export async function reconcileClaims(options: ReconcileOptions): Promise<ReconcileReport> {
+  try {
+    return await options.manager.locked(() => reconcileLocked(options));
+  } catch (err) {
+    if (!(err instanceof StateLockError)) throw err;
+    options.logger.error({ err, component: 'reconcile' }, 'cannot reconcile the claims: the state lock is held');
+    return { rebooted: false, rolledBack: [], rebuilt: undefined, dropped: [], restored: [], orphans: [], errors: [err.message] };
+  }
+}
+
+/** Options of {@link initAndReconcile}. */
+export interface StartupOptions extends Omit<ReconcileOptions, 'loaded'> {
+  /** Attempts to take the state lock (each waits up to its acquisition timeout); default 6. */
+  readonly lockAttempts?: number;
+  /** Cancels the wait (shutdown during start-up). */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The start-up step of main: take the state lock, load the checkpoint (`manager.init()`) and reconcile it,
+ * all in one session, so no other instance prepares in between. A lock held by another instance is waited
+ * for (a live holder releases it after its batch; a killed one's goes stale within `staleMs`), with a
+ * warning per failed attempt.
+ * @returns what `init()` loaded and the reconciliation report.
+ * @throws StateLockError after `lockAttempts` failed attempts or when the lock cannot be created (the agent
+ *   must not serve on a state it could not reconcile); the abort reason when `signal` fires.
+ */
+export async function initAndReconcile(options: StartupOptions): Promise<{ readonly loaded: CheckpointLoad; readonly report: ReconcileReport }> {
+  const { manager } = options;
+  const attempts = Math.max(1, options.lockAttempts ?? 6);
+  for (let attempt = 1; ; attempt++) {
+    options.signal?.throwIfAborted();
+    try {
+      return await manager.locked(async () => {
+        const loaded = await manager.init();
+        return { loaded, report: await reconcileLocked({ ...options, loaded }) };
+      });
+    } catch (err) {
+      if (!(err instanceof StateLockError) || !err.busy || attempt >= attempts) throw err;
+      options.logger.warn({ err, attempt, attempts, component: 'reconcile' }, 'waiting for the state lock held by another gpulet instance');
+    }
+  }
+}
+
+async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileReport> {
   const { manager, source, loaded } = options;
   const log = options.logger.child({ component: 'reconcile' });
   const errors: string[] = [];
