@@ -4,6 +4,8 @@
  * for its own node name (so every node's UUIDs, serials differ), all talking to ONE embedded API server
  * (dev/apiserver/server.ts) through @kubernetes/client-node. Also a process memory sampler.
  */
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { KubeConfig, ResourceV1Api, type V1ResourceSlice } from '@kubernetes/client-node';
 import { startApiServer, type EmbeddedApiServer } from '../dev/apiserver/server.js';
 import { SlicePublisher } from '../src/dra/publisher.js';
@@ -152,4 +154,19 @@ export function sampleMemory(everyMs = 200): { stop(): MemoryPeak; peek(): Memor
       return { peakRssBytes, peakHeapBytes };
     },
   };
+}
+
+let gcFn: (() => void) | undefined;
+
+/**
+ * V8 heap in use after a full garbage collection, bytes: what is retained, without garbage. Exposes `gc` at run
+ * time (`v8.setFlagsFromString('--expose-gc')`, then `gc` from a fresh context), so no node flag is needed.
+ */
+export function retainedHeapBytes(): number {
+  if (gcFn === undefined) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = runInNewContext('gc') as () => void;
+  }
+  gcFn();
+  return process.memoryUsage().heapUsed;
 }

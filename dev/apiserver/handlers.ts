@@ -138,7 +138,7 @@ export function handleRest(store: ObjectStore, req: RestRequest): RestReply {
     switch (method) {
       case 'GET': {
         const filter = selectorFilter(def, req.query);
-        const items = store.list(def, namespace).filter(filter);
+        const items = store.list(def, namespace, filter);
         const rv = store.resourceVersion;
         return { status: 200, body: wantsTable(req.accept) ? toTable(def, items, rv, includeObject(req.query)) : listBody(def, items, rv) };
       }
@@ -152,7 +152,7 @@ export function handleRest(store: ObjectStore, req: RestRequest): RestReply {
       }
       case 'DELETE': {
         const filter = selectorFilter(def, req.query);
-        const deleted = store.list(def, namespace).filter(filter).map((o) => store.delete(def, o.metadata.namespace, o.metadata.name ?? '', {}, dryRun));
+        const deleted = store.list(def, namespace, filter).map((o) => store.delete(def, o.metadata.namespace, o.metadata.name ?? '', {}, dryRun));
         return { status: 200, body: listBody(def, deleted, store.resourceVersion) };
       }
       default:

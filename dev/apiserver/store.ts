@@ -152,11 +152,16 @@ export class ObjectStore {
     return o;
   }
 
-  /** All objects of a resource (in one namespace when given), sorted by namespace then name. */
-  list(def: ResourceDef, namespace?: string): KubeObject[] {
+  /**
+   * All objects of a resource (in one namespace when given) that pass `filter`, sorted by namespace then name.
+   * The filter runs on the stored objects before they are copied, so a selective LIST costs what it returns.
+   */
+  list(def: ResourceDef, namespace?: string, filter?: (o: KubeObject) => boolean): KubeObject[] {
     const out: KubeObject[] = [];
     for (const o of this.bucket(def).values()) {
-      if (namespace === undefined || !def.namespaced || o.metadata.namespace === namespace) out.push(structuredClone(o));
+      if (namespace !== undefined && def.namespaced && o.metadata.namespace !== namespace) continue;
+      if (filter && !filter(o)) continue;
+      out.push(structuredClone(o));
     }
     return out.sort((a, b) => objKey(a.metadata.namespace, a.metadata.name ?? '').localeCompare(objKey(b.metadata.namespace, b.metadata.name ?? '')));
   }

@@ -89,7 +89,7 @@ export function streamWatch(store: ObjectStore, route: ResourceRoute, plan: Watc
   try {
     if (plan.since === undefined) {
       const rv = store.resourceVersion;
-      for (const o of store.list(def, route.namespace).filter(plan.filter)) send('ADDED', o);
+      for (const o of store.list(def, route.namespace, plan.filter)) send('ADDED', o);
       if (plan.initialBookmark) {
         send('BOOKMARK', { apiVersion: apiVersionOf(def), kind: def.kind, metadata: { resourceVersion: rv, annotations: { 'k8s.io/initial-events-end': 'true' } } });
       }

@@ -80,6 +80,8 @@ export class SlicePublisher {
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private ignoreTaints = false;
   private nodeMissingWarned = false;
+  /** UID of our Node (owner reference), read once and kept until republish(): one GET per start, not per reconcile. */
+  private nodeUid: string | undefined;
   private counters = { reconciles: 0, writes: 0, errors: 0, generation: 0 };
   private lastSuccessMs: number | undefined;
   private lastError: string | undefined;
@@ -97,8 +99,12 @@ export class SlicePublisher {
     this.kick();
   }
 
-  /** Force a full reconcile (e.g. after the kubelet re-registered us: it deletes the node's slices when it starts). */
+  /**
+   * Force a full reconcile (e.g. after the kubelet re-registered us: it deletes the node's slices when it starts).
+   * The Node's UID is read again too: a re-registered node may be a new Node object.
+   */
   republish(): void {
+    this.nodeUid = undefined;
     this.kick();
   }
 
@@ -203,7 +209,7 @@ export class SlicePublisher {
     const desired = this.desired;
     if (desired === undefined) return;
     const { driverName, nodeName } = this.opts;
-    const nodeUid = await this.client.nodeUid(nodeName);
+    const nodeUid = (this.nodeUid ??= await this.client.nodeUid(nodeName));
     if (nodeUid === undefined && !this.nodeMissingWarned) {
       this.nodeMissingWarned = true;
       this.log.warn({ node: nodeName }, 'Node object not found: publishing ResourceSlices without an owner reference');
