@@ -106,8 +106,14 @@ async function main(): Promise<void> {
     const inventory = agent.backend.inventory();
     const uuids = inventory.gpus.slice(0, 2).map((g) => g.uuid);
     const lines = text.split('\n').filter((l) => !l.startsWith('#') && uuids.some((u) => l.includes(u)) &&
-      /^(hw_gpu_utilization|hw_gpu_memory_usage|hw_power|hw_temperature)/.test(l));
-    console.log(indent(lines.slice(0, 12).join('\n')));
+      /^(hw_gpu_utilization\{.*general|hw_gpu_memory_usage|hw_power|hw_temperature\{.*"gpu")/.test(l));
+    // One line per series, with the labels that tell whose GPU it is (the full label set is on /metrics).
+    const label = (l: string, k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1] ?? '';
+    for (const l of lines) {
+      const name = l.slice(0, l.indexOf('{'));
+      console.log(indent(`${name.padEnd(20)} ${label(l, 'gpulet_dra_device_name').padEnd(6)} pod=${label(l, 'k8s_pod_name')} ` +
+        `claim=${label(l, 'gpulet_claim_namespace')}/${label(l, 'gpulet_claim_name')}  ${l.slice(l.lastIndexOf(' ') + 1)}`));
+    }
     console.log(indent(`(${text.split('\n').filter((l) => l && !l.startsWith('#')).length} series in all)`));
 
     step('kubelet: NodeUnprepareResources');
