@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const inventory = agent.backend.inventory();
     const uuids = inventory.gpus.slice(0, 2).map((g) => g.uuid);
     const lines = text.split('\n').filter((l) => !l.startsWith('#') && uuids.some((u) => l.includes(u)) &&
-      /^(hw_gpu_utilization\{.*general|hw_gpu_memory_usage|hw_power|hw_temperature\{.*"gpu")/.test(l));
+      /^(hw_gpu_utilization\{.*general|hw_gpu_memory_usage|hw_power|hw_temperature\{.*hw_sensor_location="gpu")/.test(l));
     // One line per series, with the labels that tell whose GPU it is (the full label set is on /metrics).
     const label = (l: string, k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1] ?? '';
     for (const l of lines) {
