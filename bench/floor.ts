@@ -1,6 +1,6 @@
 /**
- * The I/O floor of a prepare: two fsync'd atomic writes (write temp + fsync + rename + fsync dir, twice) in
- * the agent's own temp dir, with the project's `writeFileAtomic` (src/state/atomic-file.ts), the primitive the
+ * The I/O floor of a prepare: its fsync'd atomic writes (write temp + fsync + rename + fsync dir; three per
+ * prepare: checkpoint, CDI spec, checkpoint) in the agent's own temp dir, with the project's `writeFileAtomic` (src/state/atomic-file.ts), the primitive the
  * checkpoint and the CDI writer use. Payloads are of the size those files have (a few KiB of JSON).
  */
 import fs from 'node:fs';
@@ -9,8 +9,9 @@ import { writeFileAtomic } from '../src/state/atomic-file.js';
 import { timeAsync } from './stats.js';
 
 /**
- * Time `rounds` pairs of atomic writes (after 5 warm-up pairs) under `<dir>/floor/`, removed afterwards.
- * @param writes atomic writes per round (2 = the brief's floor; the ClaimManager does 3 per prepare)
+ * Time `rounds` rounds of atomic writes (after 5 warm-up rounds) under `<dir>/floor/`, removed afterwards.
+ * Writes alternate checkpoint, spec, checkpoint, ... as a prepare does.
+ * @param writes atomic writes per round (3 = a prepare's; 2 = the issue's "two fsyncs")
  * @returns ms per round (raw samples)
  * @throws the fs error when the dir is not writable
  */

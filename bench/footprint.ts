@@ -2,12 +2,12 @@
  * Benchmark 5, process footprint while sampling at 1 Hz and being scraped once a second: RSS and heap
  * before/after the window and CPU in millicores over it, next to dcgm-exporter's published footprint
  * (reference/metrics.md: 3–9 millicores at a 30 s interval; 135–155 MiB, and 400–500 MiB reported).
- * Two views: the in-process agent of benchmark 3 (process.memoryUsage / process.cpuUsage: includes the
- * harness — tsx, the kubelet simulator, the scrape client), and a standalone `gpulet` process read from /proc.
+ * This file: the in-process agent of benchmark 3 (process.memoryUsage / process.cpuUsage: includes the
+ * harness — tsx, the kubelet simulator, the scrape client). The standalone compiled agent, with both
+ * exporters on, is footprint-process.ts.
  */
 import type { BenchAgent } from './agent.js';
 import { createScrapeClient } from './http-get.js';
-import { readProc } from './procfs.js';
 import { mib } from './stats.js';
 import type { Row } from './types.js';
 
@@ -15,12 +15,12 @@ import type { Row } from './types.js';
 export const DCGM_FOOTPRINT = { millicores: [3, 9], mib: [135, 500] } as const;
 
 /** `figure` against a [low, high] reference: `0.36–1.33× ref`. */
-function rangeRatio(figure: number, [low, high]: readonly [number, number]): string {
+export function rangeRatio(figure: number, [low, high]: readonly [number, number]): string {
   return `${(figure / high).toFixed(2)}–${(figure / low).toFixed(2)}× ref`;
 }
 
-/** Scrape `url` once per `intervalMs` for `windowMs`; returns the number of failed scrapes. */
-async function scrapeFor(url: string, windowMs: number, intervalMs: number): Promise<{ ok: number; failed: number }> {
+/** Scrape `url` once per `intervalMs` for `windowMs`; returns the numbers of good and failed scrapes. */
+export async function scrapeFor(url: string, windowMs: number, intervalMs: number): Promise<{ ok: number; failed: number }> {
   const client = createScrapeClient();
   let ok = 0;
   let failed = 0;
@@ -43,7 +43,7 @@ async function scrapeFor(url: string, windowMs: number, intervalMs: number): Pro
   return { ok, failed };
 }
 
-function cpuRow(name: string, millicores: number, scrapes: { ok: number; failed: number }): Row {
+export function cpuRow(name: string, millicores: number, scrapes: { ok: number; failed: number }): Row {
   const failed = scrapes.failed > 0 ? `, ${scrapes.failed} failed scrapes` : '';
   return {
     name,
@@ -76,35 +76,5 @@ export async function footprintInProcess(env: BenchAgent, windowMs: number, prin
     },
     { name: 'heap used, in-process agent + harness', figure: `${mib(memBefore.heapUsed)} → ${mib(memAfter.heapUsed)} MiB`, goal: '', ratio: '' },
     cpuRow('CPU, in-process agent + harness', millicores, scrapes),
-  ];
-}
-
-/**
- * Footprint of a standalone agent process `pid` (read from /proc), scraping `metricsUrl` every second.
- * @returns rows, or none when /proc cannot be read for `pid`
- */
-export async function footprintOfProcess(pid: number, metricsUrl: string, windowMs: number, label: string, print: (l: string) => void): Promise<Row[]> {
-  print(
-    `[footprint] method: standalone ${label} (pid ${pid}, sampling 1 Hz), GET /metrics every 1 s for ${windowMs / 1000} s; ` +
-      `/proc/<pid>/status VmRSS before/after, /proc/<pid>/stat utime+stime delta / wall time (10 ms ticks)`,
-  );
-  const before = readProc(pid);
-  const t0 = performance.now();
-  const scrapes = await scrapeFor(`${metricsUrl}/metrics`, windowMs, 1000);
-  const wallMs = performance.now() - t0;
-  const after = readProc(pid);
-  if (before === undefined || after === undefined) {
-    print(`[footprint] cannot read /proc/${pid}: no standalone figures`);
-    return [];
-  }
-  const millicores = ((after.cpuMs - before.cpuMs) / wallMs) * 1000;
-  return [
-    {
-      name: `RSS, standalone ${label}`,
-      figure: `${mib(before.rssBytes)} → ${mib(after.rssBytes)} MiB (peak ${mib(after.peakRssBytes)})`,
-      goal: `dcgm-exporter ${DCGM_FOOTPRINT.mib.join('–')} MiB`,
-      ratio: rangeRatio(mib(after.rssBytes), DCGM_FOOTPRINT.mib),
-    },
-    cpuRow(`CPU, standalone ${label}`, millicores, scrapes),
   ];
 }

@@ -5,6 +5,7 @@
  */
 import { startBenchAgent } from './agent.js';
 import { footprintInProcess } from './footprint.js';
+import { footprintStandalone } from './footprint-process.js';
 import { benchNvml } from './nvml.js';
 import { benchPrepare } from './prepare.js';
 import { benchPure } from './pure.js';
@@ -13,7 +14,7 @@ import { fmtMs } from './stats.js';
 import { benchStartup } from './startup.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
 
-const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup', 'nvml'] as const;
+const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup', 'nvml', 'scale'] as const;
 type BenchName = (typeof ALL)[number];
 
 interface Section {
@@ -85,13 +86,11 @@ async function main(): Promise<void> {
       await env.close();
     }
   }
-  if (only.has('startup')) {
-    const r = await benchStartup(opts, only.has('footprint') ? footprintMs : 0);
-    startup.push(...r.startup);
-    footprint.push(...r.footprint);
-  }
-  sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (sampling 1 Hz, scraped every 1 s)', rows: footprint });
+  if (only.has('startup')) startup.push(...(await benchStartup(opts)));
+  if (only.has('footprint')) footprint.push(...(await footprintStandalone(opts, long ? 120_000 : 20_000)));
+  sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (dgx-h100; in-process 1 Hz; standalone with Prometheus + OTLP at 1 s and 5 s)', rows: footprint });
   if (only.has('nvml')) sections.push({ title: '6. NVML sampling cost (fake libnvidia-ml) and scale', rows: await benchNvml(opts) });
+  if (only.has('scale')) sections.push({ title: '7. scale simulation (simulated nodes, one API server)', rows: await (await import('./scale.js')).benchScale(opts) });
   console.log(`\n${renderTable(sections)}\n\ntotal bench time ${fmtMs(performance.now() - t0)}`);
 }
 

@@ -1,6 +1,8 @@
 /**
  * Pure observation: the data points of one catalogue instrument for the latest sample, the inventory,
  * device health and ownership. The OTel callbacks (register.ts) and the tests call this; it has no I/O.
+ * Attribute objects are memoised (weakly) so that a series keeps one object across collections: results are
+ * equal to fresh ones, and must not be mutated.
  */
 import type { DeviceOwner } from '../dra/types.js';
 import type { DeviceHealthState, Sample } from '../gpu/types.js';
@@ -37,11 +39,63 @@ function baseAttributes(ctx: ObservationContext, uuid: string): Attrs {
   return ctx.identities.get(uuid)?.attributes ?? { 'hw.id': uuid, 'hw.type': 'gpu' };
 }
 
+/**
+ * Merged attributes `{ ...attrs, ...series.attributes, [extraName]: extraValue }`, one object per (attrs
+ * object, series, extra) for as long as `attrs` lives. The base attributes of an unowned device are one object
+ * per inventory, so its points keep the same attributes object from one collection to the next and the
+ * per-object key cache of stale.ts hits (a scrape-cost optimisation: see BENCHMARKS.md); so does an owned
+ * device's, while its owners do not change ({@link cachedAttributionSets}). Never mutate the result.
+ */
+const mergedCache = new WeakMap<Attrs, WeakMap<SeriesSpec, Map<string, Attrs>>>();
+
+function pointAttributes(attrs: Attrs, series: SeriesSpec, extraName: string | undefined, extraValue: string): Attrs {
+  let bySeries = mergedCache.get(attrs);
+  if (bySeries === undefined) {
+    bySeries = new WeakMap();
+    mergedCache.set(attrs, bySeries);
+  }
+  let byExtra = bySeries.get(series);
+  if (byExtra === undefined) {
+    byExtra = new Map();
+    bySeries.set(series, byExtra);
+  }
+  const extraKey = extraName === undefined ? '' : `${extraName}\u0000${extraValue}`;
+  let merged = byExtra.get(extraKey);
+  if (merged === undefined) {
+    merged = extraName === undefined ? { ...attrs, ...series.attributes } : { ...attrs, ...series.attributes, [extraName]: extraValue };
+    byExtra.set(extraKey, merged);
+  }
+  return merged;
+}
+
+/**
+ * `attributionSets(base, owners)`, one result per (owners array, base object) for as long as both live:
+ * `OwnershipSource.owners()` returns the same arrays until a claim changes (ClaimJournal caches them), so an
+ * owned device keeps the same attribute objects across collections too (see {@link pointAttributes}).
+ */
+const setsCache = new WeakMap<readonly DeviceOwner[], WeakMap<Attrs, Attrs[]>>();
+
+function cachedAttributionSets(base: Attrs, owners: readonly DeviceOwner[] | undefined): readonly Attrs[] {
+  if (owners === undefined || owners.length === 0) return attributionSets(base, owners);
+  let byBase = setsCache.get(owners);
+  if (byBase === undefined) {
+    byBase = new WeakMap();
+    setsCache.set(owners, byBase);
+  }
+  let sets = byBase.get(base);
+  if (sets === undefined) {
+    sets = attributionSets(base, owners);
+    byBase.set(base, sets);
+  }
+  return sets;
+}
+
 function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
   const out: Point[] = [];
-  const push = (uuid: string, value: number, extra: Attrs): void => {
-    for (const attrs of attributionSets(baseAttributes(ctx, uuid), ctx.owners.get(uuid))) {
-      out.push({ value, attributes: { ...attrs, ...series.attributes, ...extra } });
+  /** One point per attribution set of `uuid`; `extraName`/`extraValue`: one more attribute (health, XID). */
+  const push = (uuid: string, value: number, extraName?: string, extraValue = ''): void => {
+    for (const attrs of cachedAttributionSets(baseAttributes(ctx, uuid), ctx.owners.get(uuid))) {
+      out.push({ value, attributes: pointAttributes(attrs, series, extraName, extraValue) });
     }
   };
   const source = series.source;
@@ -49,18 +103,18 @@ function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
     case 'sample':
       for (const device of ctx.sample?.devices ?? []) {
         const value = readSeries(device, source, series.convert);
-        if (value !== undefined) push(device.uuid, value, {});
+        if (value !== undefined) push(device.uuid, value);
       }
       break;
     case 'health-state':
       for (const uuid of ctx.identities.keys()) {
         const current = ctx.health.state(uuid);
-        for (const state of HW_STATES) push(uuid, state === current ? 1 : 0, { 'hw.state': state });
+        for (const state of HW_STATES) push(uuid, state === current ? 1 : 0, 'hw.state', state);
       }
       break;
     case 'xid-counts':
       for (const uuid of ctx.identities.keys()) {
-        for (const [xid, count] of ctx.health.xidCounts(uuid)) push(uuid, count, { 'error.type': String(xid) });
+        for (const [xid, count] of ctx.health.xidCounts(uuid)) push(uuid, count, 'error.type', String(xid));
       }
       break;
   }

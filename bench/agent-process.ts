@@ -1,0 +1,171 @@
+/**
+ * Spawn `gpulet` as its own process, as a DaemonSet would run it (temp state dir, embedded API server, mock
+ * dgx-h100, metrics on 127.0.0.1:0), and follow it until it is ready: the registration socket exists (polled
+ * every 5 ms) and the publisher logged "ResourceSlices published". Used by the start-up (4) and standalone
+ * footprint (5) benchmarks. Children are stopped with SIGTERM, then SIGKILL to their own process group.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { agentPid } from './procfs.js';
+
+const READY_TIMEOUT_MS = 30_000;
+/** SIGTERM → SIGKILL grace, ms. */
+export const STOP_TIMEOUT_MS = 15_000;
+
+/** The repository root. */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Children still running: killed (their process group, by id) if the bench exits early. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) {
+    if (child.pid === undefined) continue;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** How to start the agent. */
+export interface AgentVariant {
+  readonly label: string;
+  readonly command: string;
+  /** Node flags (compiled variant only), e.g. `--expose-gc`. */
+  readonly nodeArgs: readonly string[];
+  readonly args: readonly string[];
+  /** The command re-spawns node (tsx): the agent is its child. */
+  readonly launcher: boolean;
+}
+
+/** `tsx src/cli.ts`. */
+export function tsxVariant(): AgentVariant {
+  return { label: 'tsx src/cli.ts', command: path.join(repoRoot, 'node_modules', '.bin', 'tsx'), nodeArgs: [], args: ['src/cli.ts'], launcher: true };
+}
+
+/** `node dist/src/cli.js` (this Node), or undefined when `npm run build` has not been run. */
+export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant | undefined {
+  const dist = path.join(repoRoot, 'dist', 'src', 'cli.js');
+  if (!fs.existsSync(dist)) return undefined;
+  return { label: 'node dist/src/cli.js', command: process.execPath, nodeArgs, args: [dist], launcher: false };
+}
+
+/** Environment without gpulet/OTel/Kubernetes settings (flags decide), with this Node first on PATH so tsx
+ * re-spawns the same Node (the system node may be too old for @kubernetes/client-node). */
+function childEnv(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^(GPULET_|OTEL_|KUBECONFIG$|NODE_NAME$|POD_UID$|NODE_OPTIONS$)/.test(k)) env[k] = v;
+  }
+  env['PATH'] = `${path.dirname(process.execPath)}${path.delimiter}${process.env['PATH'] ?? ''}`;
+  return { ...env, ...extra };
+}
+
+/** A started, ready agent. */
+export interface SpawnedAgent {
+  readonly child: ChildProcess;
+  /** pid of the process running the agent (tsx's child for the tsx variant); undefined when ambiguous. */
+  readonly pid: number | undefined;
+  /** Its temp dir (state, sockets, CDI, kubeconfig). */
+  readonly dir: string;
+  /** Spawn → first log line: Node boot, (tsx transpile,) and every module import. */
+  readonly firstLogMs: number;
+  /** Spawn → registration socket exists. */
+  readonly socketMs: number;
+  /** Spawn → "ResourceSlices published". */
+  readonly slicesMs: number;
+  /** `http://127.0.0.1:<port>` of /metrics. */
+  readonly metricsUrl: string;
+  /** SIGTERM, wait for exit (SIGKILL the group after 15 s), remove the dir; resolves with ms to exit. Idempotent. */
+  stop(): Promise<number>;
+}
+
+/** Wait for exit; SIGKILL the process group after `ms`. Resolves with the time to exit. */
+function stopChild(child: ChildProcess, ms: number): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(0);
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(performance.now() - t0);
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Spawn the agent with `extraArgs` (after the defaults: sampling 1 Hz, log level info) and wait until ready.
+ * @throws Error with the last 20 log lines when it exits or is not ready within 30 s (it is then stopped)
+ */
+export async function spawnAgent(v: AgentVariant, extraArgs: readonly string[] = [], extraEnv: Readonly<Record<string, string>> = {}): Promise<SpawnedAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-start-'));
+  const regSocket = path.join(dir, 'plugins_registry', 'gpu.gpulet.dev-reg.sock');
+  const args = [...v.nodeArgs, ...v.args, '--state-dir', dir, '--node-name', 'bench-node', '--metrics-address', '127.0.0.1:0', '--sample-interval', '1000', '--log-level', 'info', ...extraArgs];
+  const t0 = performance.now();
+  const child = spawn(v.command, args, { cwd: repoRoot, env: childEnv(extraEnv), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  const tail: string[] = [];
+  let stopping: Promise<number> | undefined;
+  const stop = (): Promise<number> => {
+    stopping ??= stopChild(child, STOP_TIMEOUT_MS).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+    return stopping;
+  };
+  let poll: NodeJS.Timeout | undefined;
+  try {
+    const ready = await new Promise<{ firstLogMs: number; socketMs: number; slicesMs: number; metricsUrl: string }>((resolve, reject) => {
+      let firstLogMs: number | undefined;
+      let socketMs: number | undefined;
+      let slicesMs: number | undefined;
+      let metricsUrl: string | undefined;
+      const check = (): void => {
+        if (firstLogMs !== undefined && socketMs !== undefined && slicesMs !== undefined && metricsUrl !== undefined) {
+          resolve({ firstLogMs, socketMs, slicesMs, metricsUrl });
+        }
+      };
+      poll = setInterval(() => {
+        if (socketMs === undefined && fs.existsSync(regSocket)) socketMs = performance.now() - t0;
+        check();
+        if (performance.now() - t0 > READY_TIMEOUT_MS) reject(new Error(`${v.label} not ready within ${READY_TIMEOUT_MS} ms:\n${tail.join('\n')}`));
+      }, 5);
+      readline.createInterface({ input: child.stderr ?? process.stdin }).on('line', (line) => {
+        firstLogMs ??= performance.now() - t0;
+        tail.push(line.slice(0, 300));
+        if (tail.length > 20) tail.shift();
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          return;
+        }
+        const rec = msg as { msg?: unknown; metrics?: unknown };
+        if (rec.msg === 'ResourceSlices published' && slicesMs === undefined) slicesMs = performance.now() - t0;
+        if (rec.msg === 'gpulet is running' && typeof rec.metrics === 'string') metricsUrl = rec.metrics;
+        check();
+      });
+      child.once('exit', (code, signal) => reject(new Error(`${v.label} exited (${code ?? signal}) before it was ready:\n${tail.join('\n')}`)));
+      child.once('error', reject);
+    });
+    clearInterval(poll);
+    const pid = child.pid === undefined ? undefined : agentPid(child.pid, v.launcher);
+    return { child, pid, dir, ...ready, stop };
+  } catch (err) {
+    clearInterval(poll);
+    await stop();
+    throw err;
+  }
+}

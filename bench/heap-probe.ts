@@ -1,0 +1,20 @@
+/**
+ * Preloaded into a standalone agent by the footprint benchmark (`node --expose-gc --import
+ * bench/heap-probe.ts dist/src/cli.js`; Node ≥ 23.6 strips the types): on SIGUSR2 it runs a full GC
+ * (`--expose-gc`) and appends one JSON line `{ rss, heapUsed, heapTotal, external, arrayBuffers }` (bytes,
+ * `process.memoryUsage()`) to the file named by `BENCH_HEAP_PROBE`. Nothing runs between signals, so it adds
+ * no CPU to the measured window; the bench signals it just before and just after the window. The V8 heap is
+ * not visible in /proc, hence the probe. Erasable TypeScript only (no enums, no parameter properties).
+ */
+import fs from 'node:fs';
+
+const file = process.env['BENCH_HEAP_PROBE'];
+if (file !== undefined && file !== '') {
+  process.on('SIGUSR2', () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) gc();
+    const m = process.memoryUsage();
+    const line = { gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+    fs.appendFileSync(file, `${JSON.stringify(line)}\n`);
+  });
+}
