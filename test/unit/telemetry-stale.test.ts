@@ -18,6 +18,14 @@ describe('dropUnobserved', () => {
     expect(attributeKey({ a: '1' })).not.toBe(attributeKey({ a: '2' }));
   });
 
+  it('gives a cached key the same value as a fresh object with the same attributes', () => {
+    const reused = { 'hw.id': 'GPU-0', 'k8s.pod.name': 'p1' };
+    const first = attributeKey(reused);
+    expect(attributeKey(reused)).toBe(first);
+    expect(attributeKey({ 'k8s.pod.name': 'p1', 'hw.id': 'GPU-0' })).toBe(first);
+    expect(attributeKey({ 'hw.id': 'GPU-0', 'k8s.pod.name': 'p2' })).not.toBe(first);
+  });
+
   it('removes the series the SDK keeps reporting after the callback stopped observing them', async () => {
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
