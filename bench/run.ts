@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     }
   }
   if (only.has('startup')) startup.push(...(await benchStartup(opts)));
-  if (only.has('footprint')) footprint.push(...(await footprintStandalone(opts, long ? 120_000 : 20_000)));
+  if (only.has('footprint')) footprint.push(...(await footprintStandalone(opts, long ? 120_000 : 15_000)));
   sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (dgx-h100; in-process 1 Hz; standalone with Prometheus + OTLP at 1 s and 5 s)', rows: footprint });
   if (only.has('nvml')) sections.push({ title: '6. NVML sampling cost (fake libnvidia-ml) and scale', rows: await benchNvml(opts) });
   if (only.has('scale')) sections.push({ title: '7. scale simulation (simulated nodes, one API server)', rows: await (await import('./scale.js')).benchScale(opts) });
