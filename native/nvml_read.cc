@@ -33,6 +33,20 @@ void ReadSystem(const Library& lib, SystemFacts* s) {
   }
 }
 
+// The fields nvmlGpuInstanceProfileInfo_t and its _v2 share (v2 adds `version` and `name`).
+template <typename Info>
+void CopyProfileCounts(const Info& info, GiProfileFacts* p) {
+  p->id = info.id;
+  p->slice_count = info.sliceCount;
+  p->multiprocessor_count = info.multiprocessorCount;
+  p->copy_engine_count = info.copyEngineCount;
+  p->decoder_count = info.decoderCount;
+  p->encoder_count = info.encoderCount;
+  p->jpeg_count = info.jpegCount;
+  p->ofa_count = info.ofaCount;
+  p->memory_size_mb = info.memorySizeMB;
+}
+
 // Every GPU-instance profile the GPU answers for (indexes 0 .. SCAN-1); unsupported indexes are skipped.
 std::vector<GiProfileFacts> ReadProfiles(const Library& lib, nvmlDevice_t dev, const Calls& call) {
   std::vector<GiProfileFacts> out;
@@ -46,32 +60,14 @@ std::vector<GiProfileFacts> ReadProfiles(const Library& lib, nvmlDevice_t dev, c
       info.version = nvmlGpuInstanceProfileInfo_v2;
       r = lib.nvmlDeviceGetGpuInstanceProfileInfoV(dev, idx, &info);
       if (r == NVML_SUCCESS) {
-        p.id = info.id;
-        p.slice_count = info.sliceCount;
-        p.multiprocessor_count = info.multiprocessorCount;
-        p.copy_engine_count = info.copyEngineCount;
-        p.decoder_count = info.decoderCount;
-        p.encoder_count = info.encoderCount;
-        p.jpeg_count = info.jpegCount;
-        p.ofa_count = info.ofaCount;
-        p.memory_size_mb = info.memorySizeMB;
+        CopyProfileCounts(info, &p);
         p.name = CString(info.name, sizeof info.name);
       }
     } else if (lib.gi_profile_info_v1 != nullptr) {
       nvmlGpuInstanceProfileInfo_t info;
       std::memset(&info, 0, sizeof info);
       r = lib.gi_profile_info_v1(dev, idx, &info);
-      if (r == NVML_SUCCESS) {
-        p.id = info.id;
-        p.slice_count = info.sliceCount;
-        p.multiprocessor_count = info.multiprocessorCount;
-        p.copy_engine_count = info.copyEngineCount;
-        p.decoder_count = info.decoderCount;
-        p.encoder_count = info.encoderCount;
-        p.jpeg_count = info.jpegCount;
-        p.ofa_count = info.ofaCount;
-        p.memory_size_mb = info.memorySizeMB;
-      }
+      if (r == NVML_SUCCESS) CopyProfileCounts(info, &p);
     } else {
       return out;
     }
