@@ -18,7 +18,7 @@ import type { Inventory } from '../src/gpu/types.js';
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '..');
 const SOURCES = path.join(REPO, 'test/fixtures/fake-nvml');
-const ABI_HEADER = path.join(REPO, 'native/nvml_abi.h');
+const ABI_HEADERS = [path.join(REPO, 'native/nvml_abi.h'), path.join(REPO, 'native/nvml_abi_calls.h')];
 
 /** Where the fake and its helper programs are built (gitignored). */
 export const FAKE_NVML_BUILD_DIR = path.join(REPO, 'test/fixtures/build/fake-nvml');
@@ -64,7 +64,7 @@ export interface FakeMachineFiles {
 
 async function newestSourceMtime(): Promise<number> {
   const files = (await readdir(SOURCES)).map((f) => path.join(SOURCES, f));
-  const times = await Promise.all([...files, ABI_HEADER].map(async (f) => (await stat(f)).mtimeMs));
+  const times = await Promise.all([...files, ...ABI_HEADERS].map(async (f) => (await stat(f)).mtimeMs));
   return Math.max(...times);
 }
 

@@ -17,6 +17,20 @@ import { parseAbiHeader, type HeaderModel } from '../fixtures/nvml-abi/header-mo
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '../..');
 const OUR_HEADER = path.join(REPO, 'native/nvml_abi.h');
+const OUR_CALLS_HEADER = path.join(REPO, 'native/nvml_abi_calls.h');
+
+/**
+ * Our declarations as one self-contained text: nvml_abi.h with its `#include "nvml_abi_calls.h"` replaced by
+ * that file's body (between its begin/end markers), so the parser sees every declaration and a mutated copy
+ * compiles on its own.
+ */
+async function ourHeaderText(): Promise<string> {
+  const [abi, calls] = await Promise.all([readFile(OUR_HEADER, 'utf8'), readFile(OUR_CALLS_HEADER, 'utf8')]);
+  const body = /\/\* gpulet-abi-calls-begin \*\/\n([\s\S]*?)\/\* gpulet-abi-calls-end \*\//.exec(calls)?.[1];
+  const include = '#include "nvml_abi_calls.h"';
+  if (body === undefined || !abi.includes(include)) throw new Error('native/nvml_abi.h / nvml_abi_calls.h: layout markers missing');
+  return abi.replace(include, body);
+}
 const OFFICIAL_HEADER = '/usr/include/nvml.h';
 const haveOfficial = existsSync(OFFICIAL_HEADER);
 
@@ -34,7 +48,7 @@ async function compileAndRun(dir: string, source: string, name: string, flags: r
 
 describe('native/nvml_abi.h parses completely', () => {
   it('every construct of the header is recognised by the check generator', async () => {
-    const model = parseAbiHeader(await readFile(OUR_HEADER, 'utf8'));
+    const model = parseAbiHeader(await ourHeaderText());
     expect(model.unparsed).toEqual([]);
     // The brief's mandatory items are present (the parser found them, so the comparison covers them).
     for (const t of ['nvmlPciInfo_t', 'nvmlMemory_v2_t', 'nvmlFieldValue_t', 'nvmlGpuInstanceProfileInfo_v2_t', 'nvmlEventData_t']) {
@@ -50,6 +64,7 @@ describe('native/nvml_abi.h parses completely', () => {
   it('compiles as C99 and C++ without warnings', async () => {
     await run('cc', ['-std=c99', '-Wall', '-Wextra', '-pedantic', '-Werror', '-fsyntax-only', '-x', 'c', OUR_HEADER]);
     await run('g++', ['-Wall', '-Wextra', '-pedantic', '-Werror', '-fsyntax-only', '-x', 'c++', OUR_HEADER]);
+    await run('cc', ['-std=c99', '-Wall', '-Wextra', '-pedantic', '-Werror', '-fsyntax-only', '-x', 'c', OUR_CALLS_HEADER]);
   });
 });
 
@@ -61,7 +76,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-nvml-abi-'));
-    model = parseAbiHeader(await readFile(OUR_HEADER, 'utf8'));
+    model = parseAbiHeader(await ourHeaderText());
     const src = path.join(dir, 'facts.c');
     await writeFile(src, factsProgram(model));
     ours = parseFacts(await compileAndRun(dir, src, 'ours', ['-I', path.dirname(OUR_HEADER)]));
@@ -118,7 +133,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
 
   it('the check is sensitive: a deliberately wrong layout or prototype is detected', async () => {
     // Mutate our header (field order, a constant, a prototype) and show the comparison would fail.
-    const text = await readFile(OUR_HEADER, 'utf8');
+    const text = await ourHeaderText();
     const mutated = text
       .replace('  unsigned long long reserved;\n  unsigned long long free;', '  unsigned long long free;\n  unsigned int reserved;')
       .replace('NVML_ERROR_GPU_IS_LOST = 15', 'NVML_ERROR_GPU_IS_LOST = 16')
