@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ResourceV1Api, type KubeConfig, type ResourceV1ResourceClaim } from '@kubernetes/client-node';
-import type { ClaimRef } from '../src/dra/types.js';
+import type { ClaimRef } from '../src/model/types.js';
 
 /** What to allocate. */
 export interface ClaimPlan {

@@ -7,8 +7,8 @@
  *   attribute churn (every point of an owned device gets fresh attributes per collection).
  */
 import { randomUUID } from 'node:crypto';
-import { allocatableDevices } from '../src/dra/devices.js';
-import type { DeviceOwner, OwnershipSource } from '../src/dra/types.js';
+import { allocatableDevices } from '../src/model/devices.js';
+import type { DeviceOwner, OwnershipSource } from '../src/model/types.js';
 import type { MachineSpec, MigInstanceSpec } from '../src/gpu/mock/index.js';
 import type { Inventory } from '../src/gpu/types.js';
 

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { createMockBackend, type MachineSpec } from '../src/gpu/mock/index.js';
 import { createNvmlBackend, type NvmlBackend } from '../src/gpu/nvml/index.js';
 import type { Inventory } from '../src/gpu/types.js';
-import { buildFakeNvmlArtifacts, writeFakeMachine, type FakeMachineFiles, type FakeNvmlBuild } from '../test/nvml-fixture.js';
+import { buildFakeNvmlArtifacts, writeFakeMachine, type FakeMachineFiles, type FakeNvmlBuild } from '../test/helpers/fake-nvml.js';
 
 const run = promisify(execFile);
 

@@ -6,7 +6,7 @@
  * itself falls with size because each call has a fixed part (a promise, the libuv hop, the slice envelope).
  */
 import path from 'node:path';
-import { buildResourceSlices } from '../src/dra/slices.js';
+import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { createMockBackend, type GpuSpec, type MachineSpec, type MigInstanceSpec } from '../src/gpu/mock/index.js';
 import { openNvmlOnFake, writeFakeMachineFor } from './nvml-fake.js';
 import { fmtMs, summarize } from './stats.js';

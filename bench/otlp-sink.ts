@@ -2,7 +2,7 @@
  * A minimal OTLP/gRPC metrics receiver for the benchmarks: `opentelemetry.proto.collector.metrics.v1.
  * MetricsService/Export` (opentelemetry-proto `collector/metrics/v1/metrics_service.proto`) on
  * 127.0.0.1:<free port>, answering an empty `ExportMetricsServiceResponse` (zero bytes on the wire). It does
- * not decode requests (the tests' receiver, test/integration/telemetry-otlp-receiver.ts, checks content);
+ * not decode requests (the tests' receiver, test/helpers/otlp-receiver.ts, checks content);
  * it counts them and their bytes, and wakes waiters on each one. Run it in the bench process, so its CPU is
  * not the agent's.
  */

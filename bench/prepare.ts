@@ -9,8 +9,8 @@
  * + 1 ms, with the floor of the writes a prepare really does.
  */
 import { randomUUID } from 'node:crypto';
-import { allocatableDevices } from '../src/dra/devices.js';
-import type { ClaimRef } from '../src/dra/types.js';
+import { allocatableDevices } from '../src/model/devices.js';
+import type { ClaimRef } from '../src/model/types.js';
 import { KubeClaimSource } from '../src/state/claim-source.js';
 import type { BenchAgent } from './agent.js';
 import { createAllocatedClaims, type ClaimPlan } from './claims.js';

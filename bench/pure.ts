@@ -4,8 +4,8 @@
  * These run on every inventory/health change, every prepare, and every sample tick respectively.
  */
 import { randomUUID } from 'node:crypto';
-import { allocatableDevices } from '../src/dra/devices.js';
-import { buildResourceSlices } from '../src/dra/slices.js';
+import { allocatableDevices } from '../src/model/devices.js';
+import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { createMockBackend } from '../src/gpu/mock/index.js';
 import { buildCdiSpec, MOCK_DEVICE_MAJORS } from '../src/state/cdi.js';
 import { fmtMs, summarize, timeAsync, timeSync, type Repeat, type Summary } from './stats.js';

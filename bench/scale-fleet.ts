@@ -1,5 +1,5 @@
 /**
- * The simulated fleet of the scale benchmark: N real `SlicePublisher`s (src/dra/publisher.ts), one per
+ * The simulated fleet of the scale benchmark: N real `SlicePublisher`s (src/dra/slices/publisher.ts), one per
  * simulated node, each with the inventory of an 8 × H100 80GB machine (no MIG) built by `buildMockInventory`
  * for its own node name (so every node's UUIDs, serials differ), all talking to ONE embedded API server
  * (dev/apiserver/server.ts) through @kubernetes/client-node. Also a process memory sampler.
@@ -8,9 +8,9 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { KubeConfig, ResourceV1Api, type V1ResourceSlice } from '@kubernetes/client-node';
 import { startApiServer, type EmbeddedApiServer } from '../dev/apiserver/server.js';
-import { SlicePublisher } from '../src/dra/publisher.js';
-import { planReconcile } from '../src/dra/publisher-plan.js';
-import { buildResourceSlices } from '../src/dra/slices.js';
+import { SlicePublisher } from '../src/dra/slices/publisher.js';
+import { planReconcile } from '../src/dra/slices/plan.js';
+import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { buildMockInventory, type GpuSpec, type MachineSpec } from '../src/gpu/mock/index.js';
 import type { Inventory } from '../src/gpu/types.js';
 import { silentLogger } from '../src/log.js';

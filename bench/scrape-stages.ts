@@ -8,7 +8,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type { OwnershipSource } from '../src/dra/types.js';
+import type { OwnershipSource } from '../src/model/types.js';
 import { HealthTracker } from '../src/gpu/health.js';
 import { createMockBackend, type MachineSpec } from '../src/gpu/mock/index.js';
 import type { Inventory } from '../src/gpu/types.js';

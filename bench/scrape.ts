@@ -10,7 +10,7 @@
  */
 import { createMockBackend, type MachineSpec } from '../src/gpu/mock/index.js';
 import { HealthTracker } from '../src/gpu/health.js';
-import type { OwnershipSource } from '../src/dra/types.js';
+import type { OwnershipSource } from '../src/model/types.js';
 import type { Inventory } from '../src/gpu/types.js';
 import { silentLogger } from '../src/log.js';
 import { VERSION } from '../src/main.js';

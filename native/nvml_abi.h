@@ -6,7 +6,7 @@
  *
  * Source of truth: NVIDIA's nvml.h as shipped by Debian's libnvidia-ml-dev 11.8 (/usr/include/nvml.h).
  * Every struct size, field offset, enum/#define value, versioned-struct version constant and function
- * prototype here is compared against that header by test/unit/nvml-abi.test.ts, which parses THIS file
+ * prototype here is compared against that header by test/native/nvml-abi.test.ts, which parses THIS file
  * to build its list of checks (so nothing declared here escapes the check).
  *
  * Items marked `@since` on their line are newer than NVML 11.8 (values and signatures from NVIDIA's

@@ -2,7 +2,7 @@
  * The call-level half of gpulet's NVML declarations: event masks, clock-event reasons, field IDs, one
  * function-pointer typedef per dlsym()ed symbol, and the symbol table as an X-macro. Part of native/nvml_abi.h
  * (which includes this file after the types and structs); checked against NVIDIA's official nvml.h together with
- * it by test/unit/nvml-abi.test.ts.
+ * it by test/native/nvml-abi.test.ts.
  */
 #ifndef GPULET_NVML_ABI_CALLS_H
 #define GPULET_NVML_ABI_CALLS_H

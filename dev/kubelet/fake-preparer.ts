@@ -3,7 +3,7 @@
  * the devices `devicesFor(claim)` returns, and can be told to reject (to exercise error paths).
  * Idempotent like the real one: unpreparing an unknown claim succeeds.
  */
-import type { ClaimPreparer, ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../src/dra/types.js';
+import type { ClaimPreparer, ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../src/model/types.js';
 
 /** One recorded call. */
 export interface PreparerCall {

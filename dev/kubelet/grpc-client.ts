@@ -1,6 +1,6 @@
 /**
  * Typed gRPC client calls over unix sockets for the kubelet simulator, built from the same proto
- * definitions as the servers (src/dra/grpc-protos.ts) so they are a real, independent grpc-js client.
+ * definitions as the servers (src/dra/kubelet/grpc-protos.ts) so they are a real, independent grpc-js client.
  */
 import * as grpc from '@grpc/grpc-js';
 

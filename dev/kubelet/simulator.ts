@@ -16,7 +16,7 @@ import { promises as fs, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../../src/log.js';
-import type { ClaimRef } from '../../src/dra/types.js';
+import type { ClaimRef } from '../../src/model/types.js';
 import {
   loadKubeletServices,
   SERVICE_VERSIONS,
@@ -24,7 +24,7 @@ import {
   type WirePrepareResponse,
   type WireUnprepareResponse,
   type WireWatchResponse,
-} from '../../src/dra/grpc-protos.js';
+} from '../../src/dra/kubelet/grpc-protos.js';
 import { dialUnix, serverStream, unaryCall, type StreamHandle } from './grpc-client.js';
 
 /** Kubelet deadlines (ms), from upstream. */

@@ -1,7 +1,7 @@
 /**
  * Health policy: turns the backend's {@link HealthEvent}s into a per-device {@link DeviceHealthState}.
  *
- * Policy (pure, documented, tested in test/unit/health-tracker.test.ts):
+ * Policy (pure, documented, tested in test/gpu/health.test.ts):
  * - XID errors. NVIDIA's DRA driver ignores the XIDs that are caused by the *application*, not the GPU:
  *   13 (graphics engine exception), 31 (GPU memory page fault), 43 (GPU stopped processing),
  *   45 (preemptive cleanup, due to previous errors), 68 (video processor exception) and

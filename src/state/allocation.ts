@@ -11,8 +11,8 @@
  *   other drivers' config is ignored;
  * - `status.reservedFor[]` entries with resource "pods" name the pods using the claim (same namespace).
  */
-import type { AllocatableDevice } from '../dra/devices.js';
-import type { ClaimRef, PodRef } from '../dra/types.js';
+import type { AllocatableDevice } from '../model/devices.js';
+import type { ClaimRef, PodRef } from '../model/types.js';
 import { ClaimError } from '../errors.js';
 import type { ResourceClaimLike } from './claim-source.js';
 import { isJsonObject, parseGpuConfig } from './opaque-config.js';
@@ -53,7 +53,7 @@ export interface ResolveAllocationInput {
   readonly driverName: string;
   /** Our pool name (the node name). */
   readonly poolName: string;
-  /** Allocatable devices of the current inventory by name (`devicesByName` of src/dra/devices.ts). */
+  /** Allocatable devices of the current inventory by name (`devicesByName` of src/model/devices.ts). */
   readonly devices: ReadonlyMap<string, AllocatableDevice>;
 }
 

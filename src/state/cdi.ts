@@ -23,7 +23,7 @@
  * `gpu<minor>/gi<G>/ci<C>/access` = that + 1 + C; e.g. gpu3/gi3/ci3 → 439, as quoted in NVIDIA's DRA
  * driver), which NVIDIA's toolkit reads to build `/dev/nvidia-caps/nvidia-cap<N>` nodes.
  */
-import type { AllocatableDevice } from '../dra/devices.js';
+import type { AllocatableDevice } from '../model/devices.js';
 import { CdiError } from '../errors.js';
 
 /** CDI class of per-claim specs. */

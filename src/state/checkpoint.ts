@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { PodRef } from '../dra/types.js';
+import type { PodRef } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import { ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
 import { isJsonObject } from './opaque-config.js';

@@ -14,7 +14,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { dirname } from 'node:path';
-import type { ClaimRef, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../dra/types.js';
+import type { ClaimRef, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CheckpointStore, type CheckpointClaim, type CheckpointClaims, type CheckpointLoad } from './checkpoint.js';

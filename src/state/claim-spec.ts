@@ -3,8 +3,8 @@
  * reconciliation (from the checkpoint alone), so a spec rebuilt after a reboot or an upgrade is exactly
  * what prepare would write today. Pure: no I/O.
  */
-import type { AllocatableDevice } from '../dra/devices.js';
-import type { PreparedDevice } from '../dra/types.js';
+import type { AllocatableDevice } from '../model/devices.js';
+import type { PreparedDevice } from '../model/types.js';
 import { CdiError } from '../errors.js';
 import { buildCdiSpec, type CdiSpec, type DeviceMajors } from './cdi.js';
 import { canonicalJson, type CheckpointDevice } from './checkpoint.js';

@@ -14,8 +14,8 @@
  * Recovery primitives (`restoreSpec`, `drop`, `adopt`, `sweep`, `persist`) run under the same mutex; the
  * policy that calls them (startup reconciliation, periodic clean-up, rebuild) is in `reconcile.ts`.
  */
-import { devicesByName } from '../dra/devices.js';
-import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../dra/types.js';
+import { devicesByName } from '../model/devices.js';
+import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { ClaimError, errorMessage } from '../errors.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';

@@ -24,7 +24,7 @@
  * spec the other instance is writing: `initAndReconcile` holds one session from before `init()` through the
  * end of `reconcileClaims`.
  */
-import type { ClaimRef } from '../dra/types.js';
+import type { ClaimRef } from '../model/types.js';
 import { ApiError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource, ResourceClaimLike } from './claim-source.js';

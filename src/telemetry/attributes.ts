@@ -13,8 +13,8 @@
  * `gpulet.claim.namespace`, `gpulet.claim.uid` (dcgm-exporter's `dra_claim_*` labels are used only on the
  * dcgm-compatible series, see dcgm.ts).
  */
-import { allocatableDevices } from '../dra/devices.js';
-import type { DeviceOwner } from '../dra/types.js';
+import { allocatableDevices } from '../model/devices.js';
+import type { DeviceOwner } from '../model/types.js';
 import type { GpuInfo, Inventory, MigDeviceInfo } from '../gpu/types.js';
 
 /** Attribute map of one series. */

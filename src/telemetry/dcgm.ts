@@ -10,7 +10,7 @@
  * the DRA half does not know containers), `dra_claim_name`, `dra_claim_namespace`, `dra_driver_name`,
  * `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`, `dra_mig_device_uuid`.
  */
-import type { DeviceOwner } from '../dra/types.js';
+import type { DeviceOwner } from '../model/types.js';
 import type { Sample } from '../gpu/types.js';
 import type { DeviceIdentity } from './attributes.js';
 import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readSeries, type DcgmSeries, type SampleField } from './instruments.js';

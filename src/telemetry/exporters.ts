@@ -12,7 +12,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import type { OwnershipSource } from '../dra/types.js';
+import type { OwnershipSource } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
 import type { GpuBackend, Inventory } from '../gpu/types.js';

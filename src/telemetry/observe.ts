@@ -4,7 +4,7 @@
  * Attribute objects are memoised (weakly) so that a series keeps one object across collections: results are
  * equal to fresh ones, and must not be mutated.
  */
-import type { DeviceOwner } from '../dra/types.js';
+import type { DeviceOwner } from '../model/types.js';
 import type { DeviceHealthState, Sample } from '../gpu/types.js';
 import { attributionSets, type Attrs, type DeviceIdentity } from './attributes.js';
 import { readSeries, type InstrumentSpec, type SeriesSpec } from './instruments.js';

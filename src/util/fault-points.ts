@@ -4,7 +4,7 @@
  * `GPULET_FAULT_POINT` equals `name`. The variable is read once, when this module loads; when it is unset,
  * `faultPoint` is one comparison with `undefined` and nothing else.
  *
- * Never set `GPULET_FAULT_POINT` in production. The crash tests (test/integration/crash-*.test.ts) start the
+ * Never set `GPULET_FAULT_POINT` in production. The crash tests (test/agent/crash-faults.test.ts) start the
  * real CLI with it, one point per run, then restart without it and check that nothing was lost.
  */
 

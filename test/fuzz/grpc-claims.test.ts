@@ -15,16 +15,16 @@
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadKubeletServices } from '../../src/dra/grpc-protos.js';
+import { loadKubeletServices } from '../../src/dra/kubelet/grpc-protos.js';
 import { cdiDeviceId, cdiVendor } from '../../src/state/cdi.js';
-import { DRIVER } from '../integration/agent-helpers.js';
+import { DRIVER } from '../helpers/agent.js';
 import {
   cdiSpecs, changesOutside, deleteClaim, expectAlive, putClaim, resetAgent, snapshot, startSandbox, validStatus, verifiedCheckpoint, type Sandbox,
-} from './fuzz-agent.js';
-import { claimsCaseArb, type ClaimsCase } from './fuzz-claims-arb.js';
-import { fuzzParams, fuzzTimeout } from './fuzz-env.js';
-import { expectDevicesXorError, expectNamesFieldOrClaim, expectOneEntryPerUid, groupByUid, short, type SentClaim } from './fuzz-expect.js';
-import { decodedField, encodeClaimsRequest, GRPC_DEFAULT_MAX_MESSAGE, unknownField, type RawClaim } from './fuzz-wire.js';
+} from '../helpers/fuzz/agent.js';
+import { claimsCaseArb, type ClaimsCase } from '../helpers/fuzz/claims-arb.js';
+import { fuzzParams, fuzzTimeout } from '../helpers/fuzz/env.js';
+import { expectDevicesXorError, expectNamesFieldOrClaim, expectOneEntryPerUid, groupByUid, short, type SentClaim } from '../helpers/fuzz/expect.js';
+import { decodedField, encodeClaimsRequest, GRPC_DEFAULT_MAX_MESSAGE, unknownField, type RawClaim } from '../helpers/fuzz/wire.js';
 
 const RUNS = 30;
 

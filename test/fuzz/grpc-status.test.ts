@@ -19,16 +19,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DraApiVersion } from '../../src/dra/grpc-protos.js';
+import type { DraApiVersion } from '../../src/dra/kubelet/grpc-protos.js';
 import { cdiDeviceId, cdiVendor } from '../../src/state/cdi.js';
-import { cdiValidator, DRIVER, NODE } from '../integration/agent-helpers.js';
+import { cdiValidator, DRIVER, NODE } from '../helpers/agent.js';
 import {
   cdiSpecs, changesOutside, deleteClaim, expectAlive, putClaim, resetAgent, snapshot, startSandbox, verifiedCheckpoint, type Sandbox,
-} from './fuzz-agent.js';
-import { fuzzParams, fuzzTimeout } from './fuzz-env.js';
-import { expectDevicesXorError, short } from './fuzz-expect.js';
-import { printable, statusClaimArb, type StatusClaim } from './fuzz-status-arb.js';
-import { encodeClaimsRequest } from './fuzz-wire.js';
+} from '../helpers/fuzz/agent.js';
+import { fuzzParams, fuzzTimeout } from '../helpers/fuzz/env.js';
+import { expectDevicesXorError, short } from '../helpers/fuzz/expect.js';
+import { printable, statusClaimArb, type StatusClaim } from '../helpers/fuzz/status-arb.js';
+import { encodeClaimsRequest } from '../helpers/fuzz/wire.js';
 
 const RUNS = 30;
 let sb: Sandbox;

@@ -1,0 +1,48 @@
+/**
+ * Adapter from the GPU health tracker (per-UUID `ok` / `degraded` / `failed`) to the DRA device health that
+ * the DRAResourceHealth service streams to the kubelet (per pool/device `healthy` / `unhealthy`), KEP-4680.
+ *
+ * Mapping: `failed` → unhealthy (the kubelet shows it in the pod's `allocatedResourcesStatus`); `ok` and
+ * `degraded` (e.g. a corrected single-bit ECC error) → healthy, with the last event as the message so the
+ * user sees it.
+ */
+import type { HealthTracker } from '../../gpu/health.js';
+import type { Inventory } from '../../gpu/types.js';
+import { allocatableDevices } from '../../model/devices.js';
+import type { DeviceHealthEntry, HealthSource } from './health-service.js';
+
+/**
+ * Build a {@link HealthSource} over the tracker for the allocatable devices of `inventory()`.
+ * @param poolName the ResourceSlice pool (the node name)
+ * @param clock Unix ms (injectable for tests)
+ */
+export function deviceHealthSource(
+  poolName: string,
+  inventory: () => Inventory,
+  tracker: Pick<HealthTracker, 'state' | 'onChange'>,
+  clock: () => number = Date.now,
+): HealthSource {
+  const startedSeconds = Math.floor(clock() / 1000);
+  const last = new Map<string, { message: string; seconds: number }>();
+  tracker.onChange((change) => {
+    last.set(change.uuid, { message: `${change.state}: ${change.event.message}`, seconds: Math.floor(clock() / 1000) });
+  });
+  return {
+    snapshot(): DeviceHealthEntry[] {
+      return allocatableDevices(inventory()).map((d) => {
+        const state = tracker.state(d.uuid);
+        const info = last.get(d.uuid) ?? (d.kind === 'mig' ? last.get(d.gpu.uuid) : undefined);
+        return {
+          poolName,
+          deviceName: d.name,
+          health: state === 'failed' ? 'unhealthy' : 'healthy',
+          message: info?.message ?? (state === 'ok' ? 'ok' : state),
+          lastUpdatedUnixSeconds: info?.seconds ?? startedSeconds,
+        };
+      });
+    },
+    onChange(cb: () => void): () => void {
+      return tracker.onChange(() => cb());
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Pure translation between DRAPlugin wire messages (kubernetes/kubelet pkg/apis/dra/v1 and v1beta1) and
+ * the {@link ClaimPreparer} contract (src/model/types.ts): request validation, de-duplication, and the
+ * response maps that must hold an entry for every claim of the request (keyed by claim UID).
+ */
+import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../model/types.js';
+import type {
+  DraApiVersion,
+  WireClaim,
+  WireDevice,
+  WirePrepareResponse,
+  WirePrepareResult,
+  WireUnprepareResponse,
+} from './grpc-protos.js';
+
+/** DNS-1123 label (namespace): ≤ 63 chars, Kubernetes apimachinery validation. */
+const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** DNS-1123 subdomain (ResourceClaim name): ≤ 253 chars. */
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/**
+ * Claim UID: the API server issues RFC 4122 UUIDs. We accept the CDI name alphabet ([A-Za-z0-9_.:-],
+ * CONTRACTS.md §6) up to 128 chars, because the UID ends up in CDI spec file names and device names.
+ */
+const UID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+const MAX_UID = 128;
+
+/** Outcome of validating a request's claims. */
+export interface ValidatedClaims {
+  /** Valid, de-duplicated claims to hand to the preparer, in request order. */
+  readonly valid: ClaimRef[];
+  /** Per-claim validation errors keyed by the UID as sent (possibly ""). */
+  readonly errors: Map<string, string>;
+  /** Every UID of the request (the response keys), de-duplicated, in request order. */
+  readonly uids: string[];
+}
+
+/** Longest value (in characters) echoed verbatim in a validation error. */
+const MAX_ECHO = 80;
+
+/**
+ * The offending value for an error message: JSON-quoted, cut to {@link MAX_ECHO} characters with its length.
+ * Echoing a huge value in full would make the answer larger than gRPC's 4 MiB message limit (a 600 KB
+ * UID of NULs becomes 3.6 MB of `\u0000`), and the kubelet would get RESOURCE_EXHAUSTED instead of the
+ * per-claim errors.
+ */
+function echo(value: unknown): string {
+  if (typeof value !== 'string' || value.length <= MAX_ECHO) return JSON.stringify(value) ?? String(value);
+  return `${JSON.stringify(value.slice(0, MAX_ECHO))}… (${value.length} characters)`;
+}
+
+function fieldError(index: number, field: string, rule: string, value: unknown): string {
+  return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${echo(value)}`;
+}
+
+/** First problem of one claim, or undefined when it is valid. */
+function claimProblem(c: Partial<WireClaim> | null | undefined, i: number): string | undefined {
+  const { uid, namespace, name } = c ?? {};
+  if (typeof uid !== 'string' || uid.length === 0) return fieldError(i, 'uid', 'must be a non-empty string', uid);
+  if (uid.length > MAX_UID || !UID_RE.test(uid)) {
+    return fieldError(i, 'uid', `must be at most ${MAX_UID} characters of [A-Za-z0-9_.:-]`, uid);
+  }
+  if (typeof namespace !== 'string' || namespace.length === 0) {
+    return fieldError(i, 'namespace', 'must be a non-empty string', namespace);
+  }
+  if (namespace.length > 63 || !DNS_LABEL_RE.test(namespace)) {
+    return fieldError(i, 'namespace', 'must be a DNS label of at most 63 characters', namespace);
+  }
+  if (typeof name !== 'string' || name.length === 0) return fieldError(i, 'name', 'must be a non-empty string', name);
+  if (name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
+    return fieldError(i, 'name', 'must be a DNS subdomain of at most 253 characters', name);
+  }
+  return undefined;
+}
+
+/**
+ * Validate the `claims` of a NodePrepareResources/NodeUnprepareResources request. A non-array counts as
+ * empty. Claims repeated with the same UID and identity are passed once; the same UID with a different
+ * namespace/name is an error for that UID.
+ */
+export function validateClaims(claims: unknown): ValidatedClaims {
+  const list: unknown[] = Array.isArray(claims) ? claims : [];
+  const valid = new Map<string, ClaimRef>();
+  const errors = new Map<string, string>();
+  const uids: string[] = [];
+  list.forEach((raw, i) => {
+    const c = (typeof raw === 'object' ? raw : undefined) as Partial<WireClaim> | null | undefined;
+    const uid = typeof c?.uid === 'string' ? c.uid : '';
+    if (!uids.includes(uid)) uids.push(uid);
+    const problem = claimProblem(c, i);
+    if (problem !== undefined) {
+      if (!errors.has(uid)) errors.set(uid, problem);
+      valid.delete(uid);
+      return;
+    }
+    const ref: ClaimRef = { namespace: c?.namespace ?? '', name: c?.name ?? '', uid };
+    const seen = valid.get(uid);
+    if (errors.has(uid)) return;
+    if (seen && (seen.namespace !== ref.namespace || seen.name !== ref.name)) {
+      errors.set(uid, fieldError(i, 'uid', `duplicates the UID of claim ${seen.namespace}/${seen.name}`, uid));
+      valid.delete(uid);
+      return;
+    }
+    valid.set(uid, ref);
+  });
+  return { valid: [...valid.values()], errors, uids };
+}
+
+/** One prepared device on the wire; `share_id` only in v1 and only when set. */
+export function toWireDevice(d: PreparedDevice, version: DraApiVersion): WireDevice {
+  const wire: WireDevice = {
+    request_names: [...d.requestNames],
+    pool_name: d.poolName,
+    device_name: d.deviceName,
+    cdi_device_ids: [...d.cdiDeviceIds],
+  };
+  if (version === 'v1' && d.shareId !== undefined) wire.share_id = d.shareId;
+  return wire;
+}
+
+function toWirePrepareResult(r: PrepareResult | undefined, version: DraApiVersion): WirePrepareResult {
+  if (r === undefined) return { devices: [], error: 'the driver returned no result for this claim; retry' };
+  if (typeof r.error === 'string') {
+    return { devices: [], error: r.error.length > 0 ? r.error : 'preparing the claim failed (no reason given)' };
+  }
+  return { devices: r.devices.map((d) => toWireDevice(d, version)), error: '' };
+}
+
+/**
+ * Build NodePrepareResourcesResponse: validation errors, then preparer results; a UID the preparer
+ * skipped gets an error so the kubelet retries. `batchError` (preparer rejected) fails every valid claim.
+ */
+export function buildPrepareResponse(
+  v: ValidatedClaims,
+  results: ReadonlyMap<string, PrepareResult> | undefined,
+  version: DraApiVersion,
+  batchError?: string,
+): WirePrepareResponse {
+  const entries = v.uids.map((uid): [string, WirePrepareResult] => {
+    const invalid = v.errors.get(uid);
+    if (invalid !== undefined) return [uid, { devices: [], error: invalid }];
+    if (batchError !== undefined) return [uid, { devices: [], error: batchError }];
+    return [uid, toWirePrepareResult(results?.get(uid), version)];
+  });
+  // fromEntries defines own properties: a UID "__proto__" gets its entry instead of replacing the prototype.
+  return { claims: Object.fromEntries(entries) };
+}
+
+/** Build NodeUnprepareResourcesResponse with the same rules as {@link buildPrepareResponse}. */
+export function buildUnprepareResponse(
+  v: ValidatedClaims,
+  results: ReadonlyMap<string, UnprepareResult> | undefined,
+  batchError?: string,
+): WireUnprepareResponse {
+  const entries = v.uids.map((uid): [string, { error: string }] => {
+    const invalid = v.errors.get(uid);
+    if (invalid !== undefined) return [uid, { error: invalid }];
+    if (batchError !== undefined) return [uid, { error: batchError }];
+    const r = results?.get(uid);
+    return [uid, r === undefined ? { error: 'the driver returned no result for this claim; retry' } : { error: r.error ?? '' }];
+  });
+  return { claims: Object.fromEntries(entries) };
+}

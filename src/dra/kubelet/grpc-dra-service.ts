@@ -1,0 +1,64 @@
+/**
+ * DRAPlugin service implementation (NodePrepareResources / NodeUnprepareResources), one per API version
+ * (kubernetes/kubelet pkg/apis/dra/v1 and v1beta1), both backed by the same {@link ClaimPreparer}.
+ *
+ * The handlers never fail the RPC: a gRPC error would make the kubelet ignore the whole response, so every
+ * problem (invalid claim, preparer rejection, missing result) becomes a per-claim `error`, and every claim
+ * of the request gets an entry.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../log.js';
+import { errorMessage } from '../../errors.js';
+import type { ClaimPreparer } from '../../model/types.js';
+import type { DraApiVersion, WireClaimsRequest, WirePrepareResponse, WireUnprepareResponse } from './grpc-protos.js';
+import { buildPrepareResponse, buildUnprepareResponse, validateClaims } from './grpc-dra-mapping.js';
+
+function logErrors(logger: Logger, op: string, claims: Record<string, { error: string }>): void {
+  for (const [claimUid, r] of Object.entries(claims)) {
+    if (r.error) logger.warn({ claimUid, err: r.error }, `${op} failed for claim`);
+  }
+}
+
+/**
+ * Build the DRAPlugin implementation for `version`.
+ * @param preparer prepares/unprepares claims; a rejection fails every claim of that batch
+ */
+export function createDraService(
+  preparer: ClaimPreparer,
+  version: DraApiVersion,
+  logger: Logger,
+): grpc.UntypedServiceImplementation {
+  const log = logger.child({ api: `dra.${version}` });
+
+  const prepare: grpc.handleUnaryCall<WireClaimsRequest, WirePrepareResponse> = (call, callback) => {
+    const v = validateClaims(call.request?.claims);
+    log.debug({ claims: v.uids.length }, 'NodePrepareResources');
+    const fail = (err: unknown) => buildPrepareResponse(v, undefined, version, `preparing claims failed: ${errorMessage(err)}`);
+    const run = async (): Promise<WirePrepareResponse> =>
+      v.valid.length === 0
+        ? buildPrepareResponse(v, undefined, version)
+        : buildPrepareResponse(v, await preparer.prepare(v.valid), version);
+    void run()
+      .catch(fail)
+      .then((res) => {
+        logErrors(log, 'prepare', res.claims);
+        callback(null, res);
+      });
+  };
+
+  const unprepare: grpc.handleUnaryCall<WireClaimsRequest, WireUnprepareResponse> = (call, callback) => {
+    const v = validateClaims(call.request?.claims);
+    log.debug({ claims: v.uids.length }, 'NodeUnprepareResources');
+    const fail = (err: unknown) => buildUnprepareResponse(v, undefined, `unpreparing claims failed: ${errorMessage(err)}`);
+    const run = async (): Promise<WireUnprepareResponse> =>
+      v.valid.length === 0 ? buildUnprepareResponse(v, undefined) : buildUnprepareResponse(v, await preparer.unprepare(v.valid));
+    void run()
+      .catch(fail)
+      .then((res) => {
+        logErrors(log, 'unprepare', res.claims);
+        callback(null, res);
+      });
+  };
+
+  return { NodePrepareResources: prepare, NodeUnprepareResources: unprepare };
+}

@@ -1,0 +1,260 @@
+/**
+ * Pure ResourceSlice builder: inventory (+ health) → resource.k8s.io/v1 ResourceSlice bodies for one node-local
+ * pool. No I/O; same input → deep-equal output. The reconciling writer is `publisher.ts`.
+ *
+ * Attribute and capacity names follow NVIDIA's k8s-dra-driver-gpu (`cmd/gpu-kubelet-plugin/deviceinfo.go`,
+ * `GetDevice()`), so CEL selectors carry over by changing the domain only; see CONTRACTS.md §4 and
+ * reference/examples.md for the worked example this reproduces.
+ */
+import type { V1Device, V1DeviceAttribute, V1DeviceCapacity, V1DeviceTaint, V1ObjectMeta, V1OwnerReference, V1ResourceSliceSpec } from '@kubernetes/client-node';
+import { GpuletError } from '../../errors.js';
+import type { GpuInfo, Inventory } from '../../gpu/types.js';
+import { allocatableDevices, type AllocatableDevice } from '../../model/devices.js';
+import { computeCapabilityVersion, cudaDriverVersion, isStrictSemver, normalizeVersion, SemverError } from './semver.js';
+import {
+  binaryQuantity, dnsLabelProblem, dnsSubdomainProblem, labelNameProblem, labelValueProblem, qualifiedNameProblem,
+  MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_DRIVER_NAME_LENGTH,
+  MAX_GENERATE_NAME_LENGTH, MAX_POOL_NAME_LENGTH, MAX_STRING_VALUE_LENGTH, MAX_TAINTS_PER_DEVICE,
+} from './limits.js';
+
+/** A slice could not be built: names the device and attribute at fault (or the driver/node/pool name). */
+export class SliceError extends GpuletError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SLICE', message, options);
+  }
+}
+
+/** A ResourceSlice body ready to POST (metadata has `generateName`, never `name`). */
+export interface SliceSpec {
+  apiVersion: 'resource.k8s.io/v1';
+  kind: 'ResourceSlice';
+  metadata: V1ObjectMeta & { generateName: string; labels: Record<string, string> };
+  spec: V1ResourceSliceSpec & { driver: string; nodeName: string; devices: V1Device[] };
+}
+
+/** Input of {@link buildResourceSlices}. */
+export interface BuildSlicesInput {
+  /** DRA driver name, a DNS subdomain ≤ 63 chars, e.g. `gpu.gpulet.dev`. */
+  readonly driverName: string;
+  /** Node the devices are on (`spec.nodeName`). */
+  readonly nodeName: string;
+  /** Pool name (≤ 253 chars, DNS subdomains separated by `/`); conventionally the node name. */
+  readonly poolName: string;
+  readonly inventory: Inventory;
+  /** `spec.pool.generation` to stamp on every slice (≥ 0). */
+  readonly generation: number;
+  /** Node `metadata.uid`; when known, every slice gets a controller owner reference to the Node. */
+  readonly nodeUid?: string;
+  /** UUIDs (`GPU-...`/`MIG-...`) of unhealthy devices: they get a NoSchedule device taint (KEP-5055). */
+  readonly unhealthy?: ReadonlySet<string>;
+}
+
+/** Label keys put on every slice (label selectors; the publisher itself lists by field selector). */
+export const SLICE_LABEL_DRIVER = 'gpulet.dev/driver';
+export const SLICE_LABEL_NODE = 'gpulet.dev/node';
+
+/** Taint key on unhealthy devices: `<driver>/unhealthy`, e.g. `gpu.gpulet.dev/unhealthy` (effect NoSchedule). */
+export function unhealthyTaintKey(driverName: string): string {
+  return `${driverName}/unhealthy`;
+}
+
+type Attributes = Record<string, V1DeviceAttribute>;
+type Capacities = Record<string, V1DeviceCapacity>;
+
+/** Attributes shared by a GPU and its MIG devices (the GPU's identity, versions and PCI location). */
+function parentAttributes(gpu: GpuInfo, versions: Versions): Attributes {
+  return {
+    productName: { string: gpu.productName },
+    brand: { string: gpu.brand },
+    architecture: { string: gpu.architecture },
+    cudaComputeCapability: { version: versions.cc(gpu) },
+    driverVersion: { version: versions.driver },
+    cudaDriverVersion: { version: versions.cuda },
+    // NVIDIA's driver name for the bus ID (unprefixed = driver domain) ...
+    pcieBusID: { string: gpu.pci.busId },
+    // ... and the standard names (KEP-5316 `resource.kubernetes.io/pciBusID`, KEP-4381 `.../pcieRoot`).
+    'resource.kubernetes.io/pciBusID': { string: gpu.pci.busId },
+    // Unknown when the device is not in sysfs: omitted, as NVIDIA's driver does, rather than published empty.
+    ...(gpu.pci.pcieRoot === '' ? {} : { 'resource.kubernetes.io/pcieRoot': { string: gpu.pci.pcieRoot } }),
+  };
+}
+
+interface Versions {
+  readonly driver: string;
+  readonly cuda: string;
+  cc(gpu: GpuInfo): string;
+}
+
+function versionsOf(inventory: Inventory): Versions {
+  const wrap = (what: string, f: () => string): string => {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof SemverError) throw new SliceError(`node ${what}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  };
+  return {
+    driver: wrap('attribute driverVersion', () => normalizeVersion(inventory.system.driverVersion)),
+    cuda: wrap('attribute cudaDriverVersion', () => cudaDriverVersion(inventory.system.cudaDriverVersion)),
+    cc: (gpu) => wrap(`device ${gpu.uuid} attribute cudaComputeCapability`, () => computeCapabilityVersion(gpu.cudaComputeCapability)),
+  };
+}
+
+function deviceBody(d: AllocatableDevice, versions: Versions): { attributes: Attributes; capacity: Capacities } {
+  if (d.kind === 'gpu') {
+    return {
+      attributes: { type: { string: 'gpu' }, uuid: { string: d.uuid }, ...parentAttributes(d.gpu, versions) },
+      capacity: { memory: { value: binaryQuantity(d.gpu.memoryBytes) } },
+    };
+  }
+  const m = d.mig;
+  const capacity: Capacities = {
+    multiprocessors: { value: binaryQuantity(m.multiprocessors) },
+    copyEngines: { value: binaryQuantity(m.copyEngines) },
+    decoders: { value: binaryQuantity(m.decoders) },
+    encoders: { value: binaryQuantity(m.encoders) },
+    jpegEngines: { value: binaryQuantity(m.jpegEngines) },
+    ofaEngines: { value: binaryQuantity(m.ofaEngines) },
+    memory: { value: binaryQuantity(m.memoryBytes) },
+  };
+  // NVIDIA's driver also publishes one `memorySlice<i>` = 1 per memory slice the placement covers.
+  for (let i = m.placement.start; i < m.placement.start + m.placement.size; i++) capacity[`memorySlice${i}`] = { value: '1' };
+  return {
+    attributes: {
+      type: { string: 'mig' },
+      uuid: { string: d.uuid },
+      parentUUID: { string: m.parentUuid },
+      profile: { string: m.profile },
+      ...parentAttributes(d.gpu, versions),
+    },
+    capacity,
+  };
+}
+
+/** Throw a {@link SliceError} naming the device and attribute when the device breaks a v1 validation limit. */
+export function validateDevice(device: V1Device): void {
+  const where = `device ${device.name}`;
+  const p = dnsLabelProblem(device.name);
+  if (p !== undefined) throw new SliceError(`${where}: name ${p}`);
+  const attrs = Object.entries(device.attributes ?? {});
+  const caps = Object.entries(device.capacity ?? {});
+  if (attrs.length + caps.length > MAX_ATTRIBUTES_AND_CAPACITIES) {
+    throw new SliceError(`${where}: ${attrs.length + caps.length} attributes + capacities, at most ${MAX_ATTRIBUTES_AND_CAPACITIES} allowed`);
+  }
+  for (const [key, value] of attrs) {
+    const kp = qualifiedNameProblem(key);
+    if (kp !== undefined) throw new SliceError(`${where}: attribute name ${JSON.stringify(key)} ${kp}`);
+    const set = [value.string, value.version, value.bool, value._int].filter((v) => v !== undefined);
+    if (set.length !== 1) throw new SliceError(`${where}: attribute ${key} must have exactly one value field`);
+    if (value.string !== undefined && Buffer.byteLength(value.string, 'utf8') > MAX_STRING_VALUE_LENGTH) {
+      throw new SliceError(`${where}: attribute ${key} value ${JSON.stringify(value.string)} is ${Buffer.byteLength(value.string, 'utf8')} bytes, at most ${MAX_STRING_VALUE_LENGTH} allowed`);
+    }
+    if (value.version !== undefined && !isStrictSemver(value.version)) {
+      throw new SliceError(`${where}: attribute ${key} value ${JSON.stringify(value.version)} is not semver 2.0.0 (≤ 64 chars)`);
+    }
+  }
+  for (const [key] of caps) {
+    const kp = qualifiedNameProblem(key);
+    if (kp !== undefined) throw new SliceError(`${where}: capacity name ${JSON.stringify(key)} ${kp}`);
+  }
+  if ((device.taints?.length ?? 0) > MAX_TAINTS_PER_DEVICE) throw new SliceError(`${where}: more than ${MAX_TAINTS_PER_DEVICE} taints`);
+  for (const t of device.taints ?? []) {
+    const tp = labelNameProblem(t.key) ?? (t.value === undefined ? undefined : labelValueProblem(t.value));
+    if (tp !== undefined) throw new SliceError(`${where}: taint ${t.key}: ${tp}`);
+  }
+}
+
+function validateNames(input: BuildSlicesInput): void {
+  const d = dnsSubdomainProblem(input.driverName, MAX_DRIVER_NAME_LENGTH);
+  if (d !== undefined) throw new SliceError(`driver name ${JSON.stringify(input.driverName)} ${d}`);
+  const n = dnsSubdomainProblem(input.nodeName);
+  if (n !== undefined) throw new SliceError(`node name ${JSON.stringify(input.nodeName)} ${n}`);
+  if (input.poolName.length > MAX_POOL_NAME_LENGTH || input.poolName.split('/').some((s) => dnsSubdomainProblem(s) !== undefined)) {
+    throw new SliceError(`pool name ${JSON.stringify(input.poolName)} must be ≤ ${MAX_POOL_NAME_LENGTH} chars of DNS subdomains separated by "/"`);
+  }
+  if (!Number.isSafeInteger(input.generation) || input.generation < 0) {
+    throw new SliceError(`pool generation ${input.generation} must be a non-negative integer`);
+  }
+}
+
+/**
+ * `metadata.generateName` for the slices: `<driver>-<node>-`, lower-cased, characters outside `[a-z0-9.-]`
+ * replaced by `-`, cut to the 58 characters the API server keeps (it appends 5 random characters).
+ */
+export function sliceGenerateName(driverName: string, nodeName: string): string {
+  const base = `${driverName}-${nodeName}-`.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  return base.slice(0, MAX_GENERATE_NAME_LENGTH);
+}
+
+/** Labels identifying driver and node. The node label is omitted when the node name is not a valid label value (> 63 chars). */
+export function sliceLabels(driverName: string, nodeName: string): Record<string, string> {
+  const labels: Record<string, string> = { [SLICE_LABEL_DRIVER]: driverName };
+  if (labelValueProblem(nodeName) === undefined) labels[SLICE_LABEL_NODE] = nodeName;
+  return labels;
+}
+
+/** Greedy, order-preserving split: ≤ 128 devices per slice, ≤ 64 in a slice holding any tainted device. */
+function chunk(devices: readonly V1Device[]): V1Device[][] {
+  const out: V1Device[][] = [];
+  let cur: V1Device[] = [];
+  let curTainted = false;
+  for (const d of devices) {
+    const tainted = (d.taints?.length ?? 0) > 0;
+    const limit = curTainted || tainted ? MAX_DEVICES_PER_SLICE_WITH_TAINTS : MAX_DEVICES_PER_SLICE;
+    if (cur.length + 1 > limit) {
+      out.push(cur);
+      cur = [];
+      curTainted = false;
+    }
+    cur.push(d);
+    curTainted ||= tainted;
+  }
+  if (cur.length > 0 || out.length === 0) out.push(cur);
+  return out;
+}
+
+/**
+ * Build the ResourceSlices of one node-local pool. Devices come from `allocatableDevices(inventory)` in its
+ * stable order. A pool always has at least one slice (an empty `devices` list when there are no GPUs), so
+ * consumers see the pool exists.
+ * @throws SliceError naming the device and attribute when a value breaks a resource.k8s.io/v1 limit (string
+ *   > 64 bytes, bad version, > 32 attributes + capacities, bad name) or a device name repeats; never truncates.
+ */
+export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
+  validateNames(input);
+  const versions = versionsOf(input.inventory);
+  const seen = new Set<string>();
+  const devices: V1Device[] = [];
+  for (const d of allocatableDevices(input.inventory)) {
+    if (seen.has(d.name)) throw new SliceError(`device ${d.name} (${d.uuid}): duplicate device name in pool ${input.poolName}`);
+    seen.add(d.name);
+    const device: V1Device = { name: d.name, ...deviceBody(d, versions) };
+    if (input.unhealthy?.has(d.uuid) === true) {
+      const taint: V1DeviceTaint = { key: unhealthyTaintKey(input.driverName), value: 'true', effect: 'NoSchedule' };
+      device.taints = [taint];
+    }
+    validateDevice(device);
+    devices.push(device);
+  }
+  const groups = chunk(devices);
+  const ownerReferences: V1OwnerReference[] | undefined =
+    input.nodeUid === undefined
+      ? undefined
+      : [{ apiVersion: 'v1', kind: 'Node', name: input.nodeName, uid: input.nodeUid, controller: true }];
+  return groups.map((group) => ({
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'ResourceSlice',
+    metadata: {
+      generateName: sliceGenerateName(input.driverName, input.nodeName),
+      labels: sliceLabels(input.driverName, input.nodeName),
+      ...(ownerReferences === undefined ? {} : { ownerReferences: ownerReferences.map((o) => ({ ...o })) }),
+    },
+    spec: {
+      driver: input.driverName,
+      nodeName: input.nodeName,
+      pool: { name: input.poolName, generation: input.generation, resourceSliceCount: groups.length },
+      devices: group,
+    },
+  }));
+}

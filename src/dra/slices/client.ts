@@ -1,0 +1,115 @@
+/**
+ * The few API calls the slice publisher makes, over @kubernetes/client-node (resource.k8s.io/v1 and core/v1),
+ * behind a small interface so the reconcile logic can be driven by a fake. Every failure becomes an
+ * {@link ApiError} carrying the HTTP status (when there was a response) and naming the call; every call is
+ * bounded by a timeout.
+ */
+import { ApiException, CoreV1Api, ResourceV1Api, type KubeConfig, type V1ResourceSlice } from '@kubernetes/client-node';
+import { ApiError, errorMessage } from '../../errors.js';
+
+/** API calls of the publisher. */
+export interface SliceClient {
+  /** Node `metadata.uid`, or undefined when the Node does not exist (404). */
+  nodeUid(nodeName: string): Promise<string | undefined>;
+  /** Every ResourceSlice with `spec.nodeName=<node>` and `spec.driver=<driver>` (field selector, all pages). */
+  list(driverName: string, nodeName: string): Promise<V1ResourceSlice[]>;
+  /** POST a slice (metadata.generateName set); returns the stored object. */
+  create(body: V1ResourceSlice): Promise<V1ResourceSlice>;
+  /** PUT a slice (metadata.name and resourceVersion set: optimistic concurrency, 409 on conflict). */
+  replace(body: V1ResourceSlice): Promise<V1ResourceSlice>;
+  /** DELETE with a uid precondition; a slice already gone (404) counts as deleted. */
+  delete(name: string, uid: string): Promise<void>;
+}
+
+/** Default bound of one API call, ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** HTTP status of a client-node failure, when the server answered. */
+export function httpStatusOf(err: unknown): number | undefined {
+  if (err instanceof ApiError) return err.status;
+  if (err instanceof ApiException) return err.code;
+  return undefined;
+}
+
+/** Run `call`, mapping failures to ApiError (`what` names the call) and bounding it by `timeoutMs`. */
+async function guarded<T>(what: string, timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ApiError(`${what}: no answer from the API server within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    const status = err instanceof ApiException ? err.code : undefined;
+    const detail = err instanceof ApiException ? statusMessage(err.body) : errorMessage(err);
+    throw new ApiError(`${what} failed${status === undefined ? '' : ` (HTTP ${status})`}: ${detail}`, status, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The `message` of a Kubernetes `Status` body, or the body itself. */
+function statusMessage(body: unknown): string {
+  if (typeof body === 'string') {
+    try {
+      return statusMessage(JSON.parse(body) as unknown);
+    } catch {
+      return body.slice(0, 300);
+    }
+  }
+  if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return body.message;
+  return JSON.stringify(body)?.slice(0, 300) ?? 'no body';
+}
+
+/**
+ * A {@link SliceClient} over a KubeConfig (in-cluster, a kubeconfig file, or the embedded dev server's).
+ * @param timeoutMs bound of each call (default 30 s)
+ */
+export function createSliceClient(kubeConfig: KubeConfig, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): SliceClient {
+  const resource = kubeConfig.makeApiClient(ResourceV1Api);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return {
+    async nodeUid(nodeName) {
+      try {
+        const node = await guarded(`GET node ${nodeName}`, timeoutMs, () => core.readNode({ name: nodeName }));
+        return node.metadata?.uid;
+      } catch (err) {
+        if (httpStatusOf(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    async list(driverName, nodeName) {
+      const fieldSelector = `spec.nodeName=${nodeName},spec.driver=${driverName}`;
+      const out: V1ResourceSlice[] = [];
+      let cont: string | undefined;
+      do {
+        const page = await guarded(`LIST resourceslices (${fieldSelector})`, timeoutMs, () =>
+          resource.listResourceSlice({ fieldSelector, limit: 500, ...(cont === undefined ? {} : { _continue: cont }) }),
+        );
+        out.push(...page.items);
+        cont = page.metadata?._continue === '' ? undefined : page.metadata?._continue;
+      } while (cont !== undefined);
+      // Defensive: a server that ignores the field selector must not make us touch other drivers' slices.
+      return out.filter((s) => s.spec.nodeName === nodeName && s.spec.driver === driverName);
+    },
+    create(body) {
+      return guarded(`POST resourceslice ${body.metadata?.generateName ?? ''}*`, timeoutMs, () => resource.createResourceSlice({ body }));
+    },
+    replace(body) {
+      const name = body.metadata?.name ?? '';
+      return guarded(`PUT resourceslice ${name}`, timeoutMs, () => resource.replaceResourceSlice({ name, body }));
+    },
+    async delete(name, uid) {
+      try {
+        await guarded(`DELETE resourceslice ${name}`, timeoutMs, () =>
+          resource.deleteResourceSlice({ name, body: { preconditions: { uid } } }),
+        );
+      } catch (err) {
+        if (httpStatusOf(err) === 404) return;
+        throw err;
+      }
+    },
+  };
+}

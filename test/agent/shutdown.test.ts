@@ -1,0 +1,133 @@
+/**
+ * Graceful shutdown of the real process (issue #4 part 4): SIGTERM stops accepting calls, lets an in-flight
+ * NodePrepareResources finish, flushes metrics to the OTLP collector, removes the sockets and exits 0 within a
+ * bounded time; a second signal exits at once. The agent runs as one process (`node --import tsx src/cli.ts`,
+ * Node 24 from node_modules/.bin) against an API server the test owns, so the test can slow the claim GET down.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KubeConfig, ResourceV1Api } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApiServer } from '../../dev/apiserver/server.js';
+import type { EmbeddedApiServer } from '../../dev/apiserver/types.js';
+import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
+import { DRIVER, NODE, allocatedClaim, removeDir, tempDir, until } from '../helpers/agent.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { REPO_ROOT as REPO } from '../helpers/repo.js';
+
+const NODE24 = join(REPO, 'node_modules/.bin/node');
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Agent {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: string;
+  readonly dir: string;
+  readonly server: EmbeddedApiServer;
+  readonly otlp: OtlpReceiver;
+  readonly kubelet: KubeletSimulator;
+  readonly api: ResourceV1Api;
+}
+
+async function startAgentProcess(): Promise<Agent> {
+  const dir = await tempDir('gpulet-shutdown-');
+  cleanups.push(() => removeDir(dir));
+  const server = await startApiServer({ nodes: [NODE] });
+  cleanups.push(() => server.close());
+  const otlp = await startOtlpReceiver();
+  cleanups.push(() => otlp.close());
+  const kubeconfig = join(dir, 'api.kubeconfig');
+  await writeFile(kubeconfig, server.kubeconfig(), { mode: 0o600 });
+  const child = spawn(NODE24, ['--import', 'tsx', 'src/cli.ts',
+    '--node-name', NODE, '--state-dir', join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
+    '--kube-api', 'kubeconfig', '--kubeconfig', kubeconfig, '--sample-interval', '200',
+    // Export interval far beyond the test: any export the collector sees comes from the shutdown flush.
+    '--otlp-endpoint', otlp.endpoint, '--otlp-export-interval', '600000'], {
+    cwd: REPO,
+    env: { PATH: `${join(REPO, 'node_modules/.bin')}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    child.on('exit', (code, signal) => res({ code, signal })));
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const agent: Agent = {
+    child, exited, stderr: '', dir, server, otlp,
+    kubelet: new KubeletSimulator({ registryDir: join(dir, 'state', 'plugins_registry'), rescanIntervalMs: 100 }),
+    api: (() => {
+      const kc = new KubeConfig();
+      kc.loadFromString(server.kubeconfig());
+      return kc.makeApiClient(ResourceV1Api);
+    })(),
+  };
+  child.stderr?.on('data', (b: Buffer) => (agent.stderr += b.toString()));
+  cleanups.push(() => agent.kubelet.stop());
+  await agent.kubelet.start();
+  await agent.kubelet.waitForPlugin(DRIVER, 20_000);
+  return agent;
+}
+
+function sockets(dir: string): string[] {
+  const found: string[] = [];
+  for (const sub of ['state/plugins_registry', `state/plugins/${DRIVER}`]) {
+    const d = join(dir, sub);
+    if (existsSync(d)) found.push(...readdirSync(d).filter((f) => f.endsWith('.sock')));
+  }
+  return found;
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('graceful shutdown', () => {
+  it('finishes an in-flight prepare, flushes metrics, removes sockets and exits 0 on SIGTERM', async () => {
+    const a = await startAgentProcess();
+    const ref = await allocatedClaim(a.api, 'in-flight', [{ device: 'gpu-1' }]);
+    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/in-flight', delayMs: 1500, times: 1 });
+    const before = a.otlp.requests.length;
+    const prepare = a.kubelet.prepare([ref]);
+    await new Promise((r) => setTimeout(r, 300)); // the claim GET is now held by the server
+    const t0 = Date.now();
+    a.child.kill('SIGTERM');
+    const res = await prepare;
+    expect(res.claims[ref.uid]?.error ?? '').toBe('');
+    expect(res.claims[ref.uid]?.devices.map((d) => d.device_name)).toEqual(['gpu-1']);
+    const { code } = await within(a.exited, 15_000, `exit after SIGTERM\n${a.stderr.slice(-2000)}`);
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(12_000);
+    expect(sockets(a.dir)).toEqual([]);
+    // The prepared claim was completed, not cut off: its CDI spec is on disk.
+    expect(readdirSync(join(a.dir, 'state', 'cdi')).some((f) => f.includes(ref.uid))).toBe(true);
+    // Metrics were flushed on the way out.
+    await until('OTLP flush at shutdown', () => (a.otlp.requests.length > before ? true : undefined), 5_000);
+  });
+
+  it('exits at once on a second signal, even with a call in flight', async () => {
+    const a = await startAgentProcess();
+    const ref = await allocatedClaim(a.api, 'stuck', [{ device: 'gpu-2' }]);
+    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/stuck', delayMs: 30_000, times: 1 });
+    const prepare = a.kubelet.prepare([ref]).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 300));
+    a.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    a.child.kill('SIGTERM');
+    const { code } = await within(a.exited, 5_000, 'exit after the second signal');
+    expect(code).toBe(143);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    await prepare;
+  });
+});

@@ -1,0 +1,79 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseListenAddress } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+
+const cwd = '/work/x';
+
+describe('config', () => {
+  it('defaults to the embedded development setup under ./.gpulet', () => {
+    const c = loadConfig([], { NODE_NAME: 'node-a' }, cwd);
+    expect(c.nodeName).toBe('node-a');
+    expect(c.backend).toBe('mock');
+    expect(c.mockMachine).toBe('dgx-h100');
+    expect(c.kubeApi).toBe('embedded');
+    expect(c.driverName).toBe('gpu.gpulet.dev');
+    expect(c.stateDir).toBe(path.join(cwd, '.gpulet'));
+    expect(c.pluginRegistryDir).toBe(path.join(cwd, '.gpulet/plugins_registry'));
+    expect(c.pluginsDir).toBe(path.join(cwd, '.gpulet/plugins'));
+    expect(c.cdiDir).toBe(path.join(cwd, '.gpulet/cdi'));
+    expect(c.devRoot).toBe(path.join(cwd, '.gpulet/dev'));
+    expect(c.checkpointPath).toBe(path.join(cwd, '.gpulet/checkpoint.json'));
+    expect(c.metricsAddress).toEqual({ host: '0.0.0.0', port: 9400 });
+    expect(c.dcgmCompat).toBe(true);
+    expect(c.otlpEndpoint).toBeUndefined();
+  });
+
+  it('takes the DaemonSet environment', () => {
+    const c = loadConfig(
+      [],
+      {
+        NODE_NAME: 'gpu-node-7',
+        POD_UID: '0b6f3c2e-1c7a-4d0e-9f43-1a2b3c4d5e6f',
+        GPULET_BACKEND: 'nvml',
+        GPULET_KUBE_API: 'in-cluster',
+        GPULET_STATE_DIR: '/var/lib/gpulet',
+        GPULET_PLUGIN_REGISTRY_DIR: '/var/lib/kubelet/plugins_registry',
+        GPULET_PLUGINS_DIR: '/var/lib/kubelet/plugins',
+        GPULET_CDI_DIR: '/var/run/cdi',
+        GPULET_METRICS_ADDRESS: ':9400',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4317',
+      },
+      cwd,
+    );
+    expect(c.backend).toBe('nvml');
+    expect(c.devRoot).toBeUndefined();
+    expect(c.podUid).toBe('0b6f3c2e-1c7a-4d0e-9f43-1a2b3c4d5e6f');
+    expect(c.cdiDir).toBe('/var/run/cdi');
+    expect(c.checkpointPath).toBe('/var/lib/gpulet/checkpoint.json');
+    expect(c.otlpEndpoint).toBe('http://otel-collector:4317');
+    expect(c.metricsAddress).toEqual({ host: '0.0.0.0', port: 9400 });
+  });
+
+  it('lets flags win over the environment', () => {
+    const c = loadConfig(['--node-name', 'flag-node', '--metrics-address', '127.0.0.1:0'], { NODE_NAME: 'env-node' }, cwd);
+    expect(c.nodeName).toBe('flag-node');
+    expect(c.metricsAddress).toEqual({ host: '127.0.0.1', port: 0 });
+  });
+
+  it.each([
+    [['--backend', 'cuda'], /backend/],
+    [['--driver-name', 'Not_A_DNS_Name'], /--driver-name/],
+    [['--node-name', 'UPPER'], /--node-name/],
+    [['--pod-uid', '../../etc'], /--pod-uid/],
+    [['--sample-interval', 'fast'], /--sample-interval/],
+    [['--otlp-endpoint', 'not a url'], /--otlp-endpoint/],
+    [['--kube-api', 'kubeconfig'], /--kubeconfig/],
+    [['--metrics-address', 'host:99999'], /--metrics-address/],
+    [['--no-such-flag'], /unknown option/],
+  ])('rejects %j with a ConfigError naming the option', (argv, re) => {
+    expect(() => loadConfig(argv, { NODE_NAME: 'n' }, cwd)).toThrow(ConfigError);
+    expect(() => loadConfig(argv, { NODE_NAME: 'n' }, cwd)).toThrow(re);
+  });
+
+  it('parses listen addresses', () => {
+    expect(parseListenAddress('9400', 'x')).toEqual({ host: '0.0.0.0', port: 9400 });
+    expect(parseListenAddress('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });
+    expect(() => parseListenAddress('nope', 'x')).toThrow(ConfigError);
+  });
+});

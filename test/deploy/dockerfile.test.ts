@@ -1,0 +1,144 @@
+/**
+ * The Dockerfile, read as the builder would (no Docker engine here): what it copies exists and is not
+ * excluded by .dockerignore, the runtime stage gets the layout the code looks for at run time (addon next
+ * to binding.gyp, kubelet protos, compiled entry), the entry is the one `bin/gpulet.js` runs, the Node major
+ * matches the one the project is developed and tested with, and nothing is installed in the runtime stage;
+ * the build stage produces the CycloneDX SBOM with the project's `npm run sbom` and the image carries it
+ * where its label says (the SBOM's content is checked in security-sbom.test.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../helpers/manifests.js';
+
+interface Instruction { op: string; args: string }
+interface Stage { from: string; name: string | undefined; instructions: Instruction[] }
+
+/** Parse a Dockerfile into stages of instructions (line continuations joined, comments dropped). */
+function parseDockerfile(text: string): Stage[] {
+  const lines = text.split('\n').filter((l) => !/^\s*#/.test(l));
+  const joined = lines.join('\n').replace(/\\\n/g, ' ');
+  const stages: Stage[] = [];
+  for (const line of joined.split('\n')) {
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const op = m[1]!.toUpperCase();
+    const args = m[2]!.trim();
+    if (op === 'FROM') {
+      const f = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
+      stages.push({ from: f![1]!, name: f![2], instructions: [] });
+    } else if (stages.length > 0) {
+      stages[stages.length - 1]!.instructions.push({ op, args });
+    }
+  }
+  return stages;
+}
+
+/** `COPY [--from=x] src... dest` → sources, destination and the stage copied from. */
+function copyArgs(args: string): { from: string | undefined; sources: string[]; dest: string } {
+  const words = args.split(/\s+/);
+  const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length);
+  const rest = words.filter((w) => !w.startsWith('--'));
+  return { from, sources: rest.slice(0, -1), dest: rest[rest.length - 1]! };
+}
+
+/** .dockerignore matching for the pattern forms used here: exact names, directory prefixes, `*.ext`. */
+function ignoredBy(patterns: readonly string[], p: string): boolean {
+  const clean = p.replace(/\/+$/, '').replace(/^\.\//, '');
+  return patterns.some((pat) => {
+    if (pat.startsWith('*.')) return clean.endsWith(pat.slice(1));
+    return clean === pat || clean.startsWith(`${pat}/`);
+  });
+}
+
+const dockerfile = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'));
+const ignore = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const build = dockerfile[0]!;
+const runtime = dockerfile[dockerfile.length - 1]!;
+const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; bin: Record<string, string>; scripts: Record<string, string> };
+
+/** `LABEL k="v" k2=v2 ...` of a stage → map. */
+function labels(stage: Stage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const i of stage.instructions.filter((x) => x.op === 'LABEL')) {
+    for (const m of i.args.matchAll(/([\w.-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)) out[m[1]!] = m[2] ?? m[3] ?? '';
+  }
+  return out;
+}
+
+describe('Dockerfile', () => {
+  it('is a two-stage build: full bookworm image to build, slim image to run, same Node major as the project', () => {
+    expect(dockerfile).toHaveLength(2);
+    const nodeMajor = /(\d+)/.exec(pkg.devDependencies['node'] ?? '')?.[1];
+    expect(nodeMajor).toBeDefined();
+    expect(build.from).toBe(`node:${nodeMajor}-bookworm`);
+    expect(runtime.from).toBe(`node:${nodeMajor}-bookworm-slim`);
+  });
+
+  it('copies into the build only files that exist and that .dockerignore lets through', () => {
+    const sources = dockerfile.flatMap((s) => s.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args)).filter((c) => c.from === undefined).flatMap((c) => c.sources));
+    expect(sources.length).toBeGreaterThan(0);
+    for (const src of sources) {
+      expect(existsSync(path.join(REPO_ROOT, src)), `${src} exists`).toBe(true);
+      expect(ignoredBy(ignore, src), `${src} not in .dockerignore`).toBe(false);
+    }
+  });
+
+  it('keeps host builds out of the context (they would shadow the image-built addon and node_modules)', () => {
+    for (const p of ['node_modules', 'build', 'dist', '.git']) expect(ignoredBy(ignore, p), p).toBe(true);
+  });
+
+  it('installs, builds the addon and the TypeScript, then prunes dev dependencies, in that order', () => {
+    const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    const steps = [/npm ci\b/, /node-gyp(\.js)?"? rebuild/, /npm run build\b/, /npm prune --omit=dev/];
+    const at = steps.map((re) => runs.search(re));
+    expect(at.every((i) => i >= 0), String(at)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+  });
+
+  it('installs nothing in the runtime stage', () => {
+    const runs = runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs).not.toMatch(/npm (install|ci|i)\b|yarn|pnpm|apt-get install/);
+  });
+
+  it('gives the runtime the layout the code expects: addon under build/Release next to binding.gyp, protos, dist, production node_modules', () => {
+    const copies = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args));
+    const dests = copies.map((c) => c.dest.replace(/^\.\//, '').replace(/\/$/, ''));
+    // binding.gyp names the addon target; src/gpu/nvml/addon.ts finds the root by binding.gyp.
+    const gyp = JSON.parse(readFileSync(path.join(REPO_ROOT, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, '')) as { targets: Array<{ target_name: string }> };
+    const addon = `build/Release/${gyp.targets[0]!.target_name}.node`;
+    expect(dests).toEqual(expect.arrayContaining(['binding.gyp', addon, 'proto', 'dist', 'node_modules', 'package.json']));
+    // node_modules comes from the build stage, after `npm prune --omit=dev`.
+    expect(copies.find((c) => c.dest.replace(/^\.\//, '') === 'node_modules')?.from).toBe(build.name);
+  });
+
+  it('starts the compiled entry point that bin/gpulet.js runs, in exec form', () => {
+    const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
+    const argv = JSON.parse(entry!.args) as string[];
+    expect(argv[0]).toBe('node');
+    const script = argv[1]!;
+    const binFile = path.join(REPO_ROOT, Object.values(pkg.bin)[0]!);
+    const imported = /import\(['"]([^'"]+)['"]\)/.exec(readFileSync(binFile, 'utf8'))?.[1];
+    expect(path.normalize(path.join(path.dirname(Object.values(pkg.bin)[0]!), imported!))).toBe(path.normalize(script));
+    // dist/<x>.js is emitted from <x>.ts: tsconfig.build.json compiles with rootDir "." into "dist".
+    const tsBuild = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+    const tsBase = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
+    const source = path.join(tsBase.compilerOptions.rootDir, path.relative(tsBase.compilerOptions.outDir, script)).replace(/\.js$/, '.ts');
+    expect(existsSync(path.join(REPO_ROOT, source)), source).toBe(true);
+    expect(tsBuild.include.some((dir) => source.startsWith(`${dir}/`))).toBe(true);
+  });
+
+  it('builds the CycloneDX SBOM with `npm run sbom` after installing, and ships it where its label points', () => {
+    expect(pkg.scripts['sbom']).toBe('bash scripts/sbom.sh');
+    expect(readFileSync(path.join(REPO_ROOT, 'scripts/sbom.sh'), 'utf8')).toMatch(/npm sbom\b.*--sbom-format cyclonedx/);
+    const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs.search(/npm run sbom\b/)).toBeGreaterThan(runs.search(/npm ci\b/));
+    const copy = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args)).find((c) => c.sources.some((s) => s.endsWith('sbom.cdx.json')));
+    expect(copy?.from).toBe(build.name);
+    expect(copy?.sources).toEqual(['/src/dist/sbom.cdx.json']); // the script's default output, in WORKDIR /src
+    expect(build.instructions.find((i) => i.op === 'WORKDIR')?.args).toBe('/src');
+    const workdir = runtime.instructions.filter((i) => i.op === 'WORKDIR').pop()?.args ?? '/';
+    const label = labels(runtime)['dev.gpulet.sbom.path'];
+    expect(label).toBe(path.posix.join(workdir, copy!.dest));
+  });
+});

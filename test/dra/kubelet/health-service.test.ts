@@ -1,0 +1,130 @@
+/**
+ * DRAResourceHealth.NodeWatchResources (KEP-4680, CONTRACTS.md §3) over a real unix socket: the complete
+ * device list on connect, an update after a change, periodic re-sends, clean end on stop.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startKubeletPlugin, type KubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
+import type { DeviceHealthEntry, HealthSource } from '../../../src/dra/kubelet/health-service.js';
+import { toWireHealth, truncateHealthMessage } from '../../../src/dra/kubelet/health-service.js';
+import type { WireWatchResponse } from '../../../src/dra/kubelet/grpc-protos.js';
+import { silentLogger } from '../../../src/log.js';
+import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
+import { KubeletSimulator } from '../../../dev/kubelet/simulator.js';
+
+/** A mutable health source. */
+class FakeHealth implements HealthSource {
+  entries: DeviceHealthEntry[];
+  private readonly subs = new Set<() => void>();
+  constructor(entries: DeviceHealthEntry[]) {
+    this.entries = entries;
+  }
+  snapshot(): readonly DeviceHealthEntry[] {
+    return this.entries;
+  }
+  onChange(cb: () => void): () => void {
+    this.subs.add(cb);
+    return () => this.subs.delete(cb);
+  }
+  set(deviceName: string, health: DeviceHealthEntry['health'], message: string): void {
+    this.entries = this.entries.map((e) => (e.deviceName === deviceName ? { ...e, health, message } : e));
+    for (const s of this.subs) s();
+  }
+  subscribers(): number {
+    return this.subs.size;
+  }
+}
+
+const T0 = 1_700_000_000;
+let dir: string;
+let plugin: KubeletPlugin | undefined;
+let sim: KubeletSimulator | undefined;
+let health: FakeHealth;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gpulet-kh-'));
+  health = new FakeHealth(
+    ['gpu-0', 'gpu-1', 'gpu-2'].map((d) => ({ poolName: 'node-a', deviceName: d, health: 'healthy' as const, message: '', lastUpdatedUnixSeconds: T0 })),
+  );
+});
+afterEach(async () => {
+  await sim?.stop();
+  await plugin?.stop();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function setup(resendMs: number) {
+  plugin = await startKubeletPlugin({
+    driverName: 'gpu.gpulet.dev',
+    registryDir: path.join(dir, 'registry'),
+    pluginsDir: path.join(dir, 'plugins'),
+    preparer: new InMemoryPreparer(),
+    health,
+    healthResendIntervalMs: resendMs,
+    logger: silentLogger(),
+  });
+  sim = new KubeletSimulator({ registryDir: path.join(dir, 'registry') });
+  await sim.start();
+  return sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+}
+
+describe('DRAResourceHealth', () => {
+  it('is advertised, streams the complete list, then an update after a change', async () => {
+    const p = await setup(60_000);
+    expect(p.supportedVersions).toEqual(['v1.DRAPlugin', 'v1beta1.DRAPlugin', 'v1alpha1.DRAResourceHealth']);
+    expect(p.healthSupported).toBe(true);
+
+    const msgs: WireWatchResponse[] = [];
+    const stream = sim!.watchHealth((m) => msgs.push(m));
+    await expect.poll(() => msgs.length).toBe(1);
+    expect(msgs[0]?.devices.map((d) => [d.device.pool_name, d.device.device_name, d.health])).toEqual([
+      ['node-a', 'gpu-0', 'HEALTHY'],
+      ['node-a', 'gpu-1', 'HEALTHY'],
+      ['node-a', 'gpu-2', 'HEALTHY'],
+    ]);
+    const nowS = Date.now() / 1000;
+    expect(msgs[0]?.devices[0]?.last_updated_time).toBeGreaterThanOrEqual(Math.floor(nowS) - 5);
+
+    health.set('gpu-1', 'unhealthy', 'XID 79: GPU has fallen off the bus');
+    await expect.poll(() => msgs.length).toBe(2);
+    expect(msgs[1]?.devices).toHaveLength(3); // still the complete list
+    expect(msgs[1]?.devices[1]).toMatchObject({
+      device: { pool_name: 'node-a', device_name: 'gpu-1' },
+      health: 'UNHEALTHY',
+      message: 'XID 79: GPU has fallen off the bus',
+    });
+    stream.cancel();
+    await expect.poll(() => health.subscribers()).toBe(0); // cancelled stream unsubscribes
+  });
+
+  it('re-sends periodically and ends the stream with OK on stop', async () => {
+    await setup(100);
+    const msgs: WireWatchResponse[] = [];
+    let ended: grpc.StatusObject | undefined;
+    sim!.watchHealth((m) => msgs.push(m), { onEnd: (s) => (ended = s) });
+    await expect.poll(() => msgs.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    await plugin!.stop();
+    await expect.poll(() => ended?.code).toBe(0);
+    expect(health.subscribers()).toBe(0);
+  });
+
+  it('maps states and truncates long messages as upstream documents', () => {
+    const long = 'x'.repeat(2000);
+    const wire = toWireHealth(
+      [
+        { poolName: 'p', deviceName: 'a', health: 'unknown', message: long, lastUpdatedUnixSeconds: T0 },
+        { poolName: 'p', deviceName: 'b', health: 'unhealthy', message: 'm', lastUpdatedUnixSeconds: T0 + 100 },
+      ],
+      T0 + 50,
+      45,
+    );
+    expect(wire.devices[0]).toMatchObject({ health: 'UNKNOWN', last_updated_time: T0 + 50, health_check_timeout_seconds: 45 });
+    expect(wire.devices[0]?.message).toHaveLength(1024);
+    expect(wire.devices[0]?.message.endsWith('...')).toBe(true);
+    expect(wire.devices[1]).toMatchObject({ health: 'UNHEALTHY', last_updated_time: T0 + 100 });
+    expect(truncateHealthMessage('short')).toBe('short');
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Test helpers of the claim state machine: a mock inventory, ResourceClaim builders, an in-memory
+ * ClaimSource and temp dirs.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createMockBackend } from '../../src/gpu/mock/index.js';
+import type { Inventory } from '../../src/gpu/types.js';
+import { ApiError } from '../../src/errors.js';
+import type { ClaimSource, ResourceClaimLike } from '../../src/state/claim-source.js';
+
+export const DRIVER = 'gpu.gpulet.dev';
+export const NODE = 'node-a';
+
+/** Inventory of the mock `dgx-h100` (6 full H100s gpu-0..5, MIG on gpu-6 and gpu-7). */
+export async function dgxInventory(nodeName = NODE): Promise<Inventory> {
+  const backend = createMockBackend({ machine: 'dgx-h100', nodeName });
+  await backend.init();
+  const inv = backend.inventory();
+  await backend.shutdown();
+  return inv;
+}
+
+/** One allocation result. */
+export interface ResultSpec {
+  request?: string;
+  driver?: string;
+  pool?: string;
+  device: string;
+  shareID?: string;
+}
+
+/** A resource.k8s.io/v1 ResourceClaim JSON allocated to the given results. */
+export function allocatedClaim(
+  ref: { namespace: string; name: string; uid: string },
+  results: ResultSpec[],
+  extra: { config?: unknown[]; reservedFor?: unknown[] } = {},
+): ResourceClaimLike & { apiVersion: string; kind: string } {
+  return {
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'ResourceClaim',
+    metadata: { namespace: ref.namespace, name: ref.name, uid: ref.uid },
+    status: {
+      allocation: {
+        devices: {
+          results: results.map((r) => ({
+            request: r.request ?? 'gpu',
+            driver: r.driver ?? DRIVER,
+            pool: r.pool ?? NODE,
+            device: r.device,
+            ...(r.shareID !== undefined ? { shareID: r.shareID } : {}),
+          })),
+          ...(extra.config !== undefined ? { config: extra.config } : {}),
+        },
+      },
+      ...(extra.reservedFor !== undefined ? { reservedFor: extra.reservedFor } : {}),
+    },
+  };
+}
+
+/** A fresh claim reference with a random (lower-case UUID) uid. */
+export function newRef(name = 'train-gpu', namespace = 'ml'): { namespace: string; name: string; uid: string } {
+  return { namespace, name, uid: randomUUID() };
+}
+
+/** In-memory ClaimSource; missing claims answer like the API server's 404. */
+export class MemoryClaimSource implements ClaimSource {
+  readonly claims = new Map<string, ResourceClaimLike>();
+  gets = 0;
+  put(claim: ResourceClaimLike): void {
+    this.claims.set(`${claim.metadata?.namespace}/${claim.metadata?.name}`, claim);
+  }
+  get(namespace: string, name: string): Promise<ResourceClaimLike> {
+    this.gets++;
+    const c = this.claims.get(`${namespace}/${name}`);
+    if (c === undefined) return Promise.reject(new ApiError(`resourceclaim ${namespace}/${name} not found (HTTP 404)`, 404));
+    return Promise.resolve(structuredClone(c));
+  }
+}
+
+/** A temp dir under os.tmpdir(), and its cleanup. */
+export async function tempDir(prefix = 'gpulet-state-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}

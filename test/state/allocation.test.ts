@@ -1,0 +1,144 @@
+/**
+ * Allocation resolution against the resource.k8s.io/v1 rules (CONTRACTS.md §2, §5): every bad input gives a
+ * ClaimError naming the claim and the cause; good input gives exactly the devices of our driver and pool.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { devicesByName, type AllocatableDevice } from '../../src/model/devices.js';
+import { ClaimError } from '../../src/errors.js';
+import { MAX_ALLOCATION_RESULTS, resolveAllocation, stripSubrequest } from '../../src/state/allocation.js';
+import type { ResourceClaimLike } from '../../src/state/claim-source.js';
+import { GPU_CONFIG_API_VERSION, GPU_CONFIG_KIND } from '../../src/state/opaque-config.js';
+import { allocatedClaim, dgxInventory, DRIVER, newRef, NODE, type ResultSpec } from '../helpers/claims.js';
+
+describe('resolveAllocation', () => {
+  let devices: Map<string, AllocatableDevice>;
+  beforeAll(async () => {
+    devices = devicesByName(await dgxInventory());
+  });
+  const ref = newRef();
+  const resolve = (claim: ResourceClaimLike, r = ref) => resolveAllocation({ claim, ref: r, driverName: DRIVER, poolName: NODE, devices });
+  const claimWith = (results: ResultSpec[], extra?: Parameters<typeof allocatedClaim>[2]) => allocatedClaim(ref, results, extra);
+  const expectError = (claim: ResourceClaimLike, ...fragments: string[]) => {
+    let caught: unknown;
+    try {
+      resolve(claim);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ClaimError);
+    const message = (caught as Error).message;
+    expect(message).toContain(`claim ${ref.namespace}/${ref.name} (uid ${ref.uid})`);
+    for (const f of fragments) expect(message).toContain(f);
+  };
+  const opaque = (parameters: unknown, requests?: string[], driver = DRIVER) => ({
+    source: 'FromClaim',
+    ...(requests ? { requests } : {}),
+    opaque: { driver, parameters },
+  });
+  const cfg = (env?: Record<string, string>) => ({ apiVersion: GPU_CONFIG_API_VERSION, kind: GPU_CONFIG_KIND, ...(env ? { env } : {}) });
+
+  it('returns our devices with UUIDs, strips subrequests, passes shareID and ignores other drivers', () => {
+    const claim = claimWith([
+      { request: 'big/h100', device: 'gpu-2' },
+      { request: 'nic', driver: 'net.example.com', pool: 'other', device: 'eth0' },
+      { request: 'small', device: 'gpu-7-mig-1g10gb-19-3', shareID: '2f0d3c5e-1111-4222-8333-444455556666' },
+    ]);
+    const out = resolve(claim);
+    expect(out.devices.map((d) => [d.deviceName, d.requestNames, d.shareId])).toEqual([
+      ['gpu-2', ['big'], undefined],
+      ['gpu-7-mig-1g10gb-19-3', ['small'], '2f0d3c5e-1111-4222-8333-444455556666'],
+    ]);
+    expect(out.devices[0]!.device.uuid).toBe(devices.get('gpu-2')!.uuid);
+    expect(out.devices.every((d) => d.poolName === NODE)).toBe(true);
+    expect(stripSubrequest('a/b')).toBe('a');
+    expect(stripSubrequest('a')).toBe('a');
+  });
+
+  it('merges results that name the same device for several requests', () => {
+    const out = resolve(claimWith([{ request: 'a', device: 'gpu-1' }, { request: 'b/x', device: 'gpu-1' }]));
+    expect(out.devices).toHaveLength(1);
+    expect(out.devices[0]!.requestNames).toEqual(['a', 'b']);
+  });
+
+  it('extracts reservedFor pods (resource "pods") in the claim namespace', () => {
+    const out = resolve(
+      claimWith([{ device: 'gpu-0' }], {
+        reservedFor: [
+          { resource: 'pods', name: 'trainer-0', uid: 'p-1' },
+          { apiGroup: 'example.com', resource: 'pods', name: 'not-a-pod', uid: 'x' },
+          { resource: 'deployments', name: 'd', uid: 'y' },
+          'garbage',
+        ],
+      }),
+    );
+    expect(out.pods).toEqual([{ namespace: 'ml', name: 'trainer-0', uid: 'p-1' }]);
+  });
+
+  it('fails a claim that is not allocated', () => {
+    expectError({ metadata: { uid: ref.uid }, status: {} }, 'not allocated');
+    expectError({ metadata: { uid: ref.uid } }, 'not allocated');
+  });
+
+  it('fails when the UID changed (claim re-created)', () => {
+    const other = allocatedClaim({ ...ref, uid: '00000000-0000-4000-8000-000000000000' }, [{ device: 'gpu-0' }]);
+    expectError(other, 'UID mismatch', '00000000-0000-4000-8000-000000000000');
+  });
+
+  it('fails on an unknown device, naming it', () => {
+    expectError(claimWith([{ device: 'gpu-42' }]), 'unknown device "gpu-42"');
+  });
+
+  it('fails on a device of another pool, naming the pool', () => {
+    expectError(claimWith([{ device: 'gpu-0', pool: 'node-b' }]), 'pool "node-b"');
+  });
+
+  it('fails when only other drivers have results', () => {
+    expectError(claimWith([{ device: 'eth0', driver: 'net.example.com', pool: 'x' }]), 'no allocation results for driver');
+    expectError(claimWith([]), 'no allocation results');
+  });
+
+  it('fails with more than 32 results', () => {
+    const many = Array.from({ length: MAX_ALLOCATION_RESULTS + 1 }, (_, i) => ({ request: `r${i}`, device: 'gpu-0' }));
+    expectError(claimWith(many), `${MAX_ALLOCATION_RESULTS + 1} entries`);
+    expect(() => resolve(claimWith(many.slice(0, MAX_ALLOCATION_RESULTS)))).not.toThrow();
+  });
+
+  it('fails malformed results and status shapes without crashing', () => {
+    const base = claimWith([{ device: 'gpu-0' }]);
+    const withResults = (results: unknown): ResourceClaimLike => ({ metadata: base.metadata!, status: { allocation: { devices: { results } } } });
+    expectError(withResults('nope'), 'is not a list');
+    expectError(withResults([42]), 'results[0] is not an object');
+    expectError(withResults([{ driver: DRIVER, pool: NODE, device: 7, request: 'gpu' }]), 'lacks a string');
+    expectError({ metadata: base.metadata!, status: { allocation: 'x' } }, 'status.allocation is not an object');
+  });
+
+  it('applies our opaque config env to the requests it names and ignores other drivers', () => {
+    const out = resolve(
+      claimWith([{ request: 'a', device: 'gpu-0' }, { request: 'b/sub', device: 'gpu-1' }], {
+        config: [
+          opaque(cfg({ ALL: '1', X: 'class' })),
+          opaque({ anything: ['goes'] }, [], 'net.example.com'),
+          opaque(cfg({ X: 'claim' }), ['b']),
+        ],
+      }),
+    );
+    expect(out.devices[0]!.env).toEqual({ ALL: '1', X: 'class' });
+    expect(out.devices[1]!.env).toEqual({ ALL: '1', X: 'claim' });
+  });
+
+  it('rejects bad opaque config of our driver: non-object, oversize, unknown params, wrong kind, reserved env', () => {
+    const withConfig = (parameters: unknown) => claimWith([{ device: 'gpu-0' }], { config: [opaque(parameters)] });
+    expectError(withConfig([1, 2]), 'must be a JSON object', 'an array');
+    expectError(withConfig('str'), 'must be a JSON object');
+    expectError(withConfig(null), 'must be a JSON object');
+    expectError(withConfig({ ...cfg({ BIG: 'x'.repeat(10 * 1024) }) }), 'bytes, more than the 10240-byte limit');
+    expectError(withConfig({ ...cfg(), sharing: { strategy: 'TimeSlicing' } }), 'unknown field(s) "sharing"');
+    expectError(withConfig({ apiVersion: 'resource.nvidia.com/v1beta1', kind: 'GpuConfig' }), 'apiVersion/kind must be');
+    expectError(withConfig(cfg({ NVIDIA_VISIBLE_DEVICES: 'all' })), 'reserved');
+    expectError(withConfig(cfg({ 'bad-name': 'v' })), 'not a valid variable name');
+    expectError(withConfig({ ...cfg(), env: { A: 1 } }), 'must be a string');
+    // Just under the limit is accepted.
+    const filler = 'x'.repeat(10 * 1024 - JSON.stringify(cfg({ F: '' })).length);
+    expect(() => resolve(withConfig(cfg({ F: filler })))).not.toThrow();
+  });
+});
