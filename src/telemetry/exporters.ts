@@ -19,11 +19,12 @@ import type { GpuBackend, Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
-import { startHttpServer } from './http.js';
+import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.js';
 import { INSTRUMENTS } from './instruments.js';
 import type { ObservationContext } from './observe.js';
 import { registerInstruments } from './register.js';
 import { Sampler } from './sampler.js';
+import { ScrapeCache, type ScrapeCacheStats } from './scrape-cache.js';
 import { dropUnobserved, type ObservedSets } from './stale.js';
 
 /** OTLP gRPC export settings. */
@@ -63,8 +64,16 @@ export interface TelemetryOptions {
   readonly poolName?: string;
   /** Upper bound of `shutdown()`, ms (default 5000). */
   readonly shutdownTimeoutMs?: number;
+  /** How long one rendered `/metrics` body is served again, ms (default {@link DEFAULT_SCRAPE_CACHE_MS}; 0: only
+   * scrapes arriving during a render share it). */
+  readonly scrapeCacheMs?: number;
+  /** Bounds of the HTTP server (concurrent scrapes, pipelining, idle sockets); defaults in http.ts. */
+  readonly httpLimits?: Partial<HttpLimits>;
   readonly logger: Logger;
 }
+
+/** Default time a rendered `/metrics` body is shared, ms: below any sample interval worth using. */
+export const DEFAULT_SCRAPE_CACHE_MS = 1_000;
 
 /** A running telemetry pipeline. */
 export interface Telemetry {
@@ -78,6 +87,8 @@ export interface Telemetry {
   forceFlush(): Promise<void>;
   /** Flush, then stop sampling, readers and the HTTP server. Idempotent, bounded by `shutdownTimeoutMs`. */
   shutdown(): Promise<void>;
+  /** Scrape counters: renders vs shared answers, and the HTTP server's bounds at work. */
+  scrapeStats(): ScrapeCacheStats & HttpServerStats;
 }
 
 /** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
@@ -188,9 +199,17 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     }
     return text;
   };
+  const scrapes = new ScrapeCache({ render: renderMetrics, ttlMs: opts.scrapeCacheMs ?? DEFAULT_SCRAPE_CACHE_MS });
   let server;
   try {
-    server = await startHttpServer({ host: opts.metricsHost, port: opts.metricsPort, metrics: renderMetrics, readiness: () => readiness, logger });
+    server = await startHttpServer({
+      host: opts.metricsHost,
+      port: opts.metricsPort,
+      metrics: () => scrapes.get(),
+      readiness: () => readiness,
+      logger,
+      ...(opts.httpLimits === undefined ? {} : { limits: opts.httpLimits }),
+    });
   } catch (err) {
     unregister();
     await sampler.stop();
@@ -210,6 +229,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
       readiness = { ready, reason: ready ? '' : reason };
     },
     forceFlush: () => withTimeout(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
+    scrapeStats: () => ({ ...scrapes.stats(), ...httpServer.stats() }),
     shutdown() {
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };

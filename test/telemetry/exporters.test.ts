@@ -15,13 +15,14 @@ afterEach(async () => {
   telemetry = undefined;
 });
 
-async function start(dcgmCompat: boolean, ownership = new FakeOwnership()) {
+async function start(dcgmCompat: boolean, ownership = new FakeOwnership(), scrapeCacheMs?: number) {
   const backend = new FakeBackend();
   backend.next = { timestampMs: 1, devices: [fullReadings(GPU0), fullReadings(GPU1), fullReadings(MIG_A, { gpuUtilizationPercent: undefined })] };
   const health = new HealthTracker(INVENTORY);
   telemetry = await startTelemetry({
     backend, ownership, health, nodeName: 'node-a', serviceVersion: '9.9.9', resourceAttributes: { 'host.name': 'host-a' },
     sampleIntervalMs: 60_000, metricsHost: '127.0.0.1', metricsPort: 0, dcgmCompat, logger: silentLogger(),
+    ...(scrapeCacheMs === undefined ? {} : { scrapeCacheMs }),
   });
   return { backend, health, telemetry };
 }
@@ -67,13 +68,21 @@ describe('startTelemetry', () => {
 
   it('drops a series attribution when the claim releases the device', async () => {
     const ownership = new FakeOwnership();
-    const { telemetry: t } = await start(false, ownership);
+    const { telemetry: t } = await start(false, ownership, 0); // no shared body: each scrape renders
     ownership.map.set(GPU0, [{ claim: { namespace: 'ml', name: 'c1', uid: 'cu1' }, pods: [{ namespace: 'ml', name: 'p1', uid: 'pu1' }], deviceName: 'gpu-0', uuid: GPU0 }]);
     const held = parsePrometheusText((await get(t, '/metrics')).body).samples.filter((s) => s.name === 'hw_power' && s.labels['hw_id'] === GPU0);
     expect(held.map((s) => s.labels['k8s_pod_name'])).toEqual(['p1']);
     ownership.map.clear();
     const freed = parsePrometheusText((await get(t, '/metrics')).body).samples.filter((s) => s.name === 'hw_power' && s.labels['hw_id'] === GPU0);
     expect(freed.map((s) => s.labels['k8s_pod_name'])).toEqual([undefined]);
+  });
+
+  it('back-to-back and concurrent scrapes within the cache time share one render (issue 9: /metrics cannot exhaust memory)', async () => {
+    const { telemetry: t } = await start(true);
+    const first = await get(t, '/metrics');
+    const more = await Promise.all(Array.from({ length: 10 }, () => get(t, '/metrics'))); // below the cap of 16 concurrent scrapes
+    expect(more.every((r) => r.status === 200 && r.body === first.body)).toBe(true);
+    expect(t.scrapeStats()).toMatchObject({ renders: 1, shared: 10, scrapesInFlight: 0 });
   });
 
   it('answers /healthz 200 and /readyz 503 with the reason until ready, 404 elsewhere', async () => {
