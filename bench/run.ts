@@ -10,11 +10,12 @@ import { benchNvml } from './nvml.js';
 import { benchPrepare } from './prepare.js';
 import { benchPure } from './pure.js';
 import { benchScrape } from './scrape.js';
+import { benchScrapeAbuse } from './scrape-abuse.js';
 import { fmtMs } from './stats.js';
 import { benchStartup } from './startup.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
 
-const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup', 'nvml', 'scale'] as const;
+const ALL = ['pure', 'scrape', 'prepare', 'footprint', 'startup', 'nvml', 'scale', 'abuse'] as const;
 type BenchName = (typeof ALL)[number];
 
 interface Section {
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
   if (only.has('footprint')) footprint.push(...(await footprintStandalone(opts, long ? 120_000 : 15_000)));
   sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (dgx-h100; in-process 1 Hz; standalone with Prometheus + OTLP at 1 s and 5 s)', rows: footprint });
   if (only.has('nvml')) sections.push({ title: '6. NVML sampling cost (fake libnvidia-ml) and scale', rows: await benchNvml(opts) });
+  if (only.has('abuse')) sections.push({ title: '8. /metrics under abuse (pipelining, concurrency)', rows: await benchScrapeAbuse(opts) });
   if (only.has('scale')) sections.push({ title: '7. scale simulation (simulated nodes, one API server)', rows: await (await import('./scale.js')).benchScale(opts) });
   console.log(`\n${renderTable(sections)}\n\ntotal bench time ${fmtMs(performance.now() - t0)}`);
 }

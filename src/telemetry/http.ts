@@ -11,6 +11,10 @@
  *   worth of buffering, not thousands of bodies);
  * - at most {@link HttpLimits.maxConcurrentScrapes} `/metrics` answers in progress across all sockets; above
  *   that a scrape gets 503 with `Retry-After` at once;
+ * - request headers must arrive within 10 s and a whole request within 30 s (slow senders). The number of
+ *   connections is not capped: a cap would turn away the kubelet's `/healthz` probes while an attacker holds
+ *   the connections, and the probe failing restarts the agent; who may connect at all is the NetworkPolicy's
+ *   job (daemonset/);
  * - a socket with no progress (no bytes read or written) for {@link HttpLimits.socketIdleMs} is destroyed, so
  *   a peer that never reads cannot hold a response forever.
  * `/healthz` and `/readyz` answer from memory and never wait behind a render.
@@ -191,6 +195,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     q.waiting.push(run);
   });
   server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   server.setTimeout(limits.socketIdleMs); // no 'timeout' listener: Node destroys the idle socket
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(new Error(`telemetry: cannot listen on ${options.host}:${options.port}: ${err.message}`, { cause: err }));
