@@ -83,7 +83,7 @@ describe('DaemonSet environment = the agent configuration contract (src/config.t
 
   it.each([
     ['plugin registry', (c: Config) => c.pluginRegistryDir],
-    ['plugins', (c: Config) => c.pluginsDir],
+    ["the driver's plugin", (c: Config) => path.join(c.pluginsDir, c.driverName)],
     ['CDI', (c: Config) => c.cdiDir],
   ])('%s directory is the same host path, writable (the kubelet / runtime read what the agent writes there)', (_n, pick) => {
     const dir = pick(config);
@@ -123,7 +123,7 @@ describe('DaemonSet environment = the agent configuration contract (src/config.t
 
   it('has only the image read-only: every directory the agent writes is a mount', () => {
     expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
-    for (const dir of [config.stateDir, config.pluginRegistryDir, config.pluginsDir, config.cdiDir, '/tmp']) {
+    for (const dir of [config.stateDir, config.pluginRegistryDir, path.join(config.pluginsDir, config.driverName), config.cdiDir]) {
       expect(mountFor(dir)?.readOnly ?? false, dir).toBe(false);
     }
   });

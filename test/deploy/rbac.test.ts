@@ -5,11 +5,9 @@
  * prototypes) is granted, so the agent cannot hit a 403 in a cluster that the embedded dev server would
  * never show.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as k8s from '@kubernetes/client-node';
-import { REPO_ROOT, findOne, installDocs } from '../helpers/manifests.js';
+import { callsInSrc } from '../helpers/api-calls.js';
+import { findOne, installDocs } from '../helpers/manifests.js';
 
 interface PolicyRule { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] }
 interface ClusterRole { metadata: { name: string }; rules: PolicyRule[] }
@@ -18,12 +16,12 @@ interface ClusterRoleBinding { roleRef: { apiGroup: string; kind: string; name: 
 /** What the agent needs, from the API calls in CONTRACTS.md. Key: `<group>/<resource>` ('' = core). */
 const EXPECTED: Record<string, { verbs: string[]; why: string }> = {
   'resource.k8s.io/resourceslices': {
-    verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
-    why: '§4 publish the pool: list ours, create, update (generation bump), delete obsolete slices; §2 republish when the kubelet deleted them',
+    verbs: ['list', 'create', 'update', 'delete'],
+    why: '§4 publish the pool: list ours, create, update (generation bump), delete obsolete slices; §2 republish on every registration (no watch)',
   },
   'resource.k8s.io/resourceclaims': {
-    verbs: ['get', 'list', 'watch'],
-    why: '§2 Prepare GETs each claim (status.allocation); §5 status.reservedFor attributes devices to pods; clean-up of stale checkpoint entries',
+    verbs: ['get', 'list'],
+    why: '§2 Prepare GETs each claim (status.allocation); §5 status.reservedFor attributes devices to pods; list for the rebuild after a lost checkpoint',
   },
   '/nodes': { verbs: ['get'], why: '§4 owner reference to the Node needs its UID' },
 };
@@ -68,6 +66,12 @@ describe('ClusterRole gpulet', () => {
     }
   });
 
+  it('grants no verb that src/ never uses (least privilege: an unused grant is only an attacker\'s)', () => {
+    const used = new Set(callsInSrc().keys());
+    const unused = [...grants(role.rules)].flatMap(([key, verbs]) => verbs.filter((v) => !used.has(`${v} ${key}`)).map((v) => `${v} ${key}`));
+    expect(unused).toEqual([]);
+  });
+
   it('grants nothing that reads secrets or pods, or writes claims', () => {
     const keys = [...grants(role.rules).keys()];
     expect(keys.filter((k) => /secrets|configmaps|pods|serviceaccounts/.test(k))).toEqual([]);
@@ -84,62 +88,6 @@ describe('ClusterRoleBinding gpulet', () => {
     expect(ds.metadata.namespace).toBe(sa.metadata.namespace);
   });
 });
-
-// ---------- what src/ actually calls ----------
-
-const VERB_OF: Array<[RegExp, string]> = [
-  [/^read/, 'get'], [/^list/, 'list'], [/^create/, 'create'], [/^replace/, 'update'],
-  [/^patch/, 'patch'], [/^deleteCollection/, 'deletecollection'], [/^delete/, 'delete'],
-];
-
-/** client-node API classes the agent may use, with the API group they serve. */
-const API_CLASSES: Array<[string, object]> = [
-  ['resource.k8s.io', k8s.ResourceV1Api.prototype],
-  ['', k8s.CoreV1Api.prototype],
-  ['events.k8s.io', k8s.EventsV1Api.prototype],
-  ['coordination.k8s.io', k8s.CoordinationV1Api.prototype],
-];
-
-/** Plural resource of a client-node method, e.g. `readNamespacedResourceClaim` → `resourceclaims`. */
-function resourceOf(method: string): string | undefined {
-  const m = /^(?:read|list|create|replace|patch|deleteCollection|delete)(?:Namespaced)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?$/.exec(method);
-  if (!m || /Status$/.test(m[1]!)) return undefined;
-  const kind = m[1]!.toLowerCase();
-  return kind.endsWith('s') ? `${kind}es` : kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`;
-}
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const p = path.join(dir, f);
-    return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith('.ts') ? [p] : [];
-  });
-}
-
-/** `<verb> <group>/<resource>` for every client-node API method called in src/, and watch paths. */
-function callsInSrc(): Map<string, string[]> {
-  const calls = new Map<string, string[]>();
-  const add = (key: string, file: string) => calls.set(key, [...(calls.get(key) ?? []), path.relative(REPO_ROOT, file)]);
-  for (const file of tsFiles(path.join(REPO_ROOT, 'src'))) {
-    const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/\.([a-z][A-Za-z]+)\s*\(/g)) {
-      const method = m[1]!;
-      for (const [group, proto] of API_CLASSES) {
-        if (typeof (proto as Record<string, unknown>)[method] !== 'function') continue;
-        const verb = VERB_OF.find(([re]) => re.test(method))?.[1];
-        const resource = resourceOf(method);
-        if (verb && resource) add(`${verb} ${group}/${resource}`, file);
-      }
-    }
-    // Watches and informers take a path: '/apis/<group>/<version>/[namespaces/x/]<resource>'.
-    if (/\bWatch\b|makeInformer/.test(text)) {
-      for (const m of text.matchAll(/['"`]\/(?:api|apis\/([a-z0-9.-]+))\/v[0-9a-z]+\/(?:namespaces\/[^/'"`]+\/)?([a-z]+)/g)) {
-        add(`watch ${m[1] ?? ''}/${m[2]!}`, file);
-        if (/makeInformer/.test(text)) add(`list ${m[1] ?? ''}/${m[2]!}`, file);
-      }
-    }
-  }
-  return calls;
-}
 
 describe('the agent source (src/)', () => {
   const calls = callsInSrc();

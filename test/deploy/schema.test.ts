@@ -24,6 +24,7 @@ describe('daemonset/ manifests', () => {
         'resource.k8s.io/v1 DeviceClass/mig.gpulet.dev',
         'apps/v1 DaemonSet/gpulet',
         'v1 Service/gpulet-metrics',
+        'networking.k8s.io/v1 NetworkPolicy/gpulet-metrics',
       ].sort(),
     );
   });

@@ -17,6 +17,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import * as k8s from '@kubernetes/client-node';
 import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Pod, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
@@ -136,6 +137,7 @@ const MODELS: Record<string, ModelClass> = {
   'v1 Pod': Pod,
   'apps/v1 DaemonSet': DaemonSet,
   'apps/v1 Deployment': Deployment,
+  'networking.k8s.io/v1 NetworkPolicy': NetworkPolicy,
   'rbac.authorization.k8s.io/v1 ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1 ClusterRoleBinding': ClusterRoleBinding,
   'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy': ValidatingAdmissionPolicy,

@@ -1,0 +1,64 @@
+/**
+ * The Kubernetes API calls the agent makes, found by scanning src/: every `@kubernetes/client-node` API method
+ * called (checked against the real ResourceV1Api/CoreV1Api/... prototypes, so only real API methods count),
+ * and watch/informer paths. Used by the RBAC tests: every call is granted, every grant is called.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { REPO_ROOT } from './repo.js';
+
+const VERB_OF: Array<[RegExp, string]> = [
+  [/^read/, 'get'], [/^list/, 'list'], [/^create/, 'create'], [/^replace/, 'update'],
+  [/^patch/, 'patch'], [/^deleteCollection/, 'deletecollection'], [/^delete/, 'delete'],
+];
+
+/** client-node API classes the agent may use, with the API group they serve. */
+const API_CLASSES: Array<[string, object]> = [
+  ['resource.k8s.io', k8s.ResourceV1Api.prototype],
+  ['', k8s.CoreV1Api.prototype],
+  ['events.k8s.io', k8s.EventsV1Api.prototype],
+  ['coordination.k8s.io', k8s.CoordinationV1Api.prototype],
+];
+
+/** Plural resource of a client-node method, e.g. `readNamespacedResourceClaim` → `resourceclaims`. */
+function resourceOf(method: string): string | undefined {
+  const m = /^(?:read|list|create|replace|patch|deleteCollection|delete)(?:Namespaced)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?$/.exec(method);
+  if (!m || /Status$/.test(m[1]!)) return undefined;
+  const kind = m[1]!.toLowerCase();
+  return kind.endsWith('s') ? `${kind}es` : kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`;
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = path.join(dir, f);
+    return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** `<verb> <group>/<resource>` → files, for every client-node API method called in src/, and watch paths. */
+export function callsInSrc(): Map<string, string[]> {
+  const calls = new Map<string, string[]>();
+  const add = (key: string, file: string) => calls.set(key, [...(calls.get(key) ?? []), path.relative(REPO_ROOT, file)]);
+  for (const file of tsFiles(path.join(REPO_ROOT, 'src'))) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/\.([a-z][A-Za-z]+)\s*\(/g)) {
+      const method = m[1]!;
+      for (const [group, proto] of API_CLASSES) {
+        if (typeof (proto as Record<string, unknown>)[method] !== 'function') continue;
+        const verb = VERB_OF.find(([re]) => re.test(method))?.[1];
+        const resource = resourceOf(method);
+        if (verb && resource) add(`${verb} ${group}/${resource}`, file);
+      }
+    }
+    // Watches and informers take a path: '/apis/<group>/<version>/[namespaces/x/]<resource>'.
+    if (/\bWatch\b|makeInformer/.test(text)) {
+      for (const m of text.matchAll(/['"`]\/(?:api|apis\/([a-z0-9.-]+))\/v[0-9a-z]+\/(?:namespaces\/[^/'"`]+\/)?([a-z]+)/g)) {
+        add(`watch ${m[1] ?? ''}/${m[2]!}`, file);
+        if (/makeInformer/.test(text)) add(`list ${m[1] ?? ''}/${m[2]!}`, file);
+      }
+    }
+  }
+  return calls;
+}
+
