@@ -1,7 +1,7 @@
 /**
  * Benchmark 5, process footprint while sampling at 1 Hz and being scraped once a second: RSS and heap
  * before/after the window and CPU in millicores over it, next to dcgm-exporter's published footprint
- * (reference/metrics.md: 3–9 millicores at a 30 s interval; 135–155 MiB, and 400–500 MiB reported).
+ * (test/reference/metrics.md: 3–9 millicores at a 30 s interval; 135–155 MiB, and 400–500 MiB reported).
  * This file: the in-process agent of benchmark 3 (process.memoryUsage / process.cpuUsage: includes the
  * harness — tsx, the kubelet simulator, the scrape client). The standalone compiled agent, with both
  * exporters on, is footprint-process.ts.
@@ -11,7 +11,7 @@ import { createScrapeClient } from './http-get.js';
 import { mib } from './stats.js';
 import type { Row } from './types.js';
 
-/** dcgm-exporter's published footprint (reference/metrics.md). */
+/** dcgm-exporter's published footprint (test/reference/metrics.md). */
 export const DCGM_FOOTPRINT = { millicores: [3, 9], mib: [135, 500] } as const;
 
 /** `figure` against a [low, high] reference: `0.36–1.33× ref`. */

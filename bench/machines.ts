@@ -1,7 +1,7 @@
 /**
  * Machines and ownership the benchmarks use besides the built-in `dgx-h100`.
  * - `h100x8-mig56`: 8 × H100 80GB, every GPU in MIG mode with seven `1g.10gb` instances at placements 0..6
- *   (the densest H100 layout, reference/mig-profiles.md: 1g.10gb max 7) = 8 GPUs + 56 MIG devices, the
+ *   (the densest H100 layout, test/reference/mig-profiles.md: 1g.10gb max 7) = 8 GPUs + 56 MIG devices, the
  *   "8 GPUs and 56 MIG devices" of issue 5 item 3.
  * - {@link ownEveryDevice}: every allocatable device held by its own claim with one pod, the worst case for
  *   attribute churn (every point of an owned device gets fresh attributes per collection).

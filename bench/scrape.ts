@@ -6,7 +6,7 @@
  * (scrape-stages.ts), with the stale filter before and after the scrape-cost optimisation.
  * Machines: `dgx-h100` (8 GPUs, 10 MIG devices) and `h100x8-mig56` (8 GPUs, 56 MIG devices: the issue's case),
  * the latter also with every device held by a claim and a pod. Goal p99 < 10 ms: Prometheus' default scrape
- * timeout is 10 s, and dcgm-exporter scrapes hitting it on MIG nodes are a known problem (reference/metrics.md).
+ * timeout is 10 s, and dcgm-exporter scrapes hitting it on MIG nodes are a known problem (test/reference/metrics.md).
  */
 import { createMockBackend, type MachineSpec } from '../src/gpu/mock/index.js';
 import { HealthTracker } from '../src/gpu/health.js';

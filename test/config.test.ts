@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseListenAddress } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 
-const cwd = '/work/x';
+const cwd = '/srv/gpulet';
 
 describe('config', () => {
   it('defaults to the embedded development setup under ./.gpulet', () => {

@@ -1,6 +1,6 @@
 /**
  * KubeletSimulator: the kubelet's side of DRA plugin registration and claim preparation, for the demo and
- * tests (CONTRACTS.md §2; upstream kubelet pluginmanager + pkg/kubelet/cm/dra/plugin):
+ * tests (docs/contracts.md §2; upstream kubelet pluginmanager + pkg/kubelet/cm/dra/plugin):
  * - watches the plugin registry dir (fs.watch plus a periodic rescan; dot-files and non-sockets ignored);
  * - for each new socket: GetInfo (1 s deadline), checks `type` = "DRAPlugin", picks the DRAPlugin version
  *   (v1 before v1beta1, or the forced one), NotifyRegistrationStatus (5 s deadline);

@@ -3,7 +3,7 @@
  * Pure and deterministic. Shared by ResourceSlice building, claim preparation (CDI) and telemetry attribution,
  * so a device has exactly one name everywhere.
  *
- * Naming follows NVIDIA's k8s-dra-driver-gpu (CONTRACTS.md §4):
+ * Naming follows NVIDIA's k8s-dra-driver-gpu (docs/contracts.md §4):
  * - full GPU: `gpu-<minor>` (minor number, not index, so names survive a GPU dropping off the bus);
  * - MIG device: `gpu-<parentMinor>-mig-<profile without dots>-<giProfileId>-<placementStart>`,
  *   e.g. `gpu-0-mig-1g10gb-19-6`. The profile is mangled as NVIDIA's driver does (`migppCanonicalName`:

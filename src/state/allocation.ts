@@ -1,7 +1,7 @@
 /**
  * From a ResourceClaim's allocation to the devices gpulet must prepare. Pure: no I/O, deterministic.
  *
- * Rules (CONTRACTS.md §2 and §5; resource.k8s.io/v1 `AllocationResult`, and the upstream kubelet-plugin
+ * Rules (docs/contracts.md §2 and §5; resource.k8s.io/v1 `AllocationResult`, and the upstream kubelet-plugin
  * helper k8s.io/dynamic-resource-allocation/kubeletplugin):
  * - the claim must be allocated (`status.allocation` set) and its UID must equal the kubelet's;
  * - only `status.allocation.devices.results[]` whose `driver` is ours count; results of other drivers

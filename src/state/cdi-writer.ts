@@ -1,6 +1,6 @@
 /**
  * Writes and removes per-claim CDI spec files (I/O half of `cdi.ts`). Container runtimes read `/etc/cdi`
- * and `/var/run/cdi` (CONTRACTS.md §6); gpulet writes transient specs to `/var/run/cdi` by default.
+ * and `/var/run/cdi` (docs/contracts.md §6); gpulet writes transient specs to `/var/run/cdi` by default.
  */
 import { access, constants, open, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

@@ -3,7 +3,7 @@
  *
  * Layout follows NVIDIA's k8s-dra-driver-gpu (cmd/gpu-kubelet-plugin/cdi.go): vendor `k8s.<driver>`,
  * class `claim`, one transient spec per claim named `<vendor>-<class>_<claimUID>.json`, device names
- * `<claimUID>-<deviceName>`, qualified IDs `<vendor>/<class>=<claimUID>-<deviceName>` (CONTRACTS.md §6).
+ * `<claimUID>-<deviceName>`, qualified IDs `<vendor>/<class>=<claimUID>-<deviceName>` (docs/contracts.md §6).
  *
  * Container edits:
  * - spec level (applied once whenever any device of the claim is injected): `/dev/nvidiactl` (c 195:255),

@@ -1,6 +1,6 @@
 /**
  * Where prepare reads ResourceClaims from: the API server in production (`KubeClaimSource`), a map in tests.
- * Only `GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>` is needed (CONTRACTS.md §2: the
+ * Only `GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>` is needed (docs/contracts.md §2: the
  * upstream kubelet-plugin helper GETs each claim on prepare; unprepare does no lookup).
  */
 import { ApiException, ResourceV1Api, type KubeConfig } from '@kubernetes/client-node';

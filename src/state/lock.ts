@@ -1,7 +1,7 @@
 /**
  * The cross-process lock of the claim state (checkpoint and CDI specs), so two gpulet instances on one node
  * never prepare, unprepare, clean up or reconcile at the same time. During a seamless rolling update
- * (DaemonSet `maxSurge: 1`, pod-UID-suffixed sockets, CONTRACTS.md §2) the old and the new agent run side by
+ * (DaemonSet `maxSurge: 1`, pod-UID-suffixed sockets, docs/contracts.md §2) the old and the new agent run side by
  * side, share the state and CDI dirs, and the kubelet may call either; the upstream NVIDIA driver guards the
  * same critical section with a node-global lock file (`pu.lock`, 10 s acquisition timeout, in
  * NVIDIA/k8s-dra-driver-gpu `cmd/gpu-kubelet-plugin/driver.go`).

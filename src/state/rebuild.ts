@@ -65,7 +65,7 @@ export function reserved(claim: ResourceClaimLike): boolean {
   return Array.isArray(status['reservedFor']) && status['reservedFor'].length > 0;
 }
 
-/** Some `status.allocation.devices.results[]` names our driver and pool (CONTRACTS.md §5). */
+/** Some `status.allocation.devices.results[]` names our driver and pool (docs/contracts.md §5). */
 export function allocatedTo(claim: ResourceClaimLike, driverName: string, poolName: string): boolean {
   const status = isJsonObject(claim.status) ? claim.status : {};
   const allocation = status['allocation'];

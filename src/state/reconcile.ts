@@ -14,7 +14,7 @@
  *    looked up by name: kept when it still exists with the same UID and `status.reservedFor` is non-empty,
  *    dropped (unprepared) otherwise. An API error keeps the claim (the clean-up checks it again later).
  * 4. Every PrepareCompleted claim gets its CDI spec back when missing (the tmpfs `/var/run/cdi` after a
- *    reboot, CONTRACTS.md §6) or rewritten when it differs from what prepare writes today (an upgrade).
+ *    reboot, docs/contracts.md §6) or rewritten when it differs from what prepare writes today (an upgrade).
  * 5. Spec files of ours with no PrepareCompleted entry, and temp files of interrupted writes, are removed.
  * 6. The checkpoint is saved, recording the current boot ID (when anything changed or the boot ID did).
  * Never rejects: every failure is logged with the claim it concerns and kept in the report.

@@ -103,7 +103,7 @@ function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSe
   return wrapped;
 }
 
-/** Default DRA driver name (DESIGN.md). */
+/** Default DRA driver name (docs/architecture.md). */
 export const DEFAULT_DRIVER_NAME = 'gpu.gpulet.dev';
 
 /** Attribute sets remembered per instrument before the SDK folds new ones into `otel.metric.overflow`. */

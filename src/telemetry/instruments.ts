@@ -1,5 +1,5 @@
 /**
- * The metric catalogue, as data (shared/reference/metrics.md). One generic loop (src/telemetry/register.ts)
+ * The metric catalogue, as data (test/reference/metrics.md). One generic loop (src/telemetry/register.ts)
  * turns it into OpenTelemetry observable instruments; nothing else names a metric.
  *
  * Sources of fact:
@@ -7,7 +7,7 @@
  *   (status Development) as shipped by @opentelemetry/semantic-conventions 1.45 (`METRIC_HW_*`);
  * - `hw.gpu.utilization` and `hw.gpu.memory.utilization` are fractions (unit `1`): percent / 100.
  *   Semconv defines `hw.gpu.memory.utilization` as "Fraction of GPU memory used", i.e. used / total bytes,
- *   not the memory-controller busy time that NVML calls "memory utilization" (reference/metrics.md maps it
+ *   not the memory-controller busy time that NVML calls "memory utilization" (test/reference/metrics.md maps it
  *   to `GetUtilizationRates.memory`; upstream wins). The controller busy time is the non-standard
  *   `gpulet.gpu.memory_controller.utilization`.
  * - Metrics with no semconv name are prefixed `gpulet.` and flagged `standard: false`.

@@ -6,9 +6,9 @@
  * NodeUnprepareResources. Plus: nothing is lost across an agent restart, and slices come back after the
  * kubelet deletes them and the plugin re-registers.
  *
- * Independent facts: device names from CONTRACTS.md §3 and the H100 GI profile IDs of
- * reference/mig-profiles.md (3g.40gb = 9, 2g.20gb = 14, 1g.10gb = 19); the CDI schema of reference/cdi-schema;
- * the DRA socket path `<pluginsDir>/<driver>/dra.sock` (CONTRACTS.md §1); the checkpoint format
+ * Independent facts: device names from docs/contracts.md §4 and the H100 GI profile IDs of
+ * test/reference/mig-profiles.md (3g.40gb = 9, 2g.20gb = 14, 1g.10gb = 19); the CDI schema of test/reference/cdi-schema;
+ * the DRA socket path `<pluginsDir>/<driver>/dra.sock` (docs/contracts.md §2); the checkpoint format
  * (src/state/checkpoint.ts doc); the Prometheus exposition format (strict parser).
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';

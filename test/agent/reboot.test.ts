@@ -1,6 +1,6 @@
 /**
  * Reboot simulation with the real CLI against an API server that outlives it: prepare claims through a
- * simulated kubelet, stop the agent, empty the CDI dir (a tmpfs `/var/run/cdi` after a reboot, CONTRACTS.md
+ * simulated kubelet, stop the agent, empty the CDI dir (a tmpfs `/var/run/cdi` after a reboot, docs/contracts.md
  * §6) and change the boot ID (`GPULET_BOOT_ID_FILE`, the test hook of the boot ID source), change the
  * API server's claims as the cluster would have meanwhile, restart. Proves: the spec of a live claim is
  * back byte for byte before the kubelet calls; claims deleted, re-created (new UID) or no longer reserved

@@ -1,7 +1,7 @@
 /**
  * A seamless rolling update (DaemonSet maxSurge 1): two whole agents (`startAgent`, configured by the CLI
  * parser) with different `--pod-uid`s share ONE state dir (checkpoint) and CDI dir and one API server, and
- * the kubelet calls either over its pod-UID-suffixed DRA socket (CONTRACTS.md §2; real grpc-js clients).
+ * the kubelet calls either over its pod-UID-suffixed DRA socket (docs/contracts.md §2; real grpc-js clients).
  * Concurrent prepares of different claims through both instances, many rounds, then unprepares through the
  * other instance, then a restart of one instance while the other keeps preparing. Proves, with the checkpoint
  * checksum recomputed independently: every claim is recorded exactly once as PrepareCompleted, every CDI spec

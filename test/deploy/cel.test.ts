@@ -2,8 +2,8 @@
  * The CEL in daemonset/, evaluated with a CEL engine (manifests-cel.ts) against what gpulet really publishes:
  * - DeviceClass selectors split every device gpulet publishes into exactly one class (full GPU or MIG);
  * - the example claims select the devices their comments promise, on slices built by
- *   buildResourceSlices() from the mock machines and on the worked example in reference/examples.md;
- * - every attribute/capacity an example names is one gpulet publishes and one CONTRACTS.md §4 lists;
+ *   buildResourceSlices() from the mock machines and on the worked example in test/reference/examples.md;
+ * - every attribute/capacity an example names is one gpulet publishes and one docs/contracts.md §4 lists;
  * - the admission policy admits the agent's writes to its own node's slices and denies everything else.
  */
 import { readFileSync } from 'node:fs';
@@ -38,11 +38,11 @@ function devicesOf(machine: string): Array<{ name: string; cel: CelDevice }> {
   return slicesOf(machine).flatMap((s) => s.spec.devices.map((d) => ({ name: d.name, cel: celDevice(s.spec.driver, d) })));
 }
 
-/** The ResourceSlice of reference/examples.md (the first ```yaml block). */
+/** The ResourceSlice of test/reference/examples.md (the first ```yaml block). */
 function referenceDevices(): Array<{ name: string; cel: CelDevice }> {
   const md = readFileSync(path.join(REFERENCE_DIR, 'examples.md'), 'utf8');
   const block = /```yaml\n([\s\S]*?)```/.exec(md)?.[1];
-  if (block === undefined) throw new Error('reference/examples.md has no yaml block');
+  if (block === undefined) throw new Error('test/reference/examples.md has no yaml block');
   const slice = parseYaml(block) as { spec: { driver: string; devices: WireDevice[] } };
   return slice.spec.devices.map((d) => ({ name: d.name, cel: celDevice(slice.spec.driver, d) }));
 }
@@ -73,7 +73,7 @@ describe('DeviceClasses', () => {
     expect(Object.fromEntries(counts)).toEqual({ 'gpu.gpulet.dev': 6, 'mig.gpulet.dev': 10 });
   });
 
-  it('classify the worked example of reference/examples.md', () => {
+  it('classify the worked example of test/reference/examples.md', () => {
     const result = Object.fromEntries(referenceDevices().map((d) => [d.name, classesSelecting(d.cel)]));
     expect(result).toEqual({ 'gpu-0': ['gpu.gpulet.dev'], 'gpu-1-mig-1g10gb-19-0': ['mig.gpulet.dev'] });
   });
@@ -125,7 +125,7 @@ describe('example claims', () => {
 });
 
 describe('attribute and capacity names in the examples', () => {
-  // CONTRACTS.md §4: NVIDIA's DRA driver's names, which gpulet reuses.
+  // docs/contracts.md §4: NVIDIA's DRA driver's names, which gpulet reuses.
   const CONTRACT_ATTRIBUTES = ['type', 'uuid', 'productName', 'brand', 'architecture', 'cudaComputeCapability', 'driverVersion', 'cudaDriverVersion', 'parentUUID', 'profile'];
   const CONTRACT_CAPACITIES = ['memory', 'multiprocessors', 'copyEngines', 'decoders', 'encoders', 'jpegEngines', 'ofaEngines'];
 
@@ -140,12 +140,12 @@ describe('attribute and capacity names in the examples', () => {
     expect(used.every((u) => u.domain === DRIVER)).toBe(true);
   });
 
-  it('are published by gpulet (dgx-h100 has both full GPUs and MIG devices) and listed in CONTRACTS.md §4', () => {
+  it('are published by gpulet (dgx-h100 has both full GPUs and MIG devices) and listed in docs/contracts.md §4', () => {
     const devices = devicesOf('dgx-h100').map((d) => d.cel);
     for (const u of used) {
       const where = u.kind === 'attributes' ? 'attributes' : 'capacity';
       expect(devices.some((d) => d[where][u.domain]?.[u.name] !== undefined), `${u.kind} ${u.name} published`).toBe(true);
-      expect(u.kind === 'attributes' ? CONTRACT_ATTRIBUTES : CONTRACT_CAPACITIES, `${u.kind} ${u.name} in CONTRACTS`).toContain(u.name);
+      expect(u.kind === 'attributes' ? CONTRACT_ATTRIBUTES : CONTRACT_CAPACITIES, `${u.kind} ${u.name} in docs/contracts.md §4`).toContain(u.name);
     }
   });
 

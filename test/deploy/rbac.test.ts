@@ -1,6 +1,6 @@
 /**
  * RBAC of daemonset/: the ClusterRole grants exactly the table below (each row derived from an API call
- * CONTRACTS.md names), nothing with a wildcard, to the DaemonSet's ServiceAccount only; and every Kubernetes
+ * docs/contracts.md names), nothing with a wildcard, to the DaemonSet's ServiceAccount only; and every Kubernetes
  * API call found in src/ (client-node API methods, checked against the real ResourceV1Api/CoreV1Api
  * prototypes) is granted, so the agent cannot hit a 403 in a cluster that the embedded dev server would
  * never show.
@@ -13,7 +13,7 @@ interface PolicyRule { apiGroups?: string[]; resources?: string[]; verbs: string
 interface ClusterRole { metadata: { name: string }; rules: PolicyRule[] }
 interface ClusterRoleBinding { roleRef: { apiGroup: string; kind: string; name: string }; subjects: Array<{ kind: string; name: string; namespace?: string }> }
 
-/** What the agent needs, from the API calls in CONTRACTS.md. Key: `<group>/<resource>` ('' = core). */
+/** What the agent needs, from the API calls in docs/contracts.md. Key: `<group>/<resource>` ('' = core). */
 const EXPECTED: Record<string, { verbs: string[]; why: string }> = {
   'resource.k8s.io/resourceslices': {
     verbs: ['list', 'create', 'update', 'delete'],
@@ -50,7 +50,7 @@ function allows(key: string, verb: string): boolean {
 }
 
 describe('ClusterRole gpulet', () => {
-  it('grants exactly the table derived from CONTRACTS.md', () => {
+  it('grants exactly the table derived from docs/contracts.md', () => {
     const expected = new Map(Object.entries(EXPECTED).map(([k, v]) => [k, [...v.verbs].sort()]));
     expect(Object.fromEntries(grants(role.rules))).toEqual(Object.fromEntries(expected));
   });

@@ -18,7 +18,7 @@ import { REPO_ROOT as REPO } from './repo.js';
 export { DRIVER, NODE };
 
 const TSX = join(REPO, 'node_modules/.bin/tsx');
-/** CDI vendor of our driver and the file-name prefix of its claim specs (CONTRACTS.md §6). */
+/** CDI vendor of our driver and the file-name prefix of its claim specs (docs/contracts.md §6). */
 export const SPEC_PREFIX = `k8s.${DRIVER}-claim_`;
 
 /** A CLI process. */
@@ -123,7 +123,7 @@ export function allocateClaim(server: EmbeddedApiServer, name: string, devices: 
   return { namespace, name, uid: updated.metadata.uid ?? '' };
 }
 
-/** Expected CDI device IDs of a claim (CONTRACTS.md §6: `<vendor>/<class>=<claimUID>-<device>`). */
+/** Expected CDI device IDs of a claim (docs/contracts.md §6: `<vendor>/<class>=<claimUID>-<device>`). */
 export function expectedCdiIds(ref: ClaimRef, devices: readonly string[]): string[] {
   return devices.map((d) => `k8s.${DRIVER}/claim=${ref.uid}-${d}`);
 }

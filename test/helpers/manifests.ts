@@ -3,7 +3,7 @@
  *
  * Three independent validators, each for what it is good at:
  * - resource.k8s.io/v1 objects: ajv over the official OpenAPI v3 document of Kubernetes 1.35
- *   (shared/reference/resource.k8s.io-v1.openapi-1.35.json), the schema found by its
+ *   (test/reference/resource.k8s.io-v1.openapi-1.35.json), the schema found by its
  *   `x-kubernetes-group-version-kind`, with unknown fields rejected as the API server's strict field
  *   validation (`kubectl apply --validate=strict`) does;
  * - every other kind: `kubernetes-models` (schemas generated from the Kubernetes OpenAPI): required fields,
@@ -28,7 +28,7 @@ import { REPO_ROOT } from './repo.js';
 export { REPO_ROOT };
 export const DAEMONSET_DIR = path.join(REPO_ROOT, 'daemonset');
 export const EXAMPLES_DIR = path.join(DAEMONSET_DIR, 'examples');
-/** shared/reference beside the repository (as CI lays it out), else /work/shared/reference. */
+/** The upstream reference artefacts: `test/reference/` (see test/helpers/reference.ts). */
 export { REFERENCE_DIR };
 export const RESOURCE_OPENAPI = path.join(REFERENCE_DIR, 'resource.k8s.io-v1.openapi-1.35.json');
 

@@ -1,24 +1,21 @@
 /**
- * Where the independent reference data lives: `shared/reference/` beside the repository (as CI lays it out:
- * `../shared`), else `/work/shared/reference` (a developer's checkout). Throws when neither exists, so a test
- * never passes without its reference.
+ * Where the independent reference data lives: `test/reference/` in this repository (upstream artefacts copied in,
+ * each with its source and version in `test/reference/README.md`). There is no fallback: a missing file throws,
+ * so a test fails — never skips, never passes — without its reference.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { REPO_ROOT } from './repo.js';
 
-const candidates = [
-  path.resolve(import.meta.dirname, '../../shared/reference'),
-  '/work/shared/reference',
-];
+/** Absolute path of the reference dir, `<repo>/test/reference`. */
+export const REFERENCE_DIR: string = path.join(REPO_ROOT, 'test', 'reference');
 
-/** Absolute path of the reference dir. */
-export const REFERENCE_DIR: string = (() => {
-  const found = candidates.find((d) => existsSync(path.join(d, 'metrics.md')));
-  if (!found) throw new Error(`shared/reference not found (looked in ${candidates.join(', ')})`);
-  return found;
-})();
-
-/** Absolute path of a file under the reference dir. */
+/**
+ * Absolute path of a file (or directory) under the reference dir.
+ * @throws Error naming the path when it does not exist, so a test without its reference fails at once.
+ */
 export function reference(...parts: string[]): string {
-  return path.join(REFERENCE_DIR, ...parts);
+  const p = path.join(REFERENCE_DIR, ...parts);
+  if (!existsSync(p)) throw new Error(`reference file missing: ${path.relative(REPO_ROOT, p)} (see test/reference/README.md)`);
+  return p;
 }

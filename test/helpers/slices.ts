@@ -1,8 +1,8 @@
 /**
  * Hand-built inventories for slice tests, independent of the mock backend.
- * Values: the worked example in /work/shared/reference/examples.md (one full H100 80GB, one H100 in MIG mode
+ * Values: the worked example in test/reference/examples.md (one full H100 80GB, one H100 in MIG mode
  * with a 1g.10gb instance: GI profile 19, placement 0:1, 16 SMs, 1 CE / 1 DEC / 1 JPG / 0 OFA, 9856 MiB —
- * reference/mig-profiles.md), driver 580.95.05, CUDA 13000.
+ * test/reference/mig-profiles.md), driver 580.95.05, CUDA 13000.
  */
 import type { GpuInfo, Inventory, MigDeviceInfo } from '../../src/gpu/types.js';
 
@@ -55,7 +55,7 @@ export function mig1g10gb(parent: Pick<GpuInfo, 'uuid' | 'minor'>, start: number
   };
 }
 
-/** The node of reference/examples.md: gpu-0 (full) and gpu-1 in MIG mode with `gpu-1-mig-1g10gb-19-0`. */
+/** The node of test/reference/examples.md: gpu-0 (full) and gpu-1 in MIG mode with `gpu-1-mig-1g10gb-19-0`. */
 export function exampleInventory(): Inventory {
   const gpu0 = h100(0, { uuid: EXAMPLE_GPU0_UUID });
   const gpu1Base = h100(1, { uuid: EXAMPLE_GPU1_UUID, migEnabled: true });

@@ -1,5 +1,5 @@
 /**
- * Allocation resolution against the resource.k8s.io/v1 rules (CONTRACTS.md §2, §5): every bad input gives a
+ * Allocation resolution against the resource.k8s.io/v1 rules (docs/contracts.md §2, §5): every bad input gives a
  * ClaimError naming the claim and the cause; good input gives exactly the devices of our driver and pool.
  */
 import { beforeAll, describe, expect, it } from 'vitest';

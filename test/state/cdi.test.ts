@@ -1,5 +1,5 @@
 /**
- * CDI spec builder against independent facts: the official CDI JSON schema (reference/cdi-schema, draft-07,
+ * CDI spec builder against independent facts: the official CDI JSON schema (test/reference/cdi-schema, draft-07,
  * validated with ajv), the kubelet's qualified-name parser rules (kubernetes pkg/kubelet/cm/dra/cdi.go,
  * re-implemented here from that source), the CDI library's minimum-version rules (specs-go/version.go), and
  * the mig-minors lines NVIDIA's DRA driver quotes from /proc/driver/nvidia-caps/mig-minors.

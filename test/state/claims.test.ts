@@ -1,6 +1,6 @@
 /**
  * ClaimManager end to end over real files (temp dirs) with an in-memory ClaimSource and the mock dgx-h100
- * inventory: the prepare/unprepare contract of CONTRACTS.md §2 — idempotence, per-claim errors, nothing left
+ * inventory: the prepare/unprepare contract of docs/contracts.md §2 — idempotence, per-claim errors, nothing left
  * behind by a failed claim, serialization, and ownership for telemetry.
  */
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';

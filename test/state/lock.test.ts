@@ -38,7 +38,7 @@ describe('StateLock', () => {
     expect(t.updateMs).toBeLessThanOrEqual(t.staleMs / 2);
     expect(t.staleMs).toBeGreaterThanOrEqual(2000); // proper-lockfile's floor
     expect(t.acquireTimeoutMs).toBeGreaterThan(t.staleMs); // one wait outlasts a dead holder's lock
-    expect(t.acquireTimeoutMs).toBeLessThan(45_000); // KUBELET_DEADLINES.prepare (CONTRACTS.md §2)
+    expect(t.acquireTimeoutMs).toBeLessThan(45_000); // KUBELET_DEADLINES.prepare (docs/contracts.md §2)
   });
 
   it('is exclusive: a second holder waits, then gets a busy error naming the lock; free again after release', async () => {

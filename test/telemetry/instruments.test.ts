@@ -1,5 +1,5 @@
 /**
- * The catalogue against its independent sources: the table of shared/reference/metrics.md (parsed here) and
+ * The catalogue against its independent sources: the table of test/reference/metrics.md (parsed here) and
  * the metric names exported by @opentelemetry/semantic-conventions.
  */
 import { readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ function expectedConversion(from: string, to: string): Conversion {
   throw new Error(`no conversion from ${from} to ${to}`);
 }
 
-describe('catalogue vs reference/metrics.md', () => {
+describe('catalogue vs test/reference/metrics.md', () => {
   const rows = referenceRows();
   const semconvRows = rows.filter((r) => r.otel.startsWith('hw.'));
 

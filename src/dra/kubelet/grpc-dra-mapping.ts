@@ -19,7 +19,7 @@ const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /**
  * Claim UID: the API server issues RFC 4122 UUIDs. We accept the CDI name alphabet ([A-Za-z0-9_.:-],
- * CONTRACTS.md §6) up to 128 chars, because the UID ends up in CDI spec file names and device names.
+ * docs/contracts.md §6) up to 128 chars, because the UID ends up in CDI spec file names and device names.
  */
 const UID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
 const MAX_UID = 128;

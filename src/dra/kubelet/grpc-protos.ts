@@ -40,7 +40,7 @@ export const PROTO_PACKAGES = {
   healthV1alpha1: 'v1alpha1',
 } as const;
 
-/** `supported_versions` entries (`<last package segment>.<service>`), CONTRACTS.md §2. */
+/** `supported_versions` entries (`<last package segment>.<service>`), docs/contracts.md §2. */
 export const SERVICE_VERSIONS = {
   draV1: 'v1.DRAPlugin',
   draV1beta1: 'v1beta1.DRAPlugin',

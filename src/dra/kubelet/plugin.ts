@@ -1,5 +1,5 @@
 /**
- * The kubelet plugin: two gRPC servers on unix sockets (CONTRACTS.md §1–3).
+ * The kubelet plugin: two gRPC servers on unix sockets (docs/contracts.md §1–3).
  * - DRA socket `<pluginsDir>/<driver>/dra[-<podUID>].sock`: DRAPlugin under both
  *   `k8s.io.kubelet.pkg.apis.dra.v1` and `...v1beta1` (Kubernetes ≥ 1.34 / 1.32), plus
  *   `v1alpha1.DRAResourceHealth` when a health source is given.

@@ -5,7 +5,7 @@
  * The kubelet's plugin watcher finds the socket, calls GetInfo (1 s timeout), picks the first entry of
  * `supported_versions` it supports, and reports the outcome with NotifyRegistrationStatus (5 s timeout).
  * It repeats this whenever it (re)starts or the socket reappears, so `onRegistered` fires on every
- * (re)registration: the composition root republishes ResourceSlices then (CONTRACTS.md §2).
+ * (re)registration: the composition root republishes ResourceSlices then (docs/contracts.md §2).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../log.js';

@@ -1,7 +1,7 @@
 /**
  * Socket paths of the kubelet plugin (pure: no I/O).
  *
- * Facts (CONTRACTS.md §2, upstream k8s.io/dynamic-resource-allocation kubeletplugin helper):
+ * Facts (docs/contracts.md §2, upstream k8s.io/dynamic-resource-allocation kubeletplugin helper):
  * registration socket `<registryDir>/<driver>-reg.sock` (registryDir usually
  * `/var/lib/kubelet/plugins_registry`), DRA socket `<pluginsDir>/<driver>/dra.sock` (pluginsDir usually
  * `/var/lib/kubelet/plugins`). For seamless rolling updates both names carry the pod UID:
@@ -20,7 +20,7 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Kubernetes object UIDs are RFC 4122 UUIDs (lowercase hex as the API server generates them). */
 const POD_UID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-/** Driver name: DNS subdomain, at most 63 characters (CONTRACTS.md §4). */
+/** Driver name: DNS subdomain, at most 63 characters (docs/contracts.md §4). */
 const DRIVER_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Where the plugin's two sockets live. Both paths are absolute. */

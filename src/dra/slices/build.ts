@@ -3,8 +3,8 @@
  * pool. No I/O; same input → deep-equal output. The reconciling writer is `publisher.ts`.
  *
  * Attribute and capacity names follow NVIDIA's k8s-dra-driver-gpu (`cmd/gpu-kubelet-plugin/deviceinfo.go`,
- * `GetDevice()`), so CEL selectors carry over by changing the domain only; see CONTRACTS.md §4 and
- * reference/examples.md for the worked example this reproduces.
+ * `GetDevice()`), so CEL selectors carry over by changing the domain only; see docs/contracts.md §4 and
+ * test/reference/examples.md for the worked example this reproduces.
  */
 import type { V1Device, V1DeviceAttribute, V1DeviceCapacity, V1DeviceTaint, V1ObjectMeta, V1OwnerReference, V1ResourceSliceSpec } from '@kubernetes/client-node';
 import { GpuletError } from '../../errors.js';

@@ -1,6 +1,6 @@
 /**
  * Validation limits of resource.k8s.io/v1 ResourceSlices (kubernetes `pkg/apis/resource/validation`, mirrored in
- * the OpenAPI descriptions and CONTRACTS.md §4) and the canonical Quantity form the API server stores.
+ * the OpenAPI descriptions and docs/contracts.md §4) and the canonical Quantity form the API server stores.
  * Pure helpers used by the slice builder; each returns a reason string (or undefined when valid) so the caller
  * can name the device and attribute in its error.
  */

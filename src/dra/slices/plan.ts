@@ -1,6 +1,6 @@
 /**
  * Pure reconcile planning for one pool: existing slices (as listed) + the desired ones → the writes to make.
- * Follows the upstream publishing pattern (k8s.io/dynamic-resource-allocation resourceslice controller, CONTRACTS.md
+ * Follows the upstream publishing pattern (k8s.io/dynamic-resource-allocation resourceslice controller, docs/contracts.md
  * §4): write nothing when the content already matches; otherwise bump `spec.pool.generation` in every slice,
  * update slices in place (PUT with resourceVersion), create missing ones, delete obsolete ones (uid precondition).
  */

@@ -4,7 +4,7 @@
  * reconcile. Failures are retried with capped exponential backoff and full jitter; nothing is written when
  * nothing changed. Timers are `unref()`ed and no promise is left to reject unhandled.
  *
- * Reconcile (CONTRACTS.md §4, upstream k8s.io/dynamic-resource-allocation resourceslice controller pattern):
+ * Reconcile (docs/contracts.md §4, upstream k8s.io/dynamic-resource-allocation resourceslice controller pattern):
  * GET the Node (owner reference UID) → LIST our slices (`spec.nodeName`, `spec.driver` field selector) →
  * plan (`publisher-plan.ts`) → POST / PUT (resourceVersion) / DELETE (uid precondition).
  *

@@ -1,5 +1,5 @@
 /**
- * MIG GPU-instance profile tables, as data, copied from `reference/mig-profiles.md` (NVIDIA MIG user guide,
+ * MIG GPU-instance profile tables, as data, copied from `test/reference/mig-profiles.md` (NVIDIA MIG user guide,
  * "Supported MIG profiles", and `nvidia-smi mig -lgip` output quoted in NVIDIA/mig-parted issue 120,
  * NVIDIA/gpu-operator issue 900 and NVIDIA/DCGM issue 138).
  *

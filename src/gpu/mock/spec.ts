@@ -28,7 +28,7 @@ export interface GpuSpec {
   readonly model: GpuModelName;
   /**
    * MIG layout. Absent: MIG mode off (a full GPU). Present (even empty): MIG mode on, with these MIG devices.
-   * Must satisfy the rules of `reference/mig-profiles.md` (no overlap, valid placements, compute slices
+   * Must satisfy the rules of `test/reference/mig-profiles.md` (no overlap, valid placements, compute slices
    * ≤ 7, at most one `+me`, at most `max` per profile).
    */
   readonly mig?: readonly MigInstanceSpec[];

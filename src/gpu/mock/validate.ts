@@ -1,6 +1,6 @@
 /**
  * Validation of a {@link MachineSpec} from untrusted input (a JSON file, a flag). Pure.
- * Layout rules from `reference/mig-profiles.md`: instances start at one of their profile's placements and
+ * Layout rules from `test/reference/mig-profiles.md`: instances start at one of their profile's placements and
  * do not overlap in memory slices; compute slices in use sum to ≤ 7; at most one `+me` instance; at most
  * `max` instances per profile.
  */

@@ -1,6 +1,6 @@
 /**
  * REST semantics of the embedded API server over real HTTP: discovery and OpenAPI (checked against the official
- * Kubernetes 1.35 `resource.k8s.io/v1` document in shared/reference), patch types, the status subresource,
+ * Kubernetes 1.35 `resource.k8s.io/v1` document in test/reference), patch types, the status subresource,
  * label selectors, Tables, deletecollection and raw watch streams.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return -- response bodies are arbitrary JSON inspected field by field */

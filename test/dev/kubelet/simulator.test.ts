@@ -1,5 +1,5 @@
 /**
- * End to end through the registry dir, as the kubelet does it (CONTRACTS.md §2): the simulator discovers
+ * End to end through the registry dir, as the kubelet does it (docs/contracts.md §2): the simulator discovers
  * the plugin's registration socket, registers it (GetInfo + NotifyRegistrationStatus → onRegistered),
  * prepares/unprepares through the advertised endpoint, and drops the plugin when its socket goes.
  */

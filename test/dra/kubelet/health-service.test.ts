@@ -1,5 +1,5 @@
 /**
- * DRAResourceHealth.NodeWatchResources (KEP-4680, CONTRACTS.md §3) over a real unix socket: the complete
+ * DRAResourceHealth.NodeWatchResources (KEP-4680, docs/contracts.md §3) over a real unix socket: the complete
  * device list on connect, an update after a change, periodic re-sends, clean end on stop.
  */
 import { promises as fs } from 'node:fs';

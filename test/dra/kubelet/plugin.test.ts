@@ -1,7 +1,7 @@
 /**
  * The kubelet plugin over real unix sockets, exercised with grpc-js clients generated at run time from the
  * proto files (grpc.loadPackageDefinition), as a kubelet built from the same upstream protos would be.
- * Facts: CONTRACTS.md §1–2 (kubernetes/kubelet pkg/apis/pluginregistration/v1, dra/v1, dra/v1beta1).
+ * Facts: docs/contracts.md §1–2 (kubernetes/kubelet pkg/apis/pluginregistration/v1, dra/v1, dra/v1beta1).
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * Socket naming and lifecycle (CONTRACTS.md §2, upstream kubeletplugin helper): plain and pod-UID names,
+ * Socket naming and lifecycle (docs/contracts.md §2, upstream kubeletplugin helper): plain and pod-UID names,
  * stale sockets replaced, non-sockets never deleted, sockets removed on stop.
  */
 import { spawnSync } from 'node:child_process';

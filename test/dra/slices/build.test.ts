@@ -1,7 +1,7 @@
 /**
  * ResourceSlice builder against independent facts: the official resource.k8s.io/v1 OpenAPI document (ajv), the
- * v1 validation limits of CONTRACTS.md §4 (checked here with this file's own regexes), the worked example in
- * reference/examples.md, and the mock dgx-h100 machine.
+ * v1 validation limits of docs/contracts.md §4 (checked here with this file's own regexes), the worked example in
+ * test/reference/examples.md, and the mock dgx-h100 machine.
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -33,14 +33,14 @@ function wire(slice: SliceSpec): Record<string, unknown> {
   return JSON.parse(JSON.stringify(slice)) as Record<string, unknown>;
 }
 
-// semver.org's suggested regex; RFC 1123 label; C identifier (CONTRACTS.md §4).
+// semver.org's suggested regex; RFC 1123 label; C identifier (docs/contracts.md §4).
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const C_ID = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const DNS_SUBDOMAIN = (s: string): boolean => s.length <= 253 && s.split('.').every((l) => DNS_LABEL.test(l));
 const QUANTITY = /^[0-9]+(Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
-/** The CONTRACTS.md §4 limits the schema cannot express. */
+/** The docs/contracts.md §4 limits the schema cannot express. */
 function assertContractLimits(slices: readonly SliceSpec[], node: string): void {
   const names = new Set<string>();
   for (const s of slices) {
@@ -79,7 +79,7 @@ function assertContractLimits(slices: readonly SliceSpec[], node: string): void 
   }
 }
 
-describe('buildResourceSlices: worked example (reference/examples.md)', () => {
+describe('buildResourceSlices: worked example (test/reference/examples.md)', () => {
   const slices = buildResourceSlices({
     driverName: DRIVER, nodeName: 'node-a', poolName: 'node-a', inventory: exampleInventory(), generation: 1, nodeUid: 'uid-node-a',
   });
@@ -181,7 +181,7 @@ describe('buildResourceSlices: mock dgx-h100', () => {
       const devices = slices.flatMap((s) => s.spec.devices);
       expect(devices.filter((d) => d.attributes?.type?.string === 'gpu')).toHaveLength(6);
       expect(devices.filter((d) => d.attributes?.type?.string === 'mig')).toHaveLength(10);
-      // GPU 7: seven 1g.10gb at placements 0..6 (GI profile 19 on H100, reference/mig-profiles.md).
+      // GPU 7: seven 1g.10gb at placements 0..6 (GI profile 19 on H100, test/reference/mig-profiles.md).
       expect(devices.map((d) => d.name)).toContain('gpu-7-mig-1g10gb-19-6');
       // Every allocatable UUID appears exactly once.
       const uuids = devices.map((d) => d.attributes?.uuid?.string);

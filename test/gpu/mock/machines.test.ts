@@ -1,6 +1,6 @@
 /**
  * Mock machines: the built-in catalogue, the dgx-h100 layout, deterministic identities, and MachineSpec
- * validation. Layout rules are checked against the rules section of reference/mig-profiles.md.
+ * validation. Layout rules are checked against the rules section of test/reference/mig-profiles.md.
  */
 import { describe, expect, it } from 'vitest';
 import { allocatableDevices } from '../../../src/model/devices.js';

@@ -1,6 +1,6 @@
 /**
  * The mock's MIG profile tables against the independent fact: the markdown tables of
- * /work/shared/reference/mig-profiles.md (NVIDIA's MIG guide and `nvidia-smi mig -lgip` output), parsed here.
+ * test/reference/mig-profiles.md (NVIDIA's MIG guide and `nvidia-smi mig -lgip` output), parsed here.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -61,7 +61,7 @@ function asRef(p: MigProfile): RefRow {
   };
 }
 
-describe('mock MIG profile tables vs reference/mig-profiles.md', () => {
+describe('mock MIG profile tables vs test/reference/mig-profiles.md', () => {
   const md = readFileSync(REFERENCE, 'utf8');
 
   it('A100-SXM4-40GB table matches the reference exactly', () => {

@@ -1,7 +1,7 @@
 /**
  * fast-check arbitraries of `status.allocation.devices.config[]` entries (resource.k8s.io/v1
  * DeviceAllocationConfiguration with OpaqueDeviceConfiguration), each classified: ours and valid, another
- * driver's (ignored), or ours and wrong. gpulet's config (src/state/opaque-config.ts, CONTRACTS.md §5) is
+ * driver's (ignored), or ours and wrong. gpulet's config (src/state/opaque-config.ts, docs/contracts.md §5) is
  * `{"apiVersion": "gpulet.dev/v1", "kind": "GpuConfig", "env"?: {NAME: "value"}}`; upstream caps the raw
  * parameters at 10 Ki ("The length of the raw data must be smaller or equal to 10 Ki"), counted here as the
  * UTF-8 bytes of their JSON.

@@ -4,7 +4,7 @@
  *
  * The verdict follows resource.k8s.io/v1 semantics (AllocationResult, DeviceRequestAllocationResult,
  * DeviceAllocationConfiguration, OpaqueDeviceConfiguration: "The length of the raw data must be smaller or
- * equal to 10 Ki"; AllocationResultsMaxSize = 32) and CONTRACTS.md §2/§5:
+ * equal to 10 Ki"; AllocationResultsMaxSize = 32) and docs/contracts.md §2/§5:
  * - results of other drivers are ignored; ours must name this node's pool and a device of the inventory;
  * - opaque config of other drivers is ignored; ours must be `{"apiVersion": "gpulet.dev/v1", "kind":
  *   "GpuConfig", "env"?: {NAME: "value"}}` of at most 10 KiB (UTF-8 bytes of its JSON), names matching
