@@ -23,6 +23,7 @@ import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { PACKAGE_VERSION } from './version.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
 export interface Agent {
@@ -38,8 +39,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Package version, for `service.version`. */
-export const VERSION = '0.1.0';
+/** Package version (package.json's), for `service.version`. */
+export const VERSION: string = PACKAGE_VERSION;
 
 /** Options of {@link startAgent}. */
 export interface StartOptions {
