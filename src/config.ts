@@ -131,7 +131,7 @@ export function buildCommand(): Command {
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
     .addOption(opt('--sysfs-root <dir>', 'GPULET_SYSFS_ROOT', 'where sysfs is mounted (PCIe roots; backend=nvml)', '/sys'))
     .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
-    .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is', 'embedded').choices(KUBE_API_MODES))
+    .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is (embedded: the development API server of `npm start`)', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
     .addOption(opt('--embedded-api-port <port>', 'GPULET_EMBEDDED_API_PORT', 'port of the embedded API server (0 = free port)', '0'))
     .addOption(opt('--state-dir <dir>', 'GPULET_STATE_DIR', 'state directory (checkpoint; embedded kubeconfig)', '.gpulet'))

@@ -14,6 +14,7 @@ import { startHttpServer } from './telemetry/http.js';
 import { HealthTracker } from './gpu/health.js';
 import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
 import type { GpuBackend } from './gpu/types.js';
+import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
@@ -23,6 +24,7 @@ import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { PACKAGE_VERSION } from './version.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
 export interface Agent {
@@ -38,22 +40,29 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Package version, for `service.version`. */
-export const VERSION = '0.1.0';
+/** Package version (package.json's), for `service.version`. */
+export const VERSION: string = PACKAGE_VERSION;
 
 /** Options of {@link startAgent}. */
 export interface StartOptions {
   /** Cancels start-up (e.g. SIGTERM while `--wait-for-driver` waits): rejects with StartupAbortedError. */
   readonly signal?: AbortSignal;
+  /**
+   * Starts the API server of `--kube-api=embedded` (a development tool: dev/embedded.ts's
+   * `embeddedApiProvider`). Required in that mode, unused in the others.
+   */
+  readonly embeddedApi?: EmbeddedApiProvider;
 }
 
 /**
  * Build and start the whole agent.
  * @throws BackendError / ConfigError / CheckpointError when a part cannot start, StartupAbortedError when
  *   cancelled; parts already started are stopped before the error propagates, so nothing is left
- *   half-registered.
+ *   half-registered. ConfigError before anything starts when `config.kubeApi` is `embedded` and
+ *   `options.embeddedApi` is not given.
  */
 export async function startAgent(config: Config, logger: Logger, options: StartOptions = {}): Promise<Agent> {
+  const embeddedApi = embeddedApiFor(config, options.embeddedApi);
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   const stopAll = async (): Promise<void> => {
     for (const s of stops.reverse()) {
@@ -83,9 +92,8 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
 
     let apiServer: Agent['apiServer'];
     let kubeConfig: KubeConfig;
-    if (config.kubeApi === 'embedded') {
-      const { startEmbeddedApi } = await import('../dev/embedded.js');
-      const embedded = await startEmbeddedApi(config, logger.child({ component: 'embedded-apiserver' }));
+    if (embeddedApi !== undefined) {
+      const embedded = await embeddedApi.start(config, logger.child({ component: 'embedded-apiserver' }));
       stops.push({ name: 'embedded-apiserver', stop: () => embedded.close() });
       apiServer = { url: embedded.url, kubeconfigPath: embedded.kubeconfigPath };
       kubeConfig = loadKubeConfig({ mode: 'yaml', yaml: embedded.kubeconfig() });
