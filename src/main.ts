@@ -99,7 +99,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     const claimSource = new KubeClaimSource(kubeConfig);
     const claims = new ClaimManager({
       driverName: config.driverName,
-      poolName: config.nodeName,
+      poolName: config.poolName,
       inventory: () => backend.inventory(),
       claimSource,
       cdiDir: config.cdiDir,
@@ -118,6 +118,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       kubeConfig,
       driverName: config.driverName,
       nodeName: config.nodeName,
+      poolName: config.poolName,
       logger,
     });
     publisher.start();
@@ -147,6 +148,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
         : { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpExportIntervalMs, timeoutMs: 10_000 } }),
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
+      poolName: config.poolName,
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
@@ -158,7 +160,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
       preparer: claims,
-      health: deviceHealthSource(config.nodeName, () => backend.inventory(), health),
+      health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
       onRegistered: (ok, error) => {
         if (ok) {
