@@ -23,6 +23,7 @@ import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { withTimeout } from './util/timeout.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
 export interface Agent {
@@ -191,16 +192,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       stop: () => {
         stopping ??= (async () => {
           telemetry.setReady(false, 'shutting down');
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<void>((resolve) => {
-            timer = setTimeout(() => {
-              logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
-              resolve();
-            }, config.shutdownTimeoutMs);
-            timer.unref();
-          });
-          await Promise.race([stopAll(), timeout]);
-          clearTimeout(timer);
+          await withTimeout(stopAll(), config.shutdownTimeoutMs, () =>
+            logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out'),
+          );
         })();
         return stopping;
       },

@@ -19,6 +19,7 @@ import type { GpuBackend, Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import type { DriverName, PoolName } from '../model/names.js';
 import { checkOption, OPTION_BOUNDS } from '../options.js';
+import { withTimeout } from '../util/timeout.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
 import { startHttpServer } from './http.js';
@@ -100,21 +101,13 @@ function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSe
 /** Attribute sets remembered per instrument before the SDK folds new ones into `otel.metric.overflow`. */
 export const CARDINALITY_LIMIT = 50_000;
 
-function withTimeout(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      logger.warn({ timeoutMs: ms }, `telemetry: ${what} timed out`);
-      resolve();
-    }, ms);
-    t.unref();
-    p.then(
-      () => resolve(),
-      (err: unknown) => {
-        logger.warn({ err: errorMessage(err) }, `telemetry: ${what} failed`);
-        resolve();
-      },
-    ).finally(() => clearTimeout(t));
-  });
+/** Wait for `p` at most `ms`; never rejects: a failure or the timeout is logged, naming `what`. */
+function bounded(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
+  const settled = p.then(
+    () => undefined,
+    (err: unknown) => logger.warn({ err: errorMessage(err) }, `telemetry: ${what} failed`),
+  );
+  return withTimeout(settled, ms, () => logger.warn({ timeoutMs: ms }, `telemetry: ${what} timed out`));
 }
 
 /**
@@ -196,7 +189,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   } catch (err) {
     unregister();
     await sampler.stop();
-    await withTimeout(provider.shutdown(), 1000, 'meter provider shutdown', logger);
+    await bounded(provider.shutdown(), 1000, 'meter provider shutdown', logger);
     throw err;
   }
   const httpServer = server;
@@ -211,19 +204,19 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     setReady(ready: boolean, reason = 'not ready') {
       readiness = { ready, reason: ready ? '' : reason };
     },
-    forceFlush: () => withTimeout(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
+    forceFlush: () => bounded(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
     shutdown() {
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };
         await sampler.stop();
         // MeterProvider.shutdown() flushes every reader first (a final OTLP export), then shuts them down.
-        await withTimeout(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
+        await bounded(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
         try {
           unregister();
         } catch {
           // the provider is already shut down; nothing left to remove
         }
-        await withTimeout(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
+        await bounded(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
       })();
       return shuttingDown;
     },
