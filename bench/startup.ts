@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedApi } from '../dev/embedded.js';
 import { silentLogger } from '../src/log.js';
+import { dnsSubdomainSchema } from '../src/model/names.js';
 import { compiledVariant, spawnAgent, tsxVariant, type AgentVariant } from './agent-process.js';
 import { fmtMs, summarize } from './stats.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
@@ -30,7 +31,7 @@ interface Run {
 async function runOnce(v: AgentVariant): Promise<Run> {
   const apiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-api-'));
   try {
-    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: 'bench-node', embeddedApiPort: 0 }, silentLogger());
+    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: dnsSubdomainSchema.parse('bench-node'), embeddedApiPort: 0 }, silentLogger());
     try {
       const agent = await spawnAgent(v, ['--kube-api', 'kubeconfig', '--kubeconfig', api.kubeconfigPath]);
       const stopMs = await agent.stop();

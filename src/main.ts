@@ -24,6 +24,7 @@ import { ClaimManager } from './state/claims.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { withTimeout } from './util/timeout.js';
 import { PACKAGE_VERSION } from './version.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
@@ -107,7 +108,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     const claimSource = new KubeClaimSource(kubeConfig);
     const claims = new ClaimManager({
       driverName: config.driverName,
-      poolName: config.nodeName,
+      poolName: config.poolName,
       inventory: () => backend.inventory(),
       claimSource,
       cdiDir: config.cdiDir,
@@ -126,6 +127,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       kubeConfig,
       driverName: config.driverName,
       nodeName: config.nodeName,
+      poolName: config.poolName,
       logger,
     });
     publisher.start();
@@ -155,6 +157,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
         : { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpExportIntervalMs, timeoutMs: 10_000 } }),
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
+      poolName: config.poolName,
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
@@ -166,7 +169,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
       preparer: claims,
-      health: deviceHealthSource(config.nodeName, () => backend.inventory(), health),
+      health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
       onRegistered: (ok, error) => {
         if (ok) {
@@ -197,16 +200,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       stop: () => {
         stopping ??= (async () => {
           telemetry.setReady(false, 'shutting down');
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<void>((resolve) => {
-            timer = setTimeout(() => {
-              logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
-              resolve();
-            }, config.shutdownTimeoutMs);
-            timer.unref();
-          });
-          await Promise.race([stopAll(), timeout]);
-          clearTimeout(timer);
+          await withTimeout(stopAll(), config.shutdownTimeoutMs, () =>
+            logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out'),
+          );
         })();
         return stopping;
       },

@@ -16,6 +16,7 @@ import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { buildCommand } from '../../src/config.js';
 import { DRIVER, removeDir, tempDir, until } from '../helpers/agent.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
+import { withTimeout } from '../../src/util/timeout.js';
 
 const TSX = join(REPO, 'node_modules/.bin/tsx');
 /** The production command (bin/gpulet.js and the image run its compiled form). */
@@ -75,19 +76,11 @@ function runCli(entry: typeof PRODUCTION | typeof NPM_START, args: readonly stri
 }
 
 /** Exit code, bounded: kills the process and fails after `ms`. */
-async function exitWithin(run: Run, ms: number): Promise<number> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, rej) => {
-    timer = setTimeout(() => {
-      killGroup(run.child);
-      rej(new Error(`gpulet did not exit within ${ms} ms\nstderr:\n${run.stderr.slice(-2000)}`));
-    }, ms);
+function exitWithin(run: Run, ms: number): Promise<number> {
+  return withTimeout(run.exited, ms, () => {
+    killGroup(run.child);
+    throw new Error(`gpulet did not exit within ${ms} ms\nstderr:\n${run.stderr.slice(-2000)}`);
   });
-  try {
-    return await Promise.race([run.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function stateDir(): Promise<string> {
