@@ -15,13 +15,14 @@
  * policy that calls them (startup reconciliation, periodic clean-up, rebuild) is in `reconcile.ts`.
  */
 import { devicesByName } from '../model/devices.js';
+import { isObjectUid } from '../model/names.js';
 import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { ClaimError, errorMessage } from '../errors.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
-import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, isValidClaimUid, type DeviceMajors } from './cdi.js';
+import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type DeviceMajors } from './cdi.js';
 import { CdiWriter } from './cdi-writer.js';
 import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
 import { claimCdiSpec, sameSpec, toPreparedDevice } from './claim-spec.js';
@@ -167,7 +168,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
 
   private async prepareOne(ref: ClaimRef, listed?: ResourceClaimLike): Promise<PrepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
-    if (!ref.namespace || !ref.name || !isValidClaimUid(ref.uid)) {
+    if (!ref.namespace || !ref.name || !isObjectUid(ref.uid)) {
       const error = new ClaimError(ref, 'invalid claim reference: namespace and name must be set and uid must be a lower-case UUID');
       log.warn({ err: error }, 'prepare rejected');
       return { error: error.message };
@@ -231,7 +232,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
 
   private async rollback(ref: ClaimRef, log: Logger): Promise<void> {
     try {
-      if (isValidClaimUid(ref.uid)) await this.cdi.remove(ref.uid);
+      if (isObjectUid(ref.uid)) await this.cdi.remove(ref.uid);
     } catch (err) {
       log.error({ err }, 'rollback: cannot remove CDI spec');
     }
@@ -246,7 +247,7 @@ export class ClaimManager extends ClaimJournal implements ClaimPreparer {
   private async unprepareOne(ref: ClaimRef): Promise<UnprepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     const existing = this.claims[ref.uid];
-    if (!isValidClaimUid(ref.uid)) return {}; // never prepared: nothing can exist under this UID
+    if (!isObjectUid(ref.uid)) return {}; // never prepared: nothing can exist under this UID
     try {
       await this.cdi.remove(ref.uid);
       faultPoint('unprepare:after-cdi-removed');
