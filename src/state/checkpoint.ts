@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH, objectUidSchema } from '../model/names.js';
+import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH, objectUidSchema, type ObjectUid } from '../model/names.js';
 import type { PodRef } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import { MAX_ALLOCATION_RESULTS } from './allocation.js';
@@ -49,7 +49,7 @@ export interface CheckpointDevice {
 export interface CheckpointClaim {
   readonly namespace: string;
   readonly name: string;
-  readonly uid: string;
+  readonly uid: ObjectUid;
   readonly state: ClaimState;
   readonly devices: readonly CheckpointDevice[];
   readonly pods: readonly PodRef[];

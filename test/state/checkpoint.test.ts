@@ -7,10 +7,11 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors.js';
+import type { ObjectUid } from '../../src/model/names.js';
 import { checksumOf, CheckpointStore, decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from '../../src/state/checkpoint.js';
 import { tempDir } from '../helpers/claims.js';
 
-const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c';
+const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c' as ObjectUid;
 const claims: CheckpointClaims = {
   [UID]: {
     namespace: 'ml',
