@@ -11,7 +11,7 @@
  * state dir waits for the lock like another process.)
  *
  * Every change goes through {@link ClaimStore.commit}: the image is replaced, then the whole checkpoint is
- * saved atomically (checkpoint.ts) before the lock is released, so what is on disk is always a state the
+ * saved atomically (checkpoint-file.ts) before the lock is released, so what is on disk is always a state the
  * state machine passed through. The image is never changed in place: {@link ClaimStore.entries} returns an
  * immutable snapshot whose identity changes exactly when the image is replaced (load, re-read, commit,
  * restore), which is what the ownership view's cache keys on.
@@ -21,7 +21,8 @@ import { dirname } from 'node:path';
 import type { ObjectUid } from '../model/names.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CheckpointStore, type CheckpointClaim, type CheckpointClaims, type CheckpointLoad } from './checkpoint.js';
+import type { CheckpointClaim, CheckpointClaims } from './checkpoint.js';
+import { CheckpointStore, type CheckpointLoad } from './checkpoint-file.js';
 import { StateLock, StateLockError, stateLockPath, type HeldLock, type StateLockTimings } from './lock.js';
 
 /** Options of {@link ClaimStore}. */

@@ -1,6 +1,8 @@
 /**
- * Checkpoint file: round trip, checksum as an independent sha256 of the canonical claims JSON, and every
- * unusable file (checksum mismatch, truncated, unknown apiVersion) moved aside and reported.
+ * Checkpoint file (checkpoint-file.ts): round trip, checksum as an independent sha256 of the canonical claims
+ * JSON, and every unusable file (checksum mismatch, truncated, unknown apiVersion) moved aside and reported.
+ * The document's schemas (checkpoint.ts `decodeCheckpoint`): the order of the checks, what each rejects, and
+ * the message naming the claim and the field.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -8,7 +10,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors.js';
 import type { ObjectUid } from '../../src/model/names.js';
-import { checksumOf, CheckpointStore, decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from '../../src/state/checkpoint.js';
+import { checksumOf, decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from '../../src/state/checkpoint.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import { tempDir } from '../helpers/claims.js';
 
 const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c' as ObjectUid;

@@ -10,7 +10,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
 import type { ObjectUid } from '../../src/model/names.js';
-import { CheckpointStore } from '../../src/state/checkpoint.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimStateOptions } from '../helpers/claims.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);

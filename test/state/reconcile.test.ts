@@ -10,7 +10,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import { CheckpointStore } from '../../src/state/checkpoint.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import type { ResourceClaimLike } from '../../src/state/claim-source.js';
 import { cleanupOnce, reconcileClaims } from '../../src/state/reconcile.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimState } from '../helpers/claims.js';
