@@ -20,9 +20,13 @@ import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
-import { ClaimManager } from './state/claims.js';
+import { ClaimOps } from './state/claim-ops.js';
+import { ClaimStore } from './state/claim-store.js';
 import { KubeClaimSource } from './state/claim-source.js';
+import { OwnershipView } from './state/ownership.js';
+import { Preparer } from './state/preparer.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
+import { ClaimRecovery } from './state/recovery.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 import { withTimeout } from './util/timeout.js';
 import { PACKAGE_VERSION } from './version.js';
@@ -31,7 +35,8 @@ import { PACKAGE_VERSION } from './version.js';
 export interface Agent {
   readonly config: Config;
   readonly backend: GpuBackend;
-  readonly claims: ClaimManager;
+  /** The prepared claims, read-only (what telemetry attributes metrics from). */
+  readonly claims: OwnershipView;
   readonly publisher: SlicePublisher;
   readonly telemetry: Telemetry;
   readonly plugin: KubeletPlugin;
@@ -106,21 +111,27 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     }
 
     const claimSource = new KubeClaimSource(kubeConfig);
-    const claims = new ClaimManager({
+    // The claim state, in parts: each client gets only its part (the kubelet plugin the preparer, telemetry
+    // the ownership view, start-up and clean-up the store's sessions and the recovery steps).
+    const store = new ClaimStore({ checkpointPath: config.checkpointPath, logger });
+    const ops = new ClaimOps({
+      store,
       driverName: config.driverName,
       poolName: config.poolName,
       inventory: () => backend.inventory(),
       claimSource,
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
-      checkpointPath: config.checkpointPath,
       logger,
     });
+    const preparer = new Preparer({ store, ops });
+    const recovery = new ClaimRecovery({ store, ops, logger });
+    const claims = new OwnershipView(store);
     // Before the kubelet can call us: roll back half-finished prepares, restore CDI specs lost with a reboot,
     // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable; all
     // under the node-wide state lock (another instance may be serving during a rolling update).
-    await initAndReconcile({ manager: claims, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
-    const cleanup = startClaimCleanup({ manager: claims, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
+    await initAndReconcile({ store, recovery, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    const cleanup = startClaimCleanup({ store, recovery, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
     stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 
     const publisher = new SlicePublisher({
@@ -168,7 +179,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       registryDir: config.pluginRegistryDir,
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer: claims,
+      preparer,
       health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
       onRegistered: (ok, error) => {
