@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # gpulet's container image: the compiled agent (dist/), its production node_modules, the native NVML addon
-# and the kubelet protos, on Node.js 24 (LTS). Build from the repository root:
+# and the kubelet protos, on Node.js 24 (LTS). No development tool: dev/ (the embedded API server, the kubelet
+# simulator, the demo) is neither copied nor compiled. Build from the repository root:
 #
 #   docker build -t ghcr.io/gpulet/gpulet:0.1.0 .
 #
@@ -36,14 +37,13 @@ COPY native/ native/
 RUN node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
  && test -f build/Release/gpulet_nvml.node
 
-# The TypeScript: tsconfig.build.json compiles src/ and dev/ into dist/ (dist/src/cli.js is the entry);
-# the build script also copies the embedded API server's OpenAPI document next to its code.
+# The TypeScript: tsconfig.build.json compiles src/ alone into dist/src/ (dist/src/cli.js is the entry); the
+# agent imports nothing from dev/ (eslint.config.js forbids it; test/deploy/dockerfile.test.ts checks the build).
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
-COPY dev/ dev/
 RUN npm run build \
  && test -f dist/src/cli.js \
- && test -f dist/dev/apiserver/openapi/resource.k8s.io-v1.json
+ && test ! -e dist/dev
 
 # The SBOM (CycloneDX JSON, `npm run sbom`): every npm package that ships in the image, with version, purl,
 # license and integrity hash. The script installs the production tree alone (`npm ci --omit=dev`, from the
@@ -69,10 +69,12 @@ LABEL org.opencontainers.image.title="gpulet" \
       dev.gpulet.sbom.path="/app/sbom.cdx.json" \
       dev.gpulet.sbom.format="CycloneDX JSON (npm sbom)"
 
-# Inside the container the NVML backend is the default (npm start on a workstation keeps the mock); the
-# DaemonSet sets the rest of the production configuration through GPULET_* variables.
+# Inside the container the NVML backend and the in-cluster API are the defaults (npm start on a workstation
+# keeps the mock and the embedded API server, which the image does not have); the DaemonSet sets the rest of
+# the production configuration through GPULET_* variables.
 ENV NODE_ENV=production \
-    GPULET_BACKEND=nvml
+    GPULET_BACKEND=nvml \
+    GPULET_KUBE_API=in-cluster
 WORKDIR /app
 
 # The layout the code expects at run time: the addon loader finds the repository root by binding.gyp and

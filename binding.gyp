@@ -11,7 +11,12 @@
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # The addon's version is the package's: read from package.json (gyp runs this in the directory of
+      # binding.gyp), so `addonVersion` can never disagree with the agent's `service.version`.
+      "defines": [
+        "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "GPULET_ADDON_VERSION=\"<!(node -p \"require('./package.json').version\")\""
+      ],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-std=c++20"],
       "libraries": ["-ldl"]

@@ -1,6 +1,7 @@
 /**
- * Spawn `gpulet` as its own process, as a DaemonSet would run it (temp state dir, embedded API server, mock
- * dgx-h100, metrics on 127.0.0.1:0), and follow it until it is ready: the registration socket exists (polled
+ * Spawn `gpulet` (the production command) as its own process, as a DaemonSet would run it (temp state dir, mock
+ * dgx-h100, metrics on 127.0.0.1:0; the caller passes `--kube-api=kubeconfig` and an API server of its own, the
+ * command having no embedded one), and follow it until it is ready: the registration socket exists (polled
  * every 5 ms) and the publisher logged "ResourceSlices published". Used by the start-up (4) and standalone
  * footprint (5) benchmarks. Children are stopped with SIGTERM, then SIGKILL to their own process group.
  */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startAgent, type Agent } from '../src/main.js';
+import { embeddedApiProvider } from '../dev/embedded.js';
 import { KubeletSimulator } from '../dev/kubelet/simulator.js';
 
 /** A running agent with a registered kubelet simulator. */
@@ -51,7 +52,7 @@ export async function startBenchAgent(sampleIntervalMs: number): Promise<BenchAg
   };
   try {
     const t0 = performance.now();
-    agent = await startAgent(config, silentLogger());
+    agent = await startAgent(config, silentLogger(), { embeddedApi: embeddedApiProvider });
     const startMs = performance.now() - t0;
     await agent.publisher.whenSynced();
     const slicesMs = performance.now() - t0;

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedApi, type EmbeddedApi } from '../dev/embedded.js';
 import { silentLogger } from '../src/log.js';
+import { dnsSubdomainSchema } from '../src/model/names.js';
 import { compiledVariant, repoRoot, spawnAgent, tsxVariant, type AgentVariant } from './agent-process.js';
 import { cpuRow, DCGM_FOOTPRINT, rangeRatio, scrapeFor } from './footprint.js';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.js';
@@ -75,7 +76,7 @@ async function heapReading(pid: number, file: string): Promise<HeapReading | und
 async function runCadence(v: AgentVariant, probe: boolean, sink: OtlpSink, c: Cadence, windowMs: number, opts: BenchOptions): Promise<Row[]> {
   const apiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-api-'));
   try {
-    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: 'bench-node', embeddedApiPort: 0 }, silentLogger());
+    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: dnsSubdomainSchema.parse('bench-node'), embeddedApiPort: 0 }, silentLogger());
     try {
       return await measureCadence(v, probe, { sink, api, probeFile: path.join(apiDir, 'heap.jsonl') }, c, windowMs, opts);
     } finally {

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { createMockBackend, type GpuSpec, type MachineSpec, type MigInstanceSpec } from '../src/gpu/mock/index.js';
+import { dnsSubdomainSchema, driverNameSchema, poolNameOf } from '../src/model/names.js';
 import { openNvmlOnFake, writeFakeMachineFor } from './nvml-fake.js';
 import { fmtMs, summarize } from './stats.js';
 import type { BenchOptions, Row } from './types.js';
@@ -15,7 +16,7 @@ import type { BenchOptions, Row } from './types.js';
 /** GPU counts of the scale table. */
 export const SCALE_GPU_COUNTS = [1, 8, 16] as const;
 
-const DRIVER = 'gpu.gpulet.dev';
+const DRIVER = driverNameSchema.parse('gpu.gpulet.dev');
 const MEASURES = ['mock sample()', 'addon sample()', 'buildResourceSlices'] as const;
 type Measure = (typeof MEASURES)[number];
 
@@ -78,7 +79,8 @@ async function openSubject(dir: string, node: string, gpus: number, mig: boolean
     await mock.shutdown();
     throw err;
   });
-  const input = { driverName: DRIVER, nodeName: node, poolName: node, inventory: m.inventory, generation: 1 };
+  const nodeName = dnsSubdomainSchema.parse(node);
+  const input = { driverName: DRIVER, nodeName, poolName: poolNameOf(nodeName), inventory: m.inventory, generation: 1 };
   const calls: Record<Measure, () => unknown> = {
     'mock sample()': () => mock.sample(),
     'addon sample()': () => nvml.sample(),

@@ -3,7 +3,7 @@
  * then NodeUnprepareResources (DRAPlugin v1, gRPC over unix sockets) on the in-process agent, one claim per
  * round, each round a distinct allocated claim, for 1, 2 and 8 devices. A prepare GETs the claim from the
  * embedded API server, writes the checkpoint (PrepareStarted), the CDI spec and the checkpoint
- * (PrepareCompleted): three fsync'd atomic writes (src/state/claims.ts `prepareFresh`). The floor is the
+ * (PrepareCompleted): three fsync'd atomic writes (src/state/claim-ops.ts `prepareFresh`). The floor is the
  * cost of those three writes (`writeFileAtomic` in the agent's temp dir, measured before and after the
  * rounds and pooled); the issue's "two fsyncs" floor is printed next to it. Goal: prepare p50 ≤ 1.5 × floor
  * + 1 ms, with the floor of the writes a prepare really does.
@@ -50,7 +50,7 @@ async function timeRounds(env: BenchAgent, claims: readonly ClaimRef[], devices:
 }
 
 /**
- * Two parts of a prepare, timed alone: the ResourceClaim GET the ClaimManager does (KubeClaimSource, same
+ * Two parts of a prepare, timed alone: the ResourceClaim GET the preparer does (KubeClaimSource, same
  * kubeconfig) and a DRA gRPC round trip that does no I/O (unprepare of a claim UID never prepared: the spec
  * unlink finds nothing, so nothing is fsync'd).
  */

@@ -7,12 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { allocatableDevices } from '../src/model/devices.js';
 import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { createMockBackend } from '../src/gpu/mock/index.js';
+import { dnsSubdomainSchema, driverNameSchema, poolNameOf } from '../src/model/names.js';
 import { buildCdiSpec, MOCK_DEVICE_MAJORS } from '../src/state/cdi.js';
 import { fmtMs, summarize, timeAsync, timeSync, type Repeat, type Summary } from './stats.js';
 import type { BenchOptions, Row } from './types.js';
 
-const DRIVER = 'gpu.gpulet.dev';
-const NODE = 'bench-node';
+const DRIVER = driverNameSchema.parse('gpu.gpulet.dev');
+const NODE = dnsSubdomainSchema.parse('bench-node');
+const POOL = poolNameOf(NODE);
 
 function row(name: string, s: Summary): Row {
   return { name, figure: `p50 ${fmtMs(s.p50)} / p99 ${fmtMs(s.p99)}`, goal: '', ratio: '' };
@@ -30,7 +32,7 @@ export async function benchPure(opts: BenchOptions): Promise<Row[]> {
   try {
     const inventory = backend.inventory();
     const devices = allocatableDevices(inventory);
-    const slices = buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: NODE, inventory, generation: 1 });
+    const slices = buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory, generation: 1 });
     const deviceCount = slices.reduce((n, s) => n + s.spec.devices.length, 0);
     opts.print(
       `[pure] method: ${repeat.runs} timed calls after ${repeat.warmup} warm-up, one call per performance.now() pair, ` +
@@ -39,7 +41,7 @@ export async function benchPure(opts: BenchOptions): Promise<Row[]> {
     );
     const rows: Row[] = [];
     rows.push(row(`buildResourceSlices (${deviceCount} devices)`, summarize(timeSync(
-      () => buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: NODE, inventory, generation: 1 }),
+      () => buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory, generation: 1 }),
       repeat,
     ))));
     for (const k of [1, 2, 8]) {

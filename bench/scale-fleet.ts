@@ -14,9 +14,10 @@ import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { buildMockInventory, type GpuSpec, type MachineSpec } from '../src/gpu/mock/index.js';
 import type { Inventory } from '../src/gpu/types.js';
 import { silentLogger } from '../src/log.js';
+import { dnsSubdomainSchema, driverNameSchema, poolNameOf, type DnsSubdomain } from '../src/model/names.js';
 
 /** DRA driver name the simulated nodes publish under. */
-export const SCALE_DRIVER = 'gpu.gpulet.dev';
+export const SCALE_DRIVER = driverNameSchema.parse('gpu.gpulet.dev');
 
 /** The simulated machine: 8 × H100 80GB, MIG off (8 allocatable devices, one slice per node). */
 export const SCALE_MACHINE: MachineSpec = {
@@ -25,8 +26,8 @@ export const SCALE_MACHINE: MachineSpec = {
 };
 
 /** Name of simulated node `i` (0-based): `sim-node-0000`, ... */
-export function simNodeName(i: number): string {
-  return `sim-node-${String(i).padStart(4, '0')}`;
+export function simNodeName(i: number): DnsSubdomain {
+  return dnsSubdomainSchema.parse(`sim-node-${String(i).padStart(4, '0')}`);
 }
 
 /**
@@ -44,7 +45,7 @@ export function withGpuMemoryChanged(inventory: Inventory, gpuIndex: number, del
 
 /** One simulated node. */
 export interface SimNode {
-  readonly name: string;
+  readonly name: DnsSubdomain;
   readonly publisher: SlicePublisher;
   /** The inventory last given to `publisher.update()`. */
   inventory: Inventory;
@@ -82,7 +83,7 @@ export async function createFleet(count: number): Promise<Fleet> {
   const nodes: SimNode[] = names.map((name) => ({
     name,
     inventory: buildMockInventory(SCALE_MACHINE, name),
-    publisher: new SlicePublisher({ kubeConfig, driverName: SCALE_DRIVER, nodeName: name, logger }),
+    publisher: new SlicePublisher({ kubeConfig, driverName: SCALE_DRIVER, nodeName: name, poolName: poolNameOf(name), logger }),
   }));
   const nodeUid = (name: string): string | undefined => server.get('v1', 'Node', undefined, name)?.metadata.uid;
   return {
@@ -108,7 +109,7 @@ export async function createFleet(count: number): Promise<Fleet> {
         const plan = planReconcile({
           existing: byNode.get(n.name) ?? [],
           build: (generation) => buildResourceSlices({
-            driverName: SCALE_DRIVER, nodeName: n.name, poolName: n.name, inventory: n.inventory, generation,
+            driverName: SCALE_DRIVER, nodeName: n.name, poolName: poolNameOf(n.name), inventory: n.inventory, generation,
             ...(uid === undefined ? {} : { nodeUid: uid }),
           }),
           poolName: n.name,

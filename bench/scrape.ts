@@ -13,6 +13,7 @@ import { HealthTracker } from '../src/gpu/health.js';
 import type { OwnershipSource } from '../src/model/types.js';
 import type { Inventory } from '../src/gpu/types.js';
 import { silentLogger } from '../src/log.js';
+import { DEFAULT_DRIVER_NAME, poolNameSchema } from '../src/model/names.js';
 import { VERSION } from '../src/main.js';
 import { startTelemetry, type Telemetry } from '../src/telemetry/exporters.js';
 import { countSeries, createScrapeClient } from './http-get.js';
@@ -53,6 +54,8 @@ async function startCase(c: Case, dcgmCompat: boolean, sink?: OtlpSink): Promise
     metricsHost: '127.0.0.1',
     metricsPort: 0,
     dcgmCompat,
+    driverName: DEFAULT_DRIVER_NAME,
+    poolName: poolNameSchema.parse('bench-node'),
     ...(sink !== undefined ? { otlp: { endpoint: sink.endpoint, intervalMs: 3_600_000, timeoutMs: 10_000 } } : {}),
     logger: silentLogger(),
   });

@@ -1,10 +1,18 @@
 /**
  * Benchmark 4, start-up: spawn `gpulet` (tsx src/cli.ts; and node dist/src/cli.js when dist/ exists) with a
- * temp state dir and free ports; time from spawn to (a) the registration socket existing (polled every 5 ms)
- * and (b) the first ResourceSlices written (the publisher's "ResourceSlices published" log line on stderr).
- * Ready = the later of the two; goal < 1 s. tsx transpiles every module on first load (cached afterwards
- * under the OS temp dir), so its figure includes transpile time. Then SIGTERM and time to exit.
+ * temp state dir and free ports, against an API server in the bench process (`--kube-api=kubeconfig`, a fresh
+ * one per spawn so the slices are published anew; the production command has no embedded API server); time
+ * from spawn to (a) the registration socket existing (polled every 5 ms) and (b) the first ResourceSlices
+ * written (the publisher's "ResourceSlices published" log line on stderr). Ready = the later of the two; goal
+ * < 1 s. tsx transpiles every module on first load (cached afterwards under the OS temp dir), so its figure
+ * includes transpile time. Then SIGTERM and time to exit.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedApi } from '../dev/embedded.js';
+import { silentLogger } from '../src/log.js';
+import { dnsSubdomainSchema } from '../src/model/names.js';
 import { compiledVariant, spawnAgent, tsxVariant, type AgentVariant } from './agent-process.js';
 import { fmtMs, summarize } from './stats.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
@@ -21,9 +29,19 @@ interface Run {
 }
 
 async function runOnce(v: AgentVariant): Promise<Run> {
-  const agent = await spawnAgent(v);
-  const stopMs = await agent.stop();
-  return { firstLogMs: agent.firstLogMs, socketMs: agent.socketMs, slicesMs: agent.slicesMs, stopMs };
+  const apiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-api-'));
+  try {
+    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: dnsSubdomainSchema.parse('bench-node'), embeddedApiPort: 0 }, silentLogger());
+    try {
+      const agent = await spawnAgent(v, ['--kube-api', 'kubeconfig', '--kubeconfig', api.kubeconfigPath]);
+      const stopMs = await agent.stop();
+      return { firstLogMs: agent.firstLogMs, socketMs: agent.socketMs, slicesMs: agent.slicesMs, stopMs };
+    } finally {
+      await api.close();
+    }
+  } finally {
+    fs.rmSync(apiDir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -33,7 +51,7 @@ async function runOnce(v: AgentVariant): Promise<Run> {
 export async function benchStartup(opts: BenchOptions): Promise<Row[]> {
   const runs = opts.long ? 5 : 3;
   opts.print(
-    `[startup] method: ${runs} spawns per variant (temp state dir, embedded API server, mock dgx-h100, port 0); ` +
+    `[startup] method: ${runs} spawns per variant (temp state dir, a fresh API server in the bench process, mock dgx-h100, port 0); ` +
       `spawn → first log line (Node boot + imports), → registration socket exists (5 ms poll), → "ResourceSlices published" ` +
       `on stderr; ready = later of the last two; ` +
       `then SIGTERM → exit. tsx transpiles on load (first run may be slower: cache cold)`,

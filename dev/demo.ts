@@ -15,6 +15,7 @@ import { ResourceV1Api, type ResourceV1ResourceClaim } from '@kubernetes/client-
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startAgent } from '../src/main.js';
+import { embeddedApiProvider } from './embedded.js';
 import { KubeletSimulator } from './kubelet/simulator.js';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     '--log-level', process.env['GPULET_LOG_LEVEL'] ?? 'warn',
   ]);
   step('start gpulet on a mock dgx-h100 (8 × H100 80GB, GPUs 6 and 7 in MIG mode) with an embedded API server');
-  const agent = await startAgent(config, createLogger(config.logLevel));
+  const agent = await startAgent(config, createLogger(config.logLevel), { embeddedApi: embeddedApiProvider });
   const kubelet = new KubeletSimulator({ registryDir: config.pluginRegistryDir });
   try {
     console.log(indent(`state dir   ${dir}\nAPI server  ${agent.apiServer?.url ?? ''}\nmetrics     ${agent.telemetry.url}`));

@@ -1,24 +1,21 @@
 /**
  * The embedded development cluster that `npm start` runs against: the in-process API server with the node
  * object and gpulet's DeviceClasses, and a kubeconfig at `<stateDir>/kubeconfig` for kubectl and
- * @kubernetes/client-node. A development tool, never used with `--kube-api=in-cluster|kubeconfig`.
+ * @kubernetes/client-node. A development tool, never used with `--kube-api=in-cluster|kubeconfig`, never part
+ * of the agent: it reaches the agent only injected, as {@link embeddedApiProvider} (dev/start.ts, the demo,
+ * tests, benchmarks), through the seam src/k8s/embedded-api.ts declares.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { Config } from '../src/config.js';
+import type { EmbeddedApi, EmbeddedApiProvider } from '../src/k8s/embedded-api.js';
 import type { Logger } from '../src/log.js';
 import { startApiServer } from './apiserver/server.js';
 import type { KubeObject } from './apiserver/types.js';
 
-/** A running embedded API server with its kubeconfig written to disk. */
-export interface EmbeddedApi {
-  readonly url: string;
-  readonly kubeconfigPath: string;
-  kubeconfig(): string;
-  close(): Promise<void>;
-}
+export type { EmbeddedApi } from '../src/k8s/embedded-api.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -56,3 +53,6 @@ export async function startEmbeddedApi(
   }
   return { url: server.url, kubeconfigPath, kubeconfig: () => server.kubeconfig(), close: () => server.close() };
 }
+
+/** {@link startEmbeddedApi} as the agent takes it: `startAgent(config, logger, { embeddedApi })`, `runCli`. */
+export const embeddedApiProvider: EmbeddedApiProvider = { start: startEmbeddedApi };

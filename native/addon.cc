@@ -1,5 +1,5 @@
 // gpulet_nvml: N-API entry point of gpulet's native NVML binding. Exports (typed in src/gpu/nvml/addon.ts):
-//   addonVersion: string
+//   addonVersion: string              package.json's version (GPULET_ADDON_VERSION, defined by binding.gyp)
 //   probeLibrary(path: string): { loaded: boolean, path: string, error?: string, nvmlInitV2?: boolean }
 //   setErrorClass(ctor: new (message, code, name, nvmlFunction) => Error): void
 //       the JS class every NVML failure becomes (per environment; call once after loading)
@@ -17,8 +17,9 @@
 #include "probe.h"
 #include "session.h"
 
+// The package version, defined by binding.gyp from package.json: no second copy of it here.
 #ifndef GPULET_ADDON_VERSION
-#define GPULET_ADDON_VERSION "0.2.0"
+#error "GPULET_ADDON_VERSION is not defined: build the addon with node-gyp (binding.gyp defines it from package.json)"
 #endif
 
 namespace {

@@ -47,7 +47,7 @@ class EventWatcher {
   std::shared_ptr<Library> lib_;
   nvmlEventSet_t set_ = nullptr;
   std::vector<nvmlDevice_t> gpus_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards stopping_/started_ (and the pause after a failed wait); never held during the wait
   std::condition_variable cv_;
   bool stopping_ = false;
   bool started_ = false;

@@ -1,6 +1,7 @@
 // Session: the JS object (Napi::ObjectWrap) of one opened NVML library. Every blocking NVML call runs in a
-// Napi::AsyncWorker and returns a Promise; Execute() never touches JS. Calls of one session are serialized
-// by a mutex (a handle refresh can never race a sample). JS API (validated by src/gpu/nvml/validate.ts):
+// Napi::AsyncWorker and returns a Promise; Execute() never touches JS. The workers of one session are
+// serialized by SessionState::mu (a handle refresh can never race a sample); the event thread is not (see
+// "Locking" below). JS API (validated by src/gpu/nvml/validate.ts):
 //   library: string                 path or soname that was dlopen()ed
 //   symbols: { [preferred]: resolved name | null }
 //   init(): Promise<void>           nvmlInit_v2 (or nvmlInit); rejects with the NVML error class
@@ -11,6 +12,21 @@
 //   shutdown(): Promise<void>       stop events, nvmlShutdown, drop handles; idempotent
 // The session state is shared (std::shared_ptr) with in-flight workers; the finalizer shuts down a session
 // that JS forgot (or a worker thread that was terminated), so nvmlInit/nvmlShutdown stay balanced.
+//
+// Locking. SessionState::mu is held
+//   - by every worker for the whole of its Execute() on a libuv thread: init (nvmlInit_v2), discover (handles
+//     fetched and replaced), sample, startEvents (nvmlEventSetCreate + nvmlDeviceRegisterEvents),
+//     stopEvents and shutdown (EventWatcher::Stop(), then nvmlShutdown);
+//   - by the finalizer (~Session, on the JS thread) around CloseLocked().
+// It is NOT held by the event thread (events.h): its nvmlEventSetWait_v2 (up to 500 ms) runs concurrently with
+// the workers' NVML calls, which NVML allows (its API is thread-safe). That thread takes only the watcher's own
+// mutex (EventWatcher::mu_), to read the stop flag and for its pause after a failed wait, never around the wait
+// itself, and it maps events with its own copy of the GPU handles, taken at startEvents. It must never take
+// SessionState::mu: stopEvents, shutdown and the finalizer call EventWatcher::Stop() while holding mu, and
+// Stop() joins the thread before freeing the event set, so on those paths the set is freed, and nvmlShutdown
+// called, only after the last wait has returned. One Stop() runs without mu: the environment cleanup hook
+// (registered by startEvents, for a worker thread that ends) calls it on the JS thread; Stop() is idempotent,
+// so a later call under mu returns at once, without waiting for that one to finish joining.
 #pragma once
 
 #include <napi.h>
@@ -27,7 +43,7 @@ namespace gpulet {
 
 struct SessionState {
   std::shared_ptr<Library> lib;
-  std::mutex mu;  // held for the whole of every NVML call sequence
+  std::mutex mu;  // held by each worker's Execute() and the finalizer, never by the event thread ("Locking")
   bool initialized = false;
   bool closed = false;
   std::vector<GpuHandles> handles;

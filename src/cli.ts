@@ -1,80 +1,10 @@
 /**
- * Command-line entry point (`gpulet`, `npm start`): parse the configuration, start the agent, and stop it on
- * SIGTERM/SIGINT. Exit codes: 0 after a clean shutdown, 1 when the agent could not start (the message says
- * what failed and what to check; no stack trace), 2 on a configuration error, 130/143 on a second signal.
+ * The production `gpulet` command: what bin/gpulet.js and the container (`node dist/src/cli.js`) run. It is the
+ * command of src/command.ts with nothing added: no development tool is reachable from here, so
+ * `--kube-api=embedded` (the configuration default, kept for `npm start`) exits 2 saying to use `npm start`
+ * or `--kube-api=in-cluster|kubeconfig`. `npm start` runs dev/start.ts, the same command with the embedded API
+ * server injected.
  */
-import { loadConfig, buildCommand, type Config } from './config.js';
-import { ConfigError, GpuletError, errorMessage } from './errors.js';
-import { createLogger } from './log.js';
-import { startAgent } from './main.js';
-import { StartupAbortedError } from './gpu/wait-for-driver.js';
+import { runMain } from './command.js';
 
-async function run(): Promise<number> {
-  const argv = process.argv.slice(2);
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(buildCommand().helpInformation());
-    return 0;
-  }
-  let config: Config;
-  try {
-    config = loadConfig(argv);
-  } catch (err: unknown) {
-    process.stderr.write(`gpulet: configuration error: ${errorMessage(err)}\n`);
-    return err instanceof ConfigError ? 2 : 1;
-  }
-  const logger = createLogger(config.logLevel);
-  // A signal during start-up (e.g. while --wait-for-driver waits) cancels it cleanly.
-  const starting = new AbortController();
-  const cancelStart = (): void => starting.abort();
-  process.once('SIGTERM', cancelStart);
-  process.once('SIGINT', cancelStart);
-  let agent;
-  try {
-    agent = await startAgent(config, logger, { signal: starting.signal });
-  } catch (err: unknown) {
-    if (err instanceof StartupAbortedError) {
-      logger.info('start-up cancelled by a signal');
-      return 0;
-    }
-    const code = err instanceof GpuletError ? err.code : 'UNEXPECTED';
-    logger.fatal({ code, err: err instanceof GpuletError ? undefined : err }, errorMessage(err));
-    process.stderr.write(`gpulet: cannot start: ${errorMessage(err)}\n`);
-    return 1;
-  }
-  process.off('SIGTERM', cancelStart);
-  process.off('SIGINT', cancelStart);
-  const running = agent;
-  return await new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals += 1;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting at once');
-        resolve(signal === 'SIGINT' ? 130 : 143);
-        return;
-      }
-      logger.info({ signal }, 'shutting down');
-      running.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
-
-process.on('unhandledRejection', (reason) => {
-  process.stderr.write(`gpulet: unhandled rejection (a bug; please report): ${errorMessage(reason)}\n`);
-});
-
-run().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`gpulet: ${errorMessage(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(process.argv.slice(2));

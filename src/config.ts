@@ -10,6 +10,11 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS } from './log.js';
+import {
+  DEFAULT_DRIVER_NAME, dnsSubdomainSchema, driverNameSchema, objectUidSchema, poolNameOf,
+  type DnsSubdomain, type DriverName, type ObjectUid, type PoolName,
+} from './model/names.js';
+import { OPTION_BOUNDS, optionProblem, type BoundedOption } from './options.js';
 
 /** Where the agent finds the Kubernetes API. */
 export const KUBE_API_MODES = ['embedded', 'kubeconfig', 'in-cluster'] as const;
@@ -22,14 +27,19 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** The validated configuration. Paths are absolute. Durations are milliseconds. */
+/**
+ * The validated configuration. Paths are absolute. Durations are milliseconds. Names were checked here, where
+ * they enter, with the rules of src/model/names.ts, and are carried branded from here on.
+ */
 export interface Config {
-  /** Kubernetes node name: the pool name, `spec.nodeName` of the slices, and the seed of mock identities. */
-  readonly nodeName: string;
-  /** UID of the agent's pod (downward API); when set, socket names carry it for seamless rolling updates. */
-  readonly podUid: string | undefined;
+  /** Kubernetes node name (a DNS subdomain, apimachinery `ValidateNodeName`): `spec.nodeName` of the slices, and the seed of mock identities. */
+  readonly nodeName: DnsSubdomain;
+  /** The ResourceSlice pool of this node: `poolNameOf(nodeName)`, decided here once for every component. */
+  readonly poolName: PoolName;
+  /** UID of the agent's pod (downward API `metadata.uid`, a lower-case UUID); when set, socket names carry it for seamless rolling updates. */
+  readonly podUid: ObjectUid | undefined;
   /** DRA driver name (DNS subdomain ≤ 63 chars). */
-  readonly driverName: string;
+  readonly driverName: DriverName;
   readonly backend: (typeof BACKENDS)[number];
   /** Mock machine name (see `MOCK_MACHINES`), for `backend = mock`. */
   readonly mockMachine: string;
@@ -73,13 +83,11 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
-const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /** Parse `host:port`, `:port` or `port`. @throws ConfigError */
 export function parseListenAddress(value: string, option: string): ListenAddress {
   const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) {
+  if (!m || optionProblem('port', port) !== undefined) {
     throw new ConfigError(`${option}: "${value}" is not a listen address; use host:port, e.g. 0.0.0.0:9400`);
   }
   const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
@@ -88,10 +96,16 @@ export function parseListenAddress(value: string, option: string): ListenAddress
 
 const isTrue = (v: boolean | string): boolean => v === true || v === 'true' || v === '1';
 
+/** A flag or variable holding an integer bounded by {@link OPTION_BOUNDS}. */
+const bounded = (name: BoundedOption) => z.coerce.number().int().min(OPTION_BOUNDS[name].min).max(OPTION_BOUNDS[name].max);
+
+/** The CLI default of a bounded option, as commander wants it (a string). */
+const defaultOf = (name: Exclude<BoundedOption, 'port'>): string => String(OPTION_BOUNDS[name].default);
+
 const rawSchema = z.object({
-  nodeName: z.string().min(1).max(253).regex(dnsSubdomain, 'must be a DNS subdomain (lower-case)'),
-  podUid: z.string().regex(/^[a-z0-9-]{1,64}$/, 'must be a pod UID (lower-case hex and dashes)').optional(),
-  driverName: z.string().max(63).regex(dnsSubdomain, 'must be a DNS subdomain of at most 63 characters'),
+  nodeName: dnsSubdomainSchema,
+  podUid: objectUidSchema.optional(),
+  driverName: driverNameSchema,
   backend: z.enum(BACKENDS),
   mockMachine: z.string().min(1),
   nvmlLibrary: z.string().min(1),
@@ -99,7 +113,7 @@ const rawSchema = z.object({
   waitForDriver: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   kubeApi: z.enum(KUBE_API_MODES),
   kubeconfig: z.string().min(1).optional(),
-  embeddedApiPort: z.coerce.number().int().min(0).max(65535),
+  embeddedApiPort: bounded('port'),
   stateDir: z.string().min(1),
   pluginRegistryDir: z.string().min(1).optional(),
   pluginsDir: z.string().min(1).optional(),
@@ -108,10 +122,10 @@ const rawSchema = z.object({
   metricsAddress: z.string(),
   dcgmCompat: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   otlpEndpoint: z.string().url('must be a URL such as http://otel-collector:4317').optional(),
-  otlpExportInterval: z.coerce.number().int().min(100).max(3_600_000),
-  sampleInterval: z.coerce.number().int().min(100).max(3_600_000),
-  shutdownTimeout: z.coerce.number().int().min(100).max(600_000),
-  cleanupInterval: z.coerce.number().int().min(0).max(86_400_000),
+  otlpExportInterval: bounded('otlpExportIntervalMs'),
+  sampleInterval: bounded('sampleIntervalMs'),
+  shutdownTimeout: bounded('shutdownTimeoutMs'),
+  cleanupInterval: bounded('cleanupIntervalMs'),
   logLevel: z.enum(LOG_LEVELS),
 });
 
@@ -125,13 +139,13 @@ export function buildCommand(): Command {
     .description('Node-level GPU agent for Kubernetes: DRA driver, CDI, and GPU telemetry')
     .addOption(opt('--node-name <name>', 'NODE_NAME', 'Kubernetes node name (pool name)', os.hostname().toLowerCase()))
     .addOption(opt('--pod-uid <uid>', 'POD_UID', 'UID of the agent pod; suffixes socket names for rolling updates'))
-    .addOption(opt('--driver-name <name>', 'GPULET_DRIVER_NAME', 'DRA driver name', 'gpu.gpulet.dev'))
+    .addOption(opt('--driver-name <name>', 'GPULET_DRIVER_NAME', 'DRA driver name', DEFAULT_DRIVER_NAME))
     .addOption(opt('--backend <kind>', 'GPULET_BACKEND', 'GPU backend', 'mock').choices(BACKENDS))
     .addOption(opt('--mock-machine <name>', 'GPULET_MOCK_MACHINE', 'mock machine (backend=mock)', 'dgx-h100'))
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
     .addOption(opt('--sysfs-root <dir>', 'GPULET_SYSFS_ROOT', 'where sysfs is mounted (PCIe roots; backend=nvml)', '/sys'))
     .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
-    .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is', 'embedded').choices(KUBE_API_MODES))
+    .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is (embedded: the development API server of `npm start`)', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
     .addOption(opt('--embedded-api-port <port>', 'GPULET_EMBEDDED_API_PORT', 'port of the embedded API server (0 = free port)', '0'))
     .addOption(opt('--state-dir <dir>', 'GPULET_STATE_DIR', 'state directory (checkpoint; embedded kubeconfig)', '.gpulet'))
@@ -142,10 +156,10 @@ export function buildCommand(): Command {
     .addOption(opt('--metrics-address <addr>', 'GPULET_METRICS_ADDRESS', 'listen address of /metrics, /healthz, /readyz', '0.0.0.0:9400'))
     .addOption(opt('--dcgm-compat <bool>', 'GPULET_DCGM_COMPAT', 'also expose dcgm-exporter DCGM_FI_* series', 'true'))
     .addOption(opt('--otlp-endpoint <url>', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP gRPC endpoint; no OTLP export when unset'))
-    .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', '60000'))
-    .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', '5000'))
-    .addOption(opt('--cleanup-interval <ms>', 'GPULET_CLEANUP_INTERVAL', 'how often prepared claims are checked against the API server (ms; 0 = off)', '600000'))
-    .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', '10000'))
+    .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', defaultOf('otlpExportIntervalMs')))
+    .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', defaultOf('sampleIntervalMs')))
+    .addOption(opt('--cleanup-interval <ms>', 'GPULET_CLEANUP_INTERVAL', 'how often prepared claims are checked against the API server (ms; 0 = off)', defaultOf('cleanupIntervalMs')))
+    .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', defaultOf('shutdownTimeoutMs')))
     .addOption(opt('--log-level <level>', 'GPULET_LOG_LEVEL', 'log level', 'info').choices(LOG_LEVELS))
     .showHelpAfterError()
     .allowExcessArguments(false);
@@ -191,6 +205,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const devRoot = r.devRoot !== undefined ? (r.devRoot === '' ? undefined : abs(r.devRoot)) : r.backend === 'mock' ? path.join(stateDir, 'dev') : undefined;
   return {
     nodeName: r.nodeName,
+    poolName: poolNameOf(r.nodeName),
     podUid: r.podUid,
     driverName: r.driverName,
     backend: r.backend,

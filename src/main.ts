@@ -14,21 +14,29 @@ import { startHttpServer } from './telemetry/http.js';
 import { HealthTracker } from './gpu/health.js';
 import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
 import type { GpuBackend } from './gpu/types.js';
+import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
-import { ClaimManager } from './state/claims.js';
+import { ClaimOps } from './state/claim-ops.js';
+import { ClaimStore } from './state/claim-store.js';
 import { KubeClaimSource } from './state/claim-source.js';
+import { OwnershipView } from './state/ownership.js';
+import { Preparer } from './state/preparer.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
+import { ClaimRecovery } from './state/recovery.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { withTimeout } from './util/timeout.js';
+import { PACKAGE_VERSION } from './version.js';
 
 /** A running agent. `stop()` is idempotent and bounded by `config.shutdownTimeoutMs`. */
 export interface Agent {
   readonly config: Config;
   readonly backend: GpuBackend;
-  readonly claims: ClaimManager;
+  /** The prepared claims, read-only (what telemetry attributes metrics from). */
+  readonly claims: OwnershipView;
   readonly publisher: SlicePublisher;
   readonly telemetry: Telemetry;
   readonly plugin: KubeletPlugin;
@@ -38,22 +46,29 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Package version, for `service.version`. */
-export const VERSION = '0.1.0';
+/** Package version (package.json's), for `service.version`. */
+export const VERSION: string = PACKAGE_VERSION;
 
 /** Options of {@link startAgent}. */
 export interface StartOptions {
   /** Cancels start-up (e.g. SIGTERM while `--wait-for-driver` waits): rejects with StartupAbortedError. */
   readonly signal?: AbortSignal;
+  /**
+   * Starts the API server of `--kube-api=embedded` (a development tool: dev/embedded.ts's
+   * `embeddedApiProvider`). Required in that mode, unused in the others.
+   */
+  readonly embeddedApi?: EmbeddedApiProvider;
 }
 
 /**
  * Build and start the whole agent.
  * @throws BackendError / ConfigError / CheckpointError when a part cannot start, StartupAbortedError when
  *   cancelled; parts already started are stopped before the error propagates, so nothing is left
- *   half-registered.
+ *   half-registered. ConfigError before anything starts when `config.kubeApi` is `embedded` and
+ *   `options.embeddedApi` is not given.
  */
 export async function startAgent(config: Config, logger: Logger, options: StartOptions = {}): Promise<Agent> {
+  const embeddedApi = embeddedApiFor(config, options.embeddedApi);
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   const stopAll = async (): Promise<void> => {
     for (const s of stops.reverse()) {
@@ -83,9 +98,8 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
 
     let apiServer: Agent['apiServer'];
     let kubeConfig: KubeConfig;
-    if (config.kubeApi === 'embedded') {
-      const { startEmbeddedApi } = await import('../dev/embedded.js');
-      const embedded = await startEmbeddedApi(config, logger.child({ component: 'embedded-apiserver' }));
+    if (embeddedApi !== undefined) {
+      const embedded = await embeddedApi.start(config, logger.child({ component: 'embedded-apiserver' }));
       stops.push({ name: 'embedded-apiserver', stop: () => embedded.close() });
       apiServer = { url: embedded.url, kubeconfigPath: embedded.kubeconfigPath };
       kubeConfig = loadKubeConfig({ mode: 'yaml', yaml: embedded.kubeconfig() });
@@ -97,27 +111,34 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     }
 
     const claimSource = new KubeClaimSource(kubeConfig);
-    const claims = new ClaimManager({
+    // The claim state, in parts: each client gets only its part (the kubelet plugin the preparer, telemetry
+    // the ownership view, start-up and clean-up the store's sessions and the recovery steps).
+    const store = new ClaimStore({ checkpointPath: config.checkpointPath, logger });
+    const ops = new ClaimOps({
+      store,
       driverName: config.driverName,
-      poolName: config.nodeName,
+      poolName: config.poolName,
       inventory: () => backend.inventory(),
       claimSource,
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
-      checkpointPath: config.checkpointPath,
       logger,
     });
+    const preparer = new Preparer({ store, ops });
+    const recovery = new ClaimRecovery({ store, ops, logger });
+    const claims = new OwnershipView(store);
     // Before the kubelet can call us: roll back half-finished prepares, restore CDI specs lost with a reboot,
     // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable; all
     // under the node-wide state lock (another instance may be serving during a rolling update).
-    await initAndReconcile({ manager: claims, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
-    const cleanup = startClaimCleanup({ manager: claims, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
+    await initAndReconcile({ store, recovery, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    const cleanup = startClaimCleanup({ store, recovery, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
     stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 
     const publisher = new SlicePublisher({
       kubeConfig,
       driverName: config.driverName,
       nodeName: config.nodeName,
+      poolName: config.poolName,
       logger,
     });
     publisher.start();
@@ -147,6 +168,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
         : { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpExportIntervalMs, timeoutMs: 10_000 } }),
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
+      poolName: config.poolName,
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
@@ -157,8 +179,8 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       registryDir: config.pluginRegistryDir,
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer: claims,
-      health: deviceHealthSource(config.nodeName, () => backend.inventory(), health),
+      preparer,
+      health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
       onRegistered: (ok, error) => {
         if (ok) {
@@ -189,16 +211,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       stop: () => {
         stopping ??= (async () => {
           telemetry.setReady(false, 'shutting down');
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<void>((resolve) => {
-            timer = setTimeout(() => {
-              logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out');
-              resolve();
-            }, config.shutdownTimeoutMs);
-            timer.unref();
-          });
-          await Promise.race([stopAll(), timeout]);
-          clearTimeout(timer);
+          await withTimeout(stopAll(), config.shutdownTimeoutMs, () =>
+            logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out'),
+          );
         })();
         return stopping;
       },

@@ -22,6 +22,15 @@ describe('config', () => {
     expect(c.metricsAddress).toEqual({ host: '0.0.0.0', port: 9400 });
     expect(c.dcgmCompat).toBe(true);
     expect(c.otlpEndpoint).toBeUndefined();
+    expect(c.otlpExportIntervalMs).toBe(60_000);
+    expect(c.sampleIntervalMs).toBe(5_000);
+    expect(c.cleanupIntervalMs).toBe(600_000);
+    expect(c.shutdownTimeoutMs).toBe(10_000);
+  });
+
+  it('decides the pool name once: the node name', () => {
+    expect(loadConfig([], { NODE_NAME: 'node-a' }, cwd).poolName).toBe('node-a');
+    expect(loadConfig(['--node-name', 'rack-1.example.com'], {}, cwd).poolName).toBe('rack-1.example.com');
   });
 
   it('takes the DaemonSet environment', () => {
@@ -61,6 +70,12 @@ describe('config', () => {
     [['--driver-name', 'Not_A_DNS_Name'], /--driver-name/],
     [['--node-name', 'UPPER'], /--node-name/],
     [['--pod-uid', '../../etc'], /--pod-uid/],
+    // A pod UID is an object UID as the API server issues it: a lower-case UUID, nothing shorter or upper-case.
+    [['--pod-uid', 'abc'], /--pod-uid.*lower-case UUID/],
+    [['--pod-uid', '0B6F3C2E-1C7A-4D0E-9F43-1A2B3C4D5E6F'], /--pod-uid.*lower-case UUID/],
+    [['--driver-name', 'x'.repeat(64)], /--driver-name.*at most 63/],
+    [['--sample-interval', '99'], /--sample-interval/],
+    [['--embedded-api-port', '65536'], /--embedded-api-port/],
     [['--sample-interval', 'fast'], /--sample-interval/],
     [['--otlp-endpoint', 'not a url'], /--otlp-endpoint/],
     [['--kube-api', 'kubeconfig'], /--kubeconfig/],

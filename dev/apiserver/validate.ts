@@ -1,35 +1,20 @@
 /**
  * Minimal object validation (pure), as apimachinery `pkg/api/validation` words it: names are DNS subdomains
  * (RFC 1123, ≤ 253 chars) or DNS labels (≤ 63 chars); label keys/values follow `IsQualifiedName`/`IsValidLabelValue`.
+ * The rules themselves are gpulet's one module for names, src/model/names.ts; this file only words the
+ * failures as the API server's `Status` causes.
  */
+import { isDnsLabel, isDnsSubdomain, labelNameProblem, labelValueProblem } from '../../src/model/names.js';
 import type { StatusCause } from './status.js';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-
-/** Whether `s` is an RFC 1123 DNS label (lower-case alphanumerics and '-', ≤ 63 chars). */
-export function isDnsLabel(s: string): boolean {
-  return s.length <= 63 && DNS_LABEL.test(s);
-}
-
-/** Whether `s` is an RFC 1123 DNS subdomain (dot-separated labels, ≤ 253 chars). */
-export function isDnsSubdomain(s: string): boolean {
-  return s.length <= 253 && DNS_SUBDOMAIN.test(s);
-}
-
 /** Whether `key` is a valid label key: optional DNS-subdomain prefix + '/' + name (≤ 63, alphanumeric ends). */
-export function isLabelKey(key: string): boolean {
-  const slash = key.indexOf('/');
-  const name = slash >= 0 ? key.slice(slash + 1) : key;
-  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-  if (prefix !== undefined && !isDnsSubdomain(prefix)) return false;
-  return name.length <= 63 && LABEL_NAME.test(name);
+function isLabelKey(key: string): boolean {
+  return labelNameProblem(key) === undefined;
 }
 
 /** Whether `v` is a valid label value ('' or ≤ 63 chars with alphanumeric ends). */
-export function isLabelValue(v: string): boolean {
-  return v === '' || (v.length <= 63 && LABEL_NAME.test(v));
+function isLabelValue(v: string): boolean {
+  return labelValueProblem(v) === undefined;
 }
 
 /** Field causes for an object's metadata (`name`, `labels`, `annotations` types); empty when valid. */

@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import si from 'systeminformation';
+import { withTimeout } from '../util/timeout.js';
 
 /** What gpulet knows about its host. */
 export interface HostFacts {
@@ -74,12 +75,6 @@ export function hostFactsFromNodeOs(): HostFacts {
   };
 }
 
-function timeout(ms: number): Promise<never> {
-  return new Promise((_, reject) => {
-    setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref();
-  });
-}
-
 /**
  * Read the host facts. Never rejects: on any failure (or after `timeoutMs`, default 5000) the facts come
  * from `node:os` (`source: 'node:os'`).
@@ -89,7 +84,9 @@ export async function getHostFacts(
   timeoutMs = 5000,
 ): Promise<HostFacts> {
   try {
-    const [o, c, m] = await Promise.race([Promise.all([source.osInfo(), source.cpu(), source.mem()]), timeout(timeoutMs)]);
+    const [o, c, m] = await withTimeout(Promise.all([source.osInfo(), source.cpu(), source.mem()]), timeoutMs, () => {
+      throw new Error(`timed out after ${timeoutMs} ms`);
+    });
     const fallback = hostFactsFromNodeOs();
     const brand = c.brand.trim();
     const modelName = brand === '' || brand.toLowerCase().includes(c.manufacturer.toLowerCase())

@@ -9,13 +9,19 @@
  * validation for driver and pool names, kubernetes `pkg/apis/resource/validation`):
  * - DNS label: ≤ 63 characters of `[a-z0-9-]`, starting and ending alphanumeric (namespaces, device names).
  * - DNS subdomain: ≤ 253 characters, dot-separated DNS labels (object names, node names).
- * - Driver name: a DNS subdomain of ≤ 63 characters (`DriverNameMaxLength`).
- * - Pool name: ≤ 253 characters, `/`-separated DNS subdomains (`PoolNameMaxLength`).
+ * - Driver name: a DNS subdomain of ≤ 63 characters (`DriverNameMaxLength`). Kubernetes checks
+ *   `IsDNS1123Subdomain(strings.ToLower(name))`, so the API server would take upper case; gpulet requires the
+ *   lower-case form because the name is part of socket paths, CDI spec file names and the CDI vendor.
+ * - Pool name: ≤ 253 characters, `/`-separated DNS subdomains (`PoolNameMaxLength`). gpulet's pool is its
+ *   node's name: {@link poolNameOf}.
  * - Object UID: Kubernetes leaves `metadata.uid` an opaque string, but every UID the API server issues is a
  *   lower-case RFC 4122 UUID (`k8s.io/apimachinery/pkg/util/uuid.NewUUID`). gpulet requires that form for
- *   claim and pod UIDs, because both become parts of file names (CDI spec files, socket names): one rule,
- *   so a UID the gRPC layer accepts is one the state layer can store.
- * - C identifier (attribute and capacity names), label name and label value: as apimachinery.
+ *   claim and pod UIDs, because both become parts of file names (CDI spec files and CDI device names,
+ *   socket names): one rule, so a UID the gRPC layer accepts is one the state layer can store.
+ * - Device attribute and capacity names (resource.k8s.io `QualifiedName`): a C identifier of ≤ 32 characters
+ *   (`DeviceMaxIDLength`), optionally prefixed by a DNS subdomain of ≤ 63 characters (`DeviceMaxDomainLength`)
+ *   and `/`.
+ * - C identifier, label name (`IsQualifiedName`) and label value (`IsValidLabelValue`): as apimachinery.
  *
  * Pure, no I/O.
  */
@@ -31,6 +37,10 @@ export const MAX_DRIVER_NAME_LENGTH = 63;
 export const MAX_POOL_NAME_LENGTH = 253;
 /** Maximum length of a label value and of the name part of a label key. */
 export const MAX_LABEL_VALUE_LENGTH = 63;
+/** Maximum length of the C-identifier part of a device attribute or capacity name (resource.k8s.io `DeviceMaxIDLength`). */
+export const MAX_DEVICE_ID_LENGTH = 32;
+/** Maximum length of the domain of a device attribute or capacity name (resource.k8s.io `DeviceMaxDomainLength`). */
+export const MAX_DEVICE_DOMAIN_LENGTH = 63;
 
 /** The driver name gpulet uses unless configured otherwise. */
 export const DEFAULT_DRIVER_NAME = 'gpu.gpulet.dev' as DriverName;
@@ -106,6 +116,21 @@ export function labelNameProblem(s: string): string | undefined {
   return labelValueProblem(name);
 }
 
+/**
+ * Why `key` is not a device attribute or capacity name, or undefined: a C identifier of at most 32 characters,
+ * optionally prefixed by `<DNS subdomain ≤ 63>/` (resource.k8s.io/v1 `QualifiedName`, `validateQualifiedName`).
+ */
+export function deviceQualifiedNameProblem(key: string): string | undefined {
+  const slash = key.indexOf('/');
+  const id = slash < 0 ? key : key.slice(slash + 1);
+  if (slash >= 0) {
+    const domainProblem = dnsSubdomainProblem(key.slice(0, slash), MAX_DEVICE_DOMAIN_LENGTH);
+    if (domainProblem !== undefined) return `domain ${domainProblem}`;
+  }
+  const idProblem = cIdentifierProblem(id, MAX_DEVICE_ID_LENGTH);
+  return idProblem === undefined ? undefined : `identifier ${idProblem}`;
+}
+
 /** True when `s` is a DNS label. */
 export const isDnsLabel = (s: string): s is DnsLabel => dnsLabelProblem(s) === undefined;
 /** True when `s` is a DNS subdomain. */
@@ -146,3 +171,12 @@ export type DriverName = z.infer<typeof driverNameSchema>;
 export type PoolName = z.infer<typeof poolNameSchema>;
 /** A Kubernetes object UID as the API server issues it: a lower-case RFC 4122 UUID. */
 export type ObjectUid = z.infer<typeof objectUidSchema>;
+
+/**
+ * The pool gpulet publishes its devices in: the node's name (one node-local pool per node, as NVIDIA's DRA
+ * driver does). The one place that decides it; every component takes the result. A DNS subdomain is a valid
+ * pool name (one `/`-separated part, ≤ 253 characters), so this cannot fail.
+ */
+export function poolNameOf(nodeName: DnsSubdomain): PoolName {
+  return nodeName as string as PoolName;
+}

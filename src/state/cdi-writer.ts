@@ -4,9 +4,10 @@
  */
 import { access, constants, open, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { isObjectUid, type ObjectUid } from '../model/names.js';
 import { CdiError, errorMessage } from '../errors.js';
 import { ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
-import { CDI_CLAIM_CLASS, CLAIM_UID_PATTERN, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
+import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
 
 /** Mode of spec files (no secrets; readable by debugging tools like the runtimes' own `cdi list`). */
 const SPEC_FILE_MODE = 0o644;
@@ -94,10 +95,10 @@ export class CdiWriter {
   }
 
   /**
-   * UIDs of the claims that have a spec file of ours (`<vendor>-claim_<uid>.json`) in the directory; other
-   * files (other vendors, other drivers) are never touched. A missing directory lists nothing.
+   * UIDs of the claims that have a spec file of ours (`<vendor>-claim_<uid>.json`, the UID an object UID) in
+   * the directory; other files (other vendors, other drivers) are never touched. A missing directory lists nothing.
    */
-  async listClaimUids(): Promise<string[]> {
+  async listClaimUids(): Promise<ObjectUid[]> {
     const prefix = `${this.vendor}-${CDI_CLAIM_CLASS}_`;
     let names: string[];
     try {
@@ -108,7 +109,7 @@ export class CdiWriter {
     return names.flatMap((n) => {
       if (!n.startsWith(prefix) || !n.endsWith('.json')) return [];
       const uid = n.slice(prefix.length, -'.json'.length);
-      return CLAIM_UID_PATTERN.test(uid) ? [uid] : [];
+      return isObjectUid(uid) ? [uid] : [];
     });
   }
 

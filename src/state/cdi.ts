@@ -24,6 +24,7 @@
  * driver), which NVIDIA's toolkit reads to build `/dev/nvidia-caps/nvidia-cap<N>` nodes.
  */
 import type { AllocatableDevice } from '../model/devices.js';
+import { isObjectUid } from '../model/names.js';
 import { CdiError } from '../errors.js';
 
 /** CDI class of per-claim specs. */
@@ -41,14 +42,6 @@ export interface DeviceMajors {
 
 /** Plausible majors for mock mode (dynamic majors are allocated from 511 downwards on real hosts). */
 export const MOCK_DEVICE_MAJORS: Required<DeviceMajors> = { nvidiaUvm: 510, nvidiaCaps: 511 };
-
-/** Kubernetes object UIDs are lower-case RFC 4122 UUIDs; only such a UID may become part of a file name. */
-export const CLAIM_UID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** True when `uid` matches {@link CLAIM_UID_PATTERN}. */
-export function isValidClaimUid(uid: string): boolean {
-  return CLAIM_UID_PATTERN.test(uid);
-}
 
 /** CDI vendor of a driver: `k8s.<driverName>`, e.g. `k8s.gpu.gpulet.dev`. */
 export function cdiVendor(driverName: string): string {
@@ -68,10 +61,11 @@ export function cdiDeviceId(vendor: string, cdiClass: string, claimUid: string, 
 /**
  * File name of a claim's spec, as the CDI library's `GenerateTransientSpecName` + `.json`:
  * `<vendor>-<class>_<claimUID>.json`.
- * @throws CdiError when the UID does not match {@link CLAIM_UID_PATTERN} (it must never carry `/` or `..`).
+ * Only an object UID (a lower-case UUID, `isObjectUid` of src/model/names.ts) may become part of a file name.
+ * @throws CdiError when the UID is not one (it must never carry `/` or `..`).
  */
 export function cdiSpecFileName(vendor: string, cdiClass: string, claimUid: string): string {
-  if (!isValidClaimUid(claimUid)) {
+  if (!isObjectUid(claimUid)) {
     throw new CdiError(`claim uid ${JSON.stringify(claimUid)} is not a lower-case UUID; refusing to use it in a CDI spec file name`);
   }
   return `${vendor}-${cdiClass}_${claimUid}.json`;
@@ -141,7 +135,7 @@ export function buildCdiSpec(input: BuildCdiSpecInput): CdiSpec {
   if (!/^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/.test(vendor)) {
     throw new CdiError(`driver name ${JSON.stringify(input.driverName)} gives CDI vendor ${JSON.stringify(vendor)}, which CDI parsers reject`);
   }
-  if (!isValidClaimUid(input.claimUid)) {
+  if (!isObjectUid(input.claimUid)) {
     throw new CdiError(`claim uid ${JSON.stringify(input.claimUid)} is not a lower-case UUID`);
   }
   if (input.devices.length === 0) throw new CdiError(`claim ${input.claimUid}: no devices to put in a CDI spec`);

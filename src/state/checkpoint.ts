@@ -10,14 +10,17 @@
  * `checksum` is the SHA-256 of the canonical JSON (keys sorted, no whitespace) of `claims`, as the kubelet's
  * checkpoint manager guards its files. `bootId` (`/proc/sys/kernel/random/boot_id`) tells a restart from a
  * reboot: after a reboot `/var/run/cdi` (tmpfs) is empty while the checkpoint remains.
+ *
+ * This module is the document: its types, its zod schemas and their bounds, and the codec (encode, decode
+ * and verify). Pure, no I/O. Reading, writing and moving the file aside is `checkpoint-file.ts`.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
+import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH, objectUidSchema, type ObjectUid } from '../model/names.js';
 import type { PodRef } from '../model/types.js';
-import { CheckpointError, errorMessage } from '../errors.js';
-import { ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
-import { isJsonObject } from './opaque-config.js';
+import { errorMessage } from '../errors.js';
+import { MAX_ALLOCATION_RESULTS } from './allocation.js';
+import { isJsonObject, jsonRecord, MAX_OPAQUE_PARAMETERS_BYTES } from './opaque-config.js';
 
 export const CHECKPOINT_API_VERSION = 'gpulet.dev/v1';
 export const CHECKPOINT_KIND = 'Checkpoint';
@@ -42,11 +45,11 @@ export interface CheckpointDevice {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** One claim's entry. */
+/** One claim's entry. `uid` is checked (a lower-case UUID) where it entered state: prepare, or the load. */
 export interface CheckpointClaim {
   readonly namespace: string;
   readonly name: string;
-  readonly uid: string;
+  readonly uid: ObjectUid;
   readonly state: ClaimState;
   readonly devices: readonly CheckpointDevice[];
   readonly pods: readonly PodRef[];
@@ -54,6 +57,53 @@ export interface CheckpointClaim {
 
 /** Claims by UID. */
 export type CheckpointClaims = Readonly<Record<string, CheckpointClaim>>;
+
+/** Longest boot ID kept from a file (the kernel's is a 36-character UUID); a longer one reads as none (''). */
+export const MAX_BOOT_ID_LENGTH = 256;
+/** Longest device UUID recorded: NVML's UUID buffer (`NVML_DEVICE_UUID_V2_BUFFER_SIZE`, NUL included). */
+export const MAX_DEVICE_UUID_LENGTH = 96;
+
+/**
+ * One recorded device. Bounds are those of what prepare can write, whatever the API server sent: at most
+ * {@link MAX_ALLOCATION_RESULTS} devices, request names and CDI IDs (one per allocation result at most); names
+ * and UUIDs of the inventory (device names are DNS labels, the pool is the node name); env names and values
+ * from an opaque config (≤ 10 KiB each). Strings copied verbatim from the API server (request names,
+ * `shareId`, pods, the claim's namespace and name) are not bounded here: bounding them would let one odd
+ * claim void the whole checkpoint; they are bounded where they enter (the kubelet plugin, the API server).
+ */
+const checkpointDeviceSchema = z.object({
+  requestNames: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
+  poolName: z.string().max(MAX_POOL_NAME_LENGTH),
+  deviceName: z.string().max(MAX_DNS_LABEL_LENGTH),
+  uuid: z.string().max(MAX_DEVICE_UUID_LENGTH),
+  cdiDeviceIds: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
+  shareId: z.string().exactOptional(),
+  env: jsonRecord(z.string().max(MAX_OPAQUE_PARAMETERS_BYTES), z.string().max(MAX_OPAQUE_PARAMETERS_BYTES)).exactOptional(),
+});
+
+const podRefSchema = z.object({ namespace: z.string(), name: z.string(), uid: z.string() });
+
+/** One claim's entry (its key is checked against `uid` by {@link decodeCheckpoint}). */
+const checkpointClaimSchema = z.object({
+  namespace: z.string(),
+  name: z.string(),
+  uid: objectUidSchema,
+  state: z.enum(['PrepareStarted', 'PrepareCompleted']),
+  devices: z.array(checkpointDeviceSchema).max(MAX_ALLOCATION_RESULTS),
+  pods: z.array(podRefSchema),
+});
+
+/**
+ * The document around the claims, checked before the checksum (issues come in this field order). `claims`
+ * is only required to be an object here; its entries are checked once the checksum matched.
+ */
+const checkpointEnvelopeSchema = z.object({
+  apiVersion: z.literal(CHECKPOINT_API_VERSION),
+  kind: z.literal(CHECKPOINT_KIND),
+  claims: z.record(z.string(), z.unknown()),
+  checksum: z.string(),
+  bootId: z.string().max(MAX_BOOT_ID_LENGTH).catch(''),
+});
 
 /** JSON with object keys sorted at every level and no whitespace. Pure. */
 export function canonicalJson(value: unknown): string {
@@ -73,10 +123,42 @@ export function encodeCheckpoint(claims: CheckpointClaims, bootId: string): stri
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
+/** A value from the file, quoted for an error message and cut to 80 characters. */
+function quoted(value: unknown): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length <= 80 ? s : `${s.slice(0, 80)}… (${s.length} characters)`;
+}
+
+/** `devices.0.uuid: <what zod says>`, for the first issue of a failed entry. */
+function issueText(issues: readonly z.core.$ZodIssue[]): string {
+  const issue = issues[0];
+  if (issue === undefined) return 'invalid';
+  return issue.path.length === 0 ? issue.message : `${issue.path.map(String).join('.')}: ${issue.message}`;
+}
+
+/** Why the envelope of `doc` is unusable, from the first issue (issues come in the schema's field order). */
+function envelopeProblem(issues: readonly z.core.$ZodIssue[], doc: unknown): string {
+  const field = issues[0]?.path[0];
+  if (field === undefined || !isJsonObject(doc)) return 'not a JSON object';
+  if (field === 'apiVersion' || field === 'kind') {
+    return (
+      `unknown apiVersion/kind ${JSON.stringify(doc['apiVersion'] ?? null)}/${JSON.stringify(doc['kind'] ?? null)}, ` +
+      `expected ${CHECKPOINT_API_VERSION}/${CHECKPOINT_KIND}`
+    );
+  }
+  if (field === 'claims') return 'claims is not an object';
+  return 'checksum mismatch: the file was modified or partially written'; // no string checksum
+}
+
 /**
- * Parse and verify a checkpoint document. Pure.
- * @throws Error whose message says why the document is unusable (not JSON, unknown apiVersion/kind,
- *   bad checksum, malformed entry).
+ * Parse and verify a checkpoint document (schemas above), in this order: JSON, an object, apiVersion/kind,
+ * `claims` an object, the checksum (of the claims as found in the file), then each entry (its shape, and
+ * its key equal to its `uid`). A `bootId` that is not a string of at most {@link MAX_BOOT_ID_LENGTH}
+ * characters reads as '' (none recorded). Pure.
+ * @returns the boot ID and the claims (entries carry only the fields of {@link CheckpointClaim}).
+ * @throws Error whose message says why the document is unusable: "not valid JSON (truncated?): ...",
+ *   "not a JSON object", "unknown apiVersion/kind X/Y, expected ...", "claims is not an object",
+ *   "checksum mismatch: ...", "malformed entry for claim <uid>: <field>: <problem>".
  */
 export function decodeCheckpoint(text: string): { readonly bootId: string; readonly claims: CheckpointClaims } {
   let doc: unknown;
@@ -85,173 +167,20 @@ export function decodeCheckpoint(text: string): { readonly bootId: string; reado
   } catch (err) {
     throw new Error(`not valid JSON (truncated?): ${errorMessage(err)}`, { cause: err });
   }
-  if (!isJsonObject(doc)) throw new Error('not a JSON object');
-  if (doc['apiVersion'] !== CHECKPOINT_API_VERSION || doc['kind'] !== CHECKPOINT_KIND) {
-    throw new Error(
-      `unknown apiVersion/kind ${JSON.stringify(doc['apiVersion'] ?? null)}/${JSON.stringify(doc['kind'] ?? null)}, ` +
-        `expected ${CHECKPOINT_API_VERSION}/${CHECKPOINT_KIND}`,
-    );
-  }
-  const claims = doc['claims'];
-  if (!isJsonObject(claims)) throw new Error('claims is not an object');
-  if (typeof doc['checksum'] !== 'string' || doc['checksum'] !== checksumOf(claims as CheckpointClaims)) {
+  const envelope = checkpointEnvelopeSchema.safeParse(doc);
+  if (!envelope.success) throw new Error(envelopeProblem(envelope.error.issues, doc));
+  // The claims as found in the file (the parsed record leaves out a `__proto__` key, which the checksum covers).
+  const found = (doc as Record<string, unknown>)['claims'] as Record<string, unknown>;
+  if (envelope.data.checksum !== checksumOf(found as CheckpointClaims)) {
     throw new Error('checksum mismatch: the file was modified or partially written');
   }
-  for (const [uid, entry] of Object.entries(claims)) {
-    if (!isClaimEntry(entry) || entry.uid !== uid) throw new Error(`malformed entry for claim ${uid}`);
+  const claims: [string, CheckpointClaim][] = [];
+  for (const [key, raw] of Object.entries(found)) {
+    const entry = checkpointClaimSchema.safeParse(raw);
+    if (!entry.success) throw new Error(`malformed entry for claim ${quoted(key)}: ${issueText(entry.error.issues)}`);
+    if (entry.data.uid !== key) throw new Error(`malformed entry for claim ${quoted(key)}: uid ${quoted(entry.data.uid)} differs from its key`);
+    claims.push([key, entry.data]);
   }
-  return { bootId: typeof doc['bootId'] === 'string' ? doc['bootId'] : '', claims: claims as CheckpointClaims };
-}
-
-const isStringArray = (v: unknown): boolean => Array.isArray(v) && v.every((s) => typeof s === 'string');
-
-function isClaimEntry(v: unknown): v is CheckpointClaim {
-  if (!isJsonObject(v)) return false;
-  const strings = ['namespace', 'name', 'uid'].every((k) => typeof v[k] === 'string');
-  const state = v['state'] === 'PrepareStarted' || v['state'] === 'PrepareCompleted';
-  const devices =
-    Array.isArray(v['devices']) &&
-    v['devices'].every(
-      (d: unknown) =>
-        isJsonObject(d) &&
-        isStringArray(d['requestNames']) &&
-        isStringArray(d['cdiDeviceIds']) &&
-        ['poolName', 'deviceName', 'uuid'].every((k) => typeof d[k] === 'string') &&
-        (d['shareId'] === undefined || typeof d['shareId'] === 'string') &&
-        (d['env'] === undefined || (isJsonObject(d['env']) && Object.values(d['env']).every((x) => typeof x === 'string'))),
-    );
-  const pods =
-    Array.isArray(v['pods']) &&
-    v['pods'].every((p: unknown) => isJsonObject(p) && ['namespace', 'name', 'uid'].every((k) => typeof p[k] === 'string'));
-  return strings && state && devices && pods;
-}
-
-/** Result of {@link CheckpointStore.load}. */
-export interface CheckpointLoad {
-  /** Claims recovered (empty when the file was missing or unusable). */
-  readonly claims: CheckpointClaims;
-  /** Boot ID recorded in the file ('' when none). Differs from the current one after a reboot. */
-  readonly fileBootId: string;
-  /** Set when the file was unusable; it was moved to `movedTo`. The caller logs it and starts empty. */
-  readonly error?: CheckpointError;
-  readonly movedTo?: string;
-}
-
-/** Options of {@link CheckpointStore}. */
-export interface CheckpointStoreOptions {
-  /** Checkpoint file path, e.g. `/var/lib/kubelet/plugins/gpu.gpulet.dev/checkpoint.json`. */
-  readonly path: string;
-  /** Returns the current boot ID; default {@link readKernelBootId} ('unknown' if unreadable). */
-  readonly readBootId?: () => Promise<string>;
-  /** Clock for the `.corrupt-<timestamp>` suffix (Unix ms); default `Date.now`. */
-  readonly now?: () => number;
-}
-
-/** The kernel's boot ID file (Linux `drivers/char/random.c`: a random UUID generated once per boot). */
-export const KERNEL_BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
-/**
- * Environment variable naming another boot ID file. For tests only (the reboot simulation changes the
- * boot ID by rewriting the file); never set it on a node.
- */
-export const BOOT_ID_FILE_ENV = 'GPULET_BOOT_ID_FILE';
-
-/**
- * Reads the current boot ID: `path`, else the file named by `GPULET_BOOT_ID_FILE`, else the kernel's.
- * @returns the trimmed content, or 'unknown' when the file is unreadable or empty (never throws).
- */
-export async function readKernelBootId(path = process.env[BOOT_ID_FILE_ENV] || KERNEL_BOOT_ID_FILE): Promise<string> {
-  try {
-    return (await readFile(path, 'utf8')).trim() || 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** Loads and saves the checkpoint file (file 0600, directory 0700). */
-export class CheckpointStore {
-  readonly path: string;
-  private readonly readBootId: () => Promise<string>;
-  private readonly now: () => number;
-  private bootIdCache: string | undefined;
-
-  constructor(options: CheckpointStoreOptions) {
-    this.path = options.path;
-    this.readBootId = options.readBootId ?? (() => readKernelBootId());
-    this.now = options.now ?? Date.now;
-  }
-
-  /** Current boot ID (read once). */
-  async bootId(): Promise<string> {
-    this.bootIdCache ??= await this.readBootId();
-    return this.bootIdCache;
-  }
-
-  /**
-   * Load the checkpoint. Missing file → empty. Unreadable (EACCES, EISDIR, EIO...), corrupt, truncated,
-   * unknown apiVersion or bad checksum → the file is moved aside to `<file>.corrupt-<timestamp>` (when it can
-   * be) and `error` says why; the caller logs it and rebuilds from the API server. Never throws.
-   */
-  async load(): Promise<CheckpointLoad> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { claims: {}, fileBootId: '' };
-      return this.unusable(`cannot read: ${errorMessage(err)} (check its permissions)`, err);
-    }
-    try {
-      const { bootId, claims } = decodeCheckpoint(text);
-      return { claims, fileBootId: bootId };
-    } catch (err) {
-      return this.unusable(errorMessage(err), err);
-    }
-  }
-
-  /** Move an unusable file aside and describe what happened. */
-  private async unusable(reason: string, cause: unknown): Promise<CheckpointLoad> {
-    const movedTo = `${this.path}.corrupt-${this.now()}`;
-    let moved = true;
-    try {
-      await rename(this.path, movedTo);
-      await fsyncDir(dirname(this.path));
-    } catch {
-      moved = false;
-    }
-    const where = moved ? `moved aside to ${movedTo}` : 'could not be moved aside (the next save replaces it)';
-    const error = new CheckpointError(this.path, `${reason}; ${where}; rebuilding the prepared claims from the API server`, { cause });
-    return { claims: {}, fileBootId: '', error, ...(moved ? { movedTo } : {}) };
-  }
-
-  /**
-   * Atomically replace the checkpoint with `claims`.
-   * @throws CheckpointError naming the file and what to check.
-   */
-  async save(claims: CheckpointClaims): Promise<void> {
-    const bootId = await this.bootId();
-    try {
-      await ensureDir(dirname(this.path), 0o700);
-      await writeFileAtomic(this.path, encodeCheckpoint(claims, bootId), 0o600);
-    } catch (err) {
-      throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable`, { cause: err });
-    }
-  }
-
-  /**
-   * Remove temp files of checkpoint writes that a crash left behind (`.checkpoint.json.tmp-*`).
-   * @returns how many were removed. Never throws.
-   */
-  async removeTempFiles(): Promise<number> {
-    const dir = dirname(this.path);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return 0;
-    }
-    let removed = 0;
-    for (const n of names.filter((x) => isAtomicTempName(x, basename(this.path)))) {
-      removed += await rm(join(dir, n), { force: true }).then(() => 1, () => 0);
-    }
-    return removed;
-  }
+  // fromEntries defines own properties; every key is a UUID (checked above).
+  return { bootId: envelope.data.bootId, claims: Object.fromEntries(claims) };
 }

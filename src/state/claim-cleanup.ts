@@ -8,20 +8,27 @@
  * - any other error (5xx, 429, 403, unreachable) → kept, and the rest of this round is skipped so an ailing
  *   server gets no burst; the next period tries again. Timers never overlap and are `unref()`ed.
  * A rebuild left due by an unreachable API server at startup (reconcile.ts) is retried first.
- * A round runs holding the cross-process state lock (one session of the journal, checkpoint re-read first),
+ * A round runs holding the cross-process state lock (one session of the claim store, checkpoint re-read first),
  * so it sees the claims another instance sharing the state dir prepared; when the lock is held past the
  * wait the round is skipped (`lockError`) and the next period tries again.
  */
 import { ApiError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource } from './claim-source.js';
-import type { ClaimManager } from './claims.js';
+import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
-import { rebuildFromApi } from './rebuild.js';
+import { rebuildFromApi, type RebuildRecovery, type RebuildStore } from './rebuild.js';
+import type { ClaimRecovery } from './recovery.js';
+
+/** What a round needs of the claim store: a session, the rebuild-due flag and the entries. */
+export type CleanupStore = RebuildStore & Pick<ClaimStore, 'locked' | 'needsRebuild' | 'entries'>;
+/** What a round needs of recovery: dropping a claim, and what a rebuild needs. */
+export type CleanupRecovery = RebuildRecovery & Pick<ClaimRecovery, 'drop'>;
 
 /** Options of {@link startClaimCleanup} and {@link cleanupOnce}. */
 export interface CleanupOptions {
-  readonly manager: ClaimManager;
+  readonly store: CleanupStore;
+  readonly recovery: CleanupRecovery;
   /** The API server's claims (`KubeClaimSource`). */
   readonly source: ClaimSource;
   /** Period between rounds, ms (`--cleanup-interval`); 0 or less (or not finite) disables the clean-up. */
@@ -50,7 +57,7 @@ export interface ClaimCleanup {
 /** Run one round (see file doc) under the state lock. Never rejects. */
 export async function cleanupOnce(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
   try {
-    return await options.manager.locked(() => cleanupLocked(options));
+    return await options.store.locked(() => cleanupLocked(options));
   } catch (err) {
     if (!(err instanceof StateLockError)) throw err;
     options.logger.warn({ err, component: 'claim-cleanup' }, 'clean-up round skipped: the state lock is held; retrying next round');
@@ -59,15 +66,15 @@ export async function cleanupOnce(options: Omit<CleanupOptions, 'periodMs'>): Pr
 }
 
 async function cleanupLocked(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
-  const { manager, source } = options;
+  const { store, recovery, source } = options;
   const log = options.logger.child({ component: 'claim-cleanup' });
-  if (manager.needsRebuild) {
-    const outcome = await rebuildFromApi({ manager, source, logger: options.logger });
+  if (store.needsRebuild) {
+    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger });
     if (outcome.rebuilt === undefined) return { dropped: [], kept: [], apiError: outcome.errors.join('; ') };
   }
   const dropped: string[] = [];
   const kept: string[] = [];
-  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+  for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
     const ref = { namespace: entry.namespace, name: entry.name, uid: entry.uid };
     let reason: string;
     try {
@@ -85,8 +92,7 @@ async function cleanupLocked(options: Omit<CleanupOptions, 'periodMs'>): Promise
       }
       reason = 'deleted from the API server';
     }
-    const result = await manager.unprepare([ref]);
-    const error = result.get(ref.uid)?.error;
+    const { error } = await recovery.drop(ref);
     if (error === undefined) {
       dropped.push(ref.uid);
       log.info({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}`, reason }, 'unprepared a claim the API server no longer has');

@@ -6,12 +6,19 @@
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
-import type { ClaimManager } from './claims.js';
+import type { ClaimStore } from './claim-store.js';
 import { isJsonObject } from './opaque-config.js';
+import type { ClaimRecovery } from './recovery.js';
+
+/** What a rebuild needs of the claim store: marking it done. */
+export type RebuildStore = Pick<ClaimStore, 'rebuilt'>;
+/** What a rebuild needs of recovery: our driver and pool, adopting a listed claim, the orphan sweep. */
+export type RebuildRecovery = Pick<ClaimRecovery, 'driverName' | 'poolName' | 'adopt' | 'sweep'>;
 
 /** Options of {@link rebuildFromApi}. */
 export interface RebuildOptions {
-  readonly manager: ClaimManager;
+  readonly store: RebuildStore;
+  readonly recovery: RebuildRecovery;
   readonly source: ClaimSource;
   readonly logger: Logger;
 }
@@ -25,7 +32,7 @@ export interface RebuildOptions {
  *   Never rejects.
  */
 export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonly rebuilt: readonly string[] | undefined; readonly errors: readonly string[] }> {
-  const { manager, source } = options;
+  const { store, recovery, source } = options;
   const log = options.logger.child({ component: 'reconcile' });
   if (source.list === undefined) {
     const message = 'cannot rebuild the prepared claims: the claim source cannot list ResourceClaims';
@@ -40,11 +47,11 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
     log.error({ err }, message);
     return { rebuilt: undefined, errors: [message] };
   }
-  const ours = all.filter((c) => allocatedTo(c, manager.driverName, manager.poolName) && reserved(c));
+  const ours = all.filter((c) => allocatedTo(c, recovery.driverName, recovery.poolName) && reserved(c));
   const rebuilt: string[] = [];
   const errors: string[] = [];
   for (const claim of ours) {
-    const result = await manager.adopt(claim);
+    const result = await recovery.adopt(claim);
     if (result === undefined) continue;
     if (result.error !== undefined) {
       errors.push(result.error);
@@ -53,8 +60,8 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
       rebuilt.push(claim.metadata?.uid ?? '');
     }
   }
-  manager.rebuilt();
-  const { orphans } = await manager.sweep();
+  store.rebuilt();
+  const { orphans } = await recovery.sweep();
   log.info({ listed: all.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
   return { rebuilt, errors };
 }

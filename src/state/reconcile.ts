@@ -2,7 +2,7 @@
  * Startup reconciliation of the prepared claims with the CDI dir and the API server, and the rebuild after
  * a lost checkpoint. The periodic clean-up is in `claim-cleanup.ts` (re-exported here).
  *
- * `reconcileClaims` runs once, after `ClaimManager.init()` and before the kubelet plugin registers:
+ * `reconcileClaims` runs once, after `ClaimStore.init()` and before the kubelet plugin registers:
  * 1. PrepareStarted entries (a crash mid-prepare) are rolled back: spec and entry removed. The kubelet got no
  *    answer, so it retries and the claim is prepared afresh.
  * 2. An unusable checkpoint (moved aside by `init()`) is rebuilt from the API server: every ResourceClaim
@@ -28,22 +28,30 @@ import type { ClaimRef } from '../model/types.js';
 import { ApiError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
-import type { CheckpointLoad } from './checkpoint.js';
-import type { ClaimManager } from './claims.js';
+import type { CheckpointClaim } from './checkpoint.js';
+import type { CheckpointLoad } from './checkpoint-file.js';
+import type { CheckedClaimRef } from './claim-ops.js';
+import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
-
-import { rebuildFromApi, reserved } from './rebuild.js';
+import { rebuildFromApi, reserved, type RebuildRecovery, type RebuildStore } from './rebuild.js';
+import type { ClaimRecovery } from './recovery.js';
 
 export { cleanupOnce, startClaimCleanup, type ClaimCleanup, type CleanupOptions, type CleanupReport } from './claim-cleanup.js';
 export { allocatedTo, rebuildFromApi, type RebuildOptions } from './rebuild.js';
 
+/** What reconciliation needs of the claim store: a session, the entries, the boot ID, the rebuild-due flag, a save. */
+export type ReconcileStore = RebuildStore & Pick<ClaimStore, 'locked' | 'entries' | 'needsRebuild' | 'bootId' | 'persist'>;
+/** What reconciliation needs of recovery: every step. */
+export type ReconcileRecovery = RebuildRecovery & Pick<ClaimRecovery, 'drop' | 'restoreSpec'>;
+
 /** Options of {@link reconcileClaims}. */
 export interface ReconcileOptions {
-  /** The manager, after `init()`. */
-  readonly manager: ClaimManager;
+  /** The claim store, after `init()`. */
+  readonly store: ReconcileStore;
+  readonly recovery: ReconcileRecovery;
   /** The API server's claims (`KubeClaimSource`): GET by name, and list for a rebuild. */
   readonly source: ClaimSource;
-  /** What `manager.init()` returned (boot ID of the file, error when the file was unusable). */
+  /** What `store.init()` returned (boot ID of the file, error when the file was unusable). */
   readonly loaded: CheckpointLoad;
   readonly logger: Logger;
 }
@@ -66,13 +74,13 @@ export interface ReconcileReport {
   readonly errors: readonly string[];
 }
 
-const refOf = (e: { namespace: string; name: string; uid: string }): ClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
+const refOf = (e: CheckpointClaim): CheckedClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
 
 /** Reconcile at startup (see file doc), under the state lock (re-entrant: `initAndReconcile` holds it).
  * Never rejects: a lock held by another instance past the wait is reported in `errors`, nothing changed. */
 export async function reconcileClaims(options: ReconcileOptions): Promise<ReconcileReport> {
   try {
-    return await options.manager.locked(() => reconcileLocked(options));
+    return await options.store.locked(() => reconcileLocked(options));
   } catch (err) {
     if (!(err instanceof StateLockError)) throw err;
     options.logger.error({ err, component: 'reconcile' }, 'cannot reconcile the claims: the state lock is held');
@@ -81,7 +89,9 @@ export async function reconcileClaims(options: ReconcileOptions): Promise<Reconc
 }
 
 /** Options of {@link initAndReconcile}. */
-export interface StartupOptions extends Omit<ReconcileOptions, 'loaded'> {
+export interface StartupOptions extends Omit<ReconcileOptions, 'loaded' | 'store'> {
+  /** The claim store, not loaded yet. */
+  readonly store: ReconcileStore & Pick<ClaimStore, 'init'>;
   /** Attempts to take the state lock (each waits up to its acquisition timeout); default 6. */
   readonly lockAttempts?: number;
   /** Cancels the wait (shutdown during start-up). */
@@ -89,7 +99,7 @@ export interface StartupOptions extends Omit<ReconcileOptions, 'loaded'> {
 }
 
 /**
- * The start-up step of main: take the state lock, load the checkpoint (`manager.init()`) and reconcile it,
+ * The start-up step of main: take the state lock, load the checkpoint (`store.init()`) and reconcile it,
  * all in one session, so no other instance prepares in between. A lock held by another instance is waited
  * for (a live holder releases it after its batch; a killed one's goes stale within `staleMs`), with a
  * warning per failed attempt.
@@ -98,13 +108,13 @@ export interface StartupOptions extends Omit<ReconcileOptions, 'loaded'> {
  *   must not serve on a state it could not reconcile); the abort reason when `signal` fires.
  */
 export async function initAndReconcile(options: StartupOptions): Promise<{ readonly loaded: CheckpointLoad; readonly report: ReconcileReport }> {
-  const { manager } = options;
+  const { store } = options;
   const attempts = Math.max(1, options.lockAttempts ?? 6);
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      return await manager.locked(async () => {
-        const loaded = await manager.init();
+      return await store.locked(async () => {
+        const loaded = await store.init();
         return { loaded, report: await reconcileLocked({ ...options, loaded }) };
       });
     } catch (err) {
@@ -115,34 +125,34 @@ export async function initAndReconcile(options: StartupOptions): Promise<{ reado
 }
 
 async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileReport> {
-  const { manager, source, loaded } = options;
+  const { store, recovery, source, loaded } = options;
   const log = options.logger.child({ component: 'reconcile' });
   const errors: string[] = [];
   const rolledBack: string[] = [];
   const dropped: string[] = [];
   const restored: string[] = [];
 
-  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareStarted')) {
-    const result = await manager.drop(refOf(entry));
+  for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareStarted')) {
+    const result = await recovery.drop(refOf(entry));
     if (result.error === undefined) rolledBack.push(entry.uid);
     else errors.push(result.error);
   }
 
   let rebuilt: readonly string[] | undefined;
-  if (manager.needsRebuild) {
-    const outcome = await rebuildFromApi({ manager, source, logger: options.logger });
+  if (store.needsRebuild) {
+    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger });
     rebuilt = outcome.rebuilt;
     errors.push(...outcome.errors);
   }
 
-  const bootId = await manager.bootId();
+  const bootId = await store.bootId();
   const rebooted = loaded.fileBootId !== '' && loaded.fileBootId !== bootId;
   if (rebooted) {
     log.info({ fileBootId: loaded.fileBootId, bootId }, 'the node rebooted since the checkpoint was written; checking each claim with the API server');
-    for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+    for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
       const verdict = await stillHeld(source, refOf(entry));
       if (verdict.held) continue;
-      const result = await manager.drop(refOf(entry));
+      const result = await recovery.drop(refOf(entry));
       if (result.error === undefined) {
         dropped.push(entry.uid);
         log.info({ claimUid: entry.uid, claim: `${entry.namespace}/${entry.name}`, reason: verdict.reason }, 'claim dropped after reboot');
@@ -152,9 +162,9 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
     }
   }
 
-  for (const entry of Object.values(manager.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+  for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
     try {
-      const outcome = await manager.restoreSpec(entry.uid);
+      const outcome = await recovery.restoreSpec(entry.uid);
       if (outcome === 'written' || outcome === 'rewritten') {
         restored.push(entry.uid);
         log.info({ claimUid: entry.uid, claim: `${entry.namespace}/${entry.name}`, outcome }, 'CDI spec restored');
@@ -166,14 +176,14 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
     }
   }
 
-  const orphans = manager.needsRebuild ? [] : (await manager.sweep()).orphans;
+  const orphans = store.needsRebuild ? [] : (await recovery.sweep()).orphans;
   if (orphans.length > 0) log.info({ orphans }, 'removed CDI specs no prepared claim accounts for');
   // Save when anything changed or the recorded boot ID is not the current one; a node with no claims and no
   // checkpoint writes nothing (so a fault point on the first write fires at the first prepare).
   const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined;
-  if (changed || (Object.keys(manager.entries()).length > 0 && loaded.fileBootId !== bootId)) {
+  if (changed || (Object.keys(store.entries()).length > 0 && loaded.fileBootId !== bootId)) {
     try {
-      await manager.persist();
+      await store.persist();
     } catch (err) {
       errors.push(errorMessage(err));
       log.error({ err }, 'cannot save the reconciled checkpoint');

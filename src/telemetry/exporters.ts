@@ -17,6 +17,9 @@ import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
 import type { GpuBackend, Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
+import type { DriverName, PoolName } from '../model/names.js';
+import { checkOption, OPTION_BOUNDS } from '../options.js';
+import { withTimeout } from '../util/timeout.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
 import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.js';
@@ -31,7 +34,10 @@ import { dropUnobserved, type ObservedSets } from './stale.js';
 export interface OtlpOptions {
   /** Collector URL, e.g. `http://otel-collector:4317` (`http://` = plaintext, `https://` = TLS). */
   readonly endpoint: string;
-  /** Export interval, ms (default 60000, the OTel default of `OTEL_METRIC_EXPORT_INTERVAL`). */
+  /**
+   * Export interval, ms: an integer within `OPTION_BOUNDS.otlpExportIntervalMs` (src/options.ts, the bounds of
+   * `--otlp-export-interval`); default 60000, the OTel default of `OTEL_METRIC_EXPORT_INTERVAL`.
+   */
   readonly intervalMs?: number;
   /** Export timeout, ms (default 30000, clamped to the interval). */
   readonly timeoutMs?: number;
@@ -42,13 +48,13 @@ export interface TelemetryOptions {
   readonly backend: Pick<GpuBackend, 'sample' | 'inventory'>;
   readonly ownership: OwnershipSource;
   readonly health: HealthTracker;
-  /** Kubernetes node name: `k8s.node.name`, dcgm `Hostname`, and the default DRA pool name. */
+  /** Kubernetes node name: `k8s.node.name` and dcgm `Hostname`. */
   readonly nodeName: string;
   /** `service.version` (the gpulet version). */
   readonly serviceVersion: string;
   /** Extra resource attributes, e.g. `host.name`, `host.id`, `host.arch`. */
   readonly resourceAttributes?: Readonly<Record<string, string>>;
-  /** Interval between GPU samples, ms (≥ 10). */
+  /** Interval between GPU samples, ms: an integer within `OPTION_BOUNDS.sampleIntervalMs` (src/options.ts, the bounds of `--sample-interval`). */
   readonly sampleIntervalMs: number;
   /** Listen host of `/metrics`, `/healthz`, `/readyz`. */
   readonly metricsHost: string;
@@ -58,10 +64,10 @@ export interface TelemetryOptions {
   readonly otlp?: OtlpOptions;
   /** Also serve dcgm-exporter `DCGM_FI_*` series on `/metrics`. */
   readonly dcgmCompat: boolean;
-  /** DRA driver name for `dra_driver_name` (default `gpu.gpulet.dev`). */
-  readonly driverName?: string;
-  /** DRA pool name for `dra_pool_name` (default: the node name). */
-  readonly poolName?: string;
+  /** DRA driver name for `dra_driver_name` (`Config.driverName`). */
+  readonly driverName: DriverName;
+  /** DRA pool name for `dra_pool_name` (`Config.poolName`). */
+  readonly poolName: PoolName;
   /** Upper bound of `shutdown()`, ms (default 5000). */
   readonly shutdownTimeoutMs?: number;
   /** How long one rendered `/metrics` body is served again, ms (default {@link DEFAULT_SCRAPE_CACHE_MS}; 0: only
@@ -103,33 +109,23 @@ function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSe
   return wrapped;
 }
 
-/** Default DRA driver name (docs/architecture.md). */
-export const DEFAULT_DRIVER_NAME = 'gpu.gpulet.dev';
-
 /** Attribute sets remembered per instrument before the SDK folds new ones into `otel.metric.overflow`. */
 export const CARDINALITY_LIMIT = 50_000;
 
-function withTimeout(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      logger.warn({ timeoutMs: ms }, `telemetry: ${what} timed out`);
-      resolve();
-    }, ms);
-    t.unref();
-    p.then(
-      () => resolve(),
-      (err: unknown) => {
-        logger.warn({ err: errorMessage(err) }, `telemetry: ${what} failed`);
-        resolve();
-      },
-    ).finally(() => clearTimeout(t));
-  });
+/** Wait for `p` at most `ms`; never rejects: a failure or the timeout is logged, naming `what`. */
+function bounded(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
+  const settled = p.then(
+    () => undefined,
+    (err: unknown) => logger.warn({ err: errorMessage(err) }, `telemetry: ${what} failed`),
+  );
+  return withTimeout(settled, ms, () => logger.warn({ timeoutMs: ms }, `telemetry: ${what} timed out`));
 }
 
 /**
  * Start sampling, the OTel pipeline and the HTTP server. Takes one sample before returning (a failure is
  * logged; the endpoints then serve health and status only until a sample succeeds).
- * @throws RangeError for a bad `sampleIntervalMs`; Error when the HTTP address cannot be bound.
+ * @throws RangeError for a `sampleIntervalMs` or `otlp.intervalMs` outside its bounds (src/options.ts); Error when
+ *   the HTTP address cannot be bound.
  */
 export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
   const logger = opts.logger.child({ component: 'telemetry' });
@@ -146,7 +142,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const readers: IMetricReader[] = [prometheus];
   if (opts.otlp !== undefined) {
-    const intervalMs = opts.otlp.intervalMs ?? 60_000;
+    const intervalMs = checkOption('otlpExportIntervalMs', opts.otlp.intervalMs ?? OPTION_BOUNDS.otlpExportIntervalMs.default);
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
     const exporter = filteringExporter(otlp, () => observed());
@@ -185,8 +181,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   sampler.start();
 
   const serializer = new PrometheusSerializer();
-  const driverName = opts.driverName ?? DEFAULT_DRIVER_NAME;
-  const poolName = opts.poolName ?? opts.nodeName;
+  const { driverName, poolName } = opts;
   let readiness = { ready: false, reason: 'starting' };
   const renderMetrics = async (): Promise<string> => {
     const { resourceMetrics, errors } = await prometheus.collect();
@@ -213,7 +208,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   } catch (err) {
     unregister();
     await sampler.stop();
-    await withTimeout(provider.shutdown(), 1000, 'meter provider shutdown', logger);
+    await bounded(provider.shutdown(), 1000, 'meter provider shutdown', logger);
     throw err;
   }
   const httpServer = server;
@@ -228,20 +223,20 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     setReady(ready: boolean, reason = 'not ready') {
       readiness = { ready, reason: ready ? '' : reason };
     },
-    forceFlush: () => withTimeout(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
+    forceFlush: () => bounded(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
     scrapeStats: () => ({ ...scrapes.stats(), ...httpServer.stats() }),
     shutdown() {
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };
         await sampler.stop();
         // MeterProvider.shutdown() flushes every reader first (a final OTLP export), then shuts them down.
-        await withTimeout(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
+        await bounded(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
         try {
           unregister();
         } catch {
           // the provider is already shut down; nothing left to remove
         }
-        await withTimeout(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
+        await bounded(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
       })();
       return shuttingDown;
     },

@@ -70,7 +70,7 @@ function pointAttributes(attrs: Attrs, series: SeriesSpec, extraName: string | u
 
 /**
  * `attributionSets(base, owners)`, one result per (owners array, base object) for as long as both live:
- * `OwnershipSource.owners()` returns the same arrays until a claim changes (ClaimJournal caches them), so an
+ * `OwnershipSource.owners()` returns the same arrays until a claim changes (OwnershipView caches them), so an
  * owned device keeps the same attribute objects across collections too (see {@link pointAttributes}).
  */
 const setsCache = new WeakMap<readonly DeviceOwner[], WeakMap<Attrs, Attrs[]>>();

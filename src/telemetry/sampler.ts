@@ -7,6 +7,7 @@
 import { errorMessage } from '../errors.js';
 import type { GpuBackend, Sample } from '../gpu/types.js';
 import type { Logger } from '../log.js';
+import { checkOption } from '../options.js';
 
 /** Counters of the sampler, for self-monitoring. */
 export interface SamplerStats {
@@ -19,7 +20,10 @@ export interface SamplerStats {
 /** Options of {@link Sampler}. */
 export interface SamplerOptions {
   readonly backend: Pick<GpuBackend, 'sample'>;
-  /** Interval between the end of one sample and the start of the next, ms (≥ 10). */
+  /**
+   * Interval between the end of one sample and the start of the next, ms: an integer within
+   * `OPTION_BOUNDS.sampleIntervalMs` (src/options.ts), the same bounds as `--sample-interval`.
+   */
   readonly intervalMs: number;
   readonly logger: Logger;
 }
@@ -36,13 +40,10 @@ export class Sampler {
   private readonly intervalMs: number;
   private readonly logger: Logger;
 
-  /** @throws RangeError when `intervalMs` is not a finite number ≥ 10. */
+  /** @throws RangeError naming `--sample-interval` when `intervalMs` is outside `OPTION_BOUNDS.sampleIntervalMs`. */
   constructor(options: SamplerOptions) {
-    if (!Number.isFinite(options.intervalMs) || options.intervalMs < 10) {
-      throw new RangeError(`telemetry sample interval must be ≥ 10 ms, got ${options.intervalMs}`);
-    }
+    this.intervalMs = checkOption('sampleIntervalMs', options.intervalMs);
     this.backend = options.backend;
-    this.intervalMs = options.intervalMs;
     this.logger = options.logger;
   }
 

@@ -1,9 +1,11 @@
 /**
- * The real CLI as a process (`node_modules/.bin/tsx src/cli.ts`, what `npm start` runs), cwd = repo root,
- * every path in a temp dir and the metrics port 0: exit codes (src/cli.ts doc: 1 cannot start, 2 bad
- * configuration, 0 after SIGTERM), one-line error messages without stack traces, sockets removed on
- * shutdown, and `--help` documenting every option with its environment variable — including every variable
- * the DaemonSet (daemonset/07-daemonset.yaml) sets.
+ * The real CLI as a process (`node_modules/.bin/tsx <entry>`), cwd = repo root, every path in a temp dir and the
+ * metrics port 0, through its two entry points: the production command (src/cli.ts, what the image runs) and
+ * `npm start`'s (dev/start.ts, the same command with the embedded API server injected). Exit codes
+ * (src/command.ts doc: 1 cannot start, 2 bad configuration, 0 after SIGTERM), one-line error messages without
+ * stack traces, sockets removed on shutdown, the production command refusing the development-only embedded API
+ * server, and `--help` documenting every option with its environment variable — including every variable the
+ * DaemonSet (daemonset/07-daemonset.yaml) sets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
@@ -14,8 +16,13 @@ import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { buildCommand } from '../../src/config.js';
 import { DRIVER, removeDir, tempDir, until } from '../helpers/agent.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
+import { withTimeout } from '../../src/util/timeout.js';
 
 const TSX = join(REPO, 'node_modules/.bin/tsx');
+/** The production command (bin/gpulet.js and the image run its compiled form). */
+const PRODUCTION = 'src/cli.ts';
+/** `npm start`'s entry point (package.json "start"). */
+const NPM_START = 'dev/start.ts';
 /** A stack frame as node prints it. */
 const STACK_FRAME = /^\s+at .+[(:]/m;
 
@@ -48,11 +55,11 @@ afterEach(async () => {
 });
 
 /**
- * Run the CLI with a clean environment: only PATH (node_modules/.bin first, so `tsx` runs on the project's
+ * Run `entry` with a clean environment: only PATH (node_modules/.bin first, so `tsx` runs on the project's
  * Node 24) and HOME; nothing of the host's GPULET_* / KUBECONFIG can leak in.
  */
-function runCli(args: readonly string[]): Run {
-  const child = spawn(TSX, ['src/cli.ts', ...args], {
+function runCli(entry: typeof PRODUCTION | typeof NPM_START, args: readonly string[]): Run {
+  const child = spawn(TSX, [entry, ...args], {
     cwd: REPO,
     env: { PATH: `${join(REPO, 'node_modules/.bin')}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,19 +76,11 @@ function runCli(args: readonly string[]): Run {
 }
 
 /** Exit code, bounded: kills the process and fails after `ms`. */
-async function exitWithin(run: Run, ms: number): Promise<number> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, rej) => {
-    timer = setTimeout(() => {
-      killGroup(run.child);
-      rej(new Error(`gpulet did not exit within ${ms} ms\nstderr:\n${run.stderr.slice(-2000)}`));
-    }, ms);
+function exitWithin(run: Run, ms: number): Promise<number> {
+  return withTimeout(run.exited, ms, () => {
+    killGroup(run.child);
+    throw new Error(`gpulet did not exit within ${ms} ms\nstderr:\n${run.stderr.slice(-2000)}`);
   });
-  try {
-    return await Promise.race([run.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function stateDir(): Promise<string> {
@@ -98,7 +97,8 @@ function humanLines(stderr: string): string[] {
 describe('gpulet CLI as a process', () => {
   it('--backend nvml: exits 1 with one line naming the backend and library and what to do; no stack, no socket', async () => {
     const dir = await stateDir();
-    const run = runCli(['--backend', 'nvml', '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node']);
+    // As in the container: in-cluster API (the GPU backend starts, and fails here, before the API is used).
+    const run = runCli(PRODUCTION, ['--backend', 'nvml', '--kube-api', 'in-cluster', '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node']);
     expect(await exitWithin(run, 30_000)).toBe(1);
     const lines = humanLines(run.stderr);
     expect(lines, run.stderr).toHaveLength(1);
@@ -118,16 +118,34 @@ describe('gpulet CLI as a process', () => {
     [['--metrics-address', 'nowhere:port'], '--metrics-address'],
   ])('invalid flag value %j exits 2 naming the option', async (args, option) => {
     const dir = await stateDir();
-    const run = runCli([...args, '--state-dir', dir]);
+    const run = runCli(PRODUCTION, [...args, '--state-dir', dir]);
     expect(await exitWithin(run, 30_000)).toBe(2);
     const lines = humanLines(run.stderr);
     expect(lines[0], run.stderr).toContain(option);
     expect(run.stderr).not.toMatch(STACK_FRAME);
   });
 
-  it('starts on temp dirs, serves, and exits 0 on SIGTERM with its sockets removed', async () => {
+  it.each([
+    ['the default', []],
+    ['--kube-api embedded', ['--kube-api', 'embedded']],
+  ])('production command, %s kube-api (embedded): exits 2 at once, one line saying it is a development tool and what to use; nothing started', async (_, args) => {
     const dir = await stateDir();
-    const run = runCli(['--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node', '--log-level', 'info']);
+    const run = runCli(PRODUCTION, [...args, '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node']);
+    expect(await exitWithin(run, 30_000)).toBe(2);
+    const lines = humanLines(run.stderr);
+    expect(lines, run.stderr).toEqual([expect.stringMatching(/^gpulet: configuration error: --kube-api=embedded: /)]);
+    expect(lines[0]).toContain('development tool');
+    expect(lines[0]).toContain('npm start');
+    expect(lines[0]).toContain('--kube-api=in-cluster');
+    expect(lines[0]).toContain('--kube-api=kubeconfig');
+    expect(run.stderr).not.toContain('{'); // refused before the logger exists: nothing was started
+    expect(run.stderr).not.toMatch(STACK_FRAME);
+    expect(readdirSync(dir)).toEqual([]); // no kubeconfig, no socket, no checkpoint
+  });
+
+  it('npm start (dev/start.ts): starts on temp dirs against the embedded API server, serves, and exits 0 on SIGTERM with its sockets removed', async () => {
+    const dir = await stateDir();
+    const run = runCli(NPM_START, ['--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node', '--log-level', 'info']);
     const regSocket = join(dir, 'plugins_registry', `${DRIVER}-reg.sock`);
     const draSocket = join(dir, 'plugins', DRIVER, 'dra.sock');
     await until('the registration socket', () => (existsSync(regSocket) ? true : run.child.exitCode !== null ? Promise.reject(new Error(`exited early:\n${run.stderr}`)) : undefined), 30_000, 100);
@@ -157,13 +175,13 @@ describe('gpulet CLI as a process', () => {
         if (run.child.exitCode !== null) return Promise.reject(new Error(`exited early:\n${run.stderr}`));
         return run.stderr.includes('"gpulet is running"') ? true : undefined;
       }, 30_000, 100);
-    const first = runCli(args);
+    const first = runCli(NPM_START, args);
     await running(first);
     killGroup(first.child); // tsx and the agent process die at once: no shutdown code runs
     await exitWithin(first, 10_000);
     expect(lstatSync(regSocket).isSocket()).toBe(true); // left behind, nobody listening
 
-    const second = runCli(args);
+    const second = runCli(NPM_START, args);
     await running(second);
     // A kubelet registers the restarted plugin over the (re-created) registration socket.
     const kubelet = new KubeletSimulator({ registryDir: join(dir, 'plugins_registry'), rescanIntervalMs: 200 });
@@ -182,7 +200,7 @@ describe('gpulet CLI as a process', () => {
   });
 
   it('--help lists every option with its environment variable, including all the DaemonSet sets', async () => {
-    const run = runCli(['--help']);
+    const run = runCli(PRODUCTION, ['--help']);
     expect(await exitWithin(run, 30_000)).toBe(0);
     const help = run.stdout.replace(/\s+/g, ' ');
     const options = buildCommand().options.filter((o) => o.long !== '--help');

@@ -10,6 +10,7 @@ import { buildResourceSlices } from '../../src/dra/slices/build.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { allocatedClaim, NODE, removeDir, scrape, startHarness, tempDir, until, type Harness } from '../helpers/agent.js';
 import { fakeSetup, type FakeSetup } from '../helpers/nvml.js';
+import { nodeName, poolName } from '../helpers/names.js';
 
 describe('the agent on the NVML backend (fake library)', () => {
   let fake: FakeSetup;
@@ -36,8 +37,8 @@ describe('the agent on the NVML backend (fake library)', () => {
     const published = slices.flatMap((s) => s.spec.devices ?? []).sort((a, b) => a.name.localeCompare(b.name));
     const expected = buildResourceSlices({
       driverName: harness.config.driverName,
-      nodeName: NODE,
-      poolName: NODE,
+      nodeName: nodeName(NODE),
+      poolName: poolName(NODE),
       generation: 1,
       inventory: buildMockInventory(machineSpecByName('dgx-h100'), NODE),
     }).flatMap((s) => s.spec.devices ?? []).sort((a, b) => a.name.localeCompare(b.name));

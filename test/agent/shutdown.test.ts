@@ -16,6 +16,7 @@ import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { DRIVER, NODE, allocatedClaim, removeDir, tempDir, until } from '../helpers/agent.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
+import { withTimeout } from '../../src/util/timeout.js';
 
 const NODE24 = join(REPO, 'node_modules/.bin/node');
 
@@ -83,13 +84,10 @@ function sockets(dir: string): string[] {
   return found;
 }
 
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(p, ms, () => {
+    throw new Error(`${what}: not within ${ms} ms`);
+  });
 }
 
 describe('graceful shutdown', () => {

@@ -4,6 +4,7 @@
  * kubelet, becomes ready and registers once the driver "arrives", and a signal while waiting exits 0.
  * The driver's arrival is played by the fake libnvidia-ml (test/fixtures/fake-nvml), whose nvmlInit_v2 answers
  * 9 (Driver Not Loaded) while its fault file says so; the no-driver wait is also run on Debian's real library.
+ * The process is `npm start`'s entry (dev/start.ts: the gpulet command with the embedded API server injected).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -46,7 +47,7 @@ async function startWaiting(library: string, env: Record<string, string>, extra:
   const dir = await tempDir('gpulet-wait-');
   cleanups.push(() => removeDir(dir));
   const port = await freePort();
-  const child = spawn(NODE24, ['--import', 'tsx', 'src/cli.ts', '--node-name', 'wait-node', '--state-dir', dir,
+  const child = spawn(NODE24, ['--import', 'tsx', 'dev/start.ts', '--node-name', 'wait-node', '--state-dir', dir,
     '--metrics-address', `127.0.0.1:${port}`, '--backend', 'nvml', '--nvml-library', library, '--wait-for-driver', ...extra], {
     cwd: REPO,
     env: { PATH: `${join(REPO, 'node_modules/.bin')}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root', ...env },

@@ -15,8 +15,9 @@ import { buildResourceSlices, type SliceSpec } from '../../src/dra/slices/build.
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { admit, celDevice, deviceSelectorEnv, selects, type AdmissionRequest, type CelDevice, type PolicySpec, type WireDevice } from '../helpers/cel.js';
 import { REFERENCE_DIR, exampleDocs, findOne, installDocs } from '../helpers/manifests.js';
+import { driverName, nodeName, poolName } from '../helpers/names.js';
 
-const DRIVER = 'gpu.gpulet.dev';
+const DRIVER = driverName('gpu.gpulet.dev');
 const install = installDocs();
 const examples = exampleDocs();
 const env = deviceSelectorEnv();
@@ -31,7 +32,7 @@ const templates = examples.filter((d) => d.obj.kind === 'ResourceClaimTemplate')
 
 function slicesOf(machine: string, node = 'node-a'): SliceSpec[] {
   const inventory = buildMockInventory(machineSpecByName(machine), node);
-  return buildResourceSlices({ driverName: DRIVER, nodeName: node, poolName: node, inventory, generation: 1 });
+  return buildResourceSlices({ driverName: DRIVER, nodeName: nodeName(node), poolName: poolName(node), inventory, generation: 1 });
 }
 
 function devicesOf(machine: string): Array<{ name: string; cel: CelDevice }> {
@@ -164,7 +165,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
     operation: 'CREATE',
     userInfo: { username, extra: node === undefined ? {} : { 'authentication.kubernetes.io/node-name': [node], 'authentication.kubernetes.io/pod-name': ['gpulet-x'] } },
   });
-  const sliceOn = (node: string, driver = DRIVER): SliceSpec => {
+  const sliceOn = (node: string, driver: string = DRIVER): SliceSpec => {
     const s = structuredClone(slicesOf('h100-80gb', node)[0]!);
     s.spec.driver = driver;
     return s;

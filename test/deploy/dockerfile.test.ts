@@ -4,10 +4,13 @@
  * to binding.gyp, kubelet protos, compiled entry), the entry is the one `bin/gpulet.js` runs, the Node major
  * matches the one the project is developed and tested with, and nothing is installed in the runtime stage;
  * the build stage produces the CycloneDX SBOM with the project's `npm run sbom` and the image carries it
- * where its label says (the SBOM's content is checked in security-sbom.test.ts).
+ * where its label says (the SBOM's content is checked in security-sbom.test.ts). No development tool ships:
+ * dev/ is neither copied into a stage nor compiled, and the entry point's module graph stays inside src/.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/manifests.js';
 
@@ -56,6 +59,44 @@ const ignore = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8').split
 const build = dockerfile[0]!;
 const runtime = dockerfile[dockerfile.length - 1]!;
 const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; bin: Record<string, string>; scripts: Record<string, string> };
+
+/** A file of the module graph (absolute path) and the specifiers it imports that the graph could not follow. */
+interface GraphResult { readonly files: string[]; readonly unresolved: string[] }
+
+/**
+ * The module graph of `entry` (a .ts file) as the compiled program loads it: static imports, re-exports and
+ * `import()` calls, followed through relative specifiers (`./x.js` → `./x.ts`). Package imports are not
+ * followed (node_modules is not ours); a relative specifier with no file behind it, or an `import()` whose
+ * argument is not a string literal (it could load anything), is reported in `unresolved`.
+ */
+function moduleGraph(entry: string): GraphResult {
+  const files = new Set<string>();
+  const unresolved: string[] = [];
+  const visit = (file: string): void => {
+    if (files.has(file)) return;
+    files.add(file);
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+    const follow = (specifier: string): void => {
+      if (!specifier.startsWith('.')) return;
+      const target = path.resolve(path.dirname(file), specifier).replace(/\.js$/, '.ts');
+      if (existsSync(target)) visit(target);
+      else unresolved.push(`${path.relative(REPO_ROOT, file)}: ${specifier}`);
+    };
+    const walk = (node: ts.Node): void => {
+      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+        follow(node.moduleSpecifier.text);
+      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+        const arg = node.arguments[0];
+        if (arg !== undefined && ts.isStringLiteralLike(arg)) follow(arg.text);
+        else unresolved.push(`${path.relative(REPO_ROOT, file)}: import(${arg?.getText(source) ?? ''})`);
+      }
+      ts.forEachChild(node, walk);
+    };
+    walk(source);
+  };
+  visit(path.resolve(REPO_ROOT, entry));
+  return { files: [...files].map((f) => path.relative(REPO_ROOT, f)).sort(), unresolved };
+}
 
 /** `LABEL k="v" k2=v2 ...` of a stage → map. */
 function labels(stage: Stage): Record<string, string> {
@@ -126,6 +167,38 @@ describe('Dockerfile', () => {
     const source = path.join(tsBase.compilerOptions.rootDir, path.relative(tsBase.compilerOptions.outDir, script)).replace(/\.js$/, '.ts');
     expect(existsSync(path.join(REPO_ROOT, source)), source).toBe(true);
     expect(tsBuild.include.some((dir) => source.startsWith(`${dir}/`))).toBe(true);
+  });
+
+  it('ships no development tool: dev/ is copied into neither stage and kept out of the build context', () => {
+    const isDev = (p: string): boolean => /^(\.\/)?dev(\/|$)/.test(p) || /^\/src\/dev(\/|$)/.test(p);
+    for (const stage of dockerfile) {
+      for (const copy of stage.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args))) {
+        expect(copy.sources.filter(isDev), `${stage.name ?? stage.from}: COPY ${copy.sources.join(' ')}`).toEqual([]);
+        // A copy of the whole context or of the build stage's root would bring dev/ along.
+        expect(copy.sources.filter((s) => ['.', './', '/src', '/src/'].includes(s)), `${stage.name ?? stage.from}: COPY ${copy.sources.join(' ')}`).toEqual([]);
+      }
+    }
+    expect(ignoredBy(ignore, 'dev'), 'dev in .dockerignore').toBe(true);
+    expect(pkg.scripts['build'], 'the build script copies nothing from dev/').not.toMatch(/\bdev\//);
+  });
+
+  it('compiles src/ alone: the build program holds no file outside src/, and the entry imports only src/ modules', () => {
+    const tsBuild = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+    expect(tsBuild.include).toEqual(['src']);
+    // Every file `npm run build` would compile (the compiler resolves imports, so a dev/ import would be listed).
+    const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const listed = execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--listFilesOnly'], { cwd: REPO_ROOT, encoding: 'utf8' })
+      .split('\n').filter((f) => f !== '' && !f.includes('/node_modules/')).map((f) => path.relative(REPO_ROOT, f));
+    expect(listed.length).toBeGreaterThan(20);
+    expect(listed.filter((f) => !f.startsWith('src/'))).toEqual([]);
+    // What the entry point loads at run time, dynamic imports included.
+    const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
+    const script = (JSON.parse(entry!.args) as string[])[1]!; // dist/src/cli.js
+    const graph = moduleGraph(script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+    expect(graph.unresolved).toEqual([]);
+    expect(graph.files).toContain('src/main.ts');
+    expect(graph.files.filter((f) => !f.startsWith('src/'))).toEqual([]);
+    expect(graph.files.filter((f) => !listed.includes(f))).toEqual([]);
   });
 
   it('builds the CycloneDX SBOM with `npm run sbom` after installing, and ships it where its label points', () => {

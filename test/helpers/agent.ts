@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CoreV1Api, ResourceV1Api, type ResourceV1ResourceClaim, type V1DeviceAllocationConfiguration } from '@kubernetes/client-node';
 import type { EmbeddedApiServer, RequestRecord } from '../../dev/apiserver/server.js';
+import { embeddedApiProvider } from '../../dev/embedded.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { DraApiVersion } from '../../src/dra/kubelet/grpc-protos.js';
@@ -95,7 +96,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     extra.push('--kube-api', 'kubeconfig', '--kubeconfig', kubeconfigPath);
   }
   const config = loadConfig(agentArgs(dir, extra), {}, dir);
-  const agent = await startAgent(config, silentLogger());
+  const agent = await startAgent(config, silentLogger(), { embeddedApi: embeddedApiProvider });
   const kubelet = new KubeletSimulator({
     registryDir: config.pluginRegistryDir,
     rescanIntervalMs: 200,

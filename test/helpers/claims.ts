@@ -1,6 +1,6 @@
 /**
- * Test helpers of the claim state machine: a mock inventory, ResourceClaim builders, an in-memory
- * ClaimSource and temp dirs.
+ * Test helpers of the claim state machine: the claim state's parts wired as main wires them, a mock
+ * inventory, ResourceClaim builders, an in-memory ClaimSource and temp dirs.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,10 +9,40 @@ import { randomUUID } from 'node:crypto';
 import { createMockBackend } from '../../src/gpu/mock/index.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { ApiError } from '../../src/errors.js';
+import { ClaimOps, type ClaimOpsOptions } from '../../src/state/claim-ops.js';
 import type { ClaimSource, ResourceClaimLike } from '../../src/state/claim-source.js';
+import { ClaimStore, type ClaimStoreOptions } from '../../src/state/claim-store.js';
+import { OwnershipView } from '../../src/state/ownership.js';
+import { Preparer } from '../../src/state/preparer.js';
+import { ClaimRecovery } from '../../src/state/recovery.js';
 
 export const DRIVER = 'gpu.gpulet.dev';
 export const NODE = 'node-a';
+
+/** Options of {@link claimState}: the store's and the steps' (one logger for all). */
+export type ClaimStateOptions = ClaimStoreOptions & Omit<ClaimOpsOptions, 'store'>;
+
+/** The parts of the claim state, as src/main.ts builds them. */
+export interface ClaimState {
+  readonly store: ClaimStore;
+  readonly ops: ClaimOps;
+  readonly preparer: Preparer;
+  readonly recovery: ClaimRecovery;
+  readonly ownership: OwnershipView;
+}
+
+/** Build the claim state's parts on one store, as src/main.ts does (nothing is loaded: call `store.init()`). */
+export function claimState(options: ClaimStateOptions): ClaimState {
+  const store = new ClaimStore(options);
+  const ops = new ClaimOps({ ...options, store });
+  return {
+    store,
+    ops,
+    preparer: new Preparer({ store, ops }),
+    recovery: new ClaimRecovery({ store, ops, logger: options.logger }),
+    ownership: new OwnershipView(store),
+  };
+}
 
 /** Inventory of the mock `dgx-h100` (6 full H100s gpu-0..5, MIG on gpu-6 and gpu-7). */
 export async function dgxInventory(nodeName = NODE): Promise<Inventory> {

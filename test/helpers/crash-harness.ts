@@ -1,6 +1,6 @@
 /**
  * Harness of the crash, reboot and checkpoint tests: the real CLI as a process (`node_modules/.bin/tsx
- * src/cli.ts`, as `npm start` runs it) in `--kube-api kubeconfig` mode against an API server of the test's
+ * src/cli.ts`, the production command) in `--kube-api kubeconfig` mode against an API server of the test's
  * own (`startApiServer`), so the server outlives every agent process; a fresh KubeletSimulator per agent
  * process (as the kubelet re-registers a restarted plugin); claims allocated as the scheduler does; and the
  * invariants checked with independent means (sha256 recomputed here, the official CDI schema).

@@ -1,5 +1,5 @@
 /**
- * A CDI spec written by gpulet's ClaimManager is resolved by a real CDI consumer: Debian's podman (4.3, with
+ * A CDI spec written by gpulet's preparer is resolved by a real CDI consumer: Debian's podman (4.3, with
  * the container-device-interface library vendored). `podman init` resolves `--device <cdi-id>` and writes
  * the container's OCI config; the runtime step after it fails in this sandbox (crun cannot set rlimits),
  * which is ignored once config.json exists.
@@ -19,9 +19,8 @@ import { allocatableDevices } from '../../src/model/devices.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
 import { migCapMinors, MOCK_DEVICE_MAJORS } from '../../src/state/cdi.js';
-import { ClaimManager } from '../../src/state/claims.js';
 import { GPU_CONFIG_API_VERSION, GPU_CONFIG_KIND } from '../../src/state/opaque-config.js';
-import { allocatedClaim, dgxInventory, DRIVER, MemoryClaimSource, NODE, tempDir } from '../helpers/claims.js';
+import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, NODE, tempDir } from '../helpers/claims.js';
 
 const run = promisify(execFile);
 
@@ -121,7 +120,7 @@ describe.skipIf(skipReason !== undefined)('CDI spec resolved by podman', () => {
     const source = new MemoryClaimSource();
     const opaqueConfig = [{ source: 'FromClaim', opaque: { driver: DRIVER, parameters: { apiVersion: GPU_CONFIG_API_VERSION, kind: GPU_CONFIG_KIND, env: { TRAINING_MODE: 'fast' } } } }];
     source.put(allocatedClaim(ref, [{ request: 'gpu', device: 'gpu-0' }, { request: 'mig', device: 'gpu-7-mig-1g10gb-19-2' }], { config: opaqueConfig }));
-    const manager = new ClaimManager({
+    const { store, preparer } = claimState({
       driverName: DRIVER,
       poolName: NODE,
       inventory: () => inventory,
@@ -131,8 +130,8 @@ describe.skipIf(skipReason !== undefined)('CDI spec resolved by podman', () => {
       checkpointPath: join(dir, 'state', 'checkpoint.json'),
       logger: silentLogger(),
     });
-    await manager.init();
-    const result = (await manager.prepare([ref])).get(ref.uid)!;
+    await store.init();
+    const result = (await preparer.prepare([ref])).get(ref.uid)!;
     expect(result.error).toBeUndefined();
     const ids = result.devices!.flatMap((d) => d.cdiDeviceIds);
     expect(ids).toHaveLength(2);
@@ -167,7 +166,7 @@ describe.skipIf(skipReason !== undefined)('CDI spec resolved by podman', () => {
     expect(env).toContain('TRAINING_MODE=fast');
 
     // After unprepare the same IDs no longer resolve.
-    expect((await manager.unprepare([ref])).get(ref.uid)).toEqual({});
+    expect((await preparer.unprepare([ref])).get(ref.uid)).toEqual({});
     const after = await ociConfig([ids[0]!]);
     expect(after.error).toContain('unresolvable CDI devices');
   }, 120_000);

@@ -1,16 +1,20 @@
 /**
- * Checkpoint file: round trip, checksum as an independent sha256 of the canonical claims JSON, and every
- * unusable file (checksum mismatch, truncated, unknown apiVersion) moved aside and reported.
+ * Checkpoint file (checkpoint-file.ts): round trip, checksum as an independent sha256 of the canonical claims
+ * JSON, and every unusable file (checksum mismatch, truncated, unknown apiVersion) moved aside and reported.
+ * The document's schemas (checkpoint.ts `decodeCheckpoint`): the order of the checks, what each rejects, and
+ * the message naming the claim and the field.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors.js';
-import { checksumOf, CheckpointStore, type CheckpointClaims } from '../../src/state/checkpoint.js';
+import type { ObjectUid } from '../../src/model/names.js';
+import { checksumOf, decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from '../../src/state/checkpoint.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import { tempDir } from '../helpers/claims.js';
 
-const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c';
+const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c' as ObjectUid;
 const claims: CheckpointClaims = {
   [UID]: {
     namespace: 'ml',
@@ -98,5 +102,59 @@ describe('CheckpointStore', () => {
     const s = new CheckpointStore({ path: join(blocker, 'checkpoint.json'), readBootId: () => Promise.resolve('b') });
     await expect(s.save(claims)).rejects.toThrow(CheckpointError);
     await expect(s.save(claims)).rejects.toThrow(/checkpoint .*checkpoint\.json: cannot write/);
+  });
+});
+
+describe('decodeCheckpoint: entries are checked once the checksum matched, naming the claim and the field', () => {
+  /** A document with a correct checksum over `entries` (whatever they are). */
+  const doc = (entries: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ apiVersion: 'gpulet.dev/v1', kind: 'Checkpoint', bootId: 'b', checksum: checksumOf(entries as CheckpointClaims), claims: entries, ...extra });
+  const entry = claims[UID]!;
+  const device = entry.devices[0]!;
+  const OTHER = '11111111-2222-4333-8444-555555555555';
+
+  it('accepts what encodeCheckpoint writes, env included', () => {
+    const env = JSON.parse('{"A": "x", "__proto__": "y"}') as Record<string, string>; // an own __proto__ key, as JSON.parse makes it
+    const withEnv: CheckpointClaims = { [UID]: { ...entry, devices: [{ ...device, env }] } };
+    const decoded = decodeCheckpoint(encodeCheckpoint(withEnv, 'b'));
+    expect(decoded).toEqual({ bootId: 'b', claims: withEnv });
+    const decodedEnv = decoded.claims[UID]!.devices[0]!.env!;
+    expect(Object.keys(decodedEnv)).toEqual(['A', '__proto__']);
+    expect(Object.getPrototypeOf(decodedEnv)).toBe(Object.prototype);
+  });
+
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['a key that is not an object UID', { 'not-a-uuid': { ...entry, uid: 'not-a-uuid' } }, /^malformed entry for claim "not-a-uuid": uid: must be a lower-case UUID/],
+    ['an upper-case UID', { [UID.toUpperCase()]: { ...entry, uid: UID.toUpperCase() } }, /^malformed entry for claim ".*": uid: must be a lower-case UUID/],
+    ['a uid other than its key', { [OTHER]: entry }, new RegExp(`^malformed entry for claim "${OTHER}": uid "${UID}" differs from its key$`)],
+    ['a __proto__ key', JSON.parse(`{"__proto__": ${JSON.stringify(entry)}}`) as Record<string, unknown>, /^malformed entry for claim "__proto__": uid "3b0c.*" differs from its key$/],
+    ['an unknown state', { [UID]: { ...entry, state: 'Bogus' } }, /^malformed entry for claim "3b0c.*": state: /],
+    ['a device without a uuid', { [UID]: { ...entry, devices: [{ ...device, uuid: undefined }] } }, /: devices\.0\.uuid: /],
+    ['a non-string env value', { [UID]: { ...entry, devices: [{ ...device, env: { A: 1 } }] } }, /: devices\.0\.env\.A: /],
+    ['more devices than allocation results', { [UID]: { ...entry, devices: Array.from({ length: 33 }, () => device) } }, /: devices: .*32/],
+    ['a device UUID longer than NVML\'s buffer', { [UID]: { ...entry, devices: [{ ...device, uuid: `GPU-${'f'.repeat(100)}` }] } }, /: devices\.0\.uuid: .*96/],
+    ['pods that are not a list', { [UID]: { ...entry, pods: {} } }, /: pods: /],
+  ];
+  for (const [name, entries, message] of cases) {
+    it(`rejects ${name}`, () => {
+      expect(() => decodeCheckpoint(doc(entries))).toThrow(message);
+    });
+  }
+
+  it('checks the envelope first: object, apiVersion/kind, claims, then the checksum', () => {
+    expect(() => decodeCheckpoint('[]')).toThrow(/^not a JSON object$/);
+    expect(() => decodeCheckpoint(doc({}, { kind: 'Other' }))).toThrow('unknown apiVersion/kind "gpulet.dev/v1"/"Other", expected gpulet.dev/v1/Checkpoint');
+    expect(() => decodeCheckpoint(doc({}, { claims: [] }))).toThrow(/^claims is not an object$/);
+    expect(() => decodeCheckpoint(doc({ [UID]: { ...entry, state: 'Bogus' } }, { checksum: 7 }))).toThrow(/^checksum mismatch/);
+  });
+
+  it('reads a boot ID that is not a string of at most 256 characters as none', () => {
+    for (const bootId of [undefined, 7, null, 'x'.repeat(257)]) expect(decodeCheckpoint(doc(claims, { bootId })).bootId).toBe('');
+    expect(decodeCheckpoint(doc(claims, { bootId: 'x'.repeat(256) })).bootId).toHaveLength(256);
+  });
+
+  it('keeps only the fields of an entry', () => {
+    const extra = { [UID]: { ...entry, note: 'hand-edited', devices: [{ ...device, colour: 'blue' }] } };
+    expect(decodeCheckpoint(doc(extra)).claims).toEqual(claims);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * ClaimManager end to end over real files (temp dirs) with an in-memory ClaimSource and the mock dgx-h100
+ * The claim state (store, preparer, ownership view; wired as main wires them) end to end over real files
+ * (temp dirs) with an in-memory ClaimSource and the mock dgx-h100
  * inventory: the prepare/unprepare contract of docs/contracts.md §2 — idempotence, per-claim errors, nothing left
  * behind by a failed claim, serialization, and ownership for telemetry.
  */
@@ -8,14 +9,14 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import { CheckpointStore } from '../../src/state/checkpoint.js';
-import { ClaimManager, type ClaimManagerOptions } from '../../src/state/claims.js';
-import { allocatedClaim, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir } from '../helpers/claims.js';
+import type { ObjectUid } from '../../src/model/names.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
+import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimStateOptions } from '../helpers/claims.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 const specPath = (cdiDir: string, uid: string) => join(cdiDir, `k8s.gpu.gpulet.dev-claim_${uid}.json`);
 
-describe('ClaimManager', () => {
+describe('claim state: prepare, unprepare, ownership', () => {
   let inventory: Inventory;
   let dir: string;
   let cleanup: () => Promise<void>;
@@ -33,8 +34,8 @@ describe('ClaimManager', () => {
   });
   afterEach(() => cleanup());
 
-  const manager = async (over: Partial<ClaimManagerOptions> = {}, init = true) => {
-    const m = new ClaimManager({
+  const manager = async (over: Partial<ClaimStateOptions> = {}, init = true) => {
+    const m = claimState({
       driverName: DRIVER,
       poolName: NODE,
       inventory: () => inventory,
@@ -45,7 +46,7 @@ describe('ClaimManager', () => {
       readBootId: () => Promise.resolve('boot-1'),
       ...over,
     });
-    if (init) await m.init();
+    if (init) await m.store.init();
     return m;
   };
   const checkpointClaims = async () => JSON.parse(await readFile(checkpointPath, 'utf8')).claims as Record<string, { state: string }>;
@@ -56,7 +57,7 @@ describe('ClaimManager', () => {
       reservedFor: [{ resource: 'pods', name: 'trainer', uid: 'pod-uid-1' }],
     }));
     const m = await manager();
-    const first = await m.prepare([ref]);
+    const first = await m.preparer.prepare([ref]);
     const result = first.get(ref.uid)!;
     expect(result.error).toBeUndefined();
     expect(result.devices).toEqual([
@@ -74,33 +75,33 @@ describe('ClaimManager', () => {
 
     // ownership for telemetry
     const gpu0 = inventory.gpus.find((g) => g.minor === 0)!;
-    expect(m.owners().get(gpu0.uuid)).toEqual([{ claim: ref, pods: [{ namespace: 'ml', name: 'trainer', uid: 'pod-uid-1' }], deviceName: 'gpu-0', uuid: gpu0.uuid }]);
-    expect(m.prepared().map((p) => p.claim.uid)).toEqual([ref.uid]);
+    expect(m.ownership.owners().get(gpu0.uuid)).toEqual([{ claim: ref, pods: [{ namespace: 'ml', name: 'trainer', uid: 'pod-uid-1' }], deviceName: 'gpu-0', uuid: gpu0.uuid }]);
+    expect(m.ownership.prepared().map((p) => p.claim.uid)).toEqual([ref.uid]);
 
     // idempotent: same answer without another API read
     const gets = source.gets;
-    expect((await m.prepare([ref])).get(ref.uid)).toEqual(result);
+    expect((await m.preparer.prepare([ref])).get(ref.uid)).toEqual(result);
     expect(source.gets).toBe(gets);
 
     // a restarted agent answers from the checkpoint
     const restarted = await manager();
-    expect((await restarted.prepare([ref])).get(ref.uid)).toEqual(result);
+    expect((await restarted.preparer.prepare([ref])).get(ref.uid)).toEqual(result);
     expect(source.gets).toBe(gets);
 
-    const un = await restarted.unprepare([ref]);
+    const un = await restarted.preparer.unprepare([ref]);
     expect(un.get(ref.uid)).toEqual({});
     expect(await exists(specPath(cdiDir, ref.uid))).toBe(false);
     expect(await checkpointClaims()).toEqual({});
-    expect(restarted.owners().size).toBe(0);
+    expect(restarted.ownership.owners().size).toBe(0);
   });
 
   it('rewrites a missing CDI spec of a completed claim (e.g. /var/run/cdi emptied by a reboot)', async () => {
     const ref = newRef();
     source.put(allocatedClaim(ref, [{ device: 'gpu-1' }]));
     const m = await manager();
-    const first = await m.prepare([ref]);
+    const first = await m.preparer.prepare([ref]);
     await rm(specPath(cdiDir, ref.uid));
-    expect((await m.prepare([ref])).get(ref.uid)).toEqual(first.get(ref.uid));
+    expect((await m.preparer.prepare([ref])).get(ref.uid)).toEqual(first.get(ref.uid));
     expect(await exists(specPath(cdiDir, ref.uid))).toBe(true);
   });
 
@@ -109,26 +110,26 @@ describe('ClaimManager', () => {
     const b = newRef('b');
     source.put(allocatedClaim(a, [{ device: 'gpu-0' }]));
     source.put(allocatedClaim(b, [{ device: 'gpu-1' }]));
-    await (await manager()).prepare([a]);
+    await (await manager()).preparer.prepare([a]);
     const lazy = await manager({}, false);
-    expect((await lazy.prepare([b])).get(b.uid)!.error).toBeUndefined();
+    expect((await lazy.preparer.prepare([b])).get(b.uid)!.error).toBeUndefined();
     expect(Object.keys(await checkpointClaims()).sort()).toEqual([a.uid, b.uid].sort());
   });
 
   it('unprepare of an unknown claim succeeds; empty lists give empty maps', async () => {
     const m = await manager();
     const ref = newRef();
-    expect((await m.unprepare([ref])).get(ref.uid)).toEqual({});
-    expect((await m.unprepare([{ ...ref, uid: 'not-a-uuid' }])).get('not-a-uuid')).toEqual({});
-    expect((await m.prepare([])).size).toBe(0);
-    expect((await m.unprepare([])).size).toBe(0);
+    expect((await m.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
+    expect((await m.preparer.unprepare([{ ...ref, uid: 'not-a-uuid' }])).get('not-a-uuid')).toEqual({});
+    expect((await m.preparer.prepare([])).size).toBe(0);
+    expect((await m.preparer.unprepare([])).size).toBe(0);
   });
 
   it('prepares a duplicated UID once and answers its key', async () => {
     const ref = newRef();
     source.put(allocatedClaim(ref, [{ device: 'gpu-2' }]));
     const m = await manager();
-    const out = await m.prepare([ref, ref, ref]);
+    const out = await m.preparer.prepare([ref, ref, ref]);
     expect([...out.keys()]).toEqual([ref.uid]);
     expect(out.get(ref.uid)!.devices).toHaveLength(1);
     expect(source.gets).toBe(1);
@@ -142,7 +143,7 @@ describe('ClaimManager', () => {
     source.put(allocatedClaim(good, [{ device: 'gpu-3' }]));
     source.put(allocatedClaim(unknownDevice, [{ device: 'gpu-99' }]));
     const m = await manager();
-    const out = await m.prepare([unknownDevice, good, missing, invalid]);
+    const out = await m.preparer.prepare([unknownDevice, good, missing, invalid]);
     expect(out.size).toBe(4);
     expect(out.get(good.uid)!.error).toBeUndefined();
     expect(out.get(unknownDevice.uid)!.error).toMatch(new RegExp(`claim ml/bad-device \\(uid ${unknownDevice.uid}\\): .*unknown device "gpu-99"`));
@@ -159,12 +160,12 @@ describe('ClaimManager', () => {
     const ref = newRef();
     source.put(allocatedClaim(ref, [{ device: 'gpu-4' }]));
     const m = await manager({ cdiDir: badCdi });
-    const out = await m.prepare([ref]);
+    const out = await m.preparer.prepare([ref]);
     expect(out.get(ref.uid)!.error).toContain(`claim ml/train-gpu (uid ${ref.uid})`);
     expect(out.get(ref.uid)!.error).toContain(`cannot create CDI spec dir ${badCdi}`);
     expect(out.get(ref.uid)!.error).toContain('check that the path is a directory');
     expect(await checkpointClaims()).toEqual({});
-    expect(m.prepared()).toEqual([]);
+    expect(m.ownership.prepared()).toEqual([]);
   });
 
   it('a spec that cannot be written fails only its claim; the others of the batch succeed', async () => {
@@ -175,12 +176,12 @@ describe('ClaimManager', () => {
     // a directory squatting on b's spec path makes the rename fail for b alone
     await mkdir(specPath(cdiDir, b.uid), { recursive: true });
     const m = await manager();
-    const out = await m.prepare([b, a]);
+    const out = await m.preparer.prepare([b, a]);
     expect(out.get(b.uid)!.error).toContain(`cannot write CDI spec ${specPath(cdiDir, b.uid)}`);
     expect(out.get(b.uid)!.error).toContain(`claim ml/b (uid ${b.uid})`);
     expect(out.get(a.uid)!.error).toBeUndefined();
     expect(Object.keys(await checkpointClaims())).toEqual([a.uid]);
-    expect(m.owners().size).toBe(1);
+    expect(m.ownership.owners().size).toBe(1);
   });
 
   it('rejects a changed UID and rolls back an earlier PrepareStarted entry left by a crash', async () => {
@@ -188,10 +189,10 @@ describe('ClaimManager', () => {
     source.put(allocatedClaim({ ...ref, uid: '11111111-2222-4333-8444-555555555555' }, [{ device: 'gpu-5' }]));
     // a crash after PrepareStarted: entry present, spec present
     await new CheckpointStore({ path: checkpointPath, readBootId: () => Promise.resolve('boot-0') }).save({
-      [ref.uid]: { ...ref, state: 'PrepareStarted', devices: [], pods: [] },
+      [ref.uid]: { ...ref, uid: ref.uid as ObjectUid, state: 'PrepareStarted', devices: [], pods: [] },
     });
     const m = await manager();
-    const out = await m.prepare([ref]);
+    const out = await m.preparer.prepare([ref]);
     expect(out.get(ref.uid)!.error).toContain('UID mismatch');
     expect(await checkpointClaims()).toEqual({});
   });
@@ -200,7 +201,7 @@ describe('ClaimManager', () => {
     const refs = Array.from({ length: 4 }, (_, i) => newRef(`c${i}`));
     for (const [i, r] of refs.entries()) source.put(allocatedClaim(r, [{ device: `gpu-${i}` }]));
     const m = await manager();
-    const outs = await Promise.all([m.prepare(refs.slice(0, 2)), m.unprepare([refs[0]!]), m.prepare(refs.slice(2))]);
+    const outs = await Promise.all([m.preparer.prepare(refs.slice(0, 2)), m.preparer.unprepare([refs[0]!]), m.preparer.prepare(refs.slice(2))]);
     expect(outs[0].get(refs[0]!.uid)!.error).toBeUndefined();
     expect(outs[1].get(refs[0]!.uid)).toEqual({});
     // the unprepare ran after the first prepare batch completed, so claim 0 is gone and the rest remain
@@ -213,7 +214,7 @@ describe('ClaimManager', () => {
     const ref = newRef();
     source.put(allocatedClaim(ref, [{ device: 'gpu-6-mig-3g40gb-9-0' }]));
     const m = await manager({ devRoot });
-    expect((await m.prepare([ref])).get(ref.uid)!.error).toBeUndefined();
+    expect((await m.preparer.prepare([ref])).get(ref.uid)!.error).toBeUndefined();
     const spec = JSON.parse(await readFile(specPath(cdiDir, ref.uid), 'utf8'));
     const nodes = [...spec.containerEdits.deviceNodes, ...spec.devices[0].containerEdits.deviceNodes];
     for (const n of nodes) {
@@ -230,7 +231,7 @@ describe('ClaimManager', () => {
     const m = await manager({ onCheckpointLost: (e) => void lost.push(e.message) });
     expect(lost).toHaveLength(1);
     expect(lost[0]).toContain('moved aside');
-    expect(m.prepared()).toEqual([]);
+    expect(m.ownership.prepared()).toEqual([]);
     expect((await readdir(join(dir, 'state'))).some((f) => f.startsWith('checkpoint.json.corrupt-'))).toBe(true);
   });
 });

@@ -1,10 +1,10 @@
 /**
- * The cross-process state lock (src/state/lock.ts, proper-lockfile) and its use by ClaimManager:
+ * The cross-process state lock (src/state/lock.ts, proper-lockfile) and its use by the claim state:
  * - mutual exclusion, and the "another gpulet instance holds <lock>; retry" error after a bounded wait;
  * - a live holder in another process keeps its lock past the stale timeout (it refreshes the mtime);
  * - a holder killed with SIGKILL (no exit handler runs) leaves a lock that is taken over, and only once its
  *   mtime is older than the stale timeout;
- * - a ClaimManager batch that cannot take the lock answers a per-claim error naming the lock (never throws,
+ * - a preparer batch that cannot take the lock answers a per-claim error naming the lock (never throws,
  *   writes nothing), and each batch re-reads the checkpoint another instance wrote.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,9 +13,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import { ClaimManager } from '../../src/state/claims.js';
 import { StateLock, StateLockError, STATE_LOCK_TIMINGS, stateLockPath } from '../../src/state/lock.js';
-import { allocatedClaim, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir } from '../helpers/claims.js';
+import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir } from '../helpers/claims.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -110,13 +109,13 @@ describe('StateLock', () => {
   }, 30_000);
 });
 
-describe('ClaimManager under the state lock', () => {
+describe('the claim state under the state lock', () => {
   let inventory: Inventory;
   beforeAll(async () => {
     inventory = await dgxInventory();
   });
   const managerOn = (source: MemoryClaimSource) =>
-    new ClaimManager({
+    claimState({
       driverName: DRIVER, poolName: NODE, inventory: () => inventory, claimSource: source,
       cdiDir: join(dir, 'cdi'), checkpointPath: join(dir, 'state', 'checkpoint.json'), logger: silentLogger(),
       readBootId: () => Promise.resolve('boot-1'), lockTimings: { acquireTimeoutMs: 300 },
@@ -129,21 +128,22 @@ describe('ClaimManager under the state lock', () => {
     source.put(allocatedClaim(a, [{ request: 'gpu', device: 'gpu-0' }]));
     source.put(allocatedClaim(b, [{ request: 'gpu', device: 'gpu-1' }]));
     const m = managerOn(source);
-    await m.init();
-    const other = await new StateLock({ path: m.stateLock.path, logger: silentLogger() }).acquire();
-    expect(m.stateLock.path).toBe(join(dir, 'state', 'claims.lock'));
+    await m.store.init();
+    const lockPath = m.store.stateLock.path;
+    const other = await new StateLock({ path: lockPath, logger: silentLogger() }).acquire();
+    expect(lockPath).toBe(join(dir, 'state', 'claims.lock'));
 
-    const out = await m.prepare([a, b, a]);
+    const out = await m.preparer.prepare([a, b, a]);
     expect([...out.keys()]).toEqual([a.uid, b.uid]);
     for (const ref of [a, b]) {
-      expect(out.get(ref.uid)?.error).toBe(`claim ml/${ref.name} (uid ${ref.uid}): another gpulet instance holds ${m.stateLock.path} (waited 300 ms); retry`);
+      expect(out.get(ref.uid)?.error).toBe(`claim ml/${ref.name} (uid ${ref.uid}): another gpulet instance holds ${lockPath} (waited 300 ms); retry`);
     }
-    expect((await m.unprepare([a])).get(a.uid)?.error).toContain(`another gpulet instance holds ${m.stateLock.path}`);
+    expect((await m.preparer.unprepare([a])).get(a.uid)?.error).toContain(`another gpulet instance holds ${lockPath}`);
     expect(source.gets).toBe(0);
     expect(await exists(join(dir, 'state', 'checkpoint.json'))).toBe(false);
 
     await other.release();
-    const retried = await m.prepare([a, b]);
+    const retried = await m.preparer.prepare([a, b]);
     expect(retried.get(a.uid)?.error).toBeUndefined();
     expect(retried.get(b.uid)?.error).toBeUndefined();
   });
@@ -156,15 +156,15 @@ describe('ClaimManager under the state lock', () => {
     source.put(allocatedClaim(b, [{ request: 'gpu', device: 'gpu-1' }]));
     const m1 = managerOn(source);
     const m2 = managerOn(source);
-    await m1.init();
-    await m2.init(); // both loaded the (empty) checkpoint
-    expect((await m1.prepare([a])).get(a.uid)?.error).toBeUndefined();
-    expect((await m2.prepare([b])).get(b.uid)?.error).toBeUndefined(); // without the re-read m2 would drop a
+    await m1.store.init();
+    await m2.store.init(); // both loaded the (empty) checkpoint
+    expect((await m1.preparer.prepare([a])).get(a.uid)?.error).toBeUndefined();
+    expect((await m2.preparer.prepare([b])).get(b.uid)?.error).toBeUndefined(); // without the re-read m2 would drop a
     const file = JSON.parse(await readFile(join(dir, 'state', 'checkpoint.json'), 'utf8')) as { claims: Record<string, { state: string }> };
     expect(Object.keys(file.claims).sort()).toEqual([a.uid, b.uid].sort());
     // m1 unprepares m2's claim, m2's sweep keeps m1's spec.
-    expect((await m1.unprepare([b])).get(b.uid)?.error).toBeUndefined();
-    expect((await m2.sweep()).orphans).toEqual([]);
-    expect(Object.keys(m2.entries())).toEqual([a.uid]);
+    expect((await m1.preparer.unprepare([b])).get(b.uid)?.error).toBeUndefined();
+    expect((await m2.recovery.sweep()).orphans).toEqual([]);
+    expect(Object.keys(m2.store.entries())).toEqual([a.uid]);
   });
 });

@@ -10,11 +10,10 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import { CheckpointStore } from '../../src/state/checkpoint.js';
+import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import type { ResourceClaimLike } from '../../src/state/claim-source.js';
-import { ClaimManager } from '../../src/state/claims.js';
 import { cleanupOnce, reconcileClaims } from '../../src/state/reconcile.js';
-import { allocatedClaim, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir } from '../helpers/claims.js';
+import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimState } from '../helpers/claims.js';
 
 const POD = [{ resource: 'pods', name: 'p', uid: 'pod-1' }];
 const specName = (uid: string) => `k8s.${DRIVER}-claim_${uid}.json`;
@@ -58,28 +57,28 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
   afterEach(() => cleanup());
 
   const manager = () =>
-    new ClaimManager({
+    claimState({
       driverName: DRIVER, poolName: NODE, inventory: () => inventory, claimSource: source, cdiDir, checkpointPath,
       logger: silentLogger(), readBootId: () => Promise.resolve(bootId),
     });
   /** A fresh manager as after a restart: init, then reconcile. */
   const restart = async () => {
     const m = manager();
-    const loaded = await m.init();
-    const report = await reconcileClaims({ manager: m, source, loaded, logger: silentLogger() });
+    const loaded = await m.store.init();
+    const report = await reconcileClaims({ store: m.store, recovery: m.recovery, source, loaded, logger: silentLogger() });
     return { m, report };
   };
   const file = async () => JSON.parse(await readFile(checkpointPath, 'utf8')) as { bootId: string; claims: Record<string, { state: string }> };
   const specs = async () => (await readdir(cdiDir).catch(() => [])).sort();
-  const prepareAll = async (m: ClaimManager, refs: { namespace: string; name: string; uid: string }[]) => {
-    const out = await m.prepare(refs);
+  const prepareAll = async (m: ClaimState, refs: { namespace: string; name: string; uid: string }[]) => {
+    const out = await m.preparer.prepare(refs);
     for (const r of refs) expect(out.get(r.uid)?.error).toBeUndefined();
   };
 
   it('rolls back a PrepareStarted entry and its spec (a crash mid-prepare); the retry prepares afresh', async () => {
     const ref = newRef('mid');
     source.put(allocatedClaim(ref, [{ device: 'gpu-2' }], { reservedFor: POD }));
-    await prepareAll(await (async () => { const m = manager(); await m.init(); return m; })(), [ref]);
+    await prepareAll(await (async () => { const m = manager(); await m.store.init(); return m; })(), [ref]);
     // turn the entry back into PrepareStarted, as a kill between the spec write and the second save leaves it
     const store = new CheckpointStore({ path: checkpointPath, readBootId: () => Promise.resolve(bootId) });
     const { claims } = await store.load();
@@ -88,7 +87,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     expect(report.rolledBack).toEqual([ref.uid]);
     expect(await specs()).toEqual([]);
     expect((await file()).claims).toEqual({});
-    expect((await m.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
+    expect((await m.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
     expect(await specs()).toEqual([specName(ref.uid)]);
   });
 
@@ -101,7 +100,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     }));
     source.put(allocatedClaim(b, [{ device: 'gpu-1' }], { reservedFor: POD }));
     const first = manager();
-    await first.init();
+    await first.store.init();
     await prepareAll(first, [a, b]);
     const specA = await readFile(join(cdiDir, specName(a.uid)), 'utf8');
     const specB = await readFile(join(cdiDir, specName(b.uid)), 'utf8');
@@ -129,7 +128,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     const refs = { live: newRef('live'), gone: newRef('gone'), recreated: newRef('recreated'), unreserved: newRef('unreserved') };
     for (const r of Object.values(refs)) source.put(allocatedClaim(r, [{ device: `gpu-${Object.values(refs).indexOf(r)}` }], { reservedFor: POD }));
     const first = manager();
-    await first.init();
+    await first.store.init();
     await prepareAll(first, Object.values(refs));
     expect((await file()).bootId).toBe('boot-1');
 
@@ -142,7 +141,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     const { m, report } = await restart();
     expect(report.rebooted).toBe(true);
     expect([...report.dropped].sort()).toEqual([refs.gone.uid, refs.recreated.uid, refs.unreserved.uid].sort());
-    expect(Object.keys(m.entries())).toEqual([refs.live.uid]);
+    expect(Object.keys(m.store.entries())).toEqual([refs.live.uid]);
     expect(await specs()).toEqual([specName(refs.live.uid)]);
     const saved = await file();
     expect(saved.bootId).toBe('boot-2');
@@ -166,7 +165,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     source.put(allocatedClaim(idle, [{ device: 'gpu-5' }]));
     source.put(allocatedClaim(elsewhere, [{ device: 'gpu-4', pool: 'node-b' }], { reservedFor: POD }));
     const first = manager();
-    await first.init();
+    await first.store.init();
     await prepareAll(first, [mine, idle]);
     const specMine = await readFile(join(cdiDir, specName(mine.uid)), 'utf8');
     await writeFile(checkpointPath, (await readFile(checkpointPath, 'utf8')).slice(0, 100)); // truncated
@@ -174,14 +173,14 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     source.down = true;
     const down = await restart();
     expect(down.report.rebuilt).toBeUndefined();
-    expect(down.m.needsRebuild).toBe(true);
+    expect(down.m.store.needsRebuild).toBe(true);
     expect(down.report.errors.join('\n')).toContain('unreachable');
     expect(await specs()).toEqual([specName(mine.uid), specName(idle.uid)].sort()); // left alone while unsure
     expect((await readdir(join(dir, 'state'))).some((n) => n.startsWith('checkpoint.json.corrupt-'))).toBe(true);
 
     source.down = false;
-    await cleanupOnce({ manager: down.m, source, logger: silentLogger() }); // the next round retries
-    expect(down.m.needsRebuild).toBe(false);
+    await cleanupOnce({ store: down.m.store, recovery: down.m.recovery, source, logger: silentLogger() }); // the next round retries
+    expect(down.m.store.needsRebuild).toBe(false);
     expect(Object.keys((await file()).claims)).toEqual([mine.uid]);
     expect((await file()).claims[mine.uid]?.state).toBe('PrepareCompleted');
     expect(await specs()).toEqual([specName(mine.uid)]); // idle's spec was an orphan
@@ -200,14 +199,14 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
 
     source.down = true;
     source.attempts = 0;
-    const outage = await cleanupOnce({ manager: m, source, logger: silentLogger() });
+    const outage = await cleanupOnce({ store: m.store, recovery: m.recovery, source, logger: silentLogger() });
     expect(outage.dropped).toEqual([]);
     expect(outage.apiError).toContain('unreachable');
     expect(source.attempts).toBe(1); // the round stops at the first error: no burst against an ailing server
-    expect(Object.keys(m.entries())).toHaveLength(3);
+    expect(Object.keys(m.store.entries())).toHaveLength(3);
 
     source.down = false;
-    const round = await cleanupOnce({ manager: m, source, logger: silentLogger() });
+    const round = await cleanupOnce({ store: m.store, recovery: m.recovery, source, logger: silentLogger() });
     expect([...round.dropped].sort()).toEqual([gone.uid, swapped.uid].sort());
     expect(round.kept).toEqual([keep.uid]);
     expect(Object.keys((await file()).claims)).toEqual([keep.uid]);

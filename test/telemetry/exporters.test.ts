@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
 import { FakeBackend, FakeOwnership, fullReadings, GPU0, GPU1, INVENTORY, MIG_A } from '../helpers/telemetry.js';
 import { parsePrometheusText } from '../helpers/promtext.js';
+import { driverName, poolName } from '../helpers/names.js';
 
 let telemetry: Telemetry | undefined;
 afterEach(async () => {
@@ -22,6 +23,7 @@ async function start(dcgmCompat: boolean, ownership = new FakeOwnership(), scrap
   telemetry = await startTelemetry({
     backend, ownership, health, nodeName: 'node-a', serviceVersion: '9.9.9', resourceAttributes: { 'host.name': 'host-a' },
     sampleIntervalMs: 60_000, metricsHost: '127.0.0.1', metricsPort: 0, dcgmCompat, logger: silentLogger(),
+    driverName: driverName('gpu.gpulet.dev'), poolName: poolName('node-a'),
     ...(scrapeCacheMs === undefined ? {} : { scrapeCacheMs }),
   });
   return { backend, health, telemetry };

@@ -9,6 +9,7 @@ import { allocatableDevices } from '../../src/model/devices.js';
 import { silentLogger } from '../../src/log.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
 import { attrs, pointValue, startOtlpReceiver, type OtlpMetric, type OtlpReceiver, type OtlpRequest } from '../helpers/otlp-receiver.js';
+import { driverName, poolName } from '../helpers/names.js';
 
 let receiver: OtlpReceiver;
 let backend: MockBackend;
@@ -32,6 +33,7 @@ beforeAll(async () => {
     backend, ownership, health: new HealthTracker(inventory), nodeName: 'otlp-node', serviceVersion: '0.1.0',
     resourceAttributes: { 'host.name': 'otlp-host' }, sampleIntervalMs: 200, metricsHost: '127.0.0.1', metricsPort: 0,
     otlp: { endpoint: receiver.endpoint, intervalMs: 1_000, timeoutMs: 1_000 }, dcgmCompat: false, logger: silentLogger(),
+    driverName: driverName('gpu.gpulet.dev'), poolName: poolName('otlp-node'),
   });
 });
 

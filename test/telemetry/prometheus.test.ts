@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embeddedApiProvider } from '../../dev/embedded.js';
 import { loadConfig } from '../../src/config.js';
 import type { GpuBackend } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
@@ -74,7 +75,7 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
       {},
       dir,
     );
-    agent = await startAgent(config, silentLogger());
+    agent = await startAgent(config, silentLogger(), { embeddedApi: embeddedApiProvider });
     backend = agent.backend;
     telemetry = agent.telemetry;
     const promPort = await freePort();

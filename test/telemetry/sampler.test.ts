@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { Sampler } from '../../src/telemetry/sampler.js';
+import { loadConfig } from '../../src/config.js';
+import { OPTION_BOUNDS } from '../../src/options.js';
 import { FakeBackend, fullReadings, GPU0 } from '../helpers/telemetry.js';
 
 afterEach(() => {
@@ -12,6 +14,19 @@ describe('Sampler', () => {
     const backend = new FakeBackend();
     expect(() => new Sampler({ backend, intervalMs: 0, logger: silentLogger() })).toThrow(RangeError);
     expect(() => new Sampler({ backend, intervalMs: Number.NaN, logger: silentLogger() })).toThrow(RangeError);
+  });
+
+  it('takes exactly the intervals --sample-interval takes (one table of bounds)', () => {
+    const backend = new FakeBackend();
+    const { min, max } = OPTION_BOUNDS.sampleIntervalMs;
+    for (const ms of [min, max]) {
+      expect(() => new Sampler({ backend, intervalMs: ms, logger: silentLogger() })).not.toThrow();
+      expect(loadConfig(['--sample-interval', String(ms)], { NODE_NAME: 'n' }, '/x').sampleIntervalMs).toBe(ms);
+    }
+    for (const ms of [min - 1, max + 1, min + 0.5]) {
+      expect(() => new Sampler({ backend, intervalMs: ms, logger: silentLogger() })).toThrow(/--sample-interval must be an integer from 100 to 3600000 ms/);
+      expect(() => loadConfig(['--sample-interval', String(ms)], { NODE_NAME: 'n' }, '/x')).toThrow(/--sample-interval/);
+    }
   });
 
   it('keeps the latest sample', async () => {
@@ -51,11 +66,11 @@ describe('Sampler', () => {
     try {
       const backend = new FakeBackend();
       backend.next = { timestampMs: 1, devices: [] };
-      const s = new Sampler({ backend, intervalMs: 50, logger: silentLogger() });
+      const s = new Sampler({ backend, intervalMs: 100, logger: silentLogger() });
       await s.sampleNow();
       backend.fail = new Error('NVML_ERROR_UNKNOWN');
       s.start();
-      await vi.advanceTimersByTimeAsync(500);
+      await vi.advanceTimersByTimeAsync(1_000);
       expect(s.stats().failed).toBeGreaterThanOrEqual(5);
       expect(s.latest()?.timestampMs).toBe(1);
       backend.fail = undefined;

@@ -9,15 +9,16 @@
 import type { HealthTracker } from '../../gpu/health.js';
 import type { Inventory } from '../../gpu/types.js';
 import { allocatableDevices } from '../../model/devices.js';
+import type { PoolName } from '../../model/names.js';
 import type { DeviceHealthEntry, HealthSource } from './health-service.js';
 
 /**
  * Build a {@link HealthSource} over the tracker for the allocatable devices of `inventory()`.
- * @param poolName the ResourceSlice pool (the node name)
+ * @param poolName the ResourceSlice pool (`Config.poolName`)
  * @param clock Unix ms (injectable for tests)
  */
 export function deviceHealthSource(
-  poolName: string,
+  poolName: PoolName,
   inventory: () => Inventory,
   tracker: Pick<HealthTracker, 'state' | 'onChange'>,
   clock: () => number = Date.now,

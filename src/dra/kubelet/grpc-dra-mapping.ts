@@ -3,6 +3,10 @@
  * the {@link ClaimPreparer} contract (src/model/types.ts): request validation, de-duplication, and the
  * response maps that must hold an entry for every claim of the request (keyed by claim UID).
  */
+import {
+  dnsLabelProblem, dnsSubdomainProblem, isDnsLabel, isDnsSubdomain, isObjectUid, objectUidProblem,
+  type DnsLabel, type DnsSubdomain, type ObjectUid,
+} from '../../model/names.js';
 import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../model/types.js';
 import type {
   DraApiVersion,
@@ -13,21 +17,24 @@ import type {
   WireUnprepareResponse,
 } from './grpc-protos.js';
 
-/** DNS-1123 label (namespace): ≤ 63 chars, Kubernetes apimachinery validation. */
-const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-/** DNS-1123 subdomain (ResourceClaim name): ≤ 253 chars. */
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /**
- * Claim UID: the API server issues RFC 4122 UUIDs. We accept the CDI name alphabet ([A-Za-z0-9_.:-],
- * docs/contracts.md §6) up to 128 chars, because the UID ends up in CDI spec file names and device names.
+ * A claim reference whose fields passed the rules of src/model/names.ts, checked here where the kubelet's
+ * request enters: the namespace is a DNS label and the name a DNS subdomain (apimachinery `IsDNS1123Label`,
+ * `IsDNS1123Subdomain`, as the API server validates them), and the UID an object UID as the API server issues
+ * it, a lower-case UUID. The UID must have that form because it becomes part of CDI spec file names and CDI
+ * device names, and it is the one rule the claim state applies too, so a claim accepted here is never refused
+ * there for its UID. Assignable to {@link ClaimRef}.
  */
-const UID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
-const MAX_UID = 128;
+export interface CheckedClaimRef extends ClaimRef {
+  readonly namespace: DnsLabel;
+  readonly name: DnsSubdomain;
+  readonly uid: ObjectUid;
+}
 
 /** Outcome of validating a request's claims. */
 export interface ValidatedClaims {
   /** Valid, de-duplicated claims to hand to the preparer, in request order. */
-  readonly valid: ClaimRef[];
+  readonly valid: CheckedClaimRef[];
   /** Per-claim validation errors keyed by the UID as sent (possibly ""). */
   readonly errors: Map<string, string>;
   /** Every UID of the request (the response keys), de-duplicated, in request order. */
@@ -52,24 +59,18 @@ function fieldError(index: number, field: string, rule: string, value: unknown):
   return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${echo(value)}`;
 }
 
-/** First problem of one claim, or undefined when it is valid. */
-function claimProblem(c: Partial<WireClaim> | null | undefined, i: number): string | undefined {
+/** The checked reference of one claim, or the first problem of its fields (uid, namespace, name). */
+function checkClaim(c: Partial<WireClaim> | null | undefined, i: number): CheckedClaimRef | string {
   const { uid, namespace, name } = c ?? {};
   if (typeof uid !== 'string' || uid.length === 0) return fieldError(i, 'uid', 'must be a non-empty string', uid);
-  if (uid.length > MAX_UID || !UID_RE.test(uid)) {
-    return fieldError(i, 'uid', `must be at most ${MAX_UID} characters of [A-Za-z0-9_.:-]`, uid);
-  }
+  if (!isObjectUid(uid)) return fieldError(i, 'uid', `is not a claim UID: ${objectUidProblem(uid) ?? ''}`, uid);
   if (typeof namespace !== 'string' || namespace.length === 0) {
     return fieldError(i, 'namespace', 'must be a non-empty string', namespace);
   }
-  if (namespace.length > 63 || !DNS_LABEL_RE.test(namespace)) {
-    return fieldError(i, 'namespace', 'must be a DNS label of at most 63 characters', namespace);
-  }
+  if (!isDnsLabel(namespace)) return fieldError(i, 'namespace', `is not a DNS label: ${dnsLabelProblem(namespace) ?? ''}`, namespace);
   if (typeof name !== 'string' || name.length === 0) return fieldError(i, 'name', 'must be a non-empty string', name);
-  if (name.length > 253 || !DNS_SUBDOMAIN_RE.test(name)) {
-    return fieldError(i, 'name', 'must be a DNS subdomain of at most 253 characters', name);
-  }
-  return undefined;
+  if (!isDnsSubdomain(name)) return fieldError(i, 'name', `is not a DNS subdomain: ${dnsSubdomainProblem(name) ?? ''}`, name);
+  return { namespace, name, uid };
 }
 
 /**
@@ -79,20 +80,19 @@ function claimProblem(c: Partial<WireClaim> | null | undefined, i: number): stri
  */
 export function validateClaims(claims: unknown): ValidatedClaims {
   const list: unknown[] = Array.isArray(claims) ? claims : [];
-  const valid = new Map<string, ClaimRef>();
+  const valid = new Map<string, CheckedClaimRef>();
   const errors = new Map<string, string>();
   const uids: string[] = [];
   list.forEach((raw, i) => {
     const c = (typeof raw === 'object' ? raw : undefined) as Partial<WireClaim> | null | undefined;
     const uid = typeof c?.uid === 'string' ? c.uid : '';
     if (!uids.includes(uid)) uids.push(uid);
-    const problem = claimProblem(c, i);
-    if (problem !== undefined) {
-      if (!errors.has(uid)) errors.set(uid, problem);
+    const ref = checkClaim(c, i);
+    if (typeof ref === 'string') {
+      if (!errors.has(uid)) errors.set(uid, ref);
       valid.delete(uid);
       return;
     }
-    const ref: ClaimRef = { namespace: c?.namespace ?? '', name: c?.name ?? '', uid };
     const seen = valid.get(uid);
     if (errors.has(uid)) return;
     if (seen && (seen.namespace !== ref.namespace || seen.name !== ref.name)) {

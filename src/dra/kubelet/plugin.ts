@@ -11,6 +11,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../log.js';
+import type { DriverName, ObjectUid } from '../../model/names.js';
 import type { ClaimPreparer } from '../../model/types.js';
 import { loadKubeletServices } from './grpc-protos.js';
 import { bindUnix, removeOwnSocket, shutdownServer, type BoundSocket } from './grpc-unix.js';
@@ -23,13 +24,13 @@ import { guardSockets, type SocketGuard } from './socket-guard.js';
 /** Options of {@link startKubeletPlugin}. */
 export interface KubeletPluginOptions {
   /** DRA driver name (DNS subdomain ≤ 63 chars), e.g. `gpu.gpulet.dev`. */
-  readonly driverName: string;
+  readonly driverName: DriverName;
   /** Kubelet plugin registry dir, e.g. `/var/lib/kubelet/plugins_registry`. */
   readonly registryDir: string;
   /** Kubelet plugins dir, e.g. `/var/lib/kubelet/plugins`. */
   readonly pluginsDir: string;
-  /** Pod UID (downward API) for rolling-update socket names; omit for the plain names. */
-  readonly podUid?: string | undefined;
+  /** Pod UID (downward API `metadata.uid`, a lower-case UUID) for rolling-update socket names; omit for the plain names. */
+  readonly podUid?: ObjectUid | undefined;
   /** Prepares and unprepares claims. */
   readonly preparer: ClaimPreparer;
   /** Device health; when given, DRAResourceHealth is served and advertised. */
@@ -61,8 +62,8 @@ export interface KubeletPlugin {
 
 /**
  * Start the kubelet plugin.
- * @throws ConfigError on a bad driver name / pod UID, an over-long socket path, a non-socket file in the
- *   way, or when a socket cannot be bound (whatever was started is stopped again first).
+ * @throws ConfigError on an over-long socket path, a non-socket file in the way, or when a socket cannot be
+ *   bound (whatever was started is stopped again first).
  */
 export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<KubeletPlugin> {
   const logger = opts.logger;

@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../../errors.js';
+import type { DriverName, ObjectUid } from '../../model/names.js';
 
 /** Default kubelet plugin registry directory. */
 export const DEFAULT_REGISTRY_DIR = '/var/lib/kubelet/plugins_registry';
@@ -17,11 +18,6 @@ export const DEFAULT_PLUGINS_DIR = '/var/lib/kubelet/plugins';
 
 /** Longest path a unix socket may have on Linux (`sun_path` is 108 bytes including the NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
-
-/** Kubernetes object UIDs are RFC 4122 UUIDs (lowercase hex as the API server generates them). */
-const POD_UID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-/** Driver name: DNS subdomain, at most 63 characters (docs/contracts.md §4). */
-const DRIVER_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Where the plugin's two sockets live. Both paths are absolute. */
 export interface SocketPaths {
@@ -32,45 +28,23 @@ export interface SocketPaths {
 }
 
 /**
- * Check a pod UID before it becomes part of a file name.
- * @throws ConfigError unless `uid` is a UUID (8-4-4-4-12 hex digits), e.g. from the downward API `metadata.uid`.
- */
-export function validatePodUid(uid: string): string {
-  if (!POD_UID_RE.test(uid)) {
-    throw new ConfigError(`pod UID ${JSON.stringify(uid)} is not a UUID; pass metadata.uid from the downward API`);
-  }
-  return uid.toLowerCase();
-}
-
-/**
- * Check a driver name before it becomes part of a file name.
- * @throws ConfigError unless it is a DNS subdomain of at most 63 characters (e.g. `gpu.gpulet.dev`).
- */
-export function validateDriverName(driver: string): string {
-  if (driver.length === 0 || driver.length > 63 || !DRIVER_RE.test(driver)) {
-    throw new ConfigError(
-      `driver name ${JSON.stringify(driver)} is not a DNS subdomain of at most 63 characters (e.g. gpu.gpulet.dev)`,
-    );
-  }
-  return driver;
-}
-
-/**
- * Compute the socket paths.
+ * Compute the socket paths. The driver name and pod UID become parts of file names; they are safe there because
+ * their types say they passed the rules of src/model/names.ts where they entered (src/config.ts): a DNS
+ * subdomain of ≤ 63 characters has no `/`, and a lower-case UUID only hex digits and `-`.
  * @param opts.registryDir kubelet plugin registry directory (made absolute against the working directory)
  * @param opts.pluginsDir kubelet plugins directory (made absolute likewise)
- * @param opts.driverName DRA driver name (DNS subdomain)
- * @param opts.podUid pod UID for rolling-update socket names; omit for the plain names
- * @throws ConfigError on a bad driver name or pod UID, or when a path exceeds {@link MAX_SOCKET_PATH_BYTES}.
+ * @param opts.driverName DRA driver name (DNS subdomain ≤ 63 characters)
+ * @param opts.podUid pod UID (lower-case UUID) for rolling-update socket names; omit for the plain names
+ * @throws ConfigError when a path exceeds {@link MAX_SOCKET_PATH_BYTES}.
  */
 export function socketPaths(opts: {
   registryDir: string;
   pluginsDir: string;
-  driverName: string;
-  podUid?: string | undefined;
+  driverName: DriverName;
+  podUid?: ObjectUid | undefined;
 }): SocketPaths {
-  const driver = validateDriverName(opts.driverName);
-  const uid = opts.podUid === undefined ? undefined : validatePodUid(opts.podUid);
+  const driver = opts.driverName;
+  const uid = opts.podUid;
   const registration = path.resolve(opts.registryDir, uid ? `${driver}-${uid}-reg.sock` : `${driver}-reg.sock`);
   const dra = path.resolve(opts.pluginsDir, driver, uid ? `dra-${uid}.sock` : 'dra.sock');
   for (const p of [registration, dra]) {

@@ -12,12 +12,14 @@ import type { GpuInfo, Inventory } from '../../gpu/types.js';
 import { allocatableDevices, type AllocatableDevice } from '../../model/devices.js';
 import { computeCapabilityVersion, cudaDriverVersion, isStrictSemver, normalizeVersion, SemverError } from './semver.js';
 import {
-  binaryQuantity, dnsLabelProblem, dnsSubdomainProblem, labelNameProblem, labelValueProblem, qualifiedNameProblem,
-  MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_DRIVER_NAME_LENGTH,
-  MAX_GENERATE_NAME_LENGTH, MAX_POOL_NAME_LENGTH, MAX_STRING_VALUE_LENGTH, MAX_TAINTS_PER_DEVICE,
+  deviceQualifiedNameProblem, dnsLabelProblem, labelNameProblem, labelValueProblem, type DnsSubdomain, type DriverName, type PoolName,
+} from '../../model/names.js';
+import {
+  binaryQuantity, MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_GENERATE_NAME_LENGTH,
+  MAX_STRING_VALUE_LENGTH, MAX_TAINTS_PER_DEVICE,
 } from './limits.js';
 
-/** A slice could not be built: names the device and attribute at fault (or the driver/node/pool name). */
+/** A slice could not be built: names the device and attribute at fault (or the pool generation). */
 export class SliceError extends GpuletError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SLICE', message, options);
@@ -32,14 +34,17 @@ export interface SliceSpec {
   spec: V1ResourceSliceSpec & { driver: string; nodeName: string; devices: V1Device[] };
 }
 
-/** Input of {@link buildResourceSlices}. */
+/**
+ * Input of {@link buildResourceSlices}. The names were checked where they entered (src/config.ts, with the rules
+ * of src/model/names.ts) and arrive branded, so the builder does not check them again.
+ */
 export interface BuildSlicesInput {
   /** DRA driver name, a DNS subdomain ≤ 63 chars, e.g. `gpu.gpulet.dev`. */
-  readonly driverName: string;
-  /** Node the devices are on (`spec.nodeName`). */
-  readonly nodeName: string;
-  /** Pool name (≤ 253 chars, DNS subdomains separated by `/`); conventionally the node name. */
-  readonly poolName: string;
+  readonly driverName: DriverName;
+  /** Node the devices are on (`spec.nodeName`), a DNS subdomain. */
+  readonly nodeName: DnsSubdomain;
+  /** Pool name (≤ 253 chars, DNS subdomains separated by `/`); gpulet's is `poolNameOf(nodeName)`. */
+  readonly poolName: PoolName;
   readonly inventory: Inventory;
   /** `spec.pool.generation` to stamp on every slice (≥ 0). */
   readonly generation: number;
@@ -143,7 +148,7 @@ export function validateDevice(device: V1Device): void {
     throw new SliceError(`${where}: ${attrs.length + caps.length} attributes + capacities, at most ${MAX_ATTRIBUTES_AND_CAPACITIES} allowed`);
   }
   for (const [key, value] of attrs) {
-    const kp = qualifiedNameProblem(key);
+    const kp = deviceQualifiedNameProblem(key);
     if (kp !== undefined) throw new SliceError(`${where}: attribute name ${JSON.stringify(key)} ${kp}`);
     const set = [value.string, value.version, value.bool, value._int].filter((v) => v !== undefined);
     if (set.length !== 1) throw new SliceError(`${where}: attribute ${key} must have exactly one value field`);
@@ -155,7 +160,7 @@ export function validateDevice(device: V1Device): void {
     }
   }
   for (const [key] of caps) {
-    const kp = qualifiedNameProblem(key);
+    const kp = deviceQualifiedNameProblem(key);
     if (kp !== undefined) throw new SliceError(`${where}: capacity name ${JSON.stringify(key)} ${kp}`);
   }
   if ((device.taints?.length ?? 0) > MAX_TAINTS_PER_DEVICE) throw new SliceError(`${where}: more than ${MAX_TAINTS_PER_DEVICE} taints`);
@@ -165,14 +170,7 @@ export function validateDevice(device: V1Device): void {
   }
 }
 
-function validateNames(input: BuildSlicesInput): void {
-  const d = dnsSubdomainProblem(input.driverName, MAX_DRIVER_NAME_LENGTH);
-  if (d !== undefined) throw new SliceError(`driver name ${JSON.stringify(input.driverName)} ${d}`);
-  const n = dnsSubdomainProblem(input.nodeName);
-  if (n !== undefined) throw new SliceError(`node name ${JSON.stringify(input.nodeName)} ${n}`);
-  if (input.poolName.length > MAX_POOL_NAME_LENGTH || input.poolName.split('/').some((s) => dnsSubdomainProblem(s) !== undefined)) {
-    throw new SliceError(`pool name ${JSON.stringify(input.poolName)} must be ≤ ${MAX_POOL_NAME_LENGTH} chars of DNS subdomains separated by "/"`);
-  }
+function validateGeneration(input: BuildSlicesInput): void {
   if (!Number.isSafeInteger(input.generation) || input.generation < 0) {
     throw new SliceError(`pool generation ${input.generation} must be a non-negative integer`);
   }
@@ -219,10 +217,11 @@ function chunk(devices: readonly V1Device[]): V1Device[][] {
  * stable order. A pool always has at least one slice (an empty `devices` list when there are no GPUs), so
  * consumers see the pool exists.
  * @throws SliceError naming the device and attribute when a value breaks a resource.k8s.io/v1 limit (string
- *   > 64 bytes, bad version, > 32 attributes + capacities, bad name) or a device name repeats; never truncates.
+ *   > 64 bytes, bad version, > 32 attributes + capacities, bad device or attribute name) or a device name
+ *   repeats, or when the generation is not a non-negative integer; never truncates.
  */
 export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
-  validateNames(input);
+  validateGeneration(input);
   const versions = versionsOf(input.inventory);
   const seen = new Set<string>();
   const devices: V1Device[] = [];

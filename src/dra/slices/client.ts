@@ -6,6 +6,7 @@
  */
 import { ApiException, CoreV1Api, ResourceV1Api, type KubeConfig, type V1ResourceSlice } from '@kubernetes/client-node';
 import { ApiError, errorMessage } from '../../errors.js';
+import { withTimeout } from '../../util/timeout.js';
 
 /** API calls of the publisher. */
 export interface SliceClient {
@@ -33,20 +34,15 @@ export function httpStatusOf(err: unknown): number | undefined {
 
 /** Run `call`, mapping failures to ApiError (`what` names the call) and bounding it by `timeoutMs`. */
 async function guarded<T>(what: string, timeoutMs: number, call: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ApiError(`${what}: no answer from the API server within ${timeoutMs} ms`)), timeoutMs);
-    timer.unref();
-  });
   try {
-    return await Promise.race([call(), timeout]);
+    return await withTimeout(call(), timeoutMs, () => {
+      throw new ApiError(`${what}: no answer from the API server within ${timeoutMs} ms`);
+    });
   } catch (err) {
     if (err instanceof ApiError) throw err;
     const status = err instanceof ApiException ? err.code : undefined;
     const detail = err instanceof ApiException ? statusMessage(err.body) : errorMessage(err);
     throw new ApiError(`${what} failed${status === undefined ? '' : ` (HTTP ${status})`}: ${detail}`, status, { cause: err });
-  } finally {
-    clearTimeout(timer);
   }
 }
 

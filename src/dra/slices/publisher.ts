@@ -15,6 +15,7 @@ import type { KubeConfig, V1ResourceSlice } from '@kubernetes/client-node';
 import { errorMessage, GpuletError } from '../../errors.js';
 import type { Inventory } from '../../gpu/types.js';
 import type { Logger } from '../../log.js';
+import type { DnsSubdomain, DriverName, PoolName } from '../../model/names.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../../util/backoff.js';
 import { createSliceClient, httpStatusOf, type SliceClient } from './client.js';
 import { planReconcile } from './plan.js';
@@ -25,11 +26,11 @@ export interface SlicePublisherOptions {
   /** Where the API server is (in-cluster, kubeconfig file, or the embedded dev server). */
   readonly kubeConfig: KubeConfig;
   /** DRA driver name (`spec.driver`), e.g. `gpu.gpulet.dev`. */
-  readonly driverName: string;
+  readonly driverName: DriverName;
   /** This node's name (`spec.nodeName`). */
-  readonly nodeName: string;
-  /** Pool name; default the node name. */
-  readonly poolName?: string;
+  readonly nodeName: DnsSubdomain;
+  /** Pool name (`spec.pool.name`): gpulet's is `poolNameOf(nodeName)`, decided once in src/config.ts. */
+  readonly poolName: PoolName;
   readonly logger: Logger;
   /** Retry bounds, ms; default 500 ms initial, 30 s cap. */
   readonly backoff?: BackoffOptions;
@@ -67,7 +68,6 @@ interface Desired {
 /** Publishes and reconciles this node's ResourceSlices. See the module doc. */
 export class SlicePublisher {
   private readonly client: SliceClient;
-  private readonly poolName: string;
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private desired: Desired | undefined;
@@ -88,7 +88,6 @@ export class SlicePublisher {
 
   constructor(private readonly opts: SlicePublisherOptions) {
     this.client = opts.client ?? createSliceClient(opts.kubeConfig, opts.requestTimeoutMs);
-    this.poolName = opts.poolName ?? opts.nodeName;
     this.log = opts.logger.child({ component: 'slice-publisher' });
     this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF, opts.random);
   }
@@ -208,7 +207,7 @@ export class SlicePublisher {
   private async reconcileOnce(): Promise<void> {
     const desired = this.desired;
     if (desired === undefined) return;
-    const { driverName, nodeName } = this.opts;
+    const { driverName, nodeName, poolName } = this.opts;
     const nodeUid = (this.nodeUid ??= await this.client.nodeUid(nodeName));
     if (nodeUid === undefined && !this.nodeMissingWarned) {
       this.nodeMissingWarned = true;
@@ -216,13 +215,13 @@ export class SlicePublisher {
     }
     const build = (generation: number): SliceSpec[] =>
       buildResourceSlices({
-        driverName, nodeName, poolName: this.poolName, inventory: desired.inventory, generation, unhealthy: desired.unhealthy,
+        driverName, nodeName, poolName, inventory: desired.inventory, generation, unhealthy: desired.unhealthy,
         ...(nodeUid === undefined ? {} : { nodeUid }),
       });
     build(0); // throws SliceError before any request when the inventory cannot be published
     const existing = await this.client.list(driverName, nodeName);
     const plan = planReconcile({
-      existing, build, poolName: this.poolName, lastGeneration: this.counters.generation, ignoreTaints: this.ignoreTaints,
+      existing, build, poolName, lastGeneration: this.counters.generation, ignoreTaints: this.ignoreTaints,
     });
     for (const action of plan.actions) {
       if (action.op === 'delete') {

@@ -1,7 +1,7 @@
 /**
  * The GPU models the mock backend can build, as data. Product names, architectures, compute capabilities,
- * SM counts, memory sizes and power limits are what `nvidia-smi` / NVML report for these boards (the
- * project brief and `test/reference/mig-profiles.md`); PCI device IDs are NVIDIA's (A100-SXM4-40GB 0x20b0,
+ * SM counts, memory sizes and power limits are what `nvidia-smi` / NVML report for these boards
+ * (NVIDIA's product pages and data sheets, and `test/reference/mig-profiles.md`); PCI device IDs are NVIDIA's (A100-SXM4-40GB 0x20b0,
  * H100 SXM5 80GB 0x2330, H200 SXM 141GB 0x2335); idle power, clocks and thermal figures are typical values
  * used only to shape simulated readings.
  */

@@ -1,176 +1,298 @@
 /**
- * Validation of what the native addon returns: `unknown` in, the typed shapes of `native-types.ts` out.
- * Pure. A malformed value (a bug in the addon, or an addon from another build) throws a
- * {@link MalformedNativeValue} naming the path of the bad field; optional readings of the wrong type are
- * treated the same way, never silently coerced.
+ * Validation of what the native addon returns: `unknown` in, the typed shapes of `native-types.ts` out, with
+ * zod schemas (one per shape). Pure. A malformed value (a bug in the addon, or an addon from another build)
+ * throws a {@link MalformedNativeValue} naming the path of the bad field and the device it belongs to; optional
+ * readings of the wrong type are treated the same way, never silently coerced. Unknown fields are dropped.
+ *
+ * Rules, as the addon produces its values (native/js_convert.cc, native/session.cc):
+ * - a number is any JS number but NaN (NVML's integers become doubles); an optional field is absent or
+ *   `undefined`, never `null`;
+ * - `errors` are arrays of {@link NvmlError} (the class the addon is handed at load);
+ * - strings are C strings copied out of NVML's fixed buffers, so each is shorter than its buffer
+ *   (`NVML_DEVICE_UUID_V2_BUFFER_SIZE` 96, `NVML_DEVICE_NAME_V2_BUFFER_SIZE` 96, `NVML_DEVICE_SERIAL_BUFFER_SIZE`
+ *   30, `NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE` 32, `NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE` and
+ *   `NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE` 80: native/nvml_abi.h);
+ * - arrays are bounded: {@link MAX_NATIVE_GPUS} GPUs, {@link MAX_NATIVE_MIG_DEVICES} MIG devices per GPU,
+ *   one reading per device, {@link MAX_NATIVE_ERRORS} errors per object.
  */
+import { z } from 'zod';
 import type {
   NvmlDiscovery,
   NvmlEventRegistration,
-  NvmlGpuFacts,
-  NvmlMigFacts,
-  NvmlPciFacts,
   NvmlRawEvent,
-  NvmlReading,
   NvmlSampleResult,
-  NvmlSystemFacts,
 } from './native-types.js';
 import { NvmlError } from './nvml-error.js';
 
+/**
+ * GPUs per node gpulet accepts from the addon: well above any single node (NVIDIA's largest, DGX-2 / HGX-2,
+ * has 16 GPUs), small enough that a corrupt count cannot make gpulet allocate without bound.
+ */
+export const MAX_NATIVE_GPUS = 64;
+/** MIG devices per GPU: NVIDIA's MIG user guide allows at most seven per GPU; twice that leaves room. */
+export const MAX_NATIVE_MIG_DEVICES = 14;
+/** NVML failures reported for one object (one per NVML call at most; gpulet makes about 30 per device). */
+export const MAX_NATIVE_ERRORS = 256;
+
 /** The addon returned a value of an unexpected shape. `path` names the field, e.g. `gpus[2].uuid`. */
 export class MalformedNativeValue extends Error {
-  constructor(readonly path: string, expected: string) {
-    super(`native addon returned a malformed value at ${path} (expected ${expected}): rebuild it with \`npm rebuild\``);
+  /**
+   * @param path the field, e.g. `gpus[2].memoryTotal`
+   * @param expected what it should have been, e.g. `a number`
+   * @param device the device the field belongs to when known, e.g. `GPU GPU-5c5b…` or `gpu 1, MIG device 0`
+   */
+  constructor(readonly path: string, expected: string, readonly device?: string) {
+    super(`native addon returned a malformed value at ${path}${device === undefined ? '' : ` of ${device}`} (expected ${expected}): rebuild it with \`npm rebuild\``);
     this.name = 'MalformedNativeValue';
   }
 }
 
-type Rec = Record<string, unknown>;
+/** Any JS number but NaN (Infinity included: the hand-written checks this replaces allowed it). */
+const num = z.custom<number>((v) => typeof v === 'number' && !Number.isNaN(v), { message: 'a number' });
+const str = (max: number) => z.string().max(max);
+const nvmlError = z.custom<NvmlError>((v) => v instanceof NvmlError, { message: 'an NvmlError' });
+/** `errors` where it is always set; an absent list reads as empty. */
+const errorList = z.array(nvmlError).max(MAX_NATIVE_ERRORS).optional().default([]);
 
-function rec(v: unknown, path: string): Rec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MalformedNativeValue(path, 'an object');
-  return v as Rec;
+const UUID = str(95);
+const NAME = str(95);
+
+const systemSchema = z.object({
+  errors: errorList,
+  driverVersion: str(79).optional(),
+  nvmlVersion: str(79).optional(),
+  cudaDriverVersion: num.optional(),
+});
+
+const pciSchema = z.object({
+  busId: str(31),
+  domain: num,
+  bus: num,
+  device: num,
+  pciDeviceId: num,
+  pciSubSystemId: num,
+});
+
+const profileSchema = z.object({
+  name: NAME,
+  index: num,
+  id: num,
+  sliceCount: num,
+  multiprocessorCount: num,
+  copyEngineCount: num,
+  decoderCount: num,
+  encoderCount: num,
+  jpegCount: num,
+  ofaCount: num,
+  memorySizeMB: num,
+});
+
+const migSchema = z.object({
+  index: num,
+  errors: errorList,
+  error: nvmlError.optional(),
+  uuid: UUID.optional(),
+  gpuInstanceId: num.optional(),
+  computeInstanceId: num.optional(),
+  profileId: num.optional(),
+  placementStart: num.optional(),
+  placementSize: num.optional(),
+  profile: profileSchema.optional(),
+});
+
+const gpuSchema = z.object({
+  index: num,
+  errors: errorList,
+  error: nvmlError.optional(),
+  uuid: UUID.optional(),
+  serial: str(29).optional(),
+  name: NAME.optional(),
+  minor: num.optional(),
+  brand: num.optional(),
+  architecture: num.optional(),
+  ccMajor: num.optional(),
+  ccMinor: num.optional(),
+  memoryTotal: num.optional(),
+  multiprocessors: num.optional(),
+  powerLimit: num.optional(),
+  migCurrent: num.optional(),
+  migPending: num.optional(),
+  pci: pciSchema.optional(),
+  // `null` reads as "no MIG devices", as the `?? []` of the checks this replaces did.
+  migDevices: z.array(migSchema).max(MAX_NATIVE_MIG_DEVICES).nullish().transform((v) => v ?? []),
+});
+
+const discoverySchema = z.object({
+  system: systemSchema,
+  gpus: z.array(gpuSchema).max(MAX_NATIVE_GPUS),
+});
+
+const readingSchema = z.object({
+  gpu: num,
+  mig: num,
+  error: nvmlError.optional(),
+  // Only where some reading failed (the addon leaves it out otherwise), so no default here.
+  errors: z.array(nvmlError).max(MAX_NATIVE_ERRORS).optional(),
+  gpuUtil: num.optional(),
+  memUtil: num.optional(),
+  encUtil: num.optional(),
+  decUtil: num.optional(),
+  memTotal: num.optional(),
+  memReserved: num.optional(),
+  memFree: num.optional(),
+  memUsed: num.optional(),
+  power: num.optional(),
+  powerLimit: num.optional(),
+  energy: num.optional(),
+  gpuTemp: num.optional(),
+  memTemp: num.optional(),
+  smClock: num.optional(),
+  memClock: num.optional(),
+  clockReasons: num.optional(),
+  eccCorrected: num.optional(),
+  eccUncorrected: num.optional(),
+  remappedCorrectable: num.optional(),
+  remappedUncorrectable: num.optional(),
+  pcieReplays: num.optional(),
+  pcieTxKBs: num.optional(),
+  pcieRxKBs: num.optional(),
+});
+
+const sampleSchema = z.object({
+  devices: z.array(readingSchema).max(MAX_NATIVE_GPUS * (1 + MAX_NATIVE_MIG_DEVICES)),
+  timestampMs: num,
+});
+
+const eventSchema = z.object({
+  gpu: num,
+  eventType: num,
+  eventData: num,
+  gpuInstanceId: num,
+  computeInstanceId: num,
+  timestampMs: num,
+  error: nvmlError.optional(),
+});
+
+const registrationSchema = z.object({
+  // An event-type mask per GPU; any number, as the checks this replaces accepted.
+  registered: z.array(z.custom<number>((v) => typeof v === 'number', { message: 'a number' })).max(MAX_NATIVE_GPUS),
+  errors: errorList,
+});
+
+/** `path` of an issue as the field is written: `gpus[2].pci.busId`. */
+function pathOf(root: string, path: readonly PropertyKey[]): string {
+  let out = root;
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : `${out === '' ? '' : '.'}${String(key)}`;
+  return out;
 }
-function arr(v: unknown, path: string): unknown[] {
-  if (!Array.isArray(v)) throw new MalformedNativeValue(path, 'an array');
-  return v;
+
+const ARTICLE: Readonly<Record<string, string>> = { object: 'an object', array: 'an array', number: 'a number', string: 'a string' };
+
+/** What the field should have been, worded as the error says it: `a number`, `at most 95 characters`. */
+function expectedOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') return ARTICLE[issue.expected] ?? issue.expected;
+  if (issue.code === 'too_big') return `at most ${String(issue.maximum)} ${issue.origin === 'array' ? 'entries' : 'characters'}`;
+  return issue.message;
 }
-function num(o: Rec, k: string, path: string): number {
-  const v = o[k];
-  if (typeof v !== 'number' || Number.isNaN(v)) throw new MalformedNativeValue(`${path}.${k}`, 'a number');
-  return v;
-}
-function str(o: Rec, k: string, path: string): string {
-  const v = o[k];
-  if (typeof v !== 'string') throw new MalformedNativeValue(`${path}.${k}`, 'a string');
-  return v;
-}
-/** Copy the optional number fields `keys` of `o` into `out` (absent stays absent). */
-function optNums(o: Rec, keys: readonly string[], path: string, out: Rec): void {
-  for (const k of keys) {
-    const v = o[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || Number.isNaN(v)) throw new MalformedNativeValue(`${path}.${k}`, 'a number');
-    out[k] = v;
+
+/** The raw value at `path` (before validation), or undefined. */
+function at(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const key of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
   }
-}
-function optStrs(o: Rec, keys: readonly string[], path: string, out: Rec): void {
-  for (const k of keys) {
-    const v = o[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string') throw new MalformedNativeValue(`${path}.${k}`, 'a string');
-    out[k] = v;
-  }
-}
-function nvmlErr(v: unknown, path: string): NvmlError {
-  if (!(v instanceof NvmlError)) throw new MalformedNativeValue(path, 'an NvmlError');
   return v;
 }
-function errList(o: Rec, path: string): NvmlError[] {
-  const v = o['errors'];
-  if (v === undefined) return [];
-  return arr(v, `${path}.errors`).map((e, i) => nvmlErr(e, `${path}.errors[${i}]`));
+
+function field(raw: unknown, path: readonly PropertyKey[], key: string): unknown {
+  const o = at(raw, path);
+  return typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[key] : undefined;
 }
-function optErr(o: Rec, path: string, out: Rec): void {
-  if (o['error'] !== undefined) out['error'] = nvmlErr(o['error'], `${path}.error`);
+
+/** How a device names itself in an error: its UUID when the addon gave a well-formed one, else its NVML index. */
+function deviceName(kind: 'GPU' | 'MIG device', raw: unknown, path: readonly PropertyKey[]): string | undefined {
+  const uuid = field(raw, path, 'uuid');
+  if (UUID.safeParse(uuid).success) return `${kind} ${String(uuid)}`;
+  const index = field(raw, path, 'index');
+  return typeof index === 'number' ? `${kind} index ${index}` : undefined;
+}
+
+/** The device a discovery path is in, e.g. `MIG device MIG-… of GPU GPU-…`; the path itself says where. */
+function discoveryDevice(raw: unknown, path: readonly PropertyKey[]): string | undefined {
+  if (path[0] !== 'gpus' || typeof path[1] !== 'number') return undefined;
+  const gpu = deviceName('GPU', raw, path.slice(0, 2));
+  if (path[2] !== 'migDevices' || typeof path[3] !== 'number') return gpu;
+  const mig = deviceName('MIG device', raw, path.slice(0, 4));
+  return mig === undefined ? gpu : `${mig}${gpu === undefined ? '' : ` of ${gpu}`}`;
+}
+
+/** The device a sample path is in: `gpu <i>` or `gpu <i>, MIG device <j>`, from the reading's own indexes. */
+function sampleDevice(raw: unknown, path: readonly PropertyKey[]): string | undefined {
+  if (path[0] !== 'devices' || typeof path[1] !== 'number') return undefined;
+  const gpu = field(raw, path.slice(0, 2), 'gpu');
+  const mig = field(raw, path.slice(0, 2), 'mig');
+  if (typeof gpu !== 'number') return undefined;
+  return typeof mig === 'number' && mig >= 0 ? `gpu ${gpu}, MIG device ${mig}` : `gpu ${gpu}`;
+}
+
+/**
+ * Parse `raw` with `schema`, or throw a {@link MalformedNativeValue} for the first issue.
+ * @param root the name of the whole value in paths (`sample.devices[0]`), or `''` for top-level field names
+ * @param whole the name of the whole value when the value itself is wrong (not an object)
+ */
+function parse<T>(
+  schema: z.ZodType<T>,
+  raw: unknown,
+  root: string,
+  whole: string,
+  device: (raw: unknown, path: readonly PropertyKey[]) => string | undefined = () => undefined,
+): T {
+  const res = schema.safeParse(raw);
+  if (res.success) return res.data;
+  const issue = res.error.issues[0];
+  if (issue === undefined) throw new MalformedNativeValue(whole, 'a valid value');
+  const path = issue.path;
+  throw new MalformedNativeValue(path.length === 0 ? whole : pathOf(root, path), expectedOf(issue), device(raw, path));
+}
+
+/** `T` with `undefined` taken out of its (optional) fields: what {@link present} makes of it. */
+type Present<T> = { [K in keyof T]: Exclude<T[K], undefined> };
+
+/**
+ * `o` without the keys whose value is `undefined` (deleted in place: `o` is zod's fresh output): an optional
+ * field is absent, never present and undefined, as the shapes of native-types.ts are declared
+ * (`exactOptionalPropertyTypes`).
+ */
+function present<T extends object>(o: T): Present<T> {
+  for (const key of Object.keys(o) as (keyof T)[]) if (o[key] === undefined) delete o[key];
+  return o as Present<T>;
 }
 
 /** Validate `session.discover()`'s result. @throws MalformedNativeValue */
 export function validateDiscovery(raw: unknown): NvmlDiscovery {
-  const o = rec(raw, 'discovery');
-  const s = rec(o['system'], 'system');
-  const system: Rec = { errors: errList(s, 'system') };
-  optStrs(s, ['driverVersion', 'nvmlVersion'], 'system', system);
-  optNums(s, ['cudaDriverVersion'], 'system', system);
-  const gpus = arr(o['gpus'], 'gpus').map((g, i) => validateGpu(g, `gpus[${i}]`));
-  return { system: system as unknown as NvmlSystemFacts, gpus };
+  const d = parse(discoverySchema, raw, '', 'discovery', discoveryDevice);
+  return {
+    system: present(d.system),
+    gpus: d.gpus.map((g) => ({ ...present(g), migDevices: g.migDevices.map((m) => present(m)) })),
+  };
 }
-
-const GPU_NUMS = ['minor', 'brand', 'architecture', 'ccMajor', 'ccMinor', 'memoryTotal', 'multiprocessors', 'powerLimit', 'migCurrent', 'migPending'];
-
-function validateGpu(raw: unknown, path: string): NvmlGpuFacts {
-  const g = rec(raw, path);
-  const out: Rec = { index: num(g, 'index', path), errors: errList(g, path) };
-  optErr(g, path, out);
-  optStrs(g, ['uuid', 'serial', 'name'], path, out);
-  optNums(g, GPU_NUMS, path, out);
-  if (g['pci'] !== undefined) {
-    const p = rec(g['pci'], `${path}.pci`);
-    const pp = `${path}.pci`;
-    const pci: NvmlPciFacts = {
-      busId: str(p, 'busId', pp),
-      domain: num(p, 'domain', pp),
-      bus: num(p, 'bus', pp),
-      device: num(p, 'device', pp),
-      pciDeviceId: num(p, 'pciDeviceId', pp),
-      pciSubSystemId: num(p, 'pciSubSystemId', pp),
-    };
-    out['pci'] = pci;
-  }
-  out['migDevices'] = arr(g['migDevices'] ?? [], `${path}.migDevices`).map((m, j) => validateMig(m, `${path}.migDevices[${j}]`));
-  return out as unknown as NvmlGpuFacts;
-}
-
-const PROFILE_NUMS = ['index', 'id', 'sliceCount', 'multiprocessorCount', 'copyEngineCount', 'decoderCount', 'encoderCount', 'jpegCount', 'ofaCount', 'memorySizeMB'] as const;
-
-function validateMig(raw: unknown, path: string): NvmlMigFacts {
-  const m = rec(raw, path);
-  const out: Rec = { index: num(m, 'index', path), errors: errList(m, path) };
-  optErr(m, path, out);
-  optStrs(m, ['uuid'], path, out);
-  optNums(m, ['gpuInstanceId', 'computeInstanceId', 'profileId', 'placementStart', 'placementSize'], path, out);
-  if (m['profile'] !== undefined) {
-    const pp = `${path}.profile`;
-    const p = rec(m['profile'], pp);
-    const prof: Rec = { name: str(p, 'name', pp) };
-    for (const k of PROFILE_NUMS) prof[k] = num(p, k, pp);
-    out['profile'] = prof;
-  }
-  return out as unknown as NvmlMigFacts;
-}
-
-const READING_NUMS = [
-  'gpuUtil', 'memUtil', 'encUtil', 'decUtil', 'memTotal', 'memReserved', 'memFree', 'memUsed', 'power', 'powerLimit',
-  'energy', 'gpuTemp', 'memTemp', 'smClock', 'memClock', 'clockReasons', 'eccCorrected', 'eccUncorrected',
-  'remappedCorrectable', 'remappedUncorrectable', 'pcieReplays', 'pcieTxKBs', 'pcieRxKBs',
-];
 
 /** Validate `session.sample()`'s result. @throws MalformedNativeValue */
 export function validateSample(raw: unknown): NvmlSampleResult {
-  const o = rec(raw, 'sample');
-  const devices = arr(o['devices'], 'sample.devices').map((d, i): NvmlReading => {
-    const path = `sample.devices[${i}]`;
-    const r = rec(d, path);
-    const out: Rec = { gpu: num(r, 'gpu', path), mig: num(r, 'mig', path) };
-    optErr(r, path, out);
-    if (r['errors'] !== undefined) out['errors'] = errList(r, path);
-    optNums(r, READING_NUMS, path, out);
-    return out as unknown as NvmlReading;
-  });
-  return { timestampMs: num(o, 'timestampMs', 'sample'), devices };
+  const s = parse(sampleSchema, raw, 'sample', 'sample', sampleDevice);
+  return { timestampMs: s.timestampMs, devices: s.devices.map((r) => present(r)) };
 }
 
 /** Validate one event from the native event thread. @throws MalformedNativeValue */
 export function validateEvent(raw: unknown): NvmlRawEvent {
-  const e = rec(raw, 'event');
-  const out: Rec = {
-    gpu: num(e, 'gpu', 'event'),
-    eventType: num(e, 'eventType', 'event'),
-    eventData: num(e, 'eventData', 'event'),
-    gpuInstanceId: num(e, 'gpuInstanceId', 'event'),
-    computeInstanceId: num(e, 'computeInstanceId', 'event'),
-    timestampMs: num(e, 'timestampMs', 'event'),
-  };
-  optErr(e, 'event', out);
-  return out as unknown as NvmlRawEvent;
+  return present(parse(eventSchema, raw, 'event', 'event', (r) => {
+    const gpu = field(r, [], 'gpu');
+    return typeof gpu === 'number' ? `gpu ${gpu}` : undefined;
+  }));
 }
 
 /** Validate `session.startEvents()`'s result. @throws MalformedNativeValue */
 export function validateRegistration(raw: unknown): NvmlEventRegistration {
-  const o = rec(raw, 'registration');
-  const registered = arr(o['registered'], 'registration.registered').map((v, i) => {
-    if (typeof v !== 'number') throw new MalformedNativeValue(`registration.registered[${i}]`, 'a number');
-    return v;
-  });
-  return { registered, errors: errList(o, 'registration') };
+  return parse(registrationSchema, raw, 'registration', 'registration');
 }

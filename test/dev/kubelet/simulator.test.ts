@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startKubeletPlugin, type KubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
 import { silentLogger } from '../../../src/log.js';
+import { driverName } from '../../helpers/names.js';
+import { objectUidSchema, type ObjectUid } from '../../../src/model/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import { KubeletSimulator, type SimulatedPlugin } from '../../../dev/kubelet/simulator.js';
 
@@ -29,10 +31,10 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function start(preparer = new InMemoryPreparer(), extra: { podUid?: string } = {}) {
+async function start(preparer = new InMemoryPreparer(), extra: { podUid?: ObjectUid } = {}) {
   const registered: boolean[] = [];
   const p = await startKubeletPlugin({
-    driverName: 'gpu.gpulet.dev',
+    driverName: driverName('gpu.gpulet.dev'),
     registryDir: path.join(dir, 'plugins_registry'),
     pluginsDir: path.join(dir, 'plugins'),
     preparer,
@@ -53,7 +55,7 @@ describe('KubeletSimulator', () => {
     await fs.writeFile(path.join(dir, 'plugins_registry', '.hidden'), '');
     const { plugin, registered, preparer } = await start();
     const p = await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
-    expect(p).toMatchObject({ driverName: 'gpu.gpulet.dev', endpoint: plugin.draSocket, version: 'v1', healthSupported: false });
+    expect(p).toMatchObject({ driverName: driverName('gpu.gpulet.dev'), endpoint: plugin.draSocket, version: 'v1', healthSupported: false });
     await expect.poll(() => registered).toEqual([true]);
     expect(plugin.registration().registered).toBe(true);
     expect(sim.plugins()).toHaveLength(1);
@@ -80,7 +82,7 @@ describe('KubeletSimulator', () => {
   it('unregisters when the plugin stops and registers the next instance (pod-UID sockets)', async () => {
     sim = new KubeletSimulator({ registryDir: path.join(dir, 'plugins_registry'), rescanIntervalMs: 200 });
     await sim.start();
-    const first = await start(undefined, { podUid: '11111111-2222-4333-8444-555555555555' });
+    const first = await start(undefined, { podUid: objectUidSchema.parse('11111111-2222-4333-8444-555555555555') });
     await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
     const gone = new Promise<SimulatedPlugin>((r) => sim!.once('unregistered', r));
     await first.plugin.stop();
@@ -88,7 +90,7 @@ describe('KubeletSimulator', () => {
     expect(sim.plugins()).toEqual([]);
     await expect(sim.prepare([claim])).rejects.toThrow(/no registered DRA driver/);
 
-    const second = await start(undefined, { podUid: '66666666-7777-4888-8999-000000000000' });
+    const second = await start(undefined, { podUid: objectUidSchema.parse('66666666-7777-4888-8999-000000000000') });
     const p = await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
     expect(p.endpoint).toBe(second.plugin.draSocket);
     expect((await sim.prepare([claim])).claims[UID]?.error).toBe('');

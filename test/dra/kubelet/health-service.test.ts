@@ -12,6 +12,7 @@ import type { DeviceHealthEntry, HealthSource } from '../../../src/dra/kubelet/h
 import { toWireHealth, truncateHealthMessage } from '../../../src/dra/kubelet/health-service.js';
 import type { WireWatchResponse } from '../../../src/dra/kubelet/grpc-protos.js';
 import { silentLogger } from '../../../src/log.js';
+import { driverName } from '../../helpers/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import { KubeletSimulator } from '../../../dev/kubelet/simulator.js';
 
@@ -58,7 +59,7 @@ afterEach(async () => {
 
 async function setup(resendMs: number) {
   plugin = await startKubeletPlugin({
-    driverName: 'gpu.gpulet.dev',
+    driverName: driverName('gpu.gpulet.dev'),
     registryDir: path.join(dir, 'registry'),
     pluginsDir: path.join(dir, 'plugins'),
     preparer: new InMemoryPreparer(),

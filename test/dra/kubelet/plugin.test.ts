@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startKubeletPlugin, type KubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
 import { protoRoot } from '../../../src/dra/kubelet/grpc-protos.js';
 import { silentLogger } from '../../../src/log.js';
+import { driverName } from '../../helpers/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import type { ClaimRef } from '../../../src/model/types.js';
 
@@ -63,7 +64,7 @@ beforeEach(async () => {
     ],
   });
   plugin = await startKubeletPlugin({
-    driverName: 'gpu.gpulet.dev',
+    driverName: driverName('gpu.gpulet.dev'),
     registryDir: path.join(dir, 'plugins_registry'),
     pluginsDir: path.join(dir, 'plugins'),
     preparer,
@@ -153,21 +154,28 @@ describe.each(['v1', 'v1beta1'] as const)('DRAPlugin %s', (version) => {
 
   it('invalid claim fields give a per-claim error naming the field; valid claims still prepare', async () => {
     const c = dra(version);
+    // Claim UIDs are object UIDs as the API server issues them (lower-case UUIDs): a well-formed UID for the
+    // cases where another field is at fault, so the error names that field.
+    const uid = (n: number): string => `0b6f2c1e-5d1a-4c39-9a57-8d3e2f1a${String(n).padStart(4, '0')}`;
     const bad = [
       { namespace: 'default', name: 'x', uid: '' },
-      { namespace: '', name: 'x', uid: 'u-ns' },
-      { namespace: 'default', name: '', uid: 'u-name' },
-      { namespace: 'Bad_NS', name: 'x', uid: 'u-ns2' },
-      { namespace: 'default', name: 'n'.repeat(254), uid: 'u-long' },
+      { namespace: '', name: 'x', uid: uid(11) },
+      { namespace: 'default', name: '', uid: uid(12) },
+      { namespace: 'Bad_NS', name: 'x', uid: uid(13) },
+      { namespace: 'default', name: 'n'.repeat(254), uid: uid(14) },
       { namespace: 'default', name: 'x', uid: '../../etc' },
+      { namespace: 'default', name: 'x', uid: 'u-not-a-uuid' },
+      { namespace: 'default', name: 'x', uid: uid(15).toUpperCase() },
     ];
     const res = await call<PrepareResponse>(c, 'NodePrepareResources', { claims: [...bad, claimA] });
     expect(res.claims['']?.error).toMatch(/"uid"/);
-    expect(res.claims['u-ns']?.error).toMatch(/"namespace"/);
-    expect(res.claims['u-name']?.error).toMatch(/"name"/);
-    expect(res.claims['u-ns2']?.error).toMatch(/"namespace".*DNS label/);
-    expect(res.claims['u-long']?.error).toMatch(/"name".*253/);
-    expect(res.claims['../../etc']?.error).toMatch(/"uid"/);
+    expect(res.claims[uid(11)]?.error).toMatch(/"namespace"/);
+    expect(res.claims[uid(12)]?.error).toMatch(/"name"/);
+    expect(res.claims[uid(13)]?.error).toMatch(/"namespace".*DNS label/);
+    expect(res.claims[uid(14)]?.error).toMatch(/"name".*253/);
+    expect(res.claims['../../etc']?.error).toMatch(/"uid".*lower-case UUID/);
+    expect(res.claims['u-not-a-uuid']?.error).toMatch(/"uid".*lower-case UUID/);
+    expect(res.claims[uid(15).toUpperCase()]?.error).toMatch(/"uid".*lower-case UUID/);
     expect(res.claims[UID_A]?.error).toBe('');
     expect(preparer.calls).toEqual([{ op: 'prepare', claims: [claimA] }]);
   });
@@ -181,7 +189,7 @@ describe.each(['v1', 'v1beta1'] as const)('DRAPlugin %s', (version) => {
   it('a claim the preparer forgets still gets an error entry (kubelet retries)', async () => {
     const forgetful = { ...preparer, prepare: () => Promise.resolve(new Map()), unprepare: () => Promise.resolve(new Map()) };
     await plugin!.stop();
-    plugin = await startKubeletPlugin({ driverName: 'gpu.gpulet.dev', registryDir: path.join(dir, 'r'), pluginsDir: path.join(dir, 'p'), preparer: forgetful, logger: silentLogger() });
+    plugin = await startKubeletPlugin({ driverName: driverName('gpu.gpulet.dev'), registryDir: path.join(dir, 'r'), pluginsDir: path.join(dir, 'p'), preparer: forgetful, logger: silentLogger() });
     const c = dra(version);
     const res = await call<PrepareResponse>(c, 'NodePrepareResources', { claims: [claimA] });
     expect(res.claims[UID_A]?.error).toMatch(/no result/);

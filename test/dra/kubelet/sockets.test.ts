@@ -8,13 +8,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { socketPaths, validatePodUid } from '../../../src/dra/kubelet/sockets.js';
+import { socketPaths } from '../../../src/dra/kubelet/sockets.js';
 import { startKubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
+import { loadConfig } from '../../../src/config.js';
 import { ConfigError } from '../../../src/errors.js';
+import { objectUidSchema } from '../../../src/model/names.js';
+import { driverName } from '../../helpers/names.js';
 import { silentLogger } from '../../../src/log.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 
-const POD_UID = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
+const POD_UID = objectUidSchema.parse('7c9e6679-7425-40de-944b-e07fc1f90ae7');
+const DRIVER = driverName('gpu.gpulet.dev');
 let dir: string;
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gpulet-ks-'));
@@ -25,36 +29,45 @@ afterEach(async () => {
 
 describe('socketPaths', () => {
   it('uses the upstream names', () => {
-    expect(socketPaths({ registryDir: '/var/lib/kubelet/plugins_registry', pluginsDir: '/var/lib/kubelet/plugins', driverName: 'gpu.gpulet.dev' })).toEqual({
+    expect(socketPaths({ registryDir: '/var/lib/kubelet/plugins_registry', pluginsDir: '/var/lib/kubelet/plugins', driverName: DRIVER })).toEqual({
       registration: '/var/lib/kubelet/plugins_registry/gpu.gpulet.dev-reg.sock',
       dra: '/var/lib/kubelet/plugins/gpu.gpulet.dev/dra.sock',
     });
   });
 
   it('adds the pod UID for rolling updates', () => {
-    expect(socketPaths({ registryDir: '/r', pluginsDir: '/p', driverName: 'gpu.gpulet.dev', podUid: POD_UID })).toEqual({
+    expect(socketPaths({ registryDir: '/r', pluginsDir: '/p', driverName: DRIVER, podUid: POD_UID })).toEqual({
       registration: `/r/gpu.gpulet.dev-${POD_UID}-reg.sock`,
       dra: `/p/gpu.gpulet.dev/dra-${POD_UID}.sock`,
     });
   });
 
-  it('rejects pod UIDs and driver names that are not safe in a path', () => {
-    for (const uid of ['', '../x', 'abc', `${POD_UID}/..`, `${POD_UID} `]) {
-      expect(() => validatePodUid(uid)).toThrow(ConfigError);
+  it('never gets pod UIDs and driver names that are not safe in a path: refused where they enter', () => {
+    // socketPaths takes only checked names (DriverName, ObjectUid); a plain string does not compile ...
+    // @ts-expect-error a plain string is not a DriverName
+    expect(socketPaths({ registryDir: '/r', pluginsDir: '/p', driverName: 'gpu.gpulet.dev' }).dra).toBe('/p/gpu.gpulet.dev/dra.sock');
+    // @ts-expect-error a plain string is not an ObjectUid
+    expect(socketPaths({ registryDir: '/r', pluginsDir: '/p', driverName: DRIVER, podUid: `${POD_UID}` }).dra).toBe(`/p/gpu.gpulet.dev/dra-${POD_UID}.sock`);
+    // ... and the configuration, where they enter, refuses these with a ConfigError naming the option.
+    const load = (flag: string, value: string) => () => loadConfig(['--node-name', 'n', flag, value], {}, '/x');
+    for (const uid of ['', '../x', 'abc', `${POD_UID}/..`, `${POD_UID} `, POD_UID.toUpperCase()]) {
+      expect(load('--pod-uid', uid)).toThrow(ConfigError);
+      expect(load('--pod-uid', uid)).toThrow(/--pod-uid/);
     }
-    for (const driverName of ['', '../evil', 'Gpu.Example', 'a/b', `${'x'.repeat(64)}`]) {
-      expect(() => socketPaths({ registryDir: '/r', pluginsDir: '/p', driverName })).toThrow(ConfigError);
+    for (const name of ['', '../evil', 'Gpu.Example', 'a/b', `${'x'.repeat(64)}`]) {
+      expect(load('--driver-name', name)).toThrow(ConfigError);
+      expect(load('--driver-name', name)).toThrow(/--driver-name/);
     }
   });
 
   it('rejects paths longer than a unix socket allows', () => {
-    expect(() => socketPaths({ registryDir: `/${'d'.repeat(120)}`, pluginsDir: '/p', driverName: 'gpu.gpulet.dev' })).toThrow(/unix socket/);
+    expect(() => socketPaths({ registryDir: `/${'d'.repeat(120)}`, pluginsDir: '/p', driverName: DRIVER })).toThrow(/unix socket/);
   });
 });
 
 describe('socket lifecycle', () => {
   const opts = () => ({
-    driverName: 'gpu.gpulet.dev',
+    driverName: DRIVER,
     registryDir: path.join(dir, 'registry'),
     pluginsDir: path.join(dir, 'plugins'),
     preparer: new InMemoryPreparer(),

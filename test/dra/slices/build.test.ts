@@ -11,9 +11,11 @@ import { buildResourceSlices, SliceError, type SliceSpec } from '../../../src/dr
 import type { Inventory } from '../../../src/gpu/types.js';
 import { EXAMPLE_GPU0_UUID, EXAMPLE_GPU1_UUID, EXAMPLE_MIG_UUID, exampleInventory, h100, manyGpus, mig1g10gb } from '../../helpers/slices.js';
 import { reference } from '../../helpers/reference.js';
+import { driverName, nodeName, poolName } from '../../helpers/names.js';
+import { driverNameSchema, dnsSubdomainSchema, poolNameOf } from '../../../src/model/names.js';
 
 const OPENAPI = reference('resource.k8s.io-v1.openapi-1.35.json');
-const DRIVER = 'gpu.gpulet.dev';
+const DRIVER = driverName('gpu.gpulet.dev');
 
 function sliceValidator(): ValidateFunction {
   const doc = JSON.parse(readFileSync(OPENAPI, 'utf8')) as Record<string, unknown>;
@@ -81,7 +83,7 @@ function assertContractLimits(slices: readonly SliceSpec[], node: string): void 
 
 describe('buildResourceSlices: worked example (test/reference/examples.md)', () => {
   const slices = buildResourceSlices({
-    driverName: DRIVER, nodeName: 'node-a', poolName: 'node-a', inventory: exampleInventory(), generation: 1, nodeUid: 'uid-node-a',
+    driverName: DRIVER, nodeName: nodeName('node-a'), poolName: poolName('node-a'), inventory: exampleInventory(), generation: 1, nodeUid: 'uid-node-a',
   });
 
   it('produces one slice with the example metadata and pool', () => {
@@ -145,9 +147,9 @@ describe('buildResourceSlices: worked example (test/reference/examples.md)', () 
   });
 
   it('is deterministic and leaves ownerReferences out when the node UID is unknown', () => {
-    const again = buildResourceSlices({ driverName: DRIVER, nodeName: 'node-a', poolName: 'node-a', inventory: exampleInventory(), generation: 1, nodeUid: 'uid-node-a' });
+    const again = buildResourceSlices({ driverName: DRIVER, nodeName: nodeName('node-a'), poolName: poolName('node-a'), inventory: exampleInventory(), generation: 1, nodeUid: 'uid-node-a' });
     expect(again).toEqual(slices);
-    const noUid = buildResourceSlices({ driverName: DRIVER, nodeName: 'node-a', poolName: 'node-a', inventory: exampleInventory(), generation: 1 });
+    const noUid = buildResourceSlices({ driverName: DRIVER, nodeName: nodeName('node-a'), poolName: poolName('node-a'), inventory: exampleInventory(), generation: 1 });
     expect(noUid[0]!.metadata.ownerReferences).toBeUndefined();
     expect(validateSchema(wire(noUid[0]!))).toBe(true);
   });
@@ -155,7 +157,7 @@ describe('buildResourceSlices: worked example (test/reference/examples.md)', () 
 
 describe('the schema check itself', () => {
   it('rejects bodies the v1 schema forbids (so passing it means something)', () => {
-    const good = wire(buildResourceSlices({ driverName: DRIVER, nodeName: 'n', poolName: 'n', inventory: exampleInventory(), generation: 1 })[0]!);
+    const good = wire(buildResourceSlices({ driverName: DRIVER, nodeName: nodeName('n'), poolName: poolName('n'), inventory: exampleInventory(), generation: 1 })[0]!);
     expect(validateSchema(good)).toBe(true);
     type Body = { spec: { pool: Record<string, unknown>; devices: { attributes: Record<string, unknown>; taints?: unknown }[] } };
     const badAttr = structuredClone(good) as Body;
@@ -176,7 +178,7 @@ describe('buildResourceSlices: mock dgx-h100', () => {
     await backend.init();
     try {
       const inventory = backend.inventory();
-      const slices = buildResourceSlices({ driverName: DRIVER, nodeName: 'dgx-1', poolName: 'dgx-1', inventory, generation: 3, nodeUid: 'u' });
+      const slices = buildResourceSlices({ driverName: DRIVER, nodeName: nodeName('dgx-1'), poolName: poolName('dgx-1'), inventory, generation: 3, nodeUid: 'u' });
       assertContractLimits(slices, 'dgx-1');
       const devices = slices.flatMap((s) => s.spec.devices);
       expect(devices.filter((d) => d.attributes?.type?.string === 'gpu')).toHaveLength(6);
@@ -193,7 +195,7 @@ describe('buildResourceSlices: mock dgx-h100', () => {
 });
 
 describe('buildResourceSlices: splitting, taints, bad input', () => {
-  const base = { driverName: DRIVER, nodeName: 'node-b', poolName: 'node-b', generation: 7 } as const;
+  const base = { driverName: DRIVER, nodeName: nodeName('node-b'), poolName: poolName('node-b'), generation: 7 } as const;
 
   it('splits 300 devices into 128 + 128 + 44, every slice carrying the count and generation', () => {
     const slices = buildResourceSlices({ ...base, inventory: manyGpus(300) });
@@ -246,16 +248,22 @@ describe('buildResourceSlices: splitting, taints, bad input', () => {
     const sys = exampleInventory().system;
     expect(() => buildResourceSlices({ ...base, inventory: { system: { ...sys, driverVersion: '580.95.05-beta.x.y.z' }, gpus: [] } })).toThrow(/driverVersion/);
     expect(() => buildResourceSlices({ ...base, inventory: { system: { ...sys, cudaDriverVersion: 0 }, gpus: [] } })).toThrow(/cudaDriverVersion/);
-    expect(() => buildResourceSlices({ ...base, driverName: 'GPU_Driver', inventory: manyGpus(1) })).toThrow(/driver name/);
-    expect(() => buildResourceSlices({ ...base, nodeName: 'Node_A', inventory: manyGpus(1) })).toThrow(/node name/);
+    // Bad driver and node names cannot reach the builder: its inputs are branded, and the brand is only given
+    // where a name enters (src/config.ts) after the rules of src/model/names.ts.
+    // @ts-expect-error a plain string is not a DriverName
+    expect(() => buildResourceSlices({ ...base, driverName: 'gpu.gpulet.dev', inventory: manyGpus(1) })).not.toThrow();
+    // @ts-expect-error a plain string is not a node name (DnsSubdomain)
+    expect(() => buildResourceSlices({ ...base, nodeName: 'node-b', inventory: manyGpus(1) })).not.toThrow();
+    expect(driverNameSchema.safeParse('GPU_Driver').error?.issues[0]?.message).toMatch(/DNS subdomain/);
+    expect(dnsSubdomainSchema.safeParse('Node_A').error?.issues[0]?.message).toMatch(/DNS subdomain/);
     expect(() => buildResourceSlices({ ...base, inventory: { system: sys, gpus: [h100(0), h100(0)] } })).toThrow(/duplicate device name/);
     const badCc: Inventory = { system: sys, gpus: [h100(0, { cudaComputeCapability: { major: 9, minor: -1 } })] };
     expect(() => buildResourceSlices({ ...base, inventory: badCc })).toThrow(/cudaComputeCapability/);
   });
 
   it('sanitises and bounds generateName for a long node name', () => {
-    const node = `${'a'.repeat(60)}.example.com`;
-    const s = buildResourceSlices({ ...base, nodeName: node, poolName: node, inventory: manyGpus(1) })[0]!;
+    const node = nodeName(`${'a'.repeat(60)}.example.com`);
+    const s = buildResourceSlices({ ...base, nodeName: node, poolName: poolNameOf(node), inventory: manyGpus(1) })[0]!;
     expect(s.metadata.generateName.length).toBeLessThanOrEqual(58);
     expect(s.metadata.generateName.startsWith('gpu.gpulet.dev-aaaa')).toBe(true);
     expect(DNS_SUBDOMAIN(`${s.metadata.generateName}x1y2z`)).toBe(true);

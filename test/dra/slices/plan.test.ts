@@ -13,13 +13,16 @@ import { ApiError } from '../../../src/errors.js';
 import type { Inventory } from '../../../src/gpu/types.js';
 import { silentLogger } from '../../../src/log.js';
 import { exampleInventory, h100, manyGpus } from '../../helpers/slices.js';
+import { driverName, nodeName } from '../../helpers/names.js';
+import { poolNameOf } from '../../../src/model/names.js';
 
-const DRIVER = 'gpu.gpulet.dev';
-const NODE = 'node-p';
+const DRIVER = driverName('gpu.gpulet.dev');
+const NODE = nodeName('node-p');
+const POOL = poolNameOf(NODE);
 
 function builder(inventory: Inventory, unhealthy?: Set<string>) {
   return (generation: number) =>
-    buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: NODE, inventory, generation, nodeUid: 'nu', ...(unhealthy ? { unhealthy } : {}) });
+    buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory, generation, nodeUid: 'nu', ...(unhealthy ? { unhealthy } : {}) });
 }
 
 /** Store the bodies as an API server would: name, uid, resourceVersion. */
@@ -31,7 +34,7 @@ function stored(slices: readonly V1ResourceSlice[]): V1ResourceSlice[] {
 }
 
 describe('planReconcile', () => {
-  const base = { poolName: NODE, lastGeneration: 0, ignoreTaints: false };
+  const base = { poolName: POOL, lastGeneration: 0, ignoreTaints: false };
 
   it('writes nothing when the pool already matches, whatever its generation', () => {
     const existing = stored(builder(exampleInventory())(5));
@@ -127,7 +130,7 @@ class FakeClient implements SliceClient {
 
 function publisher(client: FakeClient) {
   return new SlicePublisher({
-    kubeConfig: new KubeConfig(), driverName: DRIVER, nodeName: NODE, logger: silentLogger(), client,
+    kubeConfig: new KubeConfig(), driverName: DRIVER, nodeName: NODE, poolName: POOL, logger: silentLogger(), client,
     backoff: { initialMs: 5, maxMs: 20 }, random: () => 0.5,
   });
 }
@@ -204,7 +207,7 @@ describe('SlicePublisher scheduling (fake client)', () => {
     const client = new FakeClient();
     client.failNext = 1_000;
     const p = new SlicePublisher({
-      kubeConfig: new KubeConfig(), driverName: DRIVER, nodeName: NODE, logger: silentLogger(), client, backoff: { initialMs: 50, maxMs: 50 }, random: () => 0.9,
+      kubeConfig: new KubeConfig(), driverName: DRIVER, nodeName: NODE, poolName: POOL, logger: silentLogger(), client, backoff: { initialMs: 50, maxMs: 50 }, random: () => 0.9,
     });
     p.start();
     p.update(exampleInventory());

@@ -10,9 +10,11 @@ import { SlicePublisher } from '../../../src/dra/slices/publisher.js';
 import type { Inventory } from '../../../src/gpu/types.js';
 import { createLogger, silentLogger } from '../../../src/log.js';
 import { exampleInventory, manyGpus } from '../../helpers/slices.js';
+import { driverName, nodeName } from '../../helpers/names.js';
+import { poolNameOf } from '../../../src/model/names.js';
 
-const DRIVER = 'gpu.gpulet.dev';
-const NODE = 'node-a';
+const DRIVER = driverName('gpu.gpulet.dev');
+const NODE = nodeName('node-a');
 const SLICES = '/apis/resource.k8s.io/v1/resourceslices';
 
 let server: EmbeddedApiServer;
@@ -30,7 +32,7 @@ afterEach(async () => {
 function newPublisher(backoff = { initialMs: 20, maxMs: 200 }): SlicePublisher {
   const kc = new KubeConfig();
   kc.loadFromString(server.kubeconfig());
-  publisher = new SlicePublisher({ kubeConfig: kc, driverName: DRIVER, nodeName: NODE, logger: process.env['PUBDEBUG'] ? createLogger('debug') : silentLogger(), backoff });
+  publisher = new SlicePublisher({ kubeConfig: kc, driverName: DRIVER, nodeName: NODE, poolName: poolNameOf(NODE), logger: process.env['PUBDEBUG'] ? createLogger('debug') : silentLogger(), backoff });
   publisher.start();
   return publisher;
 }

@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackendError } from '../../../src/errors.js';
 import { addonPath, loadAddon, loadAddonFrom } from '../../../src/gpu/nvml/addon.js';
+import { VERSION } from '../../../src/main.js';
+import { REPO_ROOT } from '../../helpers/repo.js';
 
 const DEBIAN_NVML = '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1';
 
@@ -20,6 +22,13 @@ describe('native addon gpulet_nvml', () => {
     const addon = loadAddon();
     expect(addon.addonVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(loadAddon()).toBe(addon);
+  });
+
+  it("reports package.json's version, as the agent does (one version: binding.gyp compiles it in)", () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    // A stale build (compiled before the version moved) fails here: `npm rebuild` rebuilds it.
+    expect(loadAddon().addonVersion).toBe(pkg.version);
+    expect(VERSION).toBe(pkg.version); // service.version of the telemetry
   });
 
   it('links no NVIDIA library: its ELF NEEDED entries name none (NVML is dlopen()ed at run time)', (ctx) => {

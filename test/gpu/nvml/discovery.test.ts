@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildResourceSlices } from '../../../src/dra/slices/build.js';
 import { createNvmlBackend, type NvmlBackend } from '../../../src/gpu/nvml/index.js';
 import { fakeSetup, type FakeSetup } from '../../helpers/nvml.js';
+import { driverName, nodeName, poolName } from '../../helpers/names.js';
 
 describe('NVML backend on the fake library: discovery', () => {
   let fake: FakeSetup;
@@ -27,7 +28,7 @@ describe('NVML backend on the fake library: discovery', () => {
   });
 
   it('builds the same ResourceSlices as the mock backend for the same node', () => {
-    const input = { driverName: 'gpu.gpulet.dev', nodeName: 'node-a', poolName: 'node-a', generation: 1 };
+    const input = { driverName: driverName('gpu.gpulet.dev'), nodeName: nodeName('node-a'), poolName: poolName('node-a'), generation: 1 };
     expect(buildResourceSlices({ ...input, inventory: backend.inventory() })).toEqual(
       buildResourceSlices({ ...input, inventory: fake.inventory }),
     );

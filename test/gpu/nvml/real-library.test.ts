@@ -24,11 +24,14 @@ interface CliRun {
   readonly stdout: string;
 }
 
-/** Run the CLI with tsx from node_modules/.bin first on PATH (so it runs on the project's Node 24). */
+/**
+ * Run the production CLI with tsx from node_modules/.bin first on PATH (so it runs on the project's Node 24),
+ * with `--kube-api in-cluster` as in the container (the GPU backend starts, and fails, before the API is used).
+ */
 function runCli(args: readonly string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const bin = path.join(REPO, 'node_modules', '.bin');
-    const child = spawn(path.join(bin, 'tsx'), ['src/cli.ts', ...args], {
+    const child = spawn(path.join(bin, 'tsx'), ['src/cli.ts', '--kube-api', 'in-cluster', ...args], {
       cwd: REPO,
       env: { PATH: `${bin}:${process.env['PATH'] ?? ''}`, HOME: os.tmpdir() },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,217 @@
+/**
+ * The per-claim steps shared by the preparer (preparer.ts: the kubelet's calls) and recovery (recovery.ts:
+ * start-up reconciliation, rebuild, clean-up): prepare one claim, unprepare one claim, roll a failed prepare
+ * back, and build and write a claim's CDI spec. One copy of each step, so a claim prepared again by a
+ * rebuild or a spec restored after a reboot is exactly what the kubelet's prepare writes.
+ *
+ * Prepare of one claim (two phases, persisted in the checkpoint, as the upstream example driver does):
+ *   already PrepareCompleted and its CDI spec present → answer the recorded devices (idempotent);
+ *   otherwise GET the claim (unless given) → resolve the allocation (`allocation.ts`) → checkpoint
+ *   PrepareStarted → write the CDI spec → checkpoint PrepareCompleted → answer devices with their CDI IDs.
+ * Any failure rolls the claim back (spec removed, entry dropped): a claim whose answer carries an error
+ * never leaves a spec or checkpoint entry behind. Unprepare removes the spec, then the entry.
+ * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
+ *
+ * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. A claim
+ * reference enters state once, through {@link checkClaimRef} (the preparer's and recovery's entries); the
+ * steps take only a {@link CheckedClaimRef}.
+ */
+import { devicesByName, type AllocatableDevice } from '../model/devices.js';
+import { isObjectUid, type ObjectUid } from '../model/names.js';
+import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
+import { ClaimError, errorMessage } from '../errors.js';
+import { faultPoint } from '../util/fault-points.js';
+import type { Inventory } from '../gpu/types.js';
+import type { Logger } from '../log.js';
+import { resolveAllocation } from './allocation.js';
+import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
+import { CdiWriter } from './cdi-writer.js';
+import type { CheckpointClaim } from './checkpoint.js';
+import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
+import type { ClaimStore } from './claim-store.js';
+
+/** A claim reference whose UID was checked: a lower-case UUID, so it may name files. */
+export interface CheckedClaimRef extends ClaimRef {
+  readonly uid: ObjectUid;
+}
+
+/**
+ * The one check of a claim reference entering state (the kubelet's prepare and unprepare, a claim listed
+ * for a rebuild): namespace and name set, uid an object UID (`isObjectUid`, src/model/names.ts). Pure.
+ * @returns the reference, checked; or the per-claim error naming it.
+ */
+export function checkClaimRef(ref: ClaimRef): CheckedClaimRef | ClaimError {
+  const { uid } = ref;
+  if (!ref.namespace || !ref.name || !isObjectUid(uid)) {
+    return new ClaimError(ref, 'invalid claim reference: namespace and name must be set and uid must be a lower-case UUID');
+  }
+  return { namespace: ref.namespace, name: ref.name, uid };
+}
+
+/** What the steps need of the claim store. */
+export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry'>;
+
+/** Options of {@link ClaimOps}. */
+export interface ClaimOpsOptions {
+  readonly store: OpsStore;
+  /** Our driver name, e.g. `gpu.gpulet.dev`. */
+  readonly driverName: string;
+  /** Our pool name (the node name). */
+  readonly poolName: string;
+  /** The current inventory (read on every prepare and spec build). */
+  readonly inventory: () => Inventory;
+  /** Where prepare GETs a claim from (the API server). */
+  readonly claimSource: ClaimSource;
+  /** CDI spec directory, e.g. `/var/run/cdi`. */
+  readonly cdiDir: string;
+  /** Mock mode: device nodes point at empty stand-in files under this dir (see `cdi.ts`). */
+  readonly devRoot?: string;
+  /** Dynamic majors of nvidia-uvm / nvidia-caps (`readNvidiaMajors()`); mock defaults in devRoot mode. */
+  readonly majors?: DeviceMajors;
+  readonly logger: Logger;
+}
+
+/** The per-claim steps (see file doc). Call every method inside a session of the store. */
+export class ClaimOps {
+  /** Our driver name (allocation results for it are ours). */
+  readonly driverName: string;
+  /** Our pool name (the node name). */
+  readonly poolName: string;
+  /** The CDI spec files of our claims. */
+  readonly cdi: CdiWriter;
+  private readonly store: OpsStore;
+  private readonly vendor: string;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ClaimOpsOptions) {
+    this.store = options.store;
+    this.driverName = options.driverName;
+    this.poolName = options.poolName;
+    this.cdi = new CdiWriter(options.cdiDir, options.driverName);
+    this.vendor = cdiVendor(options.driverName);
+    this.log = options.logger.child({ component: 'claims' });
+  }
+
+  /**
+   * Answer a claim refused at the entry (logged as "prepare rejected").
+   * @returns the error result carrying `error.message`.
+   */
+  reject(ref: ClaimRef, error: ClaimError): PrepareResult {
+    this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` }).warn({ err: error }, 'prepare rejected');
+    return { error: error.message };
+  }
+
+  /**
+   * Prepare one claim (see file doc). `listed` is the claim as already read from the API server (a rebuild):
+   * no GET then. Never rejects: a failure is rolled back and answered as a per-claim error naming the claim.
+   * @returns the devices with their CDI IDs, or the error.
+   */
+  async prepareOne(ref: CheckedClaimRef, listed?: ResourceClaimLike): Promise<PrepareResult> {
+    const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
+    const existing = this.store.entries()[ref.uid];
+    if (existing?.state === 'PrepareCompleted' && (await this.cdi.exists(ref.uid))) {
+      log.debug('already prepared');
+      return { devices: existing.devices.map(toPreparedDevice) };
+    }
+    try {
+      const devices = await this.prepareFresh(ref, listed);
+      log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
+      return { devices: devices.map(toPreparedDevice) };
+    } catch (err) {
+      const error = err instanceof ClaimError ? err : new ClaimError(ref, errorMessage(err), { cause: err });
+      log.warn({ err: error }, 'prepare failed; rolling back');
+      await this.rollback(ref, log);
+      return { error: error.message };
+    }
+  }
+
+  /**
+   * Unprepare one claim: remove its spec, then its entry. An unknown claim succeeds. Never rejects: when the
+   * removal cannot be saved the entry is put back (the kubelet's retry saves it) and the error names the claim.
+   * @returns `{}` on success, else the error.
+   */
+  async unprepareOne(ref: CheckedClaimRef): Promise<UnprepareResult> {
+    const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
+    const existing = this.store.entries()[ref.uid];
+    try {
+      await this.cdi.remove(ref.uid);
+      faultPoint('unprepare:after-cdi-removed');
+      if (existing !== undefined) await this.store.commit(ref.uid, undefined);
+      faultPoint('unprepare:after-checkpoint');
+      log.info({ known: existing !== undefined }, 'claim unprepared');
+      return {};
+    } catch (err) {
+      if (existing !== undefined) this.store.restoreEntry(ref.uid, existing); // the kubelet's retry persists the removal
+      const error = new ClaimError(ref, `unprepare failed: ${errorMessage(err)}`, { cause: err });
+      log.warn({ err: error }, 'unprepare failed');
+      return { error: error.message };
+    }
+  }
+
+  /**
+   * The spec of a claim's devices, as prepare writes it (from the current inventory).
+   * @throws CdiError when a device is not in the inventory (or for the reasons of `buildCdiSpec`).
+   */
+  specOf(uid: ObjectUid, devices: CheckpointClaim['devices'], byName?: ReadonlyMap<string, AllocatableDevice>): CdiSpec {
+    const { driverName, devRoot, majors } = this.options;
+    return claimCdiSpec({ driverName, claimUid: uid, devices, byName: byName ?? devicesByName(this.options.inventory()), devRoot, majors });
+  }
+
+  /**
+   * Write a claim's spec atomically, after creating its stand-in device files in mock mode.
+   * @throws CdiError naming the path or dir and what to check.
+   */
+  async writeSpec(uid: ObjectUid, spec: CdiSpec): Promise<void> {
+    if (this.options.devRoot !== undefined) await this.cdi.createStandIns(spec);
+    await this.cdi.write(uid, spec);
+  }
+
+  private async prepareFresh(ref: CheckedClaimRef, listed?: ResourceClaimLike): Promise<CheckpointClaim['devices']> {
+    let claim = listed;
+    if (claim === undefined) {
+      try {
+        claim = await this.options.claimSource.get(ref.namespace, ref.name);
+      } catch (err) {
+        throw new ClaimError(ref, `cannot read the ResourceClaim: ${errorMessage(err)}`, { cause: err });
+      }
+      faultPoint('prepare:after-get');
+    }
+    const { driverName, poolName } = this;
+    const byName = devicesByName(this.options.inventory());
+    const allocation = resolveAllocation({ claim, ref, driverName, poolName, devices: byName });
+    const devices = allocation.devices.map((d) => ({
+      requestNames: d.requestNames,
+      poolName: d.poolName,
+      deviceName: d.deviceName,
+      uuid: d.device.uuid,
+      cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
+      ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
+      env: d.env,
+    }));
+    const spec = this.specOf(ref.uid, devices, byName);
+    const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods };
+    await this.store.commit(ref.uid, entry);
+    faultPoint('prepare:after-started');
+    await this.writeSpec(ref.uid, spec);
+    faultPoint('prepare:after-cdi');
+    await this.store.commit(ref.uid, { ...entry, state: 'PrepareCompleted' });
+    faultPoint('prepare:after-completed');
+    return devices;
+  }
+
+  /** Remove what a failed prepare may have left: the spec, then the entry. Never rejects (failures are logged). */
+  private async rollback(ref: CheckedClaimRef, log: Logger): Promise<void> {
+    try {
+      await this.cdi.remove(ref.uid);
+    } catch (err) {
+      log.error({ err }, 'rollback: cannot remove CDI spec');
+    }
+    if (this.store.entries()[ref.uid] === undefined) return;
+    try {
+      await this.store.commit(ref.uid, undefined);
+    } catch (err) {
+      log.error({ err }, 'rollback: cannot persist checkpoint without the claim');
+    }
+  }
+}

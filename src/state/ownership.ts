@@ -1,0 +1,60 @@
+/**
+ * The ownership view of the claim state: which prepared claim (and which pods) hold each device, for
+ * telemetry to attribute metrics (the `OwnershipSource` port, src/model/types.ts). Read-only: it never opens
+ * a session or touches a file; it reads the store's current image (claim-store.ts).
+ *
+ * Only PrepareCompleted entries count (a claim mid-prepare holds nothing yet). `owners()` is cached: it
+ * returns the same map, with the same arrays, until the store's image is replaced (a commit, a session's
+ * re-read of the checkpoint, a load), so telemetry can key its own caches on those objects.
+ */
+import type { ClaimRef, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
+import type { CheckpointClaims } from './checkpoint.js';
+import type { ClaimStore } from './claim-store.js';
+
+/** A claim in state PrepareCompleted. */
+export interface PreparedClaim {
+  readonly claim: ClaimRef;
+  /** Devices as answered to the kubelet, with their UUIDs. */
+  readonly devices: readonly (PreparedDevice & { readonly uuid: string })[];
+  readonly pods: readonly PodRef[];
+}
+
+/** What the view needs of the claim store: its current image. */
+export type OwnershipStore = Pick<ClaimStore, 'entries'>;
+
+/** Device ownership over the claim store (see file doc). */
+export class OwnershipView implements OwnershipSource {
+  private cache: { readonly image: CheckpointClaims; readonly owners: ReadonlyMap<string, readonly DeviceOwner[]> } | undefined;
+
+  constructor(private readonly store: OwnershipStore) {}
+
+  /**
+   * Device owners keyed by device UUID (`GPU-...`, `MIG-...`), from claims in PrepareCompleted; a shared
+   * device has several. The same map object until the store's image changes.
+   */
+  owners(): ReadonlyMap<string, readonly DeviceOwner[]> {
+    const image = this.store.entries();
+    if (this.cache?.image === image) return this.cache.owners;
+    const map = new Map<string, DeviceOwner[]>();
+    for (const prepared of preparedOf(image)) {
+      for (const d of prepared.devices) {
+        const list = map.get(d.uuid) ?? [];
+        list.push({ claim: prepared.claim, pods: prepared.pods, deviceName: d.deviceName, uuid: d.uuid });
+        map.set(d.uuid, list);
+      }
+    }
+    this.cache = { image, owners: map };
+    return map;
+  }
+
+  /** Claims in PrepareCompleted, in the image's order. A new array on every call. */
+  prepared(): readonly PreparedClaim[] {
+    return preparedOf(this.store.entries());
+  }
+}
+
+function preparedOf(image: CheckpointClaims): PreparedClaim[] {
+  return Object.values(image)
+    .filter((c) => c.state === 'PrepareCompleted')
+    .map((c) => ({ claim: { namespace: c.namespace, name: c.name, uid: c.uid }, devices: c.devices, pods: c.pods }));
+}

@@ -1,0 +1,123 @@
+/**
+ * Recovery steps of the claim state: what start-up reconciliation (reconcile.ts), the rebuild after a lost
+ * checkpoint (rebuild.ts) and the periodic clean-up (claim-cleanup.ts) do to claims, as opposed to what
+ * the kubelet asks (preparer.ts). The policy deciding when to call each step is in those modules.
+ *
+ * Each step runs in a session of the claim store (claim-store.ts), re-entrantly when its caller already
+ * holds one (reconciliation and a clean-up round hold one session across many steps). Prepare and unprepare
+ * of one claim are the same steps the preparer uses (claim-ops.ts), fault points included.
+ */
+import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
+import type { ObjectUid } from '../model/names.js';
+import { ClaimError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { checkClaimRef, type CheckedClaimRef, type ClaimOps } from './claim-ops.js';
+import type { ClaimStore } from './claim-store.js';
+import type { ResourceClaimLike } from './claim-source.js';
+import { sameSpec } from './claim-spec.js';
+
+/** Outcome of {@link ClaimRecovery.restoreSpec}. */
+export type SpecRestore = 'present' | 'written' | 'rewritten' | 'not-completed';
+
+/** What recovery needs of the claim store. */
+export type RecoveryStore = Pick<ClaimStore, 'locked' | 'lockedOr' | 'entries' | 'removeTempFiles'>;
+/** What recovery needs of the per-claim steps. */
+export type RecoveryOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne' | 'reject' | 'specOf' | 'writeSpec' | 'cdi' | 'driverName' | 'poolName'>;
+
+/** Options of {@link ClaimRecovery}. */
+export interface ClaimRecoveryOptions {
+  readonly store: RecoveryStore;
+  readonly ops: RecoveryOps;
+  readonly logger: Logger;
+}
+
+/** Rolls back, restores, drops, adopts and sweeps claims (see file doc). */
+export class ClaimRecovery {
+  private readonly store: RecoveryStore;
+  private readonly ops: RecoveryOps;
+  private readonly log: Logger;
+
+  constructor(options: ClaimRecoveryOptions) {
+    this.store = options.store;
+    this.ops = options.ops;
+    this.log = options.logger.child({ component: 'claims' });
+  }
+
+  /** Our driver name (allocation results for it are ours). */
+  get driverName(): string {
+    return this.ops.driverName;
+  }
+
+  /** Our pool name (the node name). */
+  get poolName(): string {
+    return this.ops.poolName;
+  }
+
+  /**
+   * Make sure a PrepareCompleted claim's CDI spec exists and equals what prepare would write now (rebuilt
+   * from the checkpoint entry and the current inventory, no API call): writes a missing spec, rewrites a
+   * stale or unparsable one.
+   * @returns what was done; 'not-completed' when the claim has no PrepareCompleted entry (nothing is touched).
+   * @throws CdiError when a device of the entry is no longer in the inventory or the spec cannot be written;
+   *   StateLockError when another instance holds the state lock past the wait.
+   */
+  restoreSpec(uid: ObjectUid): Promise<SpecRestore> {
+    return this.store.locked(async () => {
+      const entry = this.store.entries()[uid];
+      if (entry?.state !== 'PrepareCompleted') return 'not-completed';
+      const spec = this.ops.specOf(uid, entry.devices);
+      const current = await this.ops.cdi.read(uid);
+      if (current !== undefined && current !== null && sameSpec(current, spec)) return 'present';
+      await this.ops.writeSpec(uid, spec);
+      return current === undefined ? 'written' : 'rewritten';
+    });
+  }
+
+  /**
+   * Unprepare one recorded claim (spec and entry removed): a rollback, a claim gone after a reboot or from
+   * the API server. Never rejects.
+   * @returns `{}`, or an error naming the claim (the state lock's when it could not be taken).
+   */
+  drop(ref: CheckedClaimRef): Promise<UnprepareResult> {
+    return this.store.lockedOr(() => this.ops.unprepareOne(ref), (busy) => ({ error: new ClaimError(ref, busy.message).message }));
+  }
+
+  /**
+   * Prepare a claim read from the API server (a rebuild after the checkpoint was lost), without a GET. Its
+   * reference (metadata namespace, name, uid) is checked as the kubelet's are. Never rejects.
+   * @returns undefined when the claim is already recorded, else the result (an error naming the claim when it
+   *   cannot be prepared).
+   */
+  adopt(claim: ResourceClaimLike): Promise<PrepareResult | undefined> {
+    const ref: ClaimRef = { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+    return this.store.lockedOr(async () => {
+      const checked = checkClaimRef(ref); // first: only a checked UID may index the entries
+      if (checked instanceof ClaimError) return this.ops.reject(ref, checked);
+      if (this.store.entries()[checked.uid] !== undefined) return undefined;
+      return this.ops.prepareOne(checked, claim);
+    }, (busy) => ({ error: new ClaimError(ref, busy.message).message }));
+  }
+
+  /**
+   * Remove CDI spec files of ours that no PrepareCompleted entry accounts for, and temp files crashes left
+   * in the CDI and checkpoint dirs. Call only when the entries are trustworthy (not while a rebuild is due).
+   * @returns the UIDs whose spec was removed and the number of temp files removed (none when the state lock
+   *   could not be taken: nothing is removed then). Never rejects.
+   */
+  sweep(): Promise<{ readonly orphans: readonly string[]; readonly tempFiles: number }> {
+    return this.store.lockedOr(async () => {
+      const orphans: string[] = [];
+      for (const uid of await this.ops.cdi.listClaimUids()) {
+        if (this.store.entries()[uid]?.state === 'PrepareCompleted') continue;
+        try {
+          await this.ops.cdi.remove(uid);
+          orphans.push(uid);
+        } catch (err) {
+          this.log.warn({ err, claimUid: uid }, 'cannot remove an orphaned CDI spec');
+        }
+      }
+      const tempFiles = (await this.ops.cdi.removeTempFiles()) + (await this.store.removeTempFiles());
+      return { orphans, tempFiles };
+    }, () => ({ orphans: [], tempFiles: 0 }));
+  }
+}
