@@ -80,6 +80,8 @@ export interface Config {
   readonly cleanupIntervalMs: number;
   /** Bound on graceful shutdown, ms; a second signal exits at once. */
   readonly shutdownTimeoutMs: number;
+  /** How long one rendered `/metrics` body is served to every scraper, ms (0: only concurrent scrapes share). */
+  readonly metricsCacheMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -126,6 +128,7 @@ const rawSchema = z.object({
   sampleInterval: bounded('sampleIntervalMs'),
   shutdownTimeout: bounded('shutdownTimeoutMs'),
   cleanupInterval: bounded('cleanupIntervalMs'),
+  metricsCacheTtl: bounded('metricsCacheMs'),
   logLevel: z.enum(LOG_LEVELS),
 });
 
@@ -159,6 +162,7 @@ export function buildCommand(): Command {
     .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', defaultOf('otlpExportIntervalMs')))
     .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', defaultOf('sampleIntervalMs')))
     .addOption(opt('--cleanup-interval <ms>', 'GPULET_CLEANUP_INTERVAL', 'how often prepared claims are checked against the API server (ms; 0 = off)', defaultOf('cleanupIntervalMs')))
+    .addOption(opt('--metrics-cache-ttl <ms>', 'GPULET_METRICS_CACHE_TTL', 'how long one rendered /metrics body is shared by scrapers (ms; 0 = only concurrent scrapes)', defaultOf('metricsCacheMs')))
     .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', defaultOf('shutdownTimeoutMs')))
     .addOption(opt('--log-level <level>', 'GPULET_LOG_LEVEL', 'log level', 'info').choices(LOG_LEVELS))
     .showHelpAfterError()
@@ -229,6 +233,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     sampleIntervalMs: r.sampleInterval,
     shutdownTimeoutMs: r.shutdownTimeout,
     cleanupIntervalMs: r.cleanupInterval,
+    metricsCacheMs: r.metricsCacheTtl,
     logLevel: r.logLevel,
   };
 }

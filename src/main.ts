@@ -161,6 +161,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       serviceVersion: VERSION,
       resourceAttributes: hostResourceAttributes(host),
       sampleIntervalMs: config.sampleIntervalMs,
+      scrapeCacheMs: config.metricsCacheMs,
       metricsHost: config.metricsAddress.host,
       metricsPort: config.metricsAddress.port,
       ...(config.otlpEndpoint === undefined

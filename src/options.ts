@@ -11,6 +11,8 @@
  * - shutdown timeout: 100 ms … 10 min; default 10 s, inside a pod's default 30 s
  *   `terminationGracePeriodSeconds` (core/v1 PodSpec).
  * - clean-up interval: 0 (off) … 24 h; default 10 min.
+ * - metrics cache: 0 (share only concurrent renders) … 60 s; default 1 s, below any sample interval worth
+ *   using, so a scraper never sees a body older than one sample.
  * - ports: 0 (a free port) … 65535 (TCP).
  */
 
@@ -30,6 +32,7 @@ export const OPTION_BOUNDS = {
   otlpExportIntervalMs: { option: '--otlp-export-interval', min: 100, max: 3_600_000, unit: 'ms', default: 60_000 },
   shutdownTimeoutMs: { option: '--shutdown-timeout', min: 100, max: 600_000, unit: 'ms', default: 10_000 },
   cleanupIntervalMs: { option: '--cleanup-interval', min: 0, max: 86_400_000, unit: 'ms', default: 600_000 },
+  metricsCacheMs: { option: '--metrics-cache-ttl', min: 0, max: 60_000, unit: 'ms', default: 1_000 },
   port: { option: 'port', min: 0, max: 65_535, unit: '' },
 } as const satisfies Record<string, OptionBound>;
 

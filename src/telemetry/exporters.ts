@@ -70,16 +70,14 @@ export interface TelemetryOptions {
   readonly poolName: PoolName;
   /** Upper bound of `shutdown()`, ms (default 5000). */
   readonly shutdownTimeoutMs?: number;
-  /** How long one rendered `/metrics` body is served again, ms (default {@link DEFAULT_SCRAPE_CACHE_MS}; 0: only
-   * scrapes arriving during a render share it). */
+  /** How long one rendered `/metrics` body is served again, ms (default `--metrics-cache-ttl`'s, src/options.ts;
+   * 0: only scrapes arriving during a render share it). */
   readonly scrapeCacheMs?: number;
   /** Bounds of the HTTP server (concurrent scrapes, pipelining, idle sockets); defaults in http.ts. */
   readonly httpLimits?: Partial<HttpLimits>;
   readonly logger: Logger;
 }
 
-/** Default time a rendered `/metrics` body is shared, ms: below any sample interval worth using. */
-export const DEFAULT_SCRAPE_CACHE_MS = 1_000;
 
 /** A running telemetry pipeline. */
 export interface Telemetry {
@@ -194,7 +192,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     }
     return text;
   };
-  const scrapes = new ScrapeCache({ render: renderMetrics, ttlMs: opts.scrapeCacheMs ?? DEFAULT_SCRAPE_CACHE_MS });
+  const scrapes = new ScrapeCache({ render: renderMetrics, ttlMs: checkOption('metricsCacheMs', opts.scrapeCacheMs ?? OPTION_BOUNDS.metricsCacheMs.default) });
   let server;
   try {
     server = await startHttpServer({
