@@ -1,7 +1,9 @@
 /**
  * Benchmark 1, pure costs: `buildResourceSlices()` for the mock dgx-h100 inventory, `buildCdiSpec()` for
- * 1-, 2- and 8-device claims, and one mock `sample()`, in µs per call (median and p99 after a warm-up).
- * These run on every inventory/health change, every prepare, and every sample tick respectively.
+ * 1-, 2- and 8-device claims, one mock `sample()`, in µs per call (median and p99 after a warm-up); and the
+ * validation of a NodePrepareResources claim list at the bound of claims per request and 10× it, whose ratio
+ * shows it is linear (it was quadratic: 85,000 claims blocked the event loop for 12 s).
+ * These run on every inventory/health change, every prepare, every sample tick and every kubelet call.
  */
 import { randomUUID } from 'node:crypto';
 import { allocatableDevices } from '../src/model/devices.js';
@@ -9,6 +11,7 @@ import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { createMockBackend } from '../src/gpu/mock/index.js';
 import { dnsSubdomainSchema, driverNameSchema, poolNameOf } from '../src/model/names.js';
 import { buildCdiSpec, MOCK_DEVICE_MAJORS } from '../src/state/cdi.js';
+import { MAX_CLAIMS_PER_REQUEST, validateClaims } from '../src/dra/kubelet/grpc-dra-mapping.js';
 import { fmtMs, summarize, timeAsync, timeSync, type Repeat, type Summary } from './stats.js';
 import type { BenchOptions, Row } from './types.js';
 
@@ -53,6 +56,18 @@ export async function benchPure(opts: BenchOptions): Promise<Row[]> {
         repeat,
       ))));
     }
+    const claimList = (n: number) => Array.from({ length: n }, (_, i) => ({ namespace: 'ml', name: `c-${i}`, uid: randomUUID() }));
+    const listRepeat: Repeat = { warmup: Math.ceil(repeat.warmup / 20), runs: Math.ceil(repeat.runs / 20) };
+    const bound = claimList(MAX_CLAIMS_PER_REQUEST);
+    const ten = claimList(MAX_CLAIMS_PER_REQUEST * 10);
+    const atBound = summarize(timeSync(() => validateClaims(bound), listRepeat));
+    const tenfold = summarize(timeSync(() => validateClaims(ten), listRepeat));
+    rows.push(row(`validateClaims (${MAX_CLAIMS_PER_REQUEST} claims, the bound per request)`, atBound));
+    rows.push({
+      ...row(`validateClaims (${MAX_CLAIMS_PER_REQUEST * 10} claims)`, tenfold),
+      goal: 'linear: 10× claims ≈ 10× time',
+      ratio: `${(tenfold.p50 / atBound.p50).toFixed(1)}× the ${MAX_CLAIMS_PER_REQUEST}-claim time`,
+    });
     const sampleRepeat: Repeat = { warmup: Math.ceil(repeat.warmup / 5), runs: Math.ceil(repeat.runs / 5) };
     rows.push(row('mock sample() (8 GPUs + MIG)', summarize(await timeAsync(() => backend.sample(), sampleRepeat))));
     return rows;

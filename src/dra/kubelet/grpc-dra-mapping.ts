@@ -82,11 +82,11 @@ export function validateClaims(claims: unknown): ValidatedClaims {
   const list: unknown[] = Array.isArray(claims) ? claims : [];
   const valid = new Map<string, CheckedClaimRef>();
   const errors = new Map<string, string>();
-  const uids: string[] = [];
+  const seenUids = new Set<string>(); // linear in the request: a list lookup per claim made it quadratic
   list.forEach((raw, i) => {
     const c = (typeof raw === 'object' ? raw : undefined) as Partial<WireClaim> | null | undefined;
     const uid = typeof c?.uid === 'string' ? c.uid : '';
-    if (!uids.includes(uid)) uids.push(uid);
+    seenUids.add(uid);
     const ref = checkClaim(c, i);
     if (typeof ref === 'string') {
       if (!errors.has(uid)) errors.set(uid, ref);
@@ -102,7 +102,21 @@ export function validateClaims(claims: unknown): ValidatedClaims {
     }
     valid.set(uid, ref);
   });
-  return { valid: [...valid.values()], errors, uids };
+  return { valid: [...valid.values()], errors, uids: [...seenUids] };
+}
+
+/**
+ * Most claims one NodePrepareResources/NodeUnprepareResources request may name. The kubelet sends the claims of
+ * one pod per call (its DRA manager groups a pod's claims by driver), so a real request names a handful; the
+ * bound keeps a hostile peer from making one call cost seconds of event-loop time and a response the size
+ * of gRPC's 4 MiB limit.
+ */
+export const MAX_CLAIMS_PER_REQUEST = 256;
+
+/** Why a request's `claims` list is too long to be served, or undefined. */
+export function claimsCountProblem(claims: unknown): string | undefined {
+  if (!Array.isArray(claims) || claims.length <= MAX_CLAIMS_PER_REQUEST) return undefined;
+  return `the request names ${claims.length} claims, more than the ${MAX_CLAIMS_PER_REQUEST} gpulet serves in one call (the kubelet sends one pod's claims per call); split the request`;
 }
 
 /** One prepared device on the wire; `share_id` only in v1 and only when set. */

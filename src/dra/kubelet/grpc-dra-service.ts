@@ -2,16 +2,17 @@
  * DRAPlugin service implementation (NodePrepareResources / NodeUnprepareResources), one per API version
  * (kubernetes/kubelet pkg/apis/dra/v1 and v1beta1), both backed by the same {@link ClaimPreparer}.
  *
- * The handlers never fail the RPC: a gRPC error would make the kubelet ignore the whole response, so every
- * problem (invalid claim, preparer rejection, missing result) becomes a per-claim `error`, and every claim
- * of the request gets an entry.
+ * The handlers fail the RPC only for a request that names more than {@link MAX_CLAIMS_PER_REQUEST} claims
+ * (INVALID_ARGUMENT, before any claim is looked at): otherwise a gRPC error would make the kubelet ignore the
+ * whole response, so every problem (invalid claim, preparer rejection, missing result) becomes a per-claim
+ * `error`, and every claim of the request gets an entry.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../log.js';
 import { errorMessage } from '../../errors.js';
 import type { ClaimPreparer } from '../../model/types.js';
 import type { DraApiVersion, WireClaimsRequest, WirePrepareResponse, WireUnprepareResponse } from './grpc-protos.js';
-import { buildPrepareResponse, buildUnprepareResponse, validateClaims } from './grpc-dra-mapping.js';
+import { buildPrepareResponse, buildUnprepareResponse, claimsCountProblem, validateClaims, MAX_CLAIMS_PER_REQUEST } from './grpc-dra-mapping.js';
 
 function logErrors(logger: Logger, op: string, claims: Record<string, { error: string }>): void {
   for (const [claimUid, r] of Object.entries(claims)) {
@@ -30,7 +31,17 @@ export function createDraService(
 ): grpc.UntypedServiceImplementation {
   const log = logger.child({ api: `dra.${version}` });
 
+  /** Refuse an oversized request at once; true when it was refused. */
+  const refused = (op: string, claims: unknown, callback: (err: grpc.ServiceError) => void): boolean => {
+    const problem = claimsCountProblem(claims);
+    if (problem === undefined) return false;
+    log.warn({ claims: Array.isArray(claims) ? claims.length : 0, max: MAX_CLAIMS_PER_REQUEST }, `${op}: request refused, too many claims`);
+    callback(Object.assign(new Error(`${op}: ${problem}`), { code: grpc.status.INVALID_ARGUMENT, details: `${op}: ${problem}`, metadata: new grpc.Metadata() }));
+    return true;
+  };
+
   const prepare: grpc.handleUnaryCall<WireClaimsRequest, WirePrepareResponse> = (call, callback) => {
+    if (refused('NodePrepareResources', call.request?.claims, callback)) return;
     const v = validateClaims(call.request?.claims);
     log.debug({ claims: v.uids.length }, 'NodePrepareResources');
     const fail = (err: unknown) => buildPrepareResponse(v, undefined, version, `preparing claims failed: ${errorMessage(err)}`);
@@ -47,6 +58,7 @@ export function createDraService(
   };
 
   const unprepare: grpc.handleUnaryCall<WireClaimsRequest, WireUnprepareResponse> = (call, callback) => {
+    if (refused('NodeUnprepareResources', call.request?.claims, callback)) return;
     const v = validateClaims(call.request?.claims);
     log.debug({ claims: v.uids.length }, 'NodeUnprepareResources');
     const fail = (err: unknown) => buildUnprepareResponse(v, undefined, `unpreparing claims failed: ${errorMessage(err)}`);
