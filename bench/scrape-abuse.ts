@@ -1,6 +1,6 @@
 /**
  * Benchmark 8: `/metrics` under abuse (issue 9 item 1). Spawns the agent (compiled when `dist/` exists, else
- * tsx), reads its idle RSS, then for each attack measures the agent's peak RSS (`/proc/<pid>/status` every
+ * tsx; `--kube-api=kubeconfig` against an API server in the bench process), reads its idle RSS, then for each attack measures the agent's peak RSS (`/proc/<pid>/status` every
  * 100 ms) and the latency of `/healthz` probed every 100 ms on fresh connections:
  * (a) one connection sends 2,000 pipelined `GET /metrics` (68 KB) and never reads;
  * (b) 20 such connections at once;
@@ -9,8 +9,14 @@
  * Each attack runs against a fresh agent, so one attack's garbage does not count against the next.
  * Goal: RSS within 50 MiB of idle, `/healthz` within 100 ms.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedApi } from '../dev/embedded.js';
+import { silentLogger } from '../src/log.js';
+import { dnsSubdomainSchema } from '../src/model/names.js';
 import { compiledVariant, spawnAgent, tsxVariant } from './agent-process.js';
 import { readProc } from './procfs.js';
 import { fmtMs } from './stats.js';
@@ -96,7 +102,13 @@ export async function benchScrapeAbuse(opts: BenchOptions): Promise<Row[]> {
     ['500 concurrent scrapes, back to back', (port) => concurrentScrapes(port, 500, holdMs, 0)],
   ];
   for (const [name, run] of attacks) {
-    const agent = await spawnAgent(variant);
+    // A fresh API server per agent: a second agent on the same node would find its slices already published.
+    const apiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-api-'));
+    const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: dnsSubdomainSchema.parse('bench-node'), embeddedApiPort: 0 }, silentLogger());
+    const agent = await spawnAgent(variant, ['--kube-api', 'kubeconfig', '--kubeconfig', api.kubeconfigPath]).catch(async (err: unknown) => {
+      await api.close();
+      throw err;
+    });
     try {
       const pid = agent.pid;
       if (pid === undefined) throw new Error('cannot find the agent process');
@@ -110,6 +122,8 @@ export async function benchScrapeAbuse(opts: BenchOptions): Promise<Row[]> {
       rows.push({ name: `${name}: /healthz max`, figure: fmtMs(peakHealthz), goal: '< 100 ms', ratio: ratioTo(peakHealthz, 100) });
     } finally {
       await agent.stop();
+      await api.close();
+      fs.rmSync(apiDir, { recursive: true, force: true });
     }
   }
   return rows;

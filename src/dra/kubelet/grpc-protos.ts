@@ -137,18 +137,18 @@ export interface KubeletServices {
 }
 
 /**
- * Find the `proto/` directory: `GPULET_PROTO_DIR` if set, else the first of `<repo>/proto` seen from this
- * module in the source tree (src/dra) or in the build output (dist/src/dra).
+ * Find the `proto/` directory: `GPULET_PROTO_DIR` if set, else `proto/` in the nearest directory above this
+ * module that has one: the repository root seen from the source tree (`src/dra/kubelet/`), the image root
+ * seen from the build output (`/app/dist/src/dra/kubelet/` → `/app/proto`), whatever the depth.
  * @throws ConfigError when no candidate exists.
  */
 export function protoRoot(): string {
   const fromEnv = process.env['GPULET_PROTO_DIR'];
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    ...(fromEnv ? [fromEnv] : []),
-    path.resolve(here, '../../proto'),
-    path.resolve(here, '../../../proto'),
-  ];
+  const candidates = fromEnv ? [fromEnv] : [];
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    candidates.push(path.join(dir, 'proto'));
+    if (path.dirname(dir) === dir) break;
+  }
   for (const dir of candidates) {
     if (existsSync(path.join(dir, PROTO_FILES.draV1))) return dir;
   }
