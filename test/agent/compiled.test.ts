@@ -47,7 +47,7 @@ describe('node dist/src/cli.js in the image layout', () => {
       let metricsUrl = '';
       await new Promise<void>((resolve, reject) => {
         const lines: string[] = [];
-        readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+        readline.createInterface({ input: child.stderr }).on('line', (line) => {
           lines.push(line);
           const rec = JSON.parse(line) as { msg?: string; metrics?: string };
           if (rec.msg !== undefined) seen.add(rec.msg);
