@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { ResourceV1Api, type KubeConfig, type ResourceV1ResourceClaim } from '@kubernetes/client-node';
 import type { ClaimRef } from '../src/model/types.js';
+import { claimFromApi } from '../src/state/claim-source.js';
 
 /** What to allocate. */
 export interface ClaimPlan {
@@ -17,7 +18,8 @@ export interface ClaimPlan {
 
 /**
  * Create and allocate claims (a few requests in flight at a time).
- * @returns the kubelet's view of each claim (namespace, name, uid), in plan order
+ * @returns the kubelet's view of each claim (namespace, name, uid), in plan order, checked as gpulet checks a
+ *   claim read from the API server (`claimFromApi`)
  * @throws the client-node ApiException when the API server refuses a create or status update
  */
 export async function createAllocatedClaims(
@@ -47,7 +49,7 @@ export async function createAllocatedClaims(
       },
     };
     const claim = await api.replaceNamespacedResourceClaimStatus({ namespace: plan.namespace, name: plan.name, body: allocated });
-    return { namespace: plan.namespace, name: plan.name, uid: claim.metadata?.uid ?? '' };
+    return claimFromApi(claim).metadata;
   };
   const out: ClaimRef[] = [];
   const inFlight = 8;

@@ -7,6 +7,7 @@
  *   attribute churn (every point of an owned device gets fresh attributes per collection).
  */
 import { randomUUID } from 'node:crypto';
+import { objectRefSchema } from '../src/model/claim-ref.js';
 import { allocatableDevices } from '../src/model/devices.js';
 import type { DeviceOwner, OwnershipSource } from '../src/model/types.js';
 import type { MachineSpec, MigInstanceSpec } from '../src/gpu/mock/index.js';
@@ -25,8 +26,9 @@ export const H100X8_MIG56: MachineSpec = {
 export function ownEveryDevice(inventory: Inventory): OwnershipSource {
   const owners = new Map<string, DeviceOwner[]>();
   for (const [i, d] of allocatableDevices(inventory).entries()) {
-    const claim = { namespace: 'bench', name: `claim-${i}`, uid: randomUUID() };
-    owners.set(d.uuid, [{ claim, pods: [{ namespace: 'bench', name: `pod-${i}`, uid: randomUUID() }], deviceName: d.name, uuid: d.uuid }]);
+    const claim = objectRefSchema.parse({ namespace: 'bench', name: `claim-${i}`, uid: randomUUID() });
+    const pod = objectRefSchema.parse({ namespace: 'bench', name: `pod-${i}`, uid: randomUUID() });
+    owners.set(d.uuid, [{ claim, pods: [pod], deviceName: d.name, uuid: d.uuid }]);
   }
   return { owners: () => owners };
 }

@@ -9,6 +9,7 @@
  * + 1 ms, with the floor of the writes a prepare really does.
  */
 import { randomUUID } from 'node:crypto';
+import { objectRefSchema } from '../src/model/claim-ref.js';
 import { allocatableDevices } from '../src/model/devices.js';
 import type { ClaimRef } from '../src/model/types.js';
 import { KubeClaimSource } from '../src/state/claim-source.js';
@@ -58,7 +59,7 @@ async function breakdown(env: BenchAgent, ref: ClaimRef | undefined, rounds: num
   if (ref === undefined) throw new Error('no claim to read');
   const source = new KubeClaimSource(env.agent.kubeConfig);
   const get = await timeAsync(() => source.get(ref.namespace, ref.name), { warmup: WARMUP, runs: rounds });
-  const unknown: ClaimRef = { namespace: 'default', name: 'never-prepared', uid: randomUUID() };
+  const unknown: ClaimRef = objectRefSchema.parse({ namespace: 'default', name: 'never-prepared', uid: randomUUID() });
   const grpc = await timeAsync(() => env.kubelet.unprepare([unknown]), { warmup: WARMUP, runs: rounds });
   return { get: summarize(get), grpc: summarize(grpc) };
 }

@@ -81,6 +81,17 @@ export class ApiError extends GpuletError {
   }
 }
 
+/**
+ * A ResourceClaim read from the API server whose metadata (namespace, name, uid) breaks the rules of
+ * src/model/claim-ref.ts: gpulet cannot act on it (its UID would name files). The message names the claim as
+ * found, the field, the rule and the value.
+ */
+export class InvalidClaimError extends GpuletError {
+  constructor(message: string) {
+    super('INVALID_CLAIM', message);
+  }
+}
+
 /** Message of any thrown value, for logs and per-claim errors. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

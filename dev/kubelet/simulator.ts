@@ -16,11 +16,11 @@ import { promises as fs, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../../src/log.js';
-import type { ClaimRef } from '../../src/model/types.js';
 import {
   loadKubeletServices,
   SERVICE_VERSIONS,
   type DraApiVersion,
+  type WireClaim,
   type WirePrepareResponse,
   type WireUnprepareResponse,
   type WireWatchResponse,
@@ -143,15 +143,19 @@ export class KubeletSimulator extends EventEmitter<Events> {
     });
   }
 
-  /** NodePrepareResources on the driver's endpoint (the only driver when `driverName` is omitted). */
-  async prepare(claims: readonly ClaimRef[], driverName?: string): Promise<WirePrepareResponse> {
+  /**
+   * NodePrepareResources on the driver's endpoint (the only driver when `driverName` is omitted). The claims
+   * go on the wire as given: plain strings, as a kubelet sends them (a `ClaimRef` is one; a test may send a
+   * reference the plugin must refuse).
+   */
+  async prepare(claims: readonly Readonly<WireClaim>[], driverName?: string): Promise<WirePrepareResponse> {
     const e = this.pick(driverName);
     const method = this.services.dra[e.plugin.version].NodePrepareResources;
     return unaryCall(e.client, method, { claims: claims.map(wireClaim) }, KUBELET_DEADLINES.prepare);
   }
 
-  /** NodeUnprepareResources on the driver's endpoint. */
-  async unprepare(claims: readonly ClaimRef[], driverName?: string): Promise<WireUnprepareResponse> {
+  /** NodeUnprepareResources on the driver's endpoint (claims as for {@link prepare}). */
+  async unprepare(claims: readonly Readonly<WireClaim>[], driverName?: string): Promise<WireUnprepareResponse> {
     const e = this.pick(driverName);
     const method = this.services.dra[e.plugin.version].NodeUnprepareResources;
     return unaryCall(e.client, method, { claims: claims.map(wireClaim) }, KUBELET_DEADLINES.prepare);
@@ -274,6 +278,6 @@ export class KubeletSimulator extends EventEmitter<Events> {
   }
 }
 
-function wireClaim(c: ClaimRef): { namespace: string; uid: string; name: string } {
+function wireClaim(c: Readonly<WireClaim>): WireClaim {
   return { namespace: c.namespace, uid: c.uid, name: c.name };
 }

@@ -1,14 +1,22 @@
 /**
  * Types of the DRA half shared by the kubelet plugin (gRPC), the claim state machine and telemetry.
  * Field meanings follow the kubelet DRA plugin API (kubernetes/kubelet pkg/apis/dra/v1/api.proto).
+ *
+ * Claim and pod references carry branded fields (src/model/names.ts): a value of these types was checked
+ * where it entered gpulet, by `parseClaimRef` / `parsePodRef` (src/model/claim-ref.ts) or the checkpoint's
+ * schema, so code further in never checks one again and cannot be handed an unchecked string.
  */
+import type { DnsLabel, DnsSubdomain, ObjectUid } from './names.js';
 
-/** A claim as the kubelet names it in NodePrepareResources / NodeUnprepareResources (`Claim` message). */
+/**
+ * A claim as the kubelet names it in NodePrepareResources / NodeUnprepareResources (`Claim` message), and as
+ * a ResourceClaim's `metadata` names it: namespace a DNS label, name a DNS subdomain, uid a lower-case UUID.
+ */
 export interface ClaimRef {
-  readonly namespace: string;
-  readonly name: string;
+  readonly namespace: DnsLabel;
+  readonly name: DnsSubdomain;
   /** ResourceClaim `metadata.uid`. */
-  readonly uid: string;
+  readonly uid: ObjectUid;
 }
 
 /** One prepared device, as returned to the kubelet (`Device` message). */
@@ -42,11 +50,14 @@ export interface ClaimPreparer {
   unprepare(claims: readonly ClaimRef[]): Promise<Map<string, UnprepareResult>>;
 }
 
-/** A pod that holds a claim (`status.reservedFor[]` with resource "pods"). */
+/**
+ * A pod that holds a claim (`status.reservedFor[]` with resource "pods"; the namespace is the claim's): name
+ * a DNS subdomain (apimachinery `ValidatePodName`), uid a lower-case UUID.
+ */
 export interface PodRef {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid: string;
+  readonly namespace: DnsLabel;
+  readonly name: DnsSubdomain;
+  readonly uid: ObjectUid;
 }
 
 /** Who holds a device right now: used to attribute metrics to pods and claims. */

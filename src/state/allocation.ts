@@ -9,12 +9,17 @@
  * - a subrequest suffix is stripped from the request name (`req/sub` → `req`);
  * - `shareID` is passed through; opaque config of our driver is validated (see `opaque-config.ts`),
  *   other drivers' config is ignored;
- * - `status.reservedFor[]` entries with resource "pods" name the pods using the claim (same namespace).
+ * - `status.reservedFor[]` entries with resource "pods" name the pods using the claim (same namespace); this is
+ *   where pod references enter gpulet, checked by `parsePodRef` (src/model/claim-ref.ts).
+ * The claim's metadata was checked where it was read (`claimFromApi`, claim-source.ts); its status is checked
+ * here, field by field.
  */
+import { parsePodRef } from '../model/claim-ref.js';
 import type { AllocatableDevice } from '../model/devices.js';
+import type { DnsLabel } from '../model/names.js';
 import type { ClaimRef, PodRef } from '../model/types.js';
 import { ClaimError } from '../errors.js';
-import type { ResourceClaimLike } from './claim-source.js';
+import type { ApiClaim } from './claim-source.js';
 import { isJsonObject, parseGpuConfig } from './opaque-config.js';
 
 /** resource.k8s.io/v1 validation: AllocationResultsMaxSize = 32 results per claim. */
@@ -45,8 +50,8 @@ export interface ClaimAllocation {
 
 /** Input of {@link resolveAllocation}. */
 export interface ResolveAllocationInput {
-  /** The claim as read from the API server. */
-  readonly claim: ResourceClaimLike;
+  /** The claim as read from the API server (its metadata checked). */
+  readonly claim: ApiClaim;
   /** The claim as the kubelet named it. */
   readonly ref: ClaimRef;
   /** Our driver name, e.g. `gpu.gpulet.dev`. */
@@ -87,10 +92,10 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     throw new ClaimError(ref, reason);
   };
 
-  const uid = claim.metadata?.uid;
+  const uid = claim.metadata.uid;
   if (uid !== ref.uid) {
     fail(
-      `UID mismatch: the API server's claim has uid ${quote(uid ?? null)} ` +
+      `UID mismatch: the API server's claim has uid ${quote(uid)} ` +
         `(deleted and re-created?); the kubelet asked for ${ref.uid}`,
     );
   }
@@ -159,17 +164,20 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
   return { devices, pods: reservedPods(status['reservedFor'], ref.namespace) };
 }
 
-/** Pods of `status.reservedFor` (resource "pods", core group). Malformed entries are skipped. */
-export function reservedPods(reservedFor: unknown, namespace: string): PodRef[] {
+/**
+ * Pods of `status.reservedFor` (resource "pods", core group), in the claim's namespace. Malformed entries are
+ * skipped: not an object, or a name or uid that breaks the rules of a pod reference (`parsePodRef`: a DNS
+ * subdomain, a lower-case UUID). Pods only attribute metrics; they never fail a prepare.
+ */
+export function reservedPods(reservedFor: unknown, namespace: DnsLabel): PodRef[] {
   if (!Array.isArray(reservedFor)) return [];
   const pods: PodRef[] = [];
   for (const entry of reservedFor as unknown[]) {
     if (!isJsonObject(entry) || entry['resource'] !== 'pods') continue;
     const group = entry['apiGroup'];
     if (group !== undefined && group !== null && group !== '') continue;
-    const name = entry['name'];
-    const uid = entry['uid'];
-    if (typeof name === 'string' && typeof uid === 'string') pods.push({ namespace, name, uid });
+    const { ref } = parsePodRef({ namespace, name: entry['name'], uid: entry['uid'] });
+    if (ref !== undefined) pods.push(ref);
   }
   return pods;
 }

@@ -16,8 +16,9 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH, objectUidSchema, type ObjectUid } from '../model/names.js';
-import type { PodRef } from '../model/types.js';
+import { objectRefSchema, objectRefShape } from '../model/claim-ref.js';
+import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH } from '../model/names.js';
+import type { ClaimRef, PodRef } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import { MAX_ALLOCATION_RESULTS } from './allocation.js';
 import { isJsonObject, jsonRecord, MAX_OPAQUE_PARAMETERS_BYTES } from './opaque-config.js';
@@ -45,11 +46,11 @@ export interface CheckpointDevice {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** One claim's entry. `uid` is checked (a lower-case UUID) where it entered state: prepare, or the load. */
-export interface CheckpointClaim {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid: ObjectUid;
+/**
+ * One claim's entry: the claim's reference (namespace, name, uid) and its pods, checked where they entered
+ * gpulet (the kubelet's request, the API server's claim) when prepare wrote them, and by the load when read.
+ */
+export interface CheckpointClaim extends ClaimRef {
   readonly state: ClaimState;
   readonly devices: readonly CheckpointDevice[];
   readonly pods: readonly PodRef[];
@@ -67,9 +68,9 @@ export const MAX_DEVICE_UUID_LENGTH = 96;
  * One recorded device. Bounds are those of what prepare can write, whatever the API server sent: at most
  * {@link MAX_ALLOCATION_RESULTS} devices, request names and CDI IDs (one per allocation result at most); names
  * and UUIDs of the inventory (device names are DNS labels, the pool is the node name); env names and values
- * from an opaque config (≤ 10 KiB each). Strings copied verbatim from the API server (request names,
- * `shareId`, pods, the claim's namespace and name) are not bounded here: bounding them would let one odd
- * claim void the whole checkpoint; they are bounded where they enter (the kubelet plugin, the API server).
+ * from an opaque config (≤ 10 KiB each). Strings copied verbatim from the API server's status (request names,
+ * `shareId`) are not bounded here: bounding them would let one odd claim void the whole checkpoint; they are
+ * bounded by the API server's validation.
  */
 const checkpointDeviceSchema = z.object({
   requestNames: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
@@ -81,16 +82,18 @@ const checkpointDeviceSchema = z.object({
   env: jsonRecord(z.string().max(MAX_OPAQUE_PARAMETERS_BYTES), z.string().max(MAX_OPAQUE_PARAMETERS_BYTES)).exactOptional(),
 });
 
-const podRefSchema = z.object({ namespace: z.string(), name: z.string(), uid: z.string() });
-
-/** One claim's entry (its key is checked against `uid` by {@link decodeCheckpoint}). */
+/**
+ * One claim's entry (its key is checked against `uid` by {@link decodeCheckpoint}). The claim's reference and
+ * its pods follow the rules of every reference (src/model/claim-ref.ts: namespace a DNS label, name a DNS
+ * subdomain, uid a lower-case UUID), the rules they passed where they entered gpulet, so a valid file never
+ * fails them; an entry that does makes the file unusable like any other malformed entry (moved aside, the
+ * state rebuilt from the API server: checkpoint-file.ts, reconcile.ts).
+ */
 const checkpointClaimSchema = z.object({
-  namespace: z.string(),
-  name: z.string(),
-  uid: objectUidSchema,
+  ...objectRefShape,
   state: z.enum(['PrepareStarted', 'PrepareCompleted']),
   devices: z.array(checkpointDeviceSchema).max(MAX_ALLOCATION_RESULTS),
-  pods: z.array(podRefSchema),
+  pods: z.array(objectRefSchema),
 });
 
 /**

@@ -3,7 +3,8 @@
  * claim when its pod goes; but a claim deleted while the kubelet or the agent was down, or a pod force-deleted
  * in between, can leave an entry and a CDI spec behind forever. Every period each PrepareCompleted claim is
  * looked up by name (`GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>`):
- * - 404, or a claim of that name with another UID (deleted and re-created) → unprepared (spec and entry);
+ * - 404, or a claim of that name with another UID (deleted and re-created) or whose metadata breaks the
+ *   rules (`claimFromApi`, claim-source.ts: not ours either) → unprepared (spec and entry);
  * - found with the same UID → kept;
  * - any other error (5xx, 429, 403, unreachable) → kept, and the rest of this round is skipped so an ailing
  *   server gets no burst; the next period tries again. Timers never overlap and are `unref()`ed.
@@ -12,7 +13,7 @@
  * so it sees the claims another instance sharing the state dir prepared; when the lock is held past the
  * wait the round is skipped (`lockError`) and the next period tries again.
  */
-import { ApiError, errorMessage } from '../errors.js';
+import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClaimSource } from './claim-source.js';
 import type { ClaimStore } from './claim-store.js';
@@ -79,18 +80,21 @@ async function cleanupLocked(options: Omit<CleanupOptions, 'periodMs'>): Promise
     let reason: string;
     try {
       const claim = await source.get(ref.namespace, ref.name);
-      if (claim.metadata?.uid === ref.uid) {
+      if (claim.metadata.uid === ref.uid) {
         kept.push(ref.uid);
         continue;
       }
-      reason = `re-created with uid ${claim.metadata?.uid ?? '(none)'}`;
+      reason = `re-created with uid ${claim.metadata.uid}`;
     } catch (err) {
-      if (!(err instanceof ApiError && err.status === 404)) {
+      if (err instanceof InvalidClaimError) {
+        reason = `replaced by a claim gpulet cannot use: ${err.message}`;
+      } else if (err instanceof ApiError && err.status === 404) {
+        reason = 'deleted from the API server';
+      } else {
         const apiError = errorMessage(err);
         log.warn({ claimUid: ref.uid, err }, 'cannot check a prepared claim with the API server; keeping every claim until the next round');
         return { dropped, kept, apiError };
       }
-      reason = 'deleted from the API server';
     }
     const { error } = await recovery.drop(ref);
     if (error === undefined) {

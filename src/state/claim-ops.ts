@@ -12,12 +12,13 @@
  * never leaves a spec or checkpoint entry behind. Unprepare removes the spec, then the entry.
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
- * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. A claim
- * reference enters state once, through {@link checkClaimRef} (the preparer's and recovery's entries); the
- * steps take only a {@link CheckedClaimRef}.
+ * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. The steps take
+ * a {@link ClaimRef}, whose fields were checked where the reference entered gpulet (the kubelet's request,
+ * the API server's claim, the checkpoint: src/model/claim-ref.ts), so its UID may name files; none is
+ * checked again here.
  */
 import { devicesByName, type AllocatableDevice } from '../model/devices.js';
-import { isObjectUid, type ObjectUid } from '../model/names.js';
+import type { ObjectUid } from '../model/names.js';
 import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { ClaimError, errorMessage } from '../errors.js';
 import { faultPoint } from '../util/fault-points.js';
@@ -27,27 +28,9 @@ import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
 import { CdiWriter } from './cdi-writer.js';
 import type { CheckpointClaim } from './checkpoint.js';
-import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import type { ApiClaim, ClaimSource } from './claim-source.js';
 import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
-
-/** A claim reference whose UID was checked: a lower-case UUID, so it may name files. */
-export interface CheckedClaimRef extends ClaimRef {
-  readonly uid: ObjectUid;
-}
-
-/**
- * The one check of a claim reference entering state (the kubelet's prepare and unprepare, a claim listed
- * for a rebuild): namespace and name set, uid an object UID (`isObjectUid`, src/model/names.ts). Pure.
- * @returns the reference, checked; or the per-claim error naming it.
- */
-export function checkClaimRef(ref: ClaimRef): CheckedClaimRef | ClaimError {
-  const { uid } = ref;
-  if (!ref.namespace || !ref.name || !isObjectUid(uid)) {
-    return new ClaimError(ref, 'invalid claim reference: namespace and name must be set and uid must be a lower-case UUID');
-  }
-  return { namespace: ref.namespace, name: ref.name, uid };
-}
 
 /** What the steps need of the claim store. */
 export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry'>;
@@ -94,20 +77,11 @@ export class ClaimOps {
   }
 
   /**
-   * Answer a claim refused at the entry (logged as "prepare rejected").
-   * @returns the error result carrying `error.message`.
-   */
-  reject(ref: ClaimRef, error: ClaimError): PrepareResult {
-    this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` }).warn({ err: error }, 'prepare rejected');
-    return { error: error.message };
-  }
-
-  /**
    * Prepare one claim (see file doc). `listed` is the claim as already read from the API server (a rebuild):
    * no GET then. Never rejects: a failure is rolled back and answered as a per-claim error naming the claim.
    * @returns the devices with their CDI IDs, or the error.
    */
-  async prepareOne(ref: CheckedClaimRef, listed?: ResourceClaimLike): Promise<PrepareResult> {
+  async prepareOne(ref: ClaimRef, listed?: ApiClaim): Promise<PrepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     const existing = this.store.entries()[ref.uid];
     if (existing?.state === 'PrepareCompleted' && (await this.cdi.exists(ref.uid))) {
@@ -131,7 +105,7 @@ export class ClaimOps {
    * removal cannot be saved the entry is put back (the kubelet's retry saves it) and the error names the claim.
    * @returns `{}` on success, else the error.
    */
-  async unprepareOne(ref: CheckedClaimRef): Promise<UnprepareResult> {
+  async unprepareOne(ref: ClaimRef): Promise<UnprepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     const existing = this.store.entries()[ref.uid];
     try {
@@ -167,7 +141,7 @@ export class ClaimOps {
     await this.cdi.write(uid, spec);
   }
 
-  private async prepareFresh(ref: CheckedClaimRef, listed?: ResourceClaimLike): Promise<CheckpointClaim['devices']> {
+  private async prepareFresh(ref: ClaimRef, listed?: ApiClaim): Promise<CheckpointClaim['devices']> {
     let claim = listed;
     if (claim === undefined) {
       try {
@@ -201,7 +175,7 @@ export class ClaimOps {
   }
 
   /** Remove what a failed prepare may have left: the spec, then the entry. Never rejects (failures are logged). */
-  private async rollback(ref: CheckedClaimRef, log: Logger): Promise<void> {
+  private async rollback(ref: ClaimRef, log: Logger): Promise<void> {
     try {
       await this.cdi.remove(ref.uid);
     } catch (err) {

@@ -1,17 +1,23 @@
 /**
  * Where prepare reads ResourceClaims from: the API server in production (`KubeClaimSource`), a map in tests.
  * Only `GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>` is needed (docs/contracts.md §2: the
- * upstream kubelet-plugin helper GETs each claim on prepare; unprepare does no lookup).
+ * upstream kubelet-plugin helper GETs each claim on prepare; unprepare does no lookup), and a list of every
+ * claim for a rebuild.
+ *
+ * A claim read from the API server enters gpulet here: its metadata (namespace, name, uid) is checked once,
+ * by {@link claimFromApi} (`parseClaimRef`, src/model/claim-ref.ts), and carried as a {@link ClaimRef}
+ * afterwards. Its `status` stays `unknown`: `allocation.ts` validates it field by field.
  */
 import { ApiException, ResourceV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { ApiError, errorMessage } from '../errors.js';
+import { parseClaimRef } from '../model/claim-ref.js';
+import type { ClaimRef } from '../model/types.js';
+import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 
 /**
- * The parts of a resource.k8s.io/v1 ResourceClaim that prepare reads. `status` is deliberately `unknown`:
- * it comes off the wire and is validated field by field in `allocation.ts` (bad input never crashes).
- * A `ResourceV1ResourceClaim` of @kubernetes/client-node, or the plain JSON, is assignable to it.
+ * A ResourceClaim as the API server answers it, nothing checked yet: the parts prepare reads. A
+ * `ResourceV1ResourceClaim` of @kubernetes/client-node, or the plain JSON, is assignable to it.
  */
-export interface ResourceClaimLike {
+export interface RawResourceClaim {
   readonly metadata?: {
     readonly name?: string | undefined;
     readonly namespace?: string | undefined;
@@ -20,19 +26,89 @@ export interface ResourceClaimLike {
   readonly status?: unknown;
 }
 
-/** Reads ResourceClaims. */
+/**
+ * A ResourceClaim read from the API server, its metadata checked where it entered ({@link claimFromApi}).
+ * `status` is deliberately `unknown`: it comes off the wire and is validated field by field in
+ * `allocation.ts` (bad input never crashes).
+ */
+export interface ApiClaim {
+  /** namespace (DNS label), name (DNS subdomain), uid (lower-case UUID). */
+  readonly metadata: ClaimRef;
+  readonly status?: unknown;
+}
+
+/** What {@link ClaimSource.list} found. */
+export interface ClaimList {
+  /** The claims whose metadata passed the rules. */
+  readonly claims: readonly ApiClaim[];
+  /** One error per claim left out because its metadata broke them, naming it ({@link claimFromApi}). */
+  readonly invalid: readonly InvalidClaimError[];
+}
+
+/** Reads ResourceClaims; every claim it returns went through {@link claimFromApi}. */
 export interface ClaimSource {
   /**
    * @throws ApiError with `status` 404 when the claim does not exist, the HTTP status for other API
-   *   errors, and no status when the server could not be reached (retryable).
+   *   errors, and no status when the server could not be reached (retryable); InvalidClaimError when the
+   *   claim's metadata breaks the rules ({@link claimFromApi}).
    */
-  get(namespace: string, name: string): Promise<ResourceClaimLike>;
+  get(namespace: string, name: string): Promise<ApiClaim>;
   /**
    * Every ResourceClaim of the cluster (all namespaces), for rebuilding the prepared state after the
-   * checkpoint was lost. Optional: a source without it cannot rebuild (the rebuild reports that).
+   * checkpoint was lost. A claim whose metadata breaks the rules is left out and reported in `invalid`.
+   * Optional: a source without it cannot rebuild (the rebuild reports that).
    * @throws ApiError as `get` does.
    */
-  list?(): Promise<readonly ResourceClaimLike[]>;
+  list?(): Promise<ClaimList>;
+}
+
+/** Longest value (in characters) quoted verbatim in an {@link InvalidClaimError}. */
+const MAX_QUOTE = 80;
+
+/**
+ * JSON-quote a value read from the API for an error message, cut to {@link MAX_QUOTE} characters plus its
+ * length: the message can travel back to the kubelet, whose answers must stay under gRPC's 4 MiB limit.
+ */
+function quote(value: unknown): string {
+  if (typeof value !== 'string' || value.length <= MAX_QUOTE) return JSON.stringify(value) ?? String(value);
+  return `${JSON.stringify(value.slice(0, MAX_QUOTE))}… (${value.length} characters)`;
+}
+
+/**
+ * Where a claim read from the API server enters gpulet: check its metadata with the rules of
+ * src/model/claim-ref.ts (namespace a DNS label, name a DNS subdomain, uid a lower-case UUID). Pure.
+ * @returns the claim, its metadata a {@link ClaimRef} (other metadata fields dropped), its status as read.
+ * @throws InvalidClaimError naming the claim as found (namespace/name and uid, quoted and cut), the first
+ *   field that breaks its rule, the rule and the value, e.g. `resourceclaim "ml/odd" (uid "x") from the API
+ *   server is unusable: metadata.uid is not a claim UID: must be a lower-case UUID ..., got "x"`.
+ */
+export function claimFromApi(raw: RawResourceClaim): ApiClaim {
+  const { ref, problem } = parseClaimRef(raw.metadata);
+  if (ref !== undefined) return { metadata: ref, status: raw.status };
+  const { namespace, name, uid } = raw.metadata ?? {};
+  const named = `${typeof namespace === 'string' ? namespace : '?'}/${typeof name === 'string' ? name : '?'}`;
+  throw new InvalidClaimError(
+    `resourceclaim ${quote(named)} (uid ${quote(uid ?? null)}) from the API server is unusable: ` +
+      `metadata.${problem.field} ${problem.rule}, got ${quote(problem.value ?? null)}`,
+  );
+}
+
+/**
+ * Check every listed claim ({@link claimFromApi}); never throws.
+ * @returns the claims that passed, in list order, and an error naming each one that did not.
+ */
+export function claimsFromApi(raws: readonly RawResourceClaim[]): ClaimList {
+  const claims: ApiClaim[] = [];
+  const invalid: InvalidClaimError[] = [];
+  for (const raw of raws) {
+    try {
+      claims.push(claimFromApi(raw));
+    } catch (err) {
+      if (!(err instanceof InvalidClaimError)) throw err;
+      invalid.push(err);
+    }
+  }
+  return { claims, invalid };
 }
 
 /** Page size of {@link KubeClaimSource.list} (`limit`; servers may ignore it and answer everything). */
@@ -49,22 +125,29 @@ export class KubeClaimSource implements ClaimSource {
     this.api = kubeConfig.makeApiClient(ResourceV1Api);
   }
 
-  /** GET the claim. Errors are mapped by {@link toApiError}. */
-  async get(namespace: string, name: string): Promise<ResourceClaimLike> {
+  /**
+   * GET the claim and check it ({@link claimFromApi}).
+   * @throws ApiError mapped by {@link toApiError}; InvalidClaimError when its metadata breaks the rules.
+   */
+  async get(namespace: string, name: string): Promise<ApiClaim> {
+    let raw: RawResourceClaim;
     try {
-      return await this.api.readNamespacedResourceClaim({ name, namespace });
+      raw = await this.api.readNamespacedResourceClaim({ name, namespace });
     } catch (err) {
       throw toApiError(err, `resourceclaim ${namespace}/${name}`);
     }
+    return claimFromApi(raw);
   }
 
   /**
    * LIST resource.k8s.io/v1 resourceclaims in all namespaces (`listResourceClaimForAllNamespaces`), in
    * pages of {@link LIST_PAGE_SIZE} following `metadata.continue`. Needs `list` on resourceclaims (granted
-   * by daemonset/02-clusterrole.yaml). Errors are mapped by {@link toApiError}.
+   * by daemonset/02-clusterrole.yaml). Each claim is checked ({@link claimsFromApi}): one whose metadata
+   * breaks the rules is left out, in `invalid`.
+   * @throws ApiError mapped by {@link toApiError}, or when the pages do not end.
    */
-  async list(): Promise<readonly ResourceClaimLike[]> {
-    const items: ResourceClaimLike[] = [];
+  async list(): Promise<ClaimList> {
+    const items: RawResourceClaim[] = [];
     let token: string | undefined;
     for (let page = 0; page < LIST_MAX_PAGES; page++) {
       let res;
@@ -75,7 +158,7 @@ export class KubeClaimSource implements ClaimSource {
       }
       items.push(...res.items);
       token = res.metadata?._continue;
-      if (!token) return items;
+      if (!token) return claimsFromApi(items);
     }
     throw new ApiError(`listing resourceclaims did not end after ${LIST_MAX_PAGES} pages; retryable`);
   }

@@ -5,23 +5,22 @@
  * One batch is one session of the claim store (claim-store.ts: in-process mutex, cross-process state lock,
  * checkpoint re-read), so batches never interleave, here or with another gpulet instance on the node. Every
  * claim of a request gets an entry in the answer, keyed by UID (a duplicated UID is handled and answered
- * once); one claim's failure never fails another. Each claim reference is checked where it enters: for
- * prepare `checkClaimRef` (namespace and name set, uid a lower-case UUID), for unprepare the uid alone
- * (`isObjectUid`, src/model/names.ts: unprepare needs no lookup). The per-claim steps are claim-ops.ts.
+ * once); one claim's failure never fails another. The references are {@link ClaimRef}s, checked where they
+ * entered gpulet (the kubelet plugin's request, by `parseClaimRef` of src/model/claim-ref.ts), so none is
+ * checked again here. The per-claim steps are claim-ops.ts.
  * A batch that cannot take the state lock answers every claim with the lock error (the kubelet retries);
  * so does a batch when the checkpoint cannot be loaded.
  */
-import { isObjectUid } from '../model/names.js';
 import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { ClaimError } from '../errors.js';
-import { checkClaimRef, type ClaimOps } from './claim-ops.js';
+import type { ClaimOps } from './claim-ops.js';
 import type { ClaimStore } from './claim-store.js';
 import type { StateLockError } from './lock.js';
 
 /** What the preparer needs of the claim store: sessions, and the first load. */
 export type PreparerStore = Pick<ClaimStore, 'lockedOr' | 'ensureInitialized'>;
 /** What the preparer needs of the per-claim steps. */
-export type PreparerOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne' | 'reject'>;
+export type PreparerOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne'>;
 
 /** Options of {@link Preparer}. */
 export interface PreparerOptions {
@@ -47,8 +46,7 @@ export class Preparer implements ClaimPreparer {
   }
 
   /**
-   * Prepare claims (see file doc and claim-ops.ts). An invalid reference is answered "invalid claim
-   * reference: ..." without any lookup. Never rejects.
+   * Prepare claims (see file doc and claim-ops.ts). Never rejects.
    * @returns one result per distinct UID: the devices with their CDI IDs, or an error naming the claim.
    */
   prepare(claims: readonly ClaimRef[]): Promise<Map<string, PrepareResult>> {
@@ -58,16 +56,14 @@ export class Preparer implements ClaimPreparer {
       const out = new Map<string, PrepareResult>();
       for (const ref of claims) {
         if (out.has(ref.uid)) continue; // duplicated UID: prepared once, answered once
-        const checked = checkClaimRef(ref);
-        out.set(ref.uid, checked instanceof ClaimError ? this.ops.reject(ref, checked) : await this.ops.prepareOne(checked));
+        out.set(ref.uid, await this.ops.prepareOne(ref));
       }
       return out;
     }, (busy: StateLockError) => answerAll(claims, busy.message));
   }
 
   /**
-   * Unprepare claims: remove spec and entry. Unknown claims succeed, and so does a reference whose UID is not
-   * a lower-case UUID (nothing can have been prepared under it). Never rejects.
+   * Unprepare claims: remove spec and entry. Unknown claims succeed. Never rejects.
    * @returns one result per distinct UID: `{}`, or an error naming the claim.
    */
   unprepare(claims: readonly ClaimRef[]): Promise<Map<string, UnprepareResult>> {
@@ -76,9 +72,8 @@ export class Preparer implements ClaimPreparer {
       if (notReady !== undefined) return answerAll(claims, notReady);
       const out = new Map<string, UnprepareResult>();
       for (const ref of claims) {
-        const { uid } = ref;
-        if (out.has(uid)) continue;
-        out.set(uid, isObjectUid(uid) ? await this.ops.unprepareOne({ ...ref, uid }) : {});
+        if (out.has(ref.uid)) continue;
+        out.set(ref.uid, await this.ops.unprepareOne(ref));
       }
       return out;
     }, (busy: StateLockError) => answerAll(claims, busy.message));

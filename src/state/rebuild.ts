@@ -5,7 +5,7 @@
  */
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import type { ApiClaim, ClaimList, ClaimSource } from './claim-source.js';
 import type { ClaimStore } from './claim-store.js';
 import { isJsonObject } from './opaque-config.js';
 import type { ClaimRecovery } from './recovery.js';
@@ -27,7 +27,8 @@ export interface RebuildOptions {
  * Rebuild the prepared state from the API server after the checkpoint was lost: list every ResourceClaim,
  * keep those with an allocation result for our driver and pool and a non-empty `status.reservedFor`, and
  * prepare each one again (spec and PrepareCompleted entry) from the listed object. Claims already recorded
- * are left alone. On success the rebuild is marked done and orphaned specs are swept.
+ * are left alone. A listed claim whose metadata breaks the rules (`claimFromApi`, claim-source.ts) is
+ * skipped with a warning naming it. On success the rebuild is marked done and orphaned specs are swept.
  * @returns UIDs prepared again (undefined when the list failed: the rebuild stays due) and per-claim errors.
  *   Never rejects.
  */
@@ -39,14 +40,16 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
     log.error(message);
     return { rebuilt: undefined, errors: [message] };
   }
-  let all: readonly ResourceClaimLike[];
+  let listed: ClaimList;
   try {
-    all = await source.list();
+    listed = await source.list();
   } catch (err) {
     const message = `cannot rebuild the prepared claims from the API server yet: ${errorMessage(err)}; retrying at the next clean-up`;
     log.error({ err }, message);
     return { rebuilt: undefined, errors: [message] };
   }
+  for (const invalid of listed.invalid) log.warn({ err: invalid }, `rebuild: skipped a listed claim: ${invalid.message}`);
+  const all = listed.claims;
   const ours = all.filter((c) => allocatedTo(c, recovery.driverName, recovery.poolName) && reserved(c));
   const rebuilt: string[] = [];
   const errors: string[] = [];
@@ -55,25 +58,25 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
     if (result === undefined) continue;
     if (result.error !== undefined) {
       errors.push(result.error);
-      log.error({ claimUid: claim.metadata?.uid, error: result.error }, 'rebuild: claim could not be prepared again');
+      log.error({ claimUid: claim.metadata.uid, error: result.error }, 'rebuild: claim could not be prepared again');
     } else {
-      rebuilt.push(claim.metadata?.uid ?? '');
+      rebuilt.push(claim.metadata.uid);
     }
   }
   store.rebuilt();
   const { orphans } = await recovery.sweep();
-  log.info({ listed: all.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
+  log.info({ listed: all.length, skipped: listed.invalid.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
   return { rebuilt, errors };
 }
 
 /** `status.reservedFor` is a non-empty list (resource.k8s.io/v1 ResourceClaimStatus). */
-export function reserved(claim: ResourceClaimLike): boolean {
+export function reserved(claim: Pick<ApiClaim, 'status'>): boolean {
   const status = isJsonObject(claim.status) ? claim.status : {};
   return Array.isArray(status['reservedFor']) && status['reservedFor'].length > 0;
 }
 
 /** Some `status.allocation.devices.results[]` names our driver and pool (docs/contracts.md §5). */
-export function allocatedTo(claim: ResourceClaimLike, driverName: string, poolName: string): boolean {
+export function allocatedTo(claim: Pick<ApiClaim, 'status'>, driverName: string, poolName: string): boolean {
   const status = isJsonObject(claim.status) ? claim.status : {};
   const allocation = status['allocation'];
   const devices = isJsonObject(allocation) ? allocation['devices'] : undefined;

@@ -12,7 +12,8 @@
  *    live claims).
  * 3. After a reboot (the checkpoint's boot ID differs from the kernel's) each PrepareCompleted claim is
  *    looked up by name: kept when it still exists with the same UID and `status.reservedFor` is non-empty,
- *    dropped (unprepared) otherwise. An API error keeps the claim (the clean-up checks it again later).
+ *    dropped (unprepared) otherwise (a claim of that name whose metadata breaks the rules, `claimFromApi`,
+ *    is not ours either). An API error keeps the claim (the clean-up checks it again later).
  * 4. Every PrepareCompleted claim gets its CDI spec back when missing (the tmpfs `/var/run/cdi` after a
  *    reboot, docs/contracts.md §6) or rewritten when it differs from what prepare writes today (an upgrade).
  * 5. Spec files of ours with no PrepareCompleted entry, and temp files of interrupted writes, are removed.
@@ -25,12 +26,11 @@
  * end of `reconcileClaims`.
  */
 import type { ClaimRef } from '../model/types.js';
-import { ApiError, errorMessage } from '../errors.js';
+import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ClaimSource, ResourceClaimLike } from './claim-source.js';
+import type { ApiClaim, ClaimSource } from './claim-source.js';
 import type { CheckpointClaim } from './checkpoint.js';
 import type { CheckpointLoad } from './checkpoint-file.js';
-import type { CheckedClaimRef } from './claim-ops.js';
 import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
 import { rebuildFromApi, reserved, type RebuildRecovery, type RebuildStore } from './rebuild.js';
@@ -74,7 +74,7 @@ export interface ReconcileReport {
   readonly errors: readonly string[];
 }
 
-const refOf = (e: CheckpointClaim): CheckedClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
+const refOf = (e: CheckpointClaim): ClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
 
 /** Reconcile at startup (see file doc), under the state lock (re-entrant: `initAndReconcile` holds it).
  * Never rejects: a lock held by another instance past the wait is reported in `errors`, nothing changed. */
@@ -196,14 +196,15 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
 
 /** Whether a claim should stay prepared after a reboot, with the reason when not. */
 async function stillHeld(source: ClaimSource, ref: ClaimRef): Promise<{ readonly held: boolean; readonly reason?: string }> {
-  let claim: ResourceClaimLike;
+  let claim: ApiClaim;
   try {
     claim = await source.get(ref.namespace, ref.name);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return { held: false, reason: 'deleted from the API server' };
+    if (err instanceof InvalidClaimError) return { held: false, reason: `replaced by a claim gpulet cannot use: ${err.message}` };
     return { held: true }; // cannot tell: keep it; the periodic clean-up checks again
   }
-  if (claim.metadata?.uid !== ref.uid) return { held: false, reason: `re-created with uid ${claim.metadata?.uid ?? '(none)'}` };
+  if (claim.metadata.uid !== ref.uid) return { held: false, reason: `re-created with uid ${claim.metadata.uid}` };
   if (!reserved(claim)) return { held: false, reason: 'status.reservedFor is empty: no pod holds it' };
   return { held: true };
 }

@@ -11,9 +11,9 @@ import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js
 import type { ObjectUid } from '../model/names.js';
 import { ClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkClaimRef, type CheckedClaimRef, type ClaimOps } from './claim-ops.js';
+import type { ClaimOps } from './claim-ops.js';
 import type { ClaimStore } from './claim-store.js';
-import type { ResourceClaimLike } from './claim-source.js';
+import type { ApiClaim } from './claim-source.js';
 import { sameSpec } from './claim-spec.js';
 
 /** Outcome of {@link ClaimRecovery.restoreSpec}. */
@@ -22,7 +22,7 @@ export type SpecRestore = 'present' | 'written' | 'rewritten' | 'not-completed';
 /** What recovery needs of the claim store. */
 export type RecoveryStore = Pick<ClaimStore, 'locked' | 'lockedOr' | 'entries' | 'removeTempFiles'>;
 /** What recovery needs of the per-claim steps. */
-export type RecoveryOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne' | 'reject' | 'specOf' | 'writeSpec' | 'cdi' | 'driverName' | 'poolName'>;
+export type RecoveryOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne' | 'specOf' | 'writeSpec' | 'cdi' | 'driverName' | 'poolName'>;
 
 /** Options of {@link ClaimRecovery}. */
 export interface ClaimRecoveryOptions {
@@ -78,23 +78,21 @@ export class ClaimRecovery {
    * the API server. Never rejects.
    * @returns `{}`, or an error naming the claim (the state lock's when it could not be taken).
    */
-  drop(ref: CheckedClaimRef): Promise<UnprepareResult> {
+  drop(ref: ClaimRef): Promise<UnprepareResult> {
     return this.store.lockedOr(() => this.ops.unprepareOne(ref), (busy) => ({ error: new ClaimError(ref, busy.message).message }));
   }
 
   /**
    * Prepare a claim read from the API server (a rebuild after the checkpoint was lost), without a GET. Its
-   * reference (metadata namespace, name, uid) is checked as the kubelet's are. Never rejects.
+   * reference is its metadata, checked where it was read (`claimFromApi`, claim-source.ts). Never rejects.
    * @returns undefined when the claim is already recorded, else the result (an error naming the claim when it
    *   cannot be prepared).
    */
-  adopt(claim: ResourceClaimLike): Promise<PrepareResult | undefined> {
-    const ref: ClaimRef = { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+  adopt(claim: ApiClaim): Promise<PrepareResult | undefined> {
+    const ref = claim.metadata;
     return this.store.lockedOr(async () => {
-      const checked = checkClaimRef(ref); // first: only a checked UID may index the entries
-      if (checked instanceof ClaimError) return this.ops.reject(ref, checked);
-      if (this.store.entries()[checked.uid] !== undefined) return undefined;
-      return this.ops.prepareOne(checked, claim);
+      if (this.store.entries()[ref.uid] !== undefined) return undefined;
+      return this.ops.prepareOne(ref, claim);
     }, (busy) => ({ error: new ClaimError(ref, busy.message).message }));
   }
 

@@ -19,6 +19,7 @@ import type { WirePrepareResponse } from '../../src/dra/kubelet/grpc-protos.js';
 import {
   allocatedClaim, checkpointClaims, claimGets, createClaim, NODE, refOf, removeDir, startHarness, tempDir, type Harness,
 } from '../helpers/agent.js';
+import { claimRef, objectUid } from '../helpers/names.js';
 
 let server: EmbeddedApiServer;
 let dir: string;
@@ -97,7 +98,7 @@ describe('bad claims over the real DRA socket', () => {
   it('UID changed: the kubelet asks for a uid the API object no longer has', async () => {
     const a = await start();
     const real = await allocatedClaim(a.api, 'recreated', [{ device: 'gpu-3' }]);
-    const bad = { ...real, uid: randomUUID() };
+    const bad = { ...real, uid: objectUid() };
     const error = await badThenGood(a, bad, /UID mismatch/);
     expect(error).toContain(real.uid);
   });
@@ -156,7 +157,7 @@ describe('bad claims over the real DRA socket', () => {
 
   it('claim does not exist (HTTP 404)', async () => {
     const a = await start();
-    const bad = { namespace: 'default', name: 'never-created', uid: randomUUID() };
+    const bad = claimRef({ namespace: 'default', name: 'never-created' });
     await badThenGood(a, bad, /not found \(HTTP 404\)/);
   });
 

@@ -19,6 +19,7 @@ import type { ClaimRef } from '../../src/model/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent, type Agent } from '../../src/main.js';
 import { parsePrometheusText, type PromSample } from './promtext.js';
+import { claimRef } from './names.js';
 import { reference } from './reference.js';
 
 /** Node name of every e2e agent. */
@@ -153,9 +154,9 @@ export async function createClaim(api: ResourceV1Api, name: string, requests: Re
   });
 }
 
-/** Claim reference as the kubelet sends it. */
+/** Claim reference as the kubelet sends it, checked (test/helpers/names.ts; throws when the API object's metadata breaks the rules). */
 export function refOf(claim: ResourceV1ResourceClaim): ClaimRef {
-  return { namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' };
+  return claimRef({ namespace: claim.metadata?.namespace ?? '', name: claim.metadata?.name ?? '', uid: claim.metadata?.uid ?? '' });
 }
 
 /** Options of {@link allocatedClaim}. */

@@ -5,16 +5,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { createMockBackend } from '../../src/gpu/mock/index.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { ApiError } from '../../src/errors.js';
 import { ClaimOps, type ClaimOpsOptions } from '../../src/state/claim-ops.js';
-import type { ClaimSource, ResourceClaimLike } from '../../src/state/claim-source.js';
+import type { ClaimRef } from '../../src/model/types.js';
+import { claimFromApi, claimsFromApi, type ApiClaim, type ClaimList, type ClaimSource, type RawResourceClaim } from '../../src/state/claim-source.js';
 import { ClaimStore, type ClaimStoreOptions } from '../../src/state/claim-store.js';
 import { OwnershipView } from '../../src/state/ownership.js';
 import { Preparer } from '../../src/state/preparer.js';
 import { ClaimRecovery } from '../../src/state/recovery.js';
+import { claimRef } from './names.js';
 
 export const DRIVER = 'gpu.gpulet.dev';
 export const NODE = 'node-a';
@@ -62,12 +63,15 @@ export interface ResultSpec {
   shareID?: string;
 }
 
-/** A resource.k8s.io/v1 ResourceClaim JSON allocated to the given results. */
+/**
+ * A resource.k8s.io/v1 ResourceClaim JSON allocated to the given results, as the API server would answer it
+ * (nothing checked: `ref` may be any strings, for a test of what enters). {@link checkedClaim} checks it.
+ */
 export function allocatedClaim(
   ref: { namespace: string; name: string; uid: string },
   results: ResultSpec[],
   extra: { config?: unknown[]; reservedFor?: unknown[] } = {},
-): ResourceClaimLike & { apiVersion: string; kind: string } {
+): RawResourceClaim & { apiVersion: string; kind: string } {
   return {
     apiVersion: 'resource.k8s.io/v1',
     kind: 'ResourceClaim',
@@ -90,23 +94,34 @@ export function allocatedClaim(
   };
 }
 
-/** A fresh claim reference with a random (lower-case UUID) uid. */
-export function newRef(name = 'train-gpu', namespace = 'ml'): { namespace: string; name: string; uid: string } {
-  return { namespace, name, uid: randomUUID() };
+/** A claim as read from the API server: `raw` through the entry check (`claimFromApi`), which throws on bad metadata. */
+export const checkedClaim = (raw: RawResourceClaim): ApiClaim => claimFromApi(raw);
+
+/** A fresh claim reference with a random (lower-case UUID) uid, checked (test/helpers/names.ts). */
+export function newRef(name = 'train-gpu', namespace = 'ml'): ClaimRef {
+  return claimRef({ namespace, name });
 }
 
-/** In-memory ClaimSource; missing claims answer like the API server's 404. */
+/**
+ * In-memory ClaimSource holding claims as the API server would answer them (unchecked JSON). Missing claims
+ * answer like the API server's 404; what it returns went through the entry check (`claimFromApi`,
+ * `claimsFromApi`), as KubeClaimSource's answers do.
+ */
 export class MemoryClaimSource implements ClaimSource {
-  readonly claims = new Map<string, ResourceClaimLike>();
+  readonly claims = new Map<string, RawResourceClaim>();
   gets = 0;
-  put(claim: ResourceClaimLike): void {
+  put(claim: RawResourceClaim): void {
     this.claims.set(`${claim.metadata?.namespace}/${claim.metadata?.name}`, claim);
   }
-  get(namespace: string, name: string): Promise<ResourceClaimLike> {
+  get(namespace: string, name: string): Promise<ApiClaim> {
     this.gets++;
     const c = this.claims.get(`${namespace}/${name}`);
     if (c === undefined) return Promise.reject(new ApiError(`resourceclaim ${namespace}/${name} not found (HTTP 404)`, 404));
-    return Promise.resolve(structuredClone(c));
+    return new Promise((resolve) => resolve(claimFromApi(structuredClone(c)))); // a throw rejects it
+  }
+  /** Every claim held, checked as KubeClaimSource's list checks them. */
+  listAll(): ClaimList {
+    return claimsFromApi([...this.claims.values()].map((c) => structuredClone(c)));
   }
 }
 

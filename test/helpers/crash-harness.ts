@@ -13,6 +13,7 @@ import type { EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import type { ClaimRef } from '../../src/model/types.js';
 import { cdiValidator, DRIVER, NODE, until } from './agent.js';
+import { claimRef } from './names.js';
 import { REPO_ROOT as REPO } from './repo.js';
 
 export { DRIVER, NODE };
@@ -120,7 +121,7 @@ export function allocateClaim(server: EmbeddedApiServer, name: string, devices: 
       reservedFor: [{ resource: 'pods', name: `${name}-pod`, uid: randomUUID() }],
     },
   });
-  return { namespace, name, uid: updated.metadata.uid ?? '' };
+  return claimRef({ namespace, name, uid: updated.metadata.uid ?? '' });
 }
 
 /** Expected CDI device IDs of a claim (docs/contracts.md §6: `<vendor>/<class>=<claimUID>-<device>`). */

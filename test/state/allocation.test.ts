@@ -6,9 +6,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { devicesByName, type AllocatableDevice } from '../../src/model/devices.js';
 import { ClaimError } from '../../src/errors.js';
 import { MAX_ALLOCATION_RESULTS, resolveAllocation, stripSubrequest } from '../../src/state/allocation.js';
-import type { ResourceClaimLike } from '../../src/state/claim-source.js';
+import type { RawResourceClaim } from '../../src/state/claim-source.js';
 import { GPU_CONFIG_API_VERSION, GPU_CONFIG_KIND } from '../../src/state/opaque-config.js';
-import { allocatedClaim, dgxInventory, DRIVER, newRef, NODE, type ResultSpec } from '../helpers/claims.js';
+import { allocatedClaim, checkedClaim, dgxInventory, DRIVER, newRef, NODE, type ResultSpec } from '../helpers/claims.js';
+import { podRef } from '../helpers/names.js';
 
 describe('resolveAllocation', () => {
   let devices: Map<string, AllocatableDevice>;
@@ -16,9 +17,10 @@ describe('resolveAllocation', () => {
     devices = devicesByName(await dgxInventory());
   });
   const ref = newRef();
-  const resolve = (claim: ResourceClaimLike, r = ref) => resolveAllocation({ claim, ref: r, driverName: DRIVER, poolName: NODE, devices });
+  /** Resolve a claim as the API server answers it, after the entry check prepare's GET applies (`claimFromApi`). */
+  const resolve = (claim: RawResourceClaim, r = ref) => resolveAllocation({ claim: checkedClaim(claim), ref: r, driverName: DRIVER, poolName: NODE, devices });
   const claimWith = (results: ResultSpec[], extra?: Parameters<typeof allocatedClaim>[2]) => allocatedClaim(ref, results, extra);
-  const expectError = (claim: ResourceClaimLike, ...fragments: string[]) => {
+  const expectError = (claim: RawResourceClaim, ...fragments: string[]) => {
     let caught: unknown;
     try {
       resolve(claim);
@@ -60,23 +62,29 @@ describe('resolveAllocation', () => {
     expect(out.devices[0]!.requestNames).toEqual(['a', 'b']);
   });
 
-  it('extracts reservedFor pods (resource "pods") in the claim namespace', () => {
+  it('extracts reservedFor pods (resource "pods") in the claim namespace, checked as pod references', () => {
+    const trainer = podRef({ namespace: 'ml', name: 'trainer-0' });
     const out = resolve(
       claimWith([{ device: 'gpu-0' }], {
         reservedFor: [
-          { resource: 'pods', name: 'trainer-0', uid: 'p-1' },
+          { resource: 'pods', name: trainer.name, uid: trainer.uid },
           { apiGroup: 'example.com', resource: 'pods', name: 'not-a-pod', uid: 'x' },
           { resource: 'deployments', name: 'd', uid: 'y' },
           'garbage',
+          // Pods whose name or uid breaks the rules of a pod reference (src/model/claim-ref.ts) are skipped.
+          { resource: 'pods', name: 'trainer-1', uid: 'p-1' },
+          { resource: 'pods', name: 'trainer-2', uid: trainer.uid.toUpperCase() },
+          { resource: 'pods', name: 'Trainer_3', uid: podRef({ namespace: 'ml', name: 'x' }).uid },
+          { resource: 'pods', name: 'trainer-4' },
         ],
       }),
     );
-    expect(out.pods).toEqual([{ namespace: 'ml', name: 'trainer-0', uid: 'p-1' }]);
+    expect(out.pods).toEqual([trainer]);
   });
 
   it('fails a claim that is not allocated', () => {
-    expectError({ metadata: { uid: ref.uid }, status: {} }, 'not allocated');
-    expectError({ metadata: { uid: ref.uid } }, 'not allocated');
+    expectError({ metadata: ref, status: {} }, 'not allocated');
+    expectError({ metadata: ref }, 'not allocated');
   });
 
   it('fails when the UID changed (claim re-created)', () => {
@@ -105,7 +113,7 @@ describe('resolveAllocation', () => {
 
   it('fails malformed results and status shapes without crashing', () => {
     const base = claimWith([{ device: 'gpu-0' }]);
-    const withResults = (results: unknown): ResourceClaimLike => ({ metadata: base.metadata!, status: { allocation: { devices: { results } } } });
+    const withResults = (results: unknown): RawResourceClaim => ({ metadata: base.metadata!, status: { allocation: { devices: { results } } } });
     expectError(withResults('nope'), 'is not a list');
     expectError(withResults([42]), 'results[0] is not an object');
     expectError(withResults([{ driver: DRIVER, pool: NODE, device: 7, request: 'gpu' }]), 'lacks a string');

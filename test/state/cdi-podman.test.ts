@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/log.js';
 import { migCapMinors, MOCK_DEVICE_MAJORS } from '../../src/state/cdi.js';
 import { GPU_CONFIG_API_VERSION, GPU_CONFIG_KIND } from '../../src/state/opaque-config.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, NODE, tempDir } from '../helpers/claims.js';
+import { claimRef } from '../helpers/names.js';
 
 const run = promisify(execFile);
 
@@ -65,7 +66,7 @@ describe.skipIf(skipReason !== undefined)('CDI spec resolved by podman', () => {
   let podman: (...args: string[]) => Promise<{ stdout: string; stderr: string }>;
   const image = 'localhost/gpulet-busybox:test';
   // Starts with a digit: needs cdiVersion 0.5.0, which podman 4.3's CDI library accepts.
-  const ref = { namespace: 'ml', name: 'train', uid: '6f1c2a9e-0b7d-4c3e-9a1f-2b3c4d5e6f70' };
+  const ref = claimRef({ namespace: 'ml', name: 'train', uid: '6f1c2a9e-0b7d-4c3e-9a1f-2b3c4d5e6f70' });
 
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir('gpulet-podman-'));

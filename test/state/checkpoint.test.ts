@@ -9,17 +9,17 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors.js';
-import type { ObjectUid } from '../../src/model/names.js';
 import { checksumOf, decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from '../../src/state/checkpoint.js';
 import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import { tempDir } from '../helpers/claims.js';
+import { claimRef, podRef } from '../helpers/names.js';
 
-const UID = '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c' as ObjectUid;
+const REF = claimRef({ namespace: 'ml', name: 'train', uid: '3b0c7a52-4a1f-4c77-9a55-0d6e1f2a3b4c' });
+const UID = REF.uid;
+const POD = podRef({ namespace: 'ml', name: 'p', uid: '7d2e9c41-1b3a-4f5e-8c6d-9a0b1c2d3e4f' });
 const claims: CheckpointClaims = {
   [UID]: {
-    namespace: 'ml',
-    name: 'train',
-    uid: UID,
+    ...REF,
     state: 'PrepareCompleted',
     devices: [
       {
@@ -31,9 +31,13 @@ const claims: CheckpointClaims = {
         shareId: 'abc',
       },
     ],
-    pods: [{ namespace: 'ml', name: 'p', uid: 'pod-1' }],
+    pods: [POD],
   },
 };
+
+/** A document with a correct checksum over `entries` (whatever they are). */
+const docOf = (entries: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ apiVersion: 'gpulet.dev/v1', kind: 'Checkpoint', bootId: 'b', checksum: checksumOf(entries as CheckpointClaims), claims: entries, ...extra });
 
 describe('CheckpointStore', () => {
   let dir: string;
@@ -71,18 +75,14 @@ describe('CheckpointStore', () => {
     ['checksum mismatch', (t) => t.replace('"gpu-0"', '"gpu-1"'), 'checksum mismatch'],
     ['truncated', (t) => t.slice(0, Math.floor(t.length / 2)), 'not valid JSON'],
     ['unknown apiVersion', (t) => t.replace('gpulet.dev/v1', 'gpulet.dev/v9'), 'unknown apiVersion'],
-    ['malformed entry with valid checksum', () => '', 'malformed entry'],
+    // well-checksummed documents whose entry is malformed
+    ['malformed entry with valid checksum', () => docOf({ [UID]: { ...claims[UID], state: 'Bogus' } }), 'malformed entry'],
+    ['pod reference breaking the rules with valid checksum', () => docOf({ [UID]: { ...claims[UID], pods: [{ ...POD, uid: 'pod-1' }] } }), 'pods.0.uid: must be a lower-case UUID'],
   ];
   for (const [name, mutate, reason] of corruptCases) {
     it(`moves aside and reports a ${name} file`, async () => {
       await store().save(claims);
-      const original = await readFile(path, 'utf8');
-      let text = mutate(original);
-      if (text === '') {
-        // a well-checksummed document whose entry is malformed
-        const bad = { [UID]: { ...claims[UID], state: 'Bogus' } };
-        text = JSON.stringify({ apiVersion: 'gpulet.dev/v1', kind: 'Checkpoint', bootId: 'b', checksum: checksumOf(bad as unknown as CheckpointClaims), claims: bad });
-      }
+      const text = mutate(await readFile(path, 'utf8'));
       await writeFile(path, text);
       const loaded = await store().load();
       expect(loaded.claims).toEqual({});
@@ -106,9 +106,7 @@ describe('CheckpointStore', () => {
 });
 
 describe('decodeCheckpoint: entries are checked once the checksum matched, naming the claim and the field', () => {
-  /** A document with a correct checksum over `entries` (whatever they are). */
-  const doc = (entries: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-    JSON.stringify({ apiVersion: 'gpulet.dev/v1', kind: 'Checkpoint', bootId: 'b', checksum: checksumOf(entries as CheckpointClaims), claims: entries, ...extra });
+  const doc = docOf;
   const entry = claims[UID]!;
   const device = entry.devices[0]!;
   const OTHER = '11111111-2222-4333-8444-555555555555';
@@ -134,6 +132,13 @@ describe('decodeCheckpoint: entries are checked once the checksum matched, namin
     ['more devices than allocation results', { [UID]: { ...entry, devices: Array.from({ length: 33 }, () => device) } }, /: devices: .*32/],
     ['a device UUID longer than NVML\'s buffer', { [UID]: { ...entry, devices: [{ ...device, uuid: `GPU-${'f'.repeat(100)}` }] } }, /: devices\.0\.uuid: .*96/],
     ['pods that are not a list', { [UID]: { ...entry, pods: {} } }, /: pods: /],
+    // The claim's reference and its pods follow the rules they passed where they entered (src/model/claim-ref.ts).
+    ['an upper-case namespace', { [UID]: { ...entry, namespace: 'ML' } }, /^malformed entry for claim "3b0c.*": namespace: must be a DNS label/],
+    ['an empty name', { [UID]: { ...entry, name: '' } }, /: name: must not be empty/],
+    ['a name with "/"', { [UID]: { ...entry, name: 'a/b' } }, /: name: must be a DNS subdomain/],
+    ['a pod uid that is not a UUID', { [UID]: { ...entry, pods: [{ ...POD, uid: 'pod-1' }] } }, /: pods\.0\.uid: must be a lower-case UUID/],
+    ['a pod name that is not a DNS subdomain', { [UID]: { ...entry, pods: [{ ...POD, name: 'P_1' }] } }, /: pods\.0\.name: must be a DNS subdomain/],
+    ['a pod without a namespace', { [UID]: { ...entry, pods: [{ name: POD.name, uid: POD.uid }] } }, /: pods\.0\.namespace: /],
   ];
   for (const [name, entries, message] of cases) {
     it(`rejects ${name}`, () => {

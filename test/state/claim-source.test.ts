@@ -1,14 +1,16 @@
 /**
  * KubeClaimSource through the real @kubernetes/client-node against a real HTTP server on a free port:
- * the GET path of resource.k8s.io/v1, and the mapping of 404 / 403 / 5xx / connection refused to typed
- * ApiErrors with retry hints.
+ * the GET and LIST paths of resource.k8s.io/v1, the mapping of 404 / 403 / 5xx / connection refused to typed
+ * ApiErrors with retry hints, and the entry check of what the server answers (`claimFromApi`): a claim whose
+ * metadata breaks the rules of src/model/claim-ref.ts is an InvalidClaimError naming it (GET) or left out and
+ * reported (LIST).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '../../src/errors.js';
-import { KubeClaimSource } from '../../src/state/claim-source.js';
+import { ApiError, InvalidClaimError } from '../../src/errors.js';
+import { claimFromApi, claimsFromApi, KubeClaimSource } from '../../src/state/claim-source.js';
 import { allocatedClaim, newRef } from '../helpers/claims.js';
 
 const status = (code: number, reason: string, message: string) => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
@@ -26,7 +28,10 @@ function kubeconfig(server: string): KubeConfig {
 
 describe('KubeClaimSource', () => {
   const ref = newRef('train', 'ml');
-  const claim = allocatedClaim(ref, [{ device: 'gpu-0', request: 'gpu/sub' }], { reservedFor: [{ resource: 'pods', name: 'p', uid: 'pu' }] });
+  const claim = allocatedClaim(ref, [{ device: 'gpu-0', request: 'gpu/sub' }], { reservedFor: [{ resource: 'pods', name: 'p', uid: newRef().uid }] });
+  // Claims the (broken or hostile) server answers with metadata the API server itself would never issue.
+  const odd = allocatedClaim({ namespace: 'ml', name: 'odd', uid: '../../etc' }, [{ device: 'gpu-1' }]);
+  const upper = allocatedClaim({ namespace: 'ML', name: 'upper', uid: newRef().uid }, [{ device: 'gpu-2' }]);
   const seen: string[] = [];
   let server: Server;
   let url: string;
@@ -38,6 +43,10 @@ describe('KubeClaimSource', () => {
         res.end(JSON.stringify(body));
       };
       if (req.url === '/apis/resource.k8s.io/v1/namespaces/ml/resourceclaims/train') return send(200, claim);
+      if (req.url === '/apis/resource.k8s.io/v1/namespaces/ml/resourceclaims/odd') return send(200, odd);
+      if (req.url?.startsWith('/apis/resource.k8s.io/v1/resourceclaims?')) {
+        return send(200, { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimList', metadata: {}, items: [odd, claim, upper] });
+      }
       if (req.url?.endsWith('/forbidden')) return send(403, status(403, 'Forbidden', 'resourceclaims is forbidden'));
       if (req.url?.endsWith('/broken')) return send(503, status(503, 'ServiceUnavailable', 'etcd down'));
       return send(404, status(404, 'NotFound', 'resourceclaims.resource.k8s.io "gone" not found'));
@@ -52,6 +61,25 @@ describe('KubeClaimSource', () => {
     expect(seen).toContain('GET /apis/resource.k8s.io/v1/namespaces/ml/resourceclaims/train');
     expect(got.metadata?.uid).toBe(ref.uid);
     expect(JSON.parse(JSON.stringify(got.status))).toEqual(JSON.parse(JSON.stringify(claim.status)));
+  });
+
+  it('refuses a claim whose metadata breaks the rules with an InvalidClaimError naming it, the field and the value', async () => {
+    const err = await new KubeClaimSource(kubeconfig(url)).get('ml', 'odd').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidClaimError);
+    expect((err as Error).message).toBe(
+      'resourceclaim "ml/odd" (uid "../../etc") from the API server is unusable: ' +
+        'metadata.uid is not a claim UID: must be a lower-case UUID (8-4-4-4-12 hex digits) as the API server issues it, got "../../etc"',
+    );
+  });
+
+  it('LISTs every claim, leaving out (and reporting) those whose metadata breaks the rules', async () => {
+    const listed = await new KubeClaimSource(kubeconfig(url)).list();
+    expect(seen.some((r) => r.startsWith('GET /apis/resource.k8s.io/v1/resourceclaims?'))).toBe(true);
+    expect(listed.claims.map((c) => c.metadata)).toEqual([ref]);
+    expect(listed.invalid.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^resourceclaim "ml\/odd" \(uid "\.\.\/\.\.\/etc"\) .*metadata\.uid is not a claim UID/),
+      expect.stringMatching(/^resourceclaim "ML\/upper" .*metadata\.namespace is not a DNS label: must be a DNS label/),
+    ]);
   });
 
   it('maps 404 to a not-found ApiError', async () => {
@@ -79,5 +107,41 @@ describe('KubeClaimSource', () => {
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBeUndefined();
     expect(err.message).toMatch(/unreachable.*retryable/);
+  });
+});
+
+describe('claimFromApi / claimsFromApi: where a claim read from the API server enters', () => {
+  it('keeps the checked metadata (namespace, name, uid; nothing else) and the status as read', () => {
+    const ref = newRef('train', 'ml');
+    const raw = { ...allocatedClaim(ref, [{ device: 'gpu-0' }]), metadata: { ...ref, resourceVersion: '7', labels: { a: 'b' } } };
+    const got = claimFromApi(raw);
+    expect(got.metadata).toEqual(ref);
+    expect(got.status).toBe(raw.status);
+  });
+
+  it.each([
+    ['no metadata', {}, /^resourceclaim "\?\/\?" \(uid null\) from the API server is unusable: metadata\.uid must be a non-empty string, got null$/],
+    ['a UID naming an Object.prototype member', { metadata: { namespace: 'ml', name: 'x', uid: 'constructor' } }, /metadata\.uid is not a claim UID: .*, got "constructor"$/],
+    ['a __proto__ UID', { metadata: { namespace: 'ml', name: 'x', uid: '__proto__' } }, /metadata\.uid is not a claim UID/],
+    ['an empty name', { metadata: { namespace: 'ml', name: '', uid: newRef().uid } }, /^resourceclaim "ml\/" .*metadata\.name must be a non-empty string, got ""$/],
+    ['a huge name', { metadata: { namespace: 'ml', name: 'n'.repeat(100_000), uid: newRef().uid } }, /metadata\.name is not a DNS subdomain: must be at most 253 characters \(is 100000\), got "n+"… \(100000 characters\)$/],
+  ])('refuses %s, naming the claim as found, the field, the rule and the value (cut short)', (_what, raw, message) => {
+    let caught: unknown;
+    try {
+      claimFromApi(raw);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(InvalidClaimError);
+    expect((caught as Error).message).toMatch(message);
+    expect((caught as Error).message.length).toBeLessThan(1000);
+  });
+
+  it('claimsFromApi never throws for bad metadata: the good claims in order, one error per bad one', () => {
+    const [a, b] = [newRef('a'), newRef('b')];
+    const out = claimsFromApi([allocatedClaim(a, []), { metadata: { namespace: 'ml', name: 'bad', uid: 'x' } }, allocatedClaim(b, [])]);
+    expect(out.claims.map((c) => c.metadata)).toEqual([a, b]);
+    expect(out.invalid).toHaveLength(1);
+    expect(out.invalid[0]?.message).toMatch(/^resourceclaim "ml\/bad" \(uid "x"\)/);
   });
 });

@@ -12,7 +12,6 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import type { ObjectUid } from '../../src/model/names.js';
 import type { CheckpointClaim } from '../../src/state/checkpoint.js';
 import { ClaimStore, type ClaimStoreOptions } from '../../src/state/claim-store.js';
 import { StateLockError } from '../../src/state/lock.js';
@@ -29,8 +28,7 @@ const checkpointPath = () => join(dir, 'state', 'checkpoint.json');
 const storeOn = (over: Partial<ClaimStoreOptions> = {}) =>
   new ClaimStore({ checkpointPath: checkpointPath(), logger: silentLogger(), readBootId: () => Promise.resolve('boot-1'), ...over });
 const entryOf = (name: string, state: CheckpointClaim['state'] = 'PrepareCompleted'): CheckpointClaim => {
-  const ref = newRef(name);
-  return { ...ref, uid: ref.uid as ObjectUid, state, devices: [], pods: [] };
+  return { ...newRef(name), state, devices: [], pods: [] };
 };
 const fileClaims = async () => Object.keys((JSON.parse(await readFile(checkpointPath(), 'utf8')) as { claims: object }).claims);
 

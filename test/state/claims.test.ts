@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
-import type { ObjectUid } from '../../src/model/names.js';
 import { CheckpointStore } from '../../src/state/checkpoint-file.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimStateOptions } from '../helpers/claims.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 const specPath = (cdiDir: string, uid: string) => join(cdiDir, `k8s.gpu.gpulet.dev-claim_${uid}.json`);
+
+const POD_UID = '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4';
 
 describe('claim state: prepare, unprepare, ownership', () => {
   let inventory: Inventory;
@@ -54,7 +55,7 @@ describe('claim state: prepare, unprepare, ownership', () => {
   it('prepares: CDI spec + checkpoint entry; second prepare is idempotent; unprepare removes both', async () => {
     const ref = newRef();
     source.put(allocatedClaim(ref, [{ request: 'gpu', device: 'gpu-0' }, { request: 'mig/small', device: 'gpu-7-mig-1g10gb-19-2' }], {
-      reservedFor: [{ resource: 'pods', name: 'trainer', uid: 'pod-uid-1' }],
+      reservedFor: [{ resource: 'pods', name: 'trainer', uid: POD_UID }],
     }));
     const m = await manager();
     const first = await m.preparer.prepare([ref]);
@@ -75,7 +76,7 @@ describe('claim state: prepare, unprepare, ownership', () => {
 
     // ownership for telemetry
     const gpu0 = inventory.gpus.find((g) => g.minor === 0)!;
-    expect(m.ownership.owners().get(gpu0.uuid)).toEqual([{ claim: ref, pods: [{ namespace: 'ml', name: 'trainer', uid: 'pod-uid-1' }], deviceName: 'gpu-0', uuid: gpu0.uuid }]);
+    expect(m.ownership.owners().get(gpu0.uuid)).toEqual([{ claim: ref, pods: [{ namespace: 'ml', name: 'trainer', uid: POD_UID }], deviceName: 'gpu-0', uuid: gpu0.uuid }]);
     expect(m.ownership.prepared().map((p) => p.claim.uid)).toEqual([ref.uid]);
 
     // idempotent: same answer without another API read
@@ -120,7 +121,11 @@ describe('claim state: prepare, unprepare, ownership', () => {
     const m = await manager();
     const ref = newRef();
     expect((await m.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
-    expect((await m.preparer.unprepare([{ ...ref, uid: 'not-a-uuid' }])).get('not-a-uuid')).toEqual({});
+    // A reference whose UID is not a lower-case UUID never reaches the preparer: the kubelet plugin refuses it
+    // where it enters (test/dra/kubelet/plugin.test.ts), and the type says so.
+    // @ts-expect-error a plain string is not an ObjectUid
+    const unchecked: Parameters<typeof m.preparer.unprepare>[0] = [{ ...ref, uid: 'not-a-uuid' }];
+    expect(unchecked).toHaveLength(1);
     expect((await m.preparer.prepare([])).size).toBe(0);
     expect((await m.preparer.unprepare([])).size).toBe(0);
   });
@@ -139,16 +144,21 @@ describe('claim state: prepare, unprepare, ownership', () => {
     const good = newRef('good');
     const unknownDevice = newRef('bad-device');
     const missing = newRef('missing');
-    const invalid = { namespace: 'ml', name: 'x', uid: '../../evil' };
+    // The API server's claim under the kubelet's name has a uid that is not an object UID: refused where it is read.
+    const odd = newRef('odd');
     source.put(allocatedClaim(good, [{ device: 'gpu-3' }]));
     source.put(allocatedClaim(unknownDevice, [{ device: 'gpu-99' }]));
+    source.put(allocatedClaim({ ...odd, uid: '../../evil' }, [{ device: 'gpu-5' }]));
     const m = await manager();
-    const out = await m.preparer.prepare([unknownDevice, good, missing, invalid]);
+    const out = await m.preparer.prepare([unknownDevice, good, missing, odd]);
     expect(out.size).toBe(4);
     expect(out.get(good.uid)!.error).toBeUndefined();
     expect(out.get(unknownDevice.uid)!.error).toMatch(new RegExp(`claim ml/bad-device \\(uid ${unknownDevice.uid}\\): .*unknown device "gpu-99"`));
     expect(out.get(missing.uid)!.error).toMatch(/claim ml\/missing .*cannot read the ResourceClaim: .*not found/);
-    expect(out.get(invalid.uid)!.error).toMatch(/invalid claim reference/);
+    expect(out.get(odd.uid)!.error).toBe(
+      `claim ml/odd (uid ${odd.uid}): cannot read the ResourceClaim: resourceclaim "ml/odd" (uid "../../evil") from the API server is unusable: ` +
+        'metadata.uid is not a claim UID: must be a lower-case UUID (8-4-4-4-12 hex digits) as the API server issues it, got "../../evil"',
+    );
     expect(await readdir(cdiDir)).toEqual([`k8s.gpu.gpulet.dev-claim_${good.uid}.json`]);
     expect(Object.keys(await checkpointClaims())).toEqual([good.uid]);
   });
@@ -189,7 +199,7 @@ describe('claim state: prepare, unprepare, ownership', () => {
     source.put(allocatedClaim({ ...ref, uid: '11111111-2222-4333-8444-555555555555' }, [{ device: 'gpu-5' }]));
     // a crash after PrepareStarted: entry present, spec present
     await new CheckpointStore({ path: checkpointPath, readBootId: () => Promise.resolve('boot-0') }).save({
-      [ref.uid]: { ...ref, uid: ref.uid as ObjectUid, state: 'PrepareStarted', devices: [], pods: [] },
+      [ref.uid]: { ...ref, state: 'PrepareStarted', devices: [], pods: [] },
     });
     const m = await manager();
     const out = await m.preparer.prepare([ref]);

@@ -7,11 +7,11 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import type { ObjectUid } from '../../src/model/names.js';
 import type { CheckpointClaim, CheckpointDevice } from '../../src/state/checkpoint.js';
 import { ClaimStore } from '../../src/state/claim-store.js';
 import { OwnershipView } from '../../src/state/ownership.js';
 import { newRef, NODE, tempDir } from '../helpers/claims.js';
+import { podRef } from '../helpers/names.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -23,8 +23,7 @@ afterEach(() => cleanup());
 const storeOn = () => new ClaimStore({ checkpointPath: join(dir, 'checkpoint.json'), logger: silentLogger(), readBootId: () => Promise.resolve('b') });
 const device = (name: string, uuid: string): CheckpointDevice => ({ requestNames: ['gpu'], poolName: NODE, deviceName: name, uuid, cdiDeviceIds: [`id-${name}`] });
 const entryOf = (name: string, devices: CheckpointDevice[], state: CheckpointClaim['state'] = 'PrepareCompleted'): CheckpointClaim => {
-  const ref = newRef(name);
-  return { ...ref, uid: ref.uid as ObjectUid, state, devices, pods: [{ namespace: 'ml', name: `${name}-pod`, uid: `${name}-pod-uid` }] };
+  return { ...newRef(name), state, devices, pods: [podRef({ namespace: 'ml', name: `${name}-pod` })] };
 };
 const commit = (store: ClaimStore, entry: CheckpointClaim, remove = false) =>
   store.locked(() => store.commit(entry.uid, remove ? undefined : entry));

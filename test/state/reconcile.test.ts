@@ -9,27 +9,36 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors.js';
 import type { Inventory } from '../../src/gpu/types.js';
-import { silentLogger } from '../../src/log.js';
+import { pino } from 'pino';
+import { silentLogger, type Logger } from '../../src/log.js';
+import type { ClaimRef } from '../../src/model/types.js';
 import { CheckpointStore } from '../../src/state/checkpoint-file.js';
-import type { ResourceClaimLike } from '../../src/state/claim-source.js';
+import type { ApiClaim, ClaimList } from '../../src/state/claim-source.js';
 import { cleanupOnce, reconcileClaims } from '../../src/state/reconcile.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimState } from '../helpers/claims.js';
 
-const POD = [{ resource: 'pods', name: 'p', uid: 'pod-1' }];
+const POD = [{ resource: 'pods', name: 'p', uid: '5a4e3f2b-1c0d-4e9f-8a7b-6c5d4e3f2a1b' }];
 const specName = (uid: string) => `k8s.${DRIVER}-claim_${uid}.json`;
+
+/** A logger keeping warnings and errors, parsed. */
+function capturingLogger(): { readonly logger: Logger; readonly lines: () => { level: number; msg: string }[] } {
+  const out: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void out.push(line) });
+  return { logger, lines: () => out.map((l) => JSON.parse(l) as { level: number; msg: string }) };
+}
 
 /** MemoryClaimSource that can also list, and fail on demand like an unreachable server. */
 class ListingSource extends MemoryClaimSource {
   down = false;
   attempts = 0;
-  override get(namespace: string, name: string): Promise<ResourceClaimLike> {
+  override get(namespace: string, name: string): Promise<ApiClaim> {
     this.attempts++;
     if (this.down) return Promise.reject(new ApiError('API server unreachable (test outage)'));
     return super.get(namespace, name);
   }
-  list(): Promise<readonly ResourceClaimLike[]> {
+  list(): Promise<ClaimList> {
     if (this.down) return Promise.reject(new ApiError('API server unreachable (test outage)'));
-    return Promise.resolve([...this.claims.values()].map((c) => structuredClone(c)));
+    return Promise.resolve(this.listAll());
   }
   delete(ref: { namespace: string; name: string }): void {
     this.claims.delete(`${ref.namespace}/${ref.name}`);
@@ -70,7 +79,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
   };
   const file = async () => JSON.parse(await readFile(checkpointPath, 'utf8')) as { bootId: string; claims: Record<string, { state: string }> };
   const specs = async () => (await readdir(cdiDir).catch(() => [])).sort();
-  const prepareAll = async (m: ClaimState, refs: { namespace: string; name: string; uid: string }[]) => {
+  const prepareAll = async (m: ClaimState, refs: ClaimRef[]) => {
     const out = await m.preparer.prepare(refs);
     for (const r of refs) expect(out.get(r.uid)?.error).toBeUndefined();
   };
@@ -125,7 +134,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
   });
 
   it('after a reboot keeps claims still held, drops the rest, keeps what it cannot check, records the new boot ID', async () => {
-    const refs = { live: newRef('live'), gone: newRef('gone'), recreated: newRef('recreated'), unreserved: newRef('unreserved') };
+    const refs = { live: newRef('live'), gone: newRef('gone'), recreated: newRef('recreated'), unreserved: newRef('unreserved'), odd: newRef('odd') };
     for (const r of Object.values(refs)) source.put(allocatedClaim(r, [{ device: `gpu-${Object.values(refs).indexOf(r)}` }], { reservedFor: POD }));
     const first = manager();
     await first.store.init();
@@ -137,10 +146,12 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     source.delete(refs.gone);
     source.put(allocatedClaim({ ...refs.recreated, uid: '11111111-2222-4333-8444-555555555555' }, [{ device: 'gpu-2' }], { reservedFor: POD }));
     source.put(allocatedClaim(refs.unreserved, [{ device: 'gpu-3' }], { reservedFor: [] }));
+    // Re-created under the same name with metadata the entry check refuses (claimFromApi): not ours either.
+    source.put(allocatedClaim({ ...refs.odd, uid: 'not-a-uuid' }, [{ device: 'gpu-4' }], { reservedFor: POD }));
 
     const { m, report } = await restart();
     expect(report.rebooted).toBe(true);
-    expect([...report.dropped].sort()).toEqual([refs.gone.uid, refs.recreated.uid, refs.unreserved.uid].sort());
+    expect([...report.dropped].sort()).toEqual([refs.gone.uid, refs.recreated.uid, refs.unreserved.uid, refs.odd.uid].sort());
     expect(Object.keys(m.store.entries())).toEqual([refs.live.uid]);
     expect(await specs()).toEqual([specName(refs.live.uid)]);
     const saved = await file();
@@ -178,9 +189,20 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     expect(await specs()).toEqual([specName(mine.uid), specName(idle.uid)].sort()); // left alone while unsure
     expect((await readdir(join(dir, 'state'))).some((n) => n.startsWith('checkpoint.json.corrupt-'))).toBe(true);
 
+    // Listed claims allocated to us and reserved, whose metadata the entry check refuses (claimFromApi): skipped
+    // with a warning naming each, and the rebuild goes on.
+    for (const uid of ['constructor', '__proto__', 'not-a-uuid']) {
+      source.put(allocatedClaim({ namespace: 'ml', name: `odd-${uid.length}`, uid }, [{ device: 'gpu-3' }], { reservedFor: POD }));
+    }
     source.down = false;
-    await cleanupOnce({ store: down.m.store, recovery: down.m.recovery, source, logger: silentLogger() }); // the next round retries
+    const log = capturingLogger();
+    await cleanupOnce({ store: down.m.store, recovery: down.m.recovery, source, logger: log.logger }); // the next round retries
     expect(down.m.store.needsRebuild).toBe(false);
+    const skipped = log.lines().filter((l) => l.msg.startsWith('rebuild: skipped a listed claim: '));
+    expect(skipped.map((l) => l.level)).toEqual([40, 40, 40]); // warn
+    for (const uid of ['constructor', '__proto__', 'not-a-uuid']) {
+      expect(skipped.some((l) => l.msg.includes(`resourceclaim "ml/odd-${uid.length}" (uid "${uid}")`) && l.msg.includes('metadata.uid is not a claim UID'))).toBe(true);
+    }
     expect(Object.keys((await file()).claims)).toEqual([mine.uid]);
     expect((await file()).claims[mine.uid]?.state).toBe('PrepareCompleted');
     expect(await specs()).toEqual([specName(mine.uid)]); // idle's spec was an orphan
@@ -191,11 +213,13 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     const keep = newRef('keep');
     const gone = newRef('gone');
     const swapped = newRef('swapped');
-    for (const [i, r] of [keep, gone, swapped].entries()) source.put(allocatedClaim(r, [{ device: `gpu-${i}` }], { reservedFor: POD }));
+    const odd = newRef('odd');
+    for (const [i, r] of [keep, gone, swapped, odd].entries()) source.put(allocatedClaim(r, [{ device: `gpu-${i}` }], { reservedFor: POD }));
     const { m } = await restart();
-    await prepareAll(m, [keep, gone, swapped]);
+    await prepareAll(m, [keep, gone, swapped, odd]);
     source.delete(gone);
     source.put(allocatedClaim({ ...swapped, uid: '11111111-2222-4333-8444-555555555555' }, [{ device: 'gpu-2' }]));
+    source.put(allocatedClaim({ ...odd, uid: odd.uid.toUpperCase() }, [{ device: 'gpu-3' }])); // refused where it is read: not ours
 
     source.down = true;
     source.attempts = 0;
@@ -203,11 +227,11 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     expect(outage.dropped).toEqual([]);
     expect(outage.apiError).toContain('unreachable');
     expect(source.attempts).toBe(1); // the round stops at the first error: no burst against an ailing server
-    expect(Object.keys(m.store.entries())).toHaveLength(3);
+    expect(Object.keys(m.store.entries())).toHaveLength(4);
 
     source.down = false;
     const round = await cleanupOnce({ store: m.store, recovery: m.recovery, source, logger: silentLogger() });
-    expect([...round.dropped].sort()).toEqual([gone.uid, swapped.uid].sort());
+    expect([...round.dropped].sort()).toEqual([gone.uid, swapped.uid, odd.uid].sort());
     expect(round.kept).toEqual([keep.uid]);
     expect(Object.keys((await file()).claims)).toEqual([keep.uid]);
     expect(await specs()).toEqual([specName(keep.uid)]);

@@ -4,10 +4,11 @@ import { deviceIdentities } from '../../src/telemetry/attributes.js';
 import { escapeLabelValue, nvmlBusId, renderDcgm, type DcgmInput } from '../../src/telemetry/dcgm.js';
 import { fullReadings, GPU0, GPU1, INVENTORY, MIG_A } from '../helpers/telemetry.js';
 import { parsePrometheusText } from '../helpers/promtext.js';
+import { claimRef, podRef } from '../helpers/names.js';
 
 const owner: DeviceOwner = {
-  claim: { namespace: 'ml', name: 'mig-claim', uid: 'u-1' },
-  pods: [{ namespace: 'ml', name: 'pod "a"', uid: 'p-1' }],
+  claim: claimRef({ namespace: 'ml', name: 'mig-claim' }),
+  pods: [podRef({ namespace: 'ml', name: 'pod-a' })],
   deviceName: 'gpu-1-mig-1g10gb-19-9',
   uuid: MIG_A,
 };
@@ -63,13 +64,19 @@ describe('renderDcgm', () => {
     expect(s[0]!.value).toBe(512);
     expect(s[0]!.labels).toMatchObject({
       gpu: '1', UUID: GPU1, device: 'nvidia1', GPU_I_PROFILE: '1g.10gb', GPU_I_ID: '9',
-      namespace: 'ml', pod: 'pod "a"', dra_claim_name: 'mig-claim', dra_claim_namespace: 'ml',
+      namespace: 'ml', pod: 'pod-a', dra_claim_name: 'mig-claim', dra_claim_namespace: 'ml',
       dra_device_name: 'gpu-1-mig-1g10gb-19-9', dra_driver_name: 'gpu.gpulet.dev', dra_pool_name: 'node-a',
       dra_mig_profile: '1g.10gb', dra_mig_device_uuid: MIG_A,
     });
     expect(s[0]!.labels['container']).toBeUndefined();
     // An unsupported reading has no line (the MIG device has no GPU_UTIL).
     expect(find('DCGM_FI_DEV_GPU_UTIL', GPU1, { GPU_I_ID: '9' })).toHaveLength(0);
+  });
+
+  it('escapes the label values it writes', () => {
+    const text = renderDcgm(input({ hostname: 'node "a"\\b' }));
+    expect(text).toContain('Hostname="node \\"a\\"\\\\b"');
+    expect(parsePrometheusText(text).samples.find((s) => s.name === 'DCGM_FI_DEV_GPU_TEMP')?.labels['Hostname']).toBe('node "a"\\b');
   });
 
   it('renders nothing before the first sample but the XID family', () => {

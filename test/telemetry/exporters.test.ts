@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/log.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
 import { FakeBackend, FakeOwnership, fullReadings, GPU0, GPU1, INVENTORY, MIG_A } from '../helpers/telemetry.js';
 import { parsePrometheusText } from '../helpers/promtext.js';
-import { driverName, poolName } from '../helpers/names.js';
+import { claimRef, driverName, podRef, poolName } from '../helpers/names.js';
 
 let telemetry: Telemetry | undefined;
 afterEach(async () => {
@@ -60,18 +60,19 @@ describe('startTelemetry', () => {
   it('appends dcgm-exporter series when dcgmCompat is on, attributed to the claim holding the device', async () => {
     const ownership = new FakeOwnership();
     const { telemetry: t } = await start(true, ownership);
-    ownership.map.set(MIG_A, [{ claim: { namespace: 'ml', name: 'c1', uid: 'cu1' }, pods: [{ namespace: 'ml', name: 'p1', uid: 'pu1' }], deviceName: 'gpu-1-mig-1g10gb-19-9', uuid: MIG_A }]);
+    const pod = podRef({ namespace: 'ml', name: 'p1' });
+    ownership.map.set(MIG_A, [{ claim: claimRef({ namespace: 'ml', name: 'c1' }), pods: [pod], deviceName: 'gpu-1-mig-1g10gb-19-9', uuid: MIG_A }]);
     const parsed = parsePrometheusText((await get(t, '/metrics')).body);
     const fb = parsed.samples.find((s) => s.name === 'DCGM_FI_DEV_FB_USED' && s.labels['GPU_I_ID'] === '9')!;
     expect(fb.labels).toMatchObject({ UUID: GPU1, namespace: 'ml', pod: 'p1', dra_claim_name: 'c1', dra_pool_name: 'node-a', dra_driver_name: 'gpu.gpulet.dev', Hostname: 'node-a' });
     const otel = parsed.samples.find((s) => s.name === 'hw_gpu_memory_usage' && s.labels['hw_id'] === MIG_A)!;
-    expect(otel.labels).toMatchObject({ k8s_pod_name: 'p1', k8s_pod_uid: 'pu1', k8s_namespace_name: 'ml', gpulet_claim_name: 'c1', hw_parent: GPU1 });
+    expect(otel.labels).toMatchObject({ k8s_pod_name: 'p1', k8s_pod_uid: pod.uid, k8s_namespace_name: 'ml', gpulet_claim_name: 'c1', hw_parent: GPU1 });
   });
 
   it('drops a series attribution when the claim releases the device', async () => {
     const ownership = new FakeOwnership();
     const { telemetry: t } = await start(false, ownership, 0); // no shared body: each scrape renders
-    ownership.map.set(GPU0, [{ claim: { namespace: 'ml', name: 'c1', uid: 'cu1' }, pods: [{ namespace: 'ml', name: 'p1', uid: 'pu1' }], deviceName: 'gpu-0', uuid: GPU0 }]);
+    ownership.map.set(GPU0, [{ claim: claimRef({ namespace: 'ml', name: 'c1' }), pods: [podRef({ namespace: 'ml', name: 'p1' })], deviceName: 'gpu-0', uuid: GPU0 }]);
     const held = parsePrometheusText((await get(t, '/metrics')).body).samples.filter((s) => s.name === 'hw_power' && s.labels['hw_id'] === GPU0);
     expect(held.map((s) => s.labels['k8s_pod_name'])).toEqual(['p1']);
     ownership.map.clear();

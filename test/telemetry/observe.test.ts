@@ -5,6 +5,7 @@ import { deviceIdentities } from '../../src/telemetry/attributes.js';
 import { INSTRUMENTS } from '../../src/telemetry/instruments.js';
 import { observeInstrument, type ObservationContext, type Point } from '../../src/telemetry/observe.js';
 import { fullReadings, GPU0, GPU1, INVENTORY, MIG_A, MIG_B } from '../helpers/telemetry.js';
+import { claimRef, podRef } from '../helpers/names.js';
 
 function ctx(over: Partial<ObservationContext> = {}): ObservationContext {
   return {
@@ -78,8 +79,8 @@ describe('observeInstrument', () => {
 
   it('attributes a held device to its claim and every pod of it', () => {
     const owner: DeviceOwner = {
-      claim: { namespace: 'ml', name: 'train-gpu', uid: 'claim-uid-1' },
-      pods: [{ namespace: 'ml', name: 'trainer-0', uid: 'pod-uid-0' }, { namespace: 'ml', name: 'trainer-1', uid: 'pod-uid-1' }],
+      claim: claimRef({ namespace: 'ml', name: 'train-gpu' }),
+      pods: [podRef({ namespace: 'ml', name: 'trainer-0' }), podRef({ namespace: 'ml', name: 'trainer-1' })],
       deviceName: 'gpu-0',
       uuid: GPU0,
     };
@@ -88,8 +89,8 @@ describe('observeInstrument', () => {
     expect(ps).toHaveLength(2);
     expect(ps.map((p) => p.attributes['k8s.pod.name']).sort()).toEqual(['trainer-0', 'trainer-1']);
     for (const p of ps) {
-      expect(p.attributes).toMatchObject({ 'k8s.namespace.name': 'ml', 'gpulet.claim.name': 'train-gpu', 'gpulet.claim.uid': 'claim-uid-1' });
-      expect(p.attributes['k8s.pod.uid']).toMatch(/^pod-uid-/);
+      expect(p.attributes).toMatchObject({ 'k8s.namespace.name': 'ml', 'gpulet.claim.name': 'train-gpu', 'gpulet.claim.uid': owner.claim.uid });
+      expect(p.attributes['k8s.pod.uid']).toBe(owner.pods.find((pod) => pod.name === p.attributes['k8s.pod.name'])?.uid);
     }
     // The unheld GPU has no k8s attributes.
     expect(one(points('hw.power', c), { 'hw.id': GPU1 }).attributes['k8s.pod.name']).toBeUndefined();

@@ -9,7 +9,7 @@ import { allocatableDevices } from '../../src/model/devices.js';
 import { silentLogger } from '../../src/log.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/exporters.js';
 import { attrs, pointValue, startOtlpReceiver, type OtlpMetric, type OtlpReceiver, type OtlpRequest } from '../helpers/otlp-receiver.js';
-import { driverName, poolName } from '../helpers/names.js';
+import { claimRef, driverName, podRef, poolName } from '../helpers/names.js';
 
 let receiver: OtlpReceiver;
 let backend: MockBackend;
@@ -21,13 +21,15 @@ function metric(req: OtlpRequest, name: string): OtlpMetric | undefined {
   return undefined;
 }
 
+const POD_UID = '2c9d8e7f-6a5b-4c3d-9e1f-0a1b2c3d4e5f';
+
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
   backend = createMockBackend({ machine: 'dgx-h100', nodeName: 'otlp-node' });
   await backend.init();
   const inventory = backend.inventory();
   const mig = allocatableDevices(inventory).find((d) => d.kind === 'mig')!;
-  owned = { claim: { namespace: 'ml', name: 'mig-claim', uid: 'claim-uid' }, pods: [{ namespace: 'ml', name: 'trainer', uid: 'pod-uid' }], deviceName: mig.name, uuid: mig.uuid };
+  owned = { claim: claimRef({ namespace: 'ml', name: 'mig-claim' }), pods: [podRef({ namespace: 'ml', name: 'trainer', uid: POD_UID })], deviceName: mig.name, uuid: mig.uuid };
   const ownership: OwnershipSource = { owners: () => new Map([[owned.uuid, [owned]]]) };
   telemetry = await startTelemetry({
     backend, ownership, health: new HealthTracker(inventory), nodeName: 'otlp-node', serviceVersion: '0.1.0',
@@ -85,7 +87,7 @@ describe('OTLP gRPC export', () => {
     const req = await receiver.waitFor((r) => metric(r, 'hw.gpu.memory.usage') !== undefined, 15_000);
     const p = metric(req, 'hw.gpu.memory.usage')!.sum!.dataPoints.find((d) => attrs(d.attributes)['hw.id'] === owned.uuid)!;
     expect(attrs(p.attributes)).toMatchObject({
-      'k8s.namespace.name': 'ml', 'k8s.pod.name': 'trainer', 'k8s.pod.uid': 'pod-uid', 'gpulet.claim.name': 'mig-claim',
+      'k8s.namespace.name': 'ml', 'k8s.pod.name': 'trainer', 'k8s.pod.uid': POD_UID, 'gpulet.claim.name': 'mig-claim',
       'gpulet.dra.device.name': owned.deviceName, 'hw.type': 'gpu', 'hw.vendor': 'NVIDIA',
     });
     expect(attrs(p.attributes)['hw.parent']).toMatch(/^GPU-/);

@@ -2,11 +2,13 @@
  * Pure translation between DRAPlugin wire messages (kubernetes/kubelet pkg/apis/dra/v1 and v1beta1) and
  * the {@link ClaimPreparer} contract (src/model/types.ts): request validation, de-duplication, and the
  * response maps that must hold an entry for every claim of the request (keyed by claim UID).
+ *
+ * The kubelet's claim references enter gpulet here, and are checked here once, by `parseClaimRef`
+ * (src/model/claim-ref.ts): namespace a DNS label, name a DNS subdomain, uid a lower-case UUID, as the API
+ * server issues them. What passes is a {@link ClaimRef} the claim state takes as it is; what fails is a
+ * per-claim error naming the claim's position, the field and the rule.
  */
-import {
-  dnsLabelProblem, dnsSubdomainProblem, isDnsLabel, isDnsSubdomain, isObjectUid, objectUidProblem,
-  type DnsLabel, type DnsSubdomain, type ObjectUid,
-} from '../../model/names.js';
+import { parseClaimRef } from '../../model/claim-ref.js';
 import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../model/types.js';
 import type {
   DraApiVersion,
@@ -17,24 +19,10 @@ import type {
   WireUnprepareResponse,
 } from './grpc-protos.js';
 
-/**
- * A claim reference whose fields passed the rules of src/model/names.ts, checked here where the kubelet's
- * request enters: the namespace is a DNS label and the name a DNS subdomain (apimachinery `IsDNS1123Label`,
- * `IsDNS1123Subdomain`, as the API server validates them), and the UID an object UID as the API server issues
- * it, a lower-case UUID. The UID must have that form because it becomes part of CDI spec file names and CDI
- * device names, and it is the one rule the claim state applies too, so a claim accepted here is never refused
- * there for its UID. Assignable to {@link ClaimRef}.
- */
-export interface CheckedClaimRef extends ClaimRef {
-  readonly namespace: DnsLabel;
-  readonly name: DnsSubdomain;
-  readonly uid: ObjectUid;
-}
-
 /** Outcome of validating a request's claims. */
 export interface ValidatedClaims {
   /** Valid, de-duplicated claims to hand to the preparer, in request order. */
-  readonly valid: CheckedClaimRef[];
+  readonly valid: ClaimRef[];
   /** Per-claim validation errors keyed by the UID as sent (possibly ""). */
   readonly errors: Map<string, string>;
   /** Every UID of the request (the response keys), de-duplicated, in request order. */
@@ -59,18 +47,10 @@ function fieldError(index: number, field: string, rule: string, value: unknown):
   return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${echo(value)}`;
 }
 
-/** The checked reference of one claim, or the first problem of its fields (uid, namespace, name). */
-function checkClaim(c: Partial<WireClaim> | null | undefined, i: number): CheckedClaimRef | string {
-  const { uid, namespace, name } = c ?? {};
-  if (typeof uid !== 'string' || uid.length === 0) return fieldError(i, 'uid', 'must be a non-empty string', uid);
-  if (!isObjectUid(uid)) return fieldError(i, 'uid', `is not a claim UID: ${objectUidProblem(uid) ?? ''}`, uid);
-  if (typeof namespace !== 'string' || namespace.length === 0) {
-    return fieldError(i, 'namespace', 'must be a non-empty string', namespace);
-  }
-  if (!isDnsLabel(namespace)) return fieldError(i, 'namespace', `is not a DNS label: ${dnsLabelProblem(namespace) ?? ''}`, namespace);
-  if (typeof name !== 'string' || name.length === 0) return fieldError(i, 'name', 'must be a non-empty string', name);
-  if (!isDnsSubdomain(name)) return fieldError(i, 'name', `is not a DNS subdomain: ${dnsSubdomainProblem(name) ?? ''}`, name);
-  return { namespace, name, uid };
+/** The checked reference of one claim, or the error for its first field that breaks its rule (uid, namespace, name). */
+function checkClaim(c: Partial<WireClaim> | null | undefined, i: number): ClaimRef | string {
+  const { ref, problem } = parseClaimRef(c);
+  return ref ?? fieldError(i, problem.field, problem.rule, problem.value);
 }
 
 /**
@@ -80,7 +60,7 @@ function checkClaim(c: Partial<WireClaim> | null | undefined, i: number): Checke
  */
 export function validateClaims(claims: unknown): ValidatedClaims {
   const list: unknown[] = Array.isArray(claims) ? claims : [];
-  const valid = new Map<string, CheckedClaimRef>();
+  const valid = new Map<string, ClaimRef>();
   const errors = new Map<string, string>();
   const seenUids = new Set<string>(); // linear in the request: a list lookup per claim made it quadratic
   list.forEach((raw, i) => {

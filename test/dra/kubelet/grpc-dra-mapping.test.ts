@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildPrepareResponse, validateClaims, type CheckedClaimRef } from '../../../src/dra/kubelet/grpc-dra-mapping.js';
+import { buildPrepareResponse, validateClaims } from '../../../src/dra/kubelet/grpc-dra-mapping.js';
 import { isDnsLabel, isDnsSubdomain, isObjectUid } from '../../../src/model/names.js';
 import type { ClaimRef } from '../../../src/model/types.js';
 
@@ -22,9 +22,12 @@ describe('validateClaims', () => {
     expect(v.errors.size).toBe(0);
     expect(v.uids).toEqual([a.uid, b.uid]);
     for (const ref of v.valid) expect(isDnsLabel(ref.namespace) && isDnsSubdomain(ref.name) && isObjectUid(ref.uid)).toBe(true);
-    // The checked reference is a ClaimRef (what the preparer takes).
-    const asRef: readonly ClaimRef[] = v.valid satisfies readonly CheckedClaimRef[];
+    // The checked reference is a ClaimRef, what the preparer takes; the wire's plain strings are not one.
+    const asRef: readonly ClaimRef[] = v.valid;
     expect(asRef).toHaveLength(2);
+    // @ts-expect-error a plain object of strings is not a ClaimRef: only the entry check makes one
+    const unchecked: ClaimRef = a;
+    expect(unchecked).toBe(a);
   });
 
   it.each([
@@ -33,6 +36,8 @@ describe('validateClaims', () => {
     ['an upper-case UUID', { namespace: 'default', name: 'x', uid: 'DEADBEEF-0000-4000-8000-000000000000' }, /field "uid" is not a claim UID/],
     ['a path in the UID', { namespace: 'default', name: 'x', uid: '../../etc' }, /field "uid" is not a claim UID/],
     ['a UUID with a suffix', { namespace: 'default', name: 'x', uid: 'deadbeef-0000-4000-8000-000000000000/..' }, /field "uid"/],
+    ['a UID naming an Object.prototype member', { namespace: 'default', name: 'x', uid: 'constructor' }, /field "uid" is not a claim UID/],
+    ['a __proto__ UID', { namespace: 'default', name: 'x', uid: '__proto__' }, /field "uid" is not a claim UID/],
     ['an empty namespace', { namespace: '', name: 'x', uid: randomUUID() }, /field "namespace" must be a non-empty string/],
     ['an upper-case namespace', { namespace: 'Default', name: 'x', uid: randomUUID() }, /field "namespace" is not a DNS label: must be a DNS label/],
     ['a 64-character namespace', { namespace: 'n'.repeat(64), name: 'x', uid: randomUUID() }, /field "namespace" is not a DNS label: must be at most 63 characters \(is 64\)/],

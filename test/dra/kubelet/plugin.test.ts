@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startKubeletPlugin, type KubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
 import { protoRoot } from '../../../src/dra/kubelet/grpc-protos.js';
 import { silentLogger } from '../../../src/log.js';
-import { driverName } from '../../helpers/names.js';
+import { claimRef, driverName } from '../../helpers/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import type { ClaimRef } from '../../../src/model/types.js';
 
@@ -45,8 +45,8 @@ interface UnprepareResponse {
 
 const UID_A = '0b6f2c1e-5d1a-4c39-9a57-8d3e2f1a0001';
 const UID_B = '0b6f2c1e-5d1a-4c39-9a57-8d3e2f1a0002';
-const claimA: ClaimRef = { namespace: 'default', name: 'claim-a', uid: UID_A };
-const claimB: ClaimRef = { namespace: 'team-b', name: 'claim-b.x', uid: UID_B };
+const claimA: ClaimRef = claimRef({ namespace: 'default', name: 'claim-a', uid: UID_A });
+const claimB: ClaimRef = claimRef({ namespace: 'team-b', name: 'claim-b.x', uid: UID_B });
 
 let dir: string;
 let plugin: KubeletPlugin | undefined;
@@ -178,6 +178,21 @@ describe.each(['v1', 'v1beta1'] as const)('DRAPlugin %s', (version) => {
     expect(res.claims[uid(15).toUpperCase()]?.error).toMatch(/"uid".*lower-case UUID/);
     expect(res.claims[UID_A]?.error).toBe('');
     expect(preparer.calls).toEqual([{ op: 'prepare', claims: [claimA] }]);
+  });
+
+  it('invalid claim fields on unprepare give a per-claim error too; only valid claims reach the preparer', async () => {
+    const c = dra(version);
+    const bad = [
+      { namespace: 'default', name: 'x', uid: 'not-a-uuid' },
+      { namespace: 'default', name: 'x', uid: '../../etc' },
+      { namespace: '', name: '', uid: '0b6f2c1e-5d1a-4c39-9a57-8d3e2f1a0021' },
+    ];
+    const un = await call<UnprepareResponse>(c, 'NodeUnprepareResources', { claims: [...bad, claimB] });
+    expect(un.claims['not-a-uuid']?.error).toMatch(/claims\[0\]\): field "uid" is not a claim UID/);
+    expect(un.claims['../../etc']?.error).toMatch(/claims\[1\]\): field "uid" is not a claim UID/);
+    expect(un.claims['0b6f2c1e-5d1a-4c39-9a57-8d3e2f1a0021']?.error).toMatch(/claims\[2\]\): field "namespace" must be a non-empty string/);
+    expect(un.claims[UID_B]).toEqual({ error: '' });
+    expect(preparer.calls).toEqual([{ op: 'unprepare', claims: [claimB] }]);
   });
 
   it('unprepare of a claim never prepared succeeds (the preparer says so)', async () => {

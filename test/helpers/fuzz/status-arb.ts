@@ -10,7 +10,10 @@
  *   "GpuConfig", "env"?: {NAME: "value"}}` of at most 10 KiB (UTF-8 bytes of its JSON), names matching
  *   `[A-Za-z_][A-Za-z0-9_]*`, not reserved (`GPULET_*`, `NVIDIA_VISIBLE_DEVICES`);
  * - a claim is prepared iff it is allocated, has ≤ 32 results, at least one of ours, and nothing of ours is
- *   wrong; a rejection names one of the wrong parts (`hints`).
+ *   wrong; a rejection names one of the wrong parts (`hints`);
+ * - a `status.reservedFor` entry names a pod when its resource is "pods" of the core group and it is a valid
+ *   pod reference: name a DNS subdomain (apimachinery `ValidatePodName`, `dns1123SubdomainFmt`), uid a
+ *   lower-case UUID as the API server issues it; other entries are ignored.
  */
 import fc from 'fast-check';
 import { DRIVER, NODE } from '../agent.js';
@@ -104,12 +107,17 @@ const resultArb = (devices: readonly string[], clean: boolean): fc.Arbitrary<Res
   );
 };
 
-/** `status.reservedFor` entries and how many of them name pods (core group). */
+/** apimachinery `dns1123SubdomainFmt` (at most 253 characters: `DNS1123SubdomainMaxLength`). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** `status.reservedFor` entries and how many of them name pods (core group, valid name and uid). */
 const reservedForArb: fc.Arbitrary<{ readonly json: unknown[]; readonly pods: number }> = fc
   .tuple(
     fc.array(
       fc.oneof(
-        fc.record({ resource: fc.constant('pods'), name: fc.string({ maxLength: 20 }), uid: fc.uuid() }).map((json) => ({ json: json, pod: true })),
+        fc.record({ resource: fc.constant('pods'), name: fc.string({ maxLength: 20 }), uid: fc.uuid() }).map((json) => ({ json: json, pod: DNS_SUBDOMAIN.test(json.name) })),
+        fc.record({ resource: fc.constant('pods'), name: fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$/), uid: fc.uuid() }).map((json) => ({ json: json, pod: true })),
+        fc.record({ resource: fc.constant('pods'), name: fc.constant('p'), uid: fc.constantFrom('p-1', '', 'ABCDEF01-2345-4678-89AB-CDEF01234567') }).map((json) => ({ json: json, pod: false })),
         fc.record({ resource: fc.constant('pods'), apiGroup: fc.constant(''), name: fc.constant('p'), uid: fc.uuid() }).map((json) => ({ json: json, pod: true })),
         fc.record({ resource: fc.constantFrom('deployments', 'Pods', 'pod'), apiGroup: fc.constantFrom('apps', ''), name: fc.string(), uid: fc.uuid() }).map((json) => ({ json: json, pod: false })),
         fc.record({ resource: fc.constant('pods'), apiGroup: fc.constant('example.com'), name: fc.constant('p'), uid: fc.uuid() }).map((json) => ({ json: json, pod: false })),
