@@ -21,7 +21,6 @@ import { startClaimCleanup, type ClaimCleanup } from '../../src/state/reconcile.
 import { claimGets } from '../helpers/agent.js';
 import { allocateClaim, NODE, SPEC_PREFIX } from '../helpers/crash-harness.js';
 import { recordingLogger } from '../helpers/log.js';
-import { waitFor } from '../helpers/wait.js';
 
 const PERIOD_MS = 250;
 /** Failed rounds the outage lasts for. */
@@ -68,10 +67,12 @@ describe('periodic clean-up of claims the API server no longer has', () => {
     server.clearRequests(); // forget the prepare's GETs: what follows is the clean-up's
     cleanup = startClaimCleanup({ manager, source, periodMs: PERIOD_MS, logger: log.logger });
     server.delete('resource.k8s.io/v1', 'ResourceClaim', deleted.namespace, deleted.name);
-    await waitFor(() => manager.entries()[deleted.uid] === undefined, { what: 'the deleted claim to be unprepared' });
+    // The round logs the drop once the claim is unprepared.
+    const drops = await log.waitForMessage('unprepared a claim the API server no longer has', {});
+    expect(drops.map((r) => r['claimUid'])).toEqual([deleted.uid]);
+    expect(manager.entries()[deleted.uid]).toBeUndefined();
     // By the first round that looked: the server was asked once about it, answered 404, and it was dropped then.
     expect(claimGets(server.requests, deleted).map((r) => r.status)).toEqual([404]);
-    expect(log.withMessage('unprepared a claim the API server no longer has').map((r) => r['claimUid'])).toEqual([deleted.uid]);
     expect(await exists(spec(deleted.uid))).toBe(false);
     expect(Object.keys(manager.entries()).sort()).toEqual([keep.uid, outageDeleted.uid].sort());
 
@@ -97,7 +98,9 @@ describe('periodic clean-up of claims the API server no longer has', () => {
     expect(await exists(spec(outageDeleted.uid))).toBe(true);
 
     heal();
-    await waitFor(() => manager.entries()[outageDeleted.uid] === undefined, { what: 'the claim deleted during the outage to be unprepared' });
+    const afterOutage = await log.waitForMessage('unprepared a claim the API server no longer has', { count: 2 });
+    expect(afterOutage.map((r) => r['claimUid'])).toEqual([deleted.uid, outageDeleted.uid]);
+    expect(await exists(spec(outageDeleted.uid))).toBe(false);
     expect(Object.keys(manager.entries())).toEqual([keep.uid]);
     expect(await exists(spec(keep.uid))).toBe(true);
     // The kept claim was looked up by name, as the clean-up does.
