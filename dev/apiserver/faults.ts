@@ -1,6 +1,7 @@
 /**
  * Fault injection (pure bookkeeping): rules matched against each request in the order added; a matched rule
- * with `times` left is consumed. The server applies the returned rule (delay, then drop or a Status answer).
+ * with `times` left is consumed. The server applies the returned rule (tell `arrived`, delay, wait for
+ * `holdUntil`, then drop or a Status answer).
  */
 import type { FaultRule } from './types.js';
 

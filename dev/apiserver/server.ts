@@ -84,7 +84,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Em
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     const rule: FaultRule | undefined = faults.take(method, url.pathname);
+    rule?.arrived?.({ method, path: url.pathname });
     if (rule?.delayMs !== undefined && rule.delayMs > 0) await delay(rule.delayMs);
+    if (rule?.holdUntil !== undefined) await rule.holdUntil.catch(() => undefined);
     if (rule?.drop === true) {
       record(0);
       req.socket.destroy();

@@ -30,6 +30,14 @@ export interface FaultRule {
   readonly drop?: boolean;
   /** How many matching requests to fault; unlimited when absent. */
   readonly times?: number;
+  /**
+   * Called when a matching request arrives, before any delay, hold or fault (tests: act while a request is
+   * in flight, e.g. "the claim GET is now held by the server"). A rule with only this set observes without
+   * faulting.
+   */
+  readonly arrived?: (request: { readonly method: string; readonly path: string }) => void;
+  /** Hold the matching request until this settles (after `delayMs`), then go on (fault or answer). */
+  readonly holdUntil?: Promise<unknown>;
 }
 
 export interface ApiServerOptions {

@@ -152,7 +152,9 @@ export class StateLock {
           throw new StateLockError(this.path, true, `another gpulet instance holds ${this.path} (waited ${Math.max(0, timeoutMs)} ms); retry`, { cause: err });
         }
         const cap = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(attempt, 16));
-        await sleep(Math.min(left, retryMinMs + Math.random() * (cap - retryMinMs)));
+        const delay = Math.min(left, retryMinMs + Math.random() * (cap - retryMinMs));
+        this.log.debug({ attempt: attempt + 1, retryInMs: Math.round(delay) }, 'the state lock is held by another instance; waiting');
+        await sleep(delay);
       }
     }
   }

@@ -14,7 +14,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { buildCommand } from '../../src/config.js';
-import { DRIVER, removeDir, tempDir, until } from '../helpers/agent.js';
+import { DRIVER, removeDir, tempDir } from '../helpers/agent.js';
+import { GiveUp, WAIT_TIMEOUT_MS, waitFor } from '../helpers/wait.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
 import { withTimeout } from '../../src/util/timeout.js';
 
@@ -148,19 +149,22 @@ describe('gpulet CLI as a process', () => {
     const run = runCli(NPM_START, ['--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node', '--log-level', 'info']);
     const regSocket = join(dir, 'plugins_registry', `${DRIVER}-reg.sock`);
     const draSocket = join(dir, 'plugins', DRIVER, 'dra.sock');
-    await until('the registration socket', () => (existsSync(regSocket) ? true : run.child.exitCode !== null ? Promise.reject(new Error(`exited early:\n${run.stderr}`)) : undefined), 30_000, 100);
+    await waitFor(() => {
+      if (run.child.exitCode !== null) throw new GiveUp(`exited early:\n${run.stderr}`);
+      return existsSync(regSocket);
+    }, { what: 'the registration socket', timeoutMs: 30_000 });
     expect(existsSync(draSocket)).toBe(true);
     // The "running" log line gives the metrics URL (port 0 was chosen by the kernel): it serves.
-    const running = await until('the "gpulet is running" log line', () => {
+    const running = await waitFor(() => {
       const line = run.stderr.split('\n').find((l) => l.includes('"gpulet is running"'));
       return line === undefined ? undefined : (JSON.parse(line) as { metrics: string });
-    }, 10_000, 100);
+    }, { what: 'the "gpulet is running" log line' });
     expect(running.metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect((await fetch(`${running.metrics}/readyz`)).status).toBe(200);
     expect((await fetch(`${running.metrics}/metrics`)).status).toBe(200);
 
     run.child.kill('SIGTERM');
-    expect(await exitWithin(run, 10_000)).toBe(0);
+    expect(await exitWithin(run, 30_000)).toBe(0);
     expect(existsSync(regSocket)).toBe(false);
     expect(existsSync(draSocket)).toBe(false);
     expect(run.stderr).not.toMatch(STACK_FRAME);
@@ -171,14 +175,14 @@ describe('gpulet CLI as a process', () => {
     const args = ['--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--node-name', 'cli-node', '--log-level', 'info'];
     const regSocket = join(dir, 'plugins_registry', `${DRIVER}-reg.sock`);
     const running = (run: Run) =>
-      until('the "gpulet is running" log line', () => {
-        if (run.child.exitCode !== null) return Promise.reject(new Error(`exited early:\n${run.stderr}`));
-        return run.stderr.includes('"gpulet is running"') ? true : undefined;
-      }, 30_000, 100);
+      waitFor(() => {
+        if (run.child.exitCode !== null) throw new GiveUp(`exited early:\n${run.stderr}`);
+        return run.stderr.includes('"gpulet is running"');
+      }, { what: 'the "gpulet is running" log line', timeoutMs: 30_000 });
     const first = runCli(NPM_START, args);
     await running(first);
     killGroup(first.child); // tsx and the agent process die at once: no shutdown code runs
-    await exitWithin(first, 10_000);
+    await exitWithin(first, 30_000);
     expect(lstatSync(regSocket).isSocket()).toBe(true); // left behind, nobody listening
 
     const second = runCli(NPM_START, args);
@@ -187,14 +191,14 @@ describe('gpulet CLI as a process', () => {
     const kubelet = new KubeletSimulator({ registryDir: join(dir, 'plugins_registry'), rescanIntervalMs: 200 });
     try {
       await kubelet.start();
-      const plugin = await kubelet.waitForPlugin(DRIVER, 10_000);
+      const plugin = await kubelet.waitForPlugin(DRIVER, WAIT_TIMEOUT_MS);
       expect(plugin.endpoint).toBe(join(dir, 'plugins', DRIVER, 'dra.sock'));
       expect(await kubelet.prepare([])).toEqual({ claims: {} });
     } finally {
       await kubelet.stop();
     }
     second.child.kill('SIGTERM');
-    expect(await exitWithin(second, 10_000)).toBe(0);
+    expect(await exitWithin(second, 30_000)).toBe(0);
     expect(existsSync(regSocket)).toBe(false);
     expect(second.stderr).not.toMatch(STACK_FRAME);
   });

@@ -26,7 +26,8 @@ import { KubeConfig, ResourceV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
-import { allocatedClaim, checkpointClaims, DRIVER, NODE, removeDir, tempDir, until } from '../helpers/agent.js';
+import { allocatedClaim, checkpointClaims, DRIVER, NODE, removeDir, tempDir } from '../helpers/agent.js';
+import { waitFor } from '../helpers/wait.js';
 import { loadConfig } from '../../src/config.js';
 import { REPO_ROOT } from '../helpers/manifests.js';
 
@@ -170,7 +171,7 @@ describe.skipIf(!supported)('the agent under the DaemonSet confinement (UID 0, n
     // SIGTERM: the agent removes its sockets and exits 0, all without a capability.
     child.kill('SIGTERM');
     expect(await exited, output).toBe(0);
-    await until('sockets removed', () => (readdirSync(dirs.registry).length === 0 ? true : undefined), 5_000);
+    await waitFor(() => readdirSync(dirs.registry).length === 0, { what: 'sockets removed' });
     expect(output).not.toMatch(/EACCES|EPERM|EROFS/);
   });
 });

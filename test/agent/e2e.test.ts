@@ -20,9 +20,10 @@ import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { devicesByName } from '../../src/model/devices.js';
 import type { WirePrepareResponse } from '../../src/dra/kubelet/grpc-protos.js';
 import {
-  allocatedClaim, cdiValidator, checkpointClaims, claimGets, DRIVER, NODE, removeDir, scrape, startHarness, tempDir, until,
+  allocatedClaim, cdiValidator, checkpointClaims, claimGets, DRIVER, NODE, removeDir, scrape, startHarness, tempDir,
   type Harness,
 } from '../helpers/agent.js';
+import { WAIT_TIMEOUT_MS, waitFor } from '../helpers/wait.js';
 
 /** The 16 allocatable devices of the mock dgx-h100 (GPUs 0–5 whole; GPU 6: 3g.40gb@0, 2g.20gb@4, 1g.10gb@6; GPU 7: 7 × 1g.10gb). */
 const EXPECTED_DEVICES = [
@@ -85,7 +86,7 @@ describe('gpulet end to end on a mock dgx-h100', () => {
     const { config, agent, kubelet, api } = h;
 
     // Registration: GetInfo advertised the DRA socket as endpoint.
-    const plugin = await kubelet.waitForPlugin(DRIVER, 5_000);
+    const plugin = await kubelet.waitForPlugin(DRIVER, WAIT_TIMEOUT_MS);
     expect(plugin.endpoint).toBe(join(config.pluginsDir, DRIVER, 'dra.sock'));
     expect(plugin.endpoint).toBe(agent.plugin.draSocket);
     expect(lstatSync(plugin.endpoint).isSocket()).toBe(true);
@@ -131,7 +132,7 @@ describe('gpulet end to end on a mock dgx-h100', () => {
     const mig = byName.get(MIG)!.uuid;
     expect(mig).toMatch(/^MIG-/);
     const claimLabels = { gpulet_claim_name: 'train', gpulet_claim_namespace: 'default', gpulet_claim_uid: ref.uid };
-    await until('gpu-0 and the MIG device attributed on /metrics', async () => {
+    await waitFor(async () => {
       const samples = await scrape(agent);
       const util = samples.find((s) => s.name === 'hw_gpu_utilization' && s.labels['hw_id'] === gpu0 && s.labels['k8s_pod_uid'] === pod.uid);
       const mem = samples.find((s) => s.name === 'hw_gpu_memory_usage' && s.labels['hw_id'] === mig && s.labels['gpulet_claim_uid'] === ref.uid);
@@ -141,7 +142,7 @@ describe('gpulet end to end on a mock dgx-h100', () => {
       expect(util.value).toBeGreaterThanOrEqual(0);
       expect(mem.value).toBeGreaterThan(0);
       return true;
-    });
+    }, { what: 'gpu-0 and the MIG device attributed on /metrics' });
 
     // Prepare again: the same answer, straight from the checkpoint (no GET of the claim).
     server.clearRequests();
@@ -152,7 +153,7 @@ describe('gpulet end to end on a mock dgx-h100', () => {
     const beta = new KubeletSimulator({ registryDir: config.pluginRegistryDir, apiVersion: 'v1beta1', rescanIntervalMs: 200 });
     cleanups.push(() => beta.stop());
     await beta.start();
-    expect((await beta.waitForPlugin(DRIVER, 5_000)).version).toBe('v1beta1');
+    expect((await beta.waitForPlugin(DRIVER, WAIT_TIMEOUT_MS)).version).toBe('v1beta1');
     // This one carries an opaque config of our driver: its env reaches the containers through the CDI spec.
     const ref2 = await allocatedClaim(api, 'infer', [{ device: 'gpu-1', request: 'gpu' }], {
       pod: { name: 'server', uid: randomUUID() },
@@ -171,12 +172,12 @@ describe('gpulet end to end on a mock dgx-h100', () => {
     expect(unprepared.claims).toEqual({ [ref.uid]: { error: '' } });
     expect(readdirSync(config.cdiDir).filter((f) => f.includes(ref.uid))).toEqual([]);
     expect(await checkpointClaims(config)).toEqual({});
-    await until('gpu-0 no longer attributed to the pod', async () => {
+    await waitFor(async () => {
       const samples = await scrape(agent);
       const attributed = samples.some((s) => s.labels['k8s_pod_uid'] === pod.uid || s.labels['gpulet_claim_uid'] === ref.uid);
       const stillReported = samples.some((s) => s.name === 'hw_gpu_utilization' && s.labels['hw_id'] === gpu0);
-      return !attributed && stillReported ? true : undefined;
-    });
+      return !attributed && stillReported;
+    }, { what: 'gpu-0 no longer attributed to the pod' });
     expect((await kubelet.unprepare([ref])).claims).toEqual({ [ref.uid]: { error: '' } });
   });
 
@@ -246,12 +247,12 @@ describe('gpulet end to end on a mock dgx-h100', () => {
     const kubelet = new KubeletSimulator({ registryDir: h.config.pluginRegistryDir, rescanIntervalMs: 200 });
     cleanups.push(() => kubelet.stop());
     await kubelet.start();
-    await kubelet.waitForPlugin(DRIVER, 5_000);
-    const after = await until('slices republished', async () => {
+    await kubelet.waitForPlugin(DRIVER, WAIT_TIMEOUT_MS);
+    const after = await waitFor(async () => {
       const items = (await h.api.listResourceSlice(selector)).items;
       const count = items.reduce((n, s) => n + (s.spec.devices?.length ?? 0), 0);
       return count === EXPECTED_DEVICES.length ? items : undefined;
-    });
+    }, { what: 'slices republished' });
     expect(after.flatMap((s) => (s.spec.devices ?? []).map((d) => d.name)).sort()).toEqual(EXPECTED_DEVICES);
     expect(after.every((s) => s.spec.nodeName === NODE && s.spec.pool.name === NODE)).toBe(true);
     // The republished pool supersedes the deleted one.

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceV1Api } from '@kubernetes/client-node';
 import { buildResourceSlices } from '../../src/dra/slices/build.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
-import { allocatedClaim, NODE, removeDir, scrape, startHarness, tempDir, until, type Harness } from '../helpers/agent.js';
+import { allocatedClaim, NODE, removeDir, scrape, startHarness, tempDir, type Harness } from '../helpers/agent.js';
+import { waitFor } from '../helpers/wait.js';
 import { fakeSetup, type FakeSetup } from '../helpers/nvml.js';
 import { nodeName, poolName } from '../helpers/names.js';
 
@@ -58,11 +59,11 @@ describe('the agent on the NVML backend (fake library)', () => {
   it('/metrics has hw_gpu_utilization for every full (non-MIG) GPU', async () => {
     const harness = h!;
     const full = harness.agent.backend.inventory().gpus.filter((g) => !g.migEnabled).map((g) => g.uuid);
-    const samples = await until('hw_gpu_utilization for all full GPUs', async () => {
+    const samples = await waitFor(async () => {
       const all = (await scrape(harness.agent)).filter((s) => s.name.startsWith('hw_gpu_utilization') && !s.name.includes('memory'));
       const ids = new Set(all.map((s) => Object.values(s.labels).find((v) => v.startsWith('GPU-'))));
       return full.every((u) => ids.has(u)) ? all : undefined;
-    }, 15_000);
+    }, { what: 'hw_gpu_utilization for all full GPUs' });
     for (const s of samples) {
       expect(s.value).toBeGreaterThanOrEqual(0);
       expect(s.value).toBeLessThanOrEqual(1);

@@ -2,7 +2,8 @@
  * Graceful shutdown of the real process (issue #4 part 4): SIGTERM stops accepting calls, lets an in-flight
  * NodePrepareResources finish, flushes metrics to the OTLP collector, removes the sockets and exits 0 within a
  * bounded time; a second signal exits at once. The agent runs as one process (`node --import tsx src/cli.ts`,
- * Node 24 from node_modules/.bin) against an API server the test owns, so the test can slow the claim GET down.
+ * Node 24 from node_modules/.bin) against an API server the test owns, which holds the claim GET in flight until
+ * the test releases it (no sleeps: the test acts on "the GET arrived", "the sockets are gone", the exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -13,10 +14,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer } from '../../dev/apiserver/server.js';
 import type { EmbeddedApiServer } from '../../dev/apiserver/types.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
-import { DRIVER, NODE, allocatedClaim, removeDir, tempDir, until } from '../helpers/agent.js';
+import { DRIVER, NODE, allocatedClaim, removeDir, tempDir } from '../helpers/agent.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
-import { withTimeout } from '../../src/util/timeout.js';
+import { deferred, waitFor, within } from '../helpers/wait.js';
 
 const NODE24 = join(REPO, 'node_modules/.bin/node');
 
@@ -84,48 +85,59 @@ function sockets(dir: string): string[] {
   return found;
 }
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return withTimeout(p, ms, () => {
-    throw new Error(`${what}: not within ${ms} ms`);
-  });
-}
-
 describe('graceful shutdown', () => {
   it('finishes an in-flight prepare, flushes metrics, removes sockets and exits 0 on SIGTERM', async () => {
     const a = await startAgentProcess();
     const ref = await allocatedClaim(a.api, 'in-flight', [{ device: 'gpu-1' }]);
-    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/in-flight', delayMs: 1500, times: 1 });
+    // The server holds the claim GET until the test releases it: the prepare is in flight for as long as needed.
+    const held = deferred();
+    const release = deferred();
+    cleanups.push(() => release.resolve());
+    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/in-flight', times: 1, arrived: () => held.resolve(), holdUntil: release.promise });
     const before = a.otlp.requests.length;
-    const prepare = a.kubelet.prepare([ref]);
-    await new Promise((r) => setTimeout(r, 300)); // the claim GET is now held by the server
-    const t0 = Date.now();
+    let answered = false;
+    const prepare = a.kubelet.prepare([ref]).finally(() => (answered = true));
+    await within(held.promise, 'the claim GET held by the server');
     a.child.kill('SIGTERM');
+    // Shutdown has begun and stopped accepting calls (both sockets are gone) while the prepare is still in flight.
+    await waitFor(() => sockets(a.dir).length === 0, { what: 'the sockets removed after SIGTERM', detail: () => a.stderr.slice(-2000) });
+    expect(answered).toBe(false);
+    expect(a.child.exitCode).toBeNull();
+    release.resolve();
     const res = await prepare;
     expect(res.claims[ref.uid]?.error ?? '').toBe('');
     expect(res.claims[ref.uid]?.devices.map((d) => d.device_name)).toEqual(['gpu-1']);
-    const { code } = await within(a.exited, 15_000, `exit after SIGTERM\n${a.stderr.slice(-2000)}`);
+    // The agent bounds its own shutdown (--shutdown-timeout, 10 s by default); this deadline only ends a hung test.
+    const { code } = await within(a.exited, 'exit after SIGTERM', 60_000, () => a.stderr.slice(-2000));
     expect(code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(12_000);
     expect(sockets(a.dir)).toEqual([]);
     // The prepared claim was completed, not cut off: its CDI spec is on disk.
     expect(readdirSync(join(a.dir, 'state', 'cdi')).some((f) => f.includes(ref.uid))).toBe(true);
-    // Metrics were flushed on the way out.
-    await until('OTLP flush at shutdown', () => (a.otlp.requests.length > before ? true : undefined), 5_000);
+    // Metrics were flushed on the way out (the periodic export is 10 min away).
+    await waitFor(() => a.otlp.requests.length > before, { what: 'the OTLP flush at shutdown' });
   });
 
   it('exits at once on a second signal, even with a call in flight', async () => {
     const a = await startAgentProcess();
     const ref = await allocatedClaim(a.api, 'stuck', [{ device: 'gpu-2' }]);
-    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/stuck', delayMs: 30_000, times: 1 });
+    // The claim GET is held until the test ends: a graceful shutdown would wait for this prepare (then time out
+    // after --shutdown-timeout and exit 0); only the second-signal path exits 143 without it.
+    const held = deferred();
+    const release = deferred();
+    cleanups.push(() => release.resolve());
+    a.server.injectFault({ method: 'GET', pathIncludes: '/resourceclaims/stuck', times: 1, arrived: () => held.resolve(), holdUntil: release.promise });
     const prepare = a.kubelet.prepare([ref]).catch((err: unknown) => err);
-    await new Promise((r) => setTimeout(r, 300));
+    await within(held.promise, 'the claim GET held by the server');
     a.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
-    const t0 = Date.now();
+    await waitFor(() => a.stderr.includes('"shutting down"'), { what: 'the "shutting down" log line after the first signal', detail: () => a.stderr.slice(-2000) });
     a.child.kill('SIGTERM');
-    const { code } = await within(a.exited, 5_000, 'exit after the second signal');
+    // "At once" = without waiting for the held call: the exit code tells which path was taken (143: the second
+    // signal's; the graceful path would end 0 after its own bound). The deadline only ends a hung test.
+    const { code } = await within(a.exited, 'exit after the second signal', 60_000, () => a.stderr.slice(-2000));
     expect(code).toBe(143);
-    expect(Date.now() - t0).toBeLessThan(3_000);
-    await prepare;
+    expect(a.stderr).toContain('second signal: exiting at once');
+    // The call in flight was cut off, not answered.
+    expect(release.settled).toBe(false);
+    expect(await prepare).toBeInstanceOf(Error);
   });
 });

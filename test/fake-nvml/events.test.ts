@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { runDriver, streamDriver } from '../fixtures/fake-nvml/driver.js';
@@ -18,7 +17,7 @@ const DBE = 0x2;
 const UNAVAILABLE = 0x4000;
 const NO_INSTANCE = 0xffffffff;
 
-interface EventLine { set: number; event?: { uuid: string; type: number; data: number; gpuInstanceId: number; computeInstanceId: number }; done?: boolean; timeoutsBeforeFirst?: number; events?: number }
+interface EventLine { set: number; firstTimeout?: boolean; event?: { uuid: string; type: number; data: number; gpuInstanceId: number; computeInstanceId: number }; done?: boolean; timeoutsBeforeFirst?: number; events?: number }
 
 describe('fake libnvidia-ml: events', () => {
   let build: FakeNvmlBuild;
@@ -45,9 +44,15 @@ describe('fake libnvidia-ml: events', () => {
   it('an injected XID reaches both sets once; a MIG double-bit ECC and GPU-unavailable only the set registered for them', async () => {
     if (!gpu7 || !mig) throw new Error('dgx-h100 GPU 7 has MIG devices');
     const { env, faultsPath } = await setup();
-    const r = await streamDriver(build.driver, build.library, ['events', '100', '3'], env, async (line) => {
-      if ((line as { ready?: boolean }).ready) {
-        await sleep(300); // let each set time out at least once first
+    // Inject once each set has timed out at least once (the driver reports a set's first timeout); until then
+    // a set waits 100 ms at a time, for up to 600 timeouts (a minute), however slow the machine.
+    const timedOut = new Set<number>();
+    let injected = false;
+    const r = await streamDriver(build.driver, build.library, ['events', '100', '3', '600'], env, async (line) => {
+      const l = line as EventLine;
+      if (l.firstTimeout === true) timedOut.add(l.set);
+      if (timedOut.size === 2 && !injected) {
+        injected = true;
         await writeFakeFaults(faultsPath, {
           events: [
             { seq: 1, uuid: gpu3, type: 'xid', data: 79 },

@@ -63,8 +63,12 @@ describe('fake libnvidia-ml: faults', () => {
     expect(gpu6?.migEnabled).toBe(true);
     // Handles are fetched before the GPU is lost: run with the fault injected after the first sample.
     const { env, faultsPath } = await setup({});
-    const r = await streamDriver(build.driver, build.library, ['sample', '2', '400'], env, async (_line, i) => {
-      if (i === 0) await writeFakeFaults(faultsPath, { lost: [uuid(6)] });
+    // Step mode (interval -1): the second sample is taken only once the fault file says the GPU is lost.
+    const r = await streamDriver(build.driver, build.library, ['sample', '2', '-1'], env, async (_line, i, input) => {
+      if (i === 0) {
+        await writeFakeFaults(faultsPath, { lost: [uuid(6)] });
+        input.next();
+      }
     });
     expect(r.code, r.stderr).toBe(0);
     const [before, after] = r.lines.map((l) => (l as { devices: DeviceOut[] }).devices);
@@ -92,8 +96,11 @@ describe('fake libnvidia-ml: faults', () => {
 
   it('faults are re-read while the library is loaded (next call sees the new file)', async () => {
     const { env, faultsPath } = await setup({});
-    const r = await streamDriver(build.driver, build.library, ['sample', '2', '400'], env, async (_line, i) => {
-      if (i === 0) await writeFakeFaults(faultsPath, { notSupported: { [uuid(3)]: ['nvmlDeviceGetTemperature'] } });
+    const r = await streamDriver(build.driver, build.library, ['sample', '2', '-1'], env, async (_line, i, input) => {
+      if (i === 0) {
+        await writeFakeFaults(faultsPath, { notSupported: { [uuid(3)]: ['nvmlDeviceGetTemperature'] } });
+        input.next();
+      }
     });
     const [first, second] = r.lines.map((l) => (l as { devices: DeviceOut[] }).devices);
     expect(calls(first ?? [], uuid(3))['nvmlDeviceGetTemperature']?.[0]).toBe(0);

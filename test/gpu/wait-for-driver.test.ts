@@ -1,9 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackendError, ConfigError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createMockBackend } from '../../src/gpu/mock/index.js';
 import type { GpuBackend } from '../../src/gpu/types.js';
 import { StartupAbortedError, initBackend } from '../../src/gpu/wait-for-driver.js';
+import { deferred } from '../helpers/wait.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 /** A backend factory whose first `failures` inits fail with NVML "Driver Not Loaded", then succeed. */
 function flaky(failures: number): { create: () => GpuBackend; attempts: () => number; shutdowns: () => number } {
@@ -62,11 +67,24 @@ describe('initBackend (--wait-for-driver)', () => {
     expect(attempts).toBe(1);
   });
 
-  it('stops waiting when aborted', async () => {
+  it('stops waiting when aborted: the pending retry is cancelled, not waited out', async () => {
+    // Fake timers: the 9.9 s retry can only fire if the test moves the clock, which it never does.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const f = flaky(Number.POSITIVE_INFINITY);
     const ac = new AbortController();
-    const p = initBackend(f.create, { wait: true, logger: silentLogger(), backoff: { initialMs: 10_000, maxMs: 10_000 }, random: () => 0.99, signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
-    await expect(p).rejects.toBeInstanceOf(StartupAbortedError);
+    const waiting = deferred();
+    const p = initBackend(f.create, {
+      wait: true, logger: silentLogger(), backoff: { initialMs: 10_000, maxMs: 10_000 }, random: () => 0.99, signal: ac.signal,
+      onWaiting: () => waiting.resolve(),
+    });
+    const outcome = p.then(() => 'resolved', (err: unknown) => err);
+    await waiting.promise; // the first attempt failed and the retry timer is armed
+    expect(vi.getTimerCount()).toBe(1);
+    ac.abort();
+    // Settled once the pending callbacks ran (setImmediate is real here), with no time passing.
+    const settled = await Promise.race([outcome, new Promise((r) => setImmediate(() => r('still waiting')))]);
+    expect(settled).toBeInstanceOf(StartupAbortedError);
+    expect(vi.getTimerCount()).toBe(0); // the retry timer was cleared
+    expect(f.attempts()).toBe(1);
   });
 });

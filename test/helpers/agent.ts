@@ -2,7 +2,7 @@
  * Helpers of the end-to-end agent tests (test/agent/*.test.ts): start a whole agent
  * (`startAgent` from src/main.ts, configured by `loadConfig` exactly as the CLI is) with a KubeletSimulator on
  * its registry dir; create and allocate ResourceClaims through the real @kubernetes/client-node as the
- * scheduler would; poll with deadlines; read the CDI spec, the checkpoint and /metrics.
+ * scheduler would; read the CDI spec, the checkpoint and /metrics. (Waiting for a condition: ./wait.ts.)
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -21,6 +21,7 @@ import { startAgent, type Agent } from '../../src/main.js';
 import { parsePrometheusText, type PromSample } from './promtext.js';
 import { claimRef } from './names.js';
 import { reference } from './reference.js';
+import { WAIT_TIMEOUT_MS } from './wait.js';
 
 /** Node name of every e2e agent. */
 export const NODE = 'e2e-node';
@@ -32,22 +33,6 @@ export const CDI_SCHEMA_DIR = reference('cdi-schema');
 /** A fresh temp dir under os.tmpdir(). */
 export function tempDir(prefix = 'gpulet-e2e-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
-}
-
-/** Poll `fn` until it returns a value other than undefined; throws after `timeoutMs` with the last error. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${last instanceof Error ? last.message : JSON.stringify(last)}`}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** A running agent with a simulated kubelet. */
@@ -111,7 +96,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     })());
   try {
     await kubelet.start();
-    await kubelet.waitForPlugin(config.driverName, 10_000);
+    await kubelet.waitForPlugin(config.driverName, WAIT_TIMEOUT_MS);
     await agent.publisher.whenSynced();
   } catch (err) {
     await stop();

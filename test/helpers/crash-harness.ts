@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import type { EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import type { ClaimRef } from '../../src/model/types.js';
-import { cdiValidator, DRIVER, NODE, until } from './agent.js';
+import { cdiValidator, DRIVER, NODE } from './agent.js';
 import { claimRef } from './names.js';
 import { REPO_ROOT as REPO } from './repo.js';
+import { GiveUp, waitFor } from './wait.js';
 
 export { DRIVER, NODE };
 
@@ -68,10 +69,10 @@ export async function spawnAgent(opts: SpawnOptions): Promise<AgentRun> {
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
   const run: AgentRun = { child, stderr: () => stderr, exited };
-  await until('the "gpulet is running" log line', () => {
-    if (child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`gpulet exited early:\n${stderr.slice(-3000)}`));
-    return stderr.includes('"gpulet is running"') ? true : undefined;
-  }, 30_000, 50);
+  await waitFor(() => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new GiveUp(`gpulet exited early:\n${stderr.slice(-3000)}`);
+    return stderr.includes('"gpulet is running"');
+  }, { what: 'the "gpulet is running" log line', timeoutMs: 30_000 });
   return run;
 }
 
@@ -88,7 +89,7 @@ export function killGroup(run: AgentRun): void {
 /** SIGTERM the agent and expect a clean exit (0) within the bound. */
 export async function stopAgent(run: AgentRun): Promise<number | null> {
   run.child.kill('SIGTERM');
-  const timer = setTimeout(() => killGroup(run), 15_000);
+  const timer = setTimeout(() => killGroup(run), 30_000); // a bound to end a hung agent, not a speed claim
   const { code } = await run.exited;
   clearTimeout(timer);
   return code;

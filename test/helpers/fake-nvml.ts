@@ -9,6 +9,7 @@
  * - `FAKE_NVML_FAULTS`: a {@link FakeNvmlFaults} JSON file, re-read whenever it changes.
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -134,7 +135,7 @@ function modelFacts(): Record<string, unknown> {
 
 /** Write `faults` to `faultsPath` atomically (temp file + rename), so the fake never reads half a file. */
 export async function writeFakeFaults(faultsPath: string, faults: FakeNvmlFaults): Promise<void> {
-  const tmp = `${faultsPath}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${faultsPath}.${process.pid}.${randomUUID()}.tmp`;
   await writeFile(tmp, JSON.stringify(faults));
   await rename(tmp, faultsPath);
 }

@@ -41,6 +41,7 @@ export class FakeBackend implements GpuBackend {
   calls = 0;
   inFlight = 0;
   maxInFlight = 0;
+  /** How long a sample takes, ms: a `setTimeout`, so tests using it drive it with fake timers (never a real wait). */
   delayMs = 0;
   private listeners = new Set<(e: HealthEvent) => void>();
   init(): Promise<void> {

@@ -15,6 +15,7 @@ import type { Inventory } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
 import { StateLock, StateLockError, STATE_LOCK_TIMINGS, stateLockPath } from '../../src/state/lock.js';
 import { allocatedClaim, claimState, dgxInventory, DRIVER, MemoryClaimSource, newRef, NODE, tempDir } from '../helpers/claims.js';
+import { recordingLogger } from '../helpers/log.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -43,7 +44,8 @@ describe('StateLock', () => {
   it('is exclusive: a second holder waits, then gets a busy error naming the lock; free again after release', async () => {
     const path = stateLockPath(join(dir, 'state'));
     const a = new StateLock({ path, logger: silentLogger() });
-    const b = new StateLock({ path, logger: silentLogger() });
+    const bLog = recordingLogger();
+    const b = new StateLock({ path, logger: bLog.logger });
     const held = await a.acquire();
     expect((await stat(path)).isDirectory()).toBe(true);
     expect((await stat(path)).mode & 0o777).toBe(0o700);
@@ -51,9 +53,11 @@ describe('StateLock', () => {
     expect(err).toBeInstanceOf(StateLockError);
     expect((err as StateLockError).busy).toBe(true);
     expect((err as StateLockError).message).toMatch(new RegExp(`another gpulet instance holds ${path} .*; retry$`));
-    // A waiter gets it as soon as the holder releases.
-    const waiting = b.acquire(5_000);
-    await new Promise((r) => setTimeout(r, 100));
+    // A waiter gets it as soon as the holder releases: release only once it found the lock held and waits.
+    const WAITING = 'the state lock is held by another instance; waiting';
+    const waitsBefore = bLog.withMessage(WAITING).length;
+    const waiting = b.acquire(30_000);
+    await bLog.waitForMessage(WAITING, { count: waitsBefore + 1 });
     await held.release();
     const second = await waiting;
     expect(second.compromised).toBeUndefined();

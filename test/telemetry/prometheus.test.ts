@@ -16,6 +16,7 @@ import type { GpuBackend } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent, type Agent } from '../../src/main.js';
 import type { Telemetry } from '../../src/telemetry/exporters.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const havePrometheus = existsSync(PROMETHEUS);
@@ -52,20 +53,8 @@ async function query(q: string): Promise<PromResult[]> {
   return body.data!.result;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}: ${String(last)}\nprometheus log:\n${promLog.slice(-3000)}`);
-}
+/** The tail of Prometheus's own log, for a timeout error. */
+const promLogTail = (): string => `prometheus log:\n${promLog.slice(-3000)}`;
 
 describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
   beforeAll(async () => {
@@ -99,10 +88,10 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     prom.stdout?.on('data', (b: Buffer) => (promLog += b.toString()));
     prom.stderr?.on('data', (b: Buffer) => (promLog += b.toString()));
-    await until('up == 1', async () => {
+    await waitFor(async () => {
       const up = await query('up{job="gpulet"}');
-      return up[0]?.value[1] === '1' ? true : undefined;
-    }, 45_000);
+      return up[0]?.value[1] === '1';
+    }, { what: 'up == 1', timeoutMs: 45_000, intervalMs: 250, detail: promLogTail });
   });
 
   afterAll(async () => {
@@ -119,10 +108,10 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
 
   it('has hw.gpu.utilization for every whole GPU, as a 0..1 fraction', async () => {
     const whole = backend.inventory().gpus.filter((g) => !g.migEnabled).map((g) => g.uuid);
-    const series = await until('utilization series', async () => {
+    const series = await waitFor(async () => {
       const r = await query('hw_gpu_utilization{hw_gpu_task="general"}');
       return r.length >= whole.length ? r : undefined;
-    }, 20_000);
+    }, { what: 'utilization series', intervalMs: 250, detail: promLogTail });
     expect(new Set(series.map((s) => s.metric['hw_id']))).toEqual(new Set(whole));
     for (const s of series) {
       const v = Number(s.value[1]);

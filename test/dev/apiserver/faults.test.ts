@@ -2,12 +2,14 @@
  * Error paths of the embedded API server: injected 500/409/429/drop reach real clients as errors and the server
  * keeps serving; bad input (malformed JSON, bad names, unknown namespaces, unknown paths) gets a `Status`
  * (apimachinery `metav1.Status`: kind Status, status Failure, reason, code) instead of a crash; close() ends
- * watches and is idempotent; the request log records what happened.
+ * watches and is idempotent; the request log records what happened; a test can be told when a request arrives
+ * and hold it in flight.
  */
 import * as k8s from '@kubernetes/client-node';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../../dev/apiserver/server.js';
+import { deferred, waitFor } from '../../helpers/wait.js';
 
 const SLICES = '/apis/resource.k8s.io/v1/resourceslices';
 
@@ -79,6 +81,24 @@ describe('embedded API server faults and bad input', () => {
     expect(((await res.json()) as { major: string }).major).toBe('1');
   });
 
+  it('tells a test when a request arrives and holds it until released, then answers it', async () => {
+    const arrived = deferred<{ readonly method: string; readonly path: string }>();
+    const release = deferred();
+    server.injectFault({ pathIncludes: '/version', times: 1, arrived: (r) => arrived.resolve(r), holdUntil: release.promise });
+    let answered = false;
+    const res = fetch(`${server.url}/version`).then((r) => {
+      answered = true;
+      return r;
+    });
+    expect(await arrived.promise).toEqual({ method: 'GET', path: '/version' });
+    // Held: the client has no answer and the request log (which records answers) has no entry yet.
+    expect(answered).toBe(false);
+    expect(server.requests.filter((r) => r.path === '/version')).toEqual([]);
+    release.resolve();
+    expect((await res).status).toBe(200);
+    expect(server.requests.filter((r) => r.path === '/version').map((r) => r.status)).toEqual([200]);
+  });
+
   it('answers malformed and invalid bodies with 400/422 Status objects', async () => {
     const post = (path: string, body: string, contentType = 'application/json'): Promise<Response> =>
       fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': contentType } });
@@ -121,14 +141,19 @@ describe('embedded API server faults and bad input', () => {
     expect(big.status).toBe(413);
     expect(((await big.json()) as { reason: string }).reason).toBe('RequestEntityTooLarge');
     const { port, hostname } = new URL(server.url);
+    // Reset the connection once the server is handling the request (reading its body), not before.
+    const handling = deferred();
+    server.injectFault({ method: 'POST', pathIncludes: SLICES, times: 1, arrived: () => handling.resolve() });
     await new Promise<void>((resolve) => {
       const sock = connect(Number(port), hostname, () => {
         sock.write(`POST ${SLICES} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"apiVersion":`);
-        setTimeout(() => sock.resetAndDestroy(), 20);
+        void handling.promise.then(() => sock.resetAndDestroy());
       });
       sock.on('close', () => resolve());
       sock.on('error', () => undefined);
     });
+    // The server saw the request cut off mid-body and logged it unanswered (status 0).
+    await waitFor(() => server.requests.some((r) => r.method === 'POST' && r.path === SLICES && r.status === 0), { what: 'the reset POST in the request log' });
     await new Promise<void>((resolve) => {
       const sock = connect(Number(port), hostname, () => sock.end('NOT HTTP AT ALL\r\n\r\n'));
       sock.on('close', () => resolve());

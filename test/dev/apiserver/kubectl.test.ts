@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../../dev/apiserver/server.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const run = promisify(execFile);
 const hasKubectl = await run('kubectl', ['version', '--client']).then(
@@ -167,8 +168,7 @@ describe.skipIf(!hasKubectl)('embedded API server with kubectl', () => {
     const waiting = kubectl('wait', '--for=jsonpath={.status.allocation.devices.results[0].device}=gpu-3', 'resourceclaim/claim-three', '--timeout=30s');
     // kubectl wait lists, finds no allocation, then watches: allocate only once its watch is open.
     const watchOpen = (): boolean => server.requests.some((r) => r.path.endsWith('/resourceclaims') && /(^|&)watch=(true|1)/.test(r.query));
-    for (let i = 0; i < 200 && !watchOpen(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(watchOpen()).toBe(true);
+    await waitFor(watchOpen, { what: "kubectl wait's watch on resourceclaims" });
     const stored = server.get('resource.k8s.io/v1', 'ResourceClaim', 'default', 'claim-three');
     if (!stored) throw new Error('claim-three not stored');
     server.updateStatus({ ...stored, status: { allocation: { devices: { results: [{ request: 'gpu', driver: 'gpu.gpulet.dev', pool: 'node-a', device: 'gpu-3' }] } } } });

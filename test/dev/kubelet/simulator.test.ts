@@ -13,6 +13,7 @@ import { driverName } from '../../helpers/names.js';
 import { objectUidSchema, type ObjectUid } from '../../../src/model/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import { KubeletSimulator, type SimulatedPlugin } from '../../../dev/kubelet/simulator.js';
+import { WAIT_TIMEOUT_MS, waitFor } from '../../helpers/wait.js';
 
 const UID = '3f1c1f0e-9a4b-4d4e-8f59-5b7c4e2a9d10';
 const claim = { namespace: 'default', name: 'gpu-claim', uid: UID };
@@ -54,9 +55,10 @@ describe('KubeletSimulator', () => {
     await fs.writeFile(path.join(dir, 'plugins_registry', 'not-a-socket.sock'), '');
     await fs.writeFile(path.join(dir, 'plugins_registry', '.hidden'), '');
     const { plugin, registered, preparer } = await start();
-    const p = await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+    const p = await sim.waitForPlugin('gpu.gpulet.dev', WAIT_TIMEOUT_MS);
     expect(p).toMatchObject({ driverName: driverName('gpu.gpulet.dev'), endpoint: plugin.draSocket, version: 'v1', healthSupported: false });
-    await expect.poll(() => registered).toEqual([true]);
+    await waitFor(() => registered.length > 0, { what: 'the registration status reported to the plugin' });
+    expect(registered).toEqual([true]);
     expect(plugin.registration().registered).toBe(true);
     expect(sim.plugins()).toHaveLength(1);
 
@@ -72,7 +74,7 @@ describe('KubeletSimulator', () => {
     const { plugin } = await start();
     sim = new KubeletSimulator({ registryDir: path.join(dir, 'plugins_registry'), apiVersion: 'v1beta1' });
     await sim.start();
-    const p = await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+    const p = await sim.waitForPlugin('gpu.gpulet.dev', WAIT_TIMEOUT_MS);
     expect(p.version).toBe('v1beta1');
     expect(p.endpoint).toBe(plugin.draSocket);
     const res = await sim.prepare([claim]);
@@ -83,7 +85,7 @@ describe('KubeletSimulator', () => {
     sim = new KubeletSimulator({ registryDir: path.join(dir, 'plugins_registry'), rescanIntervalMs: 200 });
     await sim.start();
     const first = await start(undefined, { podUid: objectUidSchema.parse('11111111-2222-4333-8444-555555555555') });
-    await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+    await sim.waitForPlugin('gpu.gpulet.dev', WAIT_TIMEOUT_MS);
     const gone = new Promise<SimulatedPlugin>((r) => sim!.once('unregistered', r));
     await first.plugin.stop();
     expect((await gone).endpoint).toBe(first.plugin.draSocket);
@@ -91,7 +93,7 @@ describe('KubeletSimulator', () => {
     await expect(sim.prepare([claim])).rejects.toThrow(/no registered DRA driver/);
 
     const second = await start(undefined, { podUid: objectUidSchema.parse('66666666-7777-4888-8999-000000000000') });
-    const p = await sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+    const p = await sim.waitForPlugin('gpu.gpulet.dev', WAIT_TIMEOUT_MS);
     expect(p.endpoint).toBe(second.plugin.draSocket);
     expect((await sim.prepare([claim])).claims[UID]?.error).toBe('');
     expect(second.preparer.calls).toHaveLength(1);

@@ -15,6 +15,7 @@ import { silentLogger } from '../../../src/log.js';
 import { driverName } from '../../helpers/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
 import { KubeletSimulator } from '../../../dev/kubelet/simulator.js';
+import { WAIT_TIMEOUT_MS, waitFor } from '../../helpers/wait.js';
 
 /** A mutable health source. */
 class FakeHealth implements HealthSource {
@@ -69,7 +70,7 @@ async function setup(resendMs: number) {
   });
   sim = new KubeletSimulator({ registryDir: path.join(dir, 'registry') });
   await sim.start();
-  return sim.waitForPlugin('gpu.gpulet.dev', 10_000);
+  return sim.waitForPlugin('gpu.gpulet.dev', WAIT_TIMEOUT_MS);
 }
 
 describe('DRAResourceHealth', () => {
@@ -79,18 +80,23 @@ describe('DRAResourceHealth', () => {
     expect(p.healthSupported).toBe(true);
 
     const msgs: WireWatchResponse[] = [];
+    const beforeS = Math.floor(Date.now() / 1000);
     const stream = sim!.watchHealth((m) => msgs.push(m));
-    await expect.poll(() => msgs.length).toBe(1);
+    await waitFor(() => msgs.length >= 1, { what: 'the first health message' });
+    const afterS = Math.ceil(Date.now() / 1000);
+    expect(msgs).toHaveLength(1);
     expect(msgs[0]?.devices.map((d) => [d.device.pool_name, d.device.device_name, d.health])).toEqual([
       ['node-a', 'gpu-0', 'HEALTHY'],
       ['node-a', 'gpu-1', 'HEALTHY'],
       ['node-a', 'gpu-2', 'HEALTHY'],
     ]);
-    const nowS = Date.now() / 1000;
-    expect(msgs[0]?.devices[0]?.last_updated_time).toBeGreaterThanOrEqual(Math.floor(nowS) - 5);
+    // Stamped when sent (the entries' own time, T0, is older): between the watch call and the message's arrival.
+    expect(msgs[0]?.devices[0]?.last_updated_time).toBeGreaterThanOrEqual(beforeS);
+    expect(msgs[0]?.devices[0]?.last_updated_time).toBeLessThanOrEqual(afterS);
 
     health.set('gpu-1', 'unhealthy', 'XID 79: GPU has fallen off the bus');
-    await expect.poll(() => msgs.length).toBe(2);
+    await waitFor(() => msgs.length >= 2, { what: 'the health update after the change' });
+    expect(msgs).toHaveLength(2);
     expect(msgs[1]?.devices).toHaveLength(3); // still the complete list
     expect(msgs[1]?.devices[1]).toMatchObject({
       device: { pool_name: 'node-a', device_name: 'gpu-1' },
@@ -98,7 +104,7 @@ describe('DRAResourceHealth', () => {
       message: 'XID 79: GPU has fallen off the bus',
     });
     stream.cancel();
-    await expect.poll(() => health.subscribers()).toBe(0); // cancelled stream unsubscribes
+    await waitFor(() => health.subscribers() === 0, { what: 'the cancelled stream to unsubscribe' });
   });
 
   it('re-sends periodically and ends the stream with OK on stop', async () => {
@@ -106,9 +112,10 @@ describe('DRAResourceHealth', () => {
     const msgs: WireWatchResponse[] = [];
     let ended: grpc.StatusObject | undefined;
     sim!.watchHealth((m) => msgs.push(m), { onEnd: (s) => (ended = s) });
-    await expect.poll(() => msgs.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    await waitFor(() => msgs.length >= 3, { what: '3 health messages (2 periodic re-sends)' });
     await plugin!.stop();
-    await expect.poll(() => ended?.code).toBe(0);
+    await waitFor(() => ended, { what: 'the end of the health stream' });
+    expect(ended?.code).toBe(0);
     expect(health.subscribers()).toBe(0);
   });
 

@@ -6,7 +6,8 @@
 import { lstat, rm, unlink } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeletSimulator } from '../../../dev/kubelet/simulator.js';
-import { DRIVER, NODE, allocatedClaim, removeDir, startHarness, until, type Harness } from '../../helpers/agent.js';
+import { DRIVER, NODE, allocatedClaim, removeDir, startHarness, type Harness } from '../../helpers/agent.js';
+import { WAIT_TIMEOUT_MS, waitFor } from '../../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -33,8 +34,8 @@ describe('kubelet restart and socket loss', () => {
     await unlink(registrationSocket);
     expect(await isSocket(registrationSocket)).toBe(false);
     // The guard reacts to the directory event (or its periodic check) without being asked.
-    await until('registration socket re-created', async () => ((await isSocket(registrationSocket)) ? true : undefined), 10_000);
-    await until('kubelet re-registered the plugin', () => (registrations > 0 ? true : undefined), 10_000);
+    await waitFor(() => isSocket(registrationSocket), { what: 'registration socket re-created' });
+    await waitFor(() => registrations > 0, { what: 'kubelet re-registered the plugin' });
     expect(h.agent.plugin.registration().registered).toBe(true);
   });
 
@@ -50,10 +51,10 @@ describe('kubelet restart and socket loss', () => {
     cleanups.push(() => kubelet.stop());
     await kubelet.start();
     await kubelet.waitForPlugin(DRIVER, 15_000);
-    const slices = await until('slices republished', async () => {
+    const slices = await waitFor(async () => {
       const items = (await h.api.listResourceSlice(selector)).items;
       return items.length > 0 ? items : undefined;
-    }, 10_000);
+    }, { what: 'slices republished' });
     expect(slices.every((s) => s.spec.nodeName === NODE)).toBe(true);
     // The restarted kubelet can prepare through the re-created sockets.
     const ref = await allocatedClaim(h.api, 'after-restart', [{ device: 'gpu-2' }]);
@@ -72,7 +73,7 @@ describe('kubelet restart and socket loss', () => {
     cleanups.push(() => kubelet.stop());
     await h.kubelet.stop();
     await kubelet.start();
-    await kubelet.waitForPlugin(DRIVER, 10_000);
+    await kubelet.waitForPlugin(DRIVER, WAIT_TIMEOUT_MS);
     const res = await kubelet.prepare([ref]);
     expect(res.claims[ref.uid]?.error ?? '').toBe('');
   });

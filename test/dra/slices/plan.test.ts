@@ -4,7 +4,7 @@
  */
 import type { V1ResourceSlice } from '@kubernetes/client-node';
 import { KubeConfig } from '@kubernetes/client-node';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { planReconcile } from '../../../src/dra/slices/plan.js';
 import type { SliceClient } from '../../../src/dra/slices/client.js';
 import { SlicePublisher } from '../../../src/dra/slices/publisher.js';
@@ -19,6 +19,10 @@ import { poolNameOf } from '../../../src/model/names.js';
 const DRIVER = driverName('gpu.gpulet.dev');
 const NODE = nodeName('node-p');
 const POOL = poolNameOf(NODE);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 function builder(inventory: Inventory, unhealthy?: Set<string>) {
   return (generation: number) =>
@@ -97,15 +101,23 @@ describe('planReconcile', () => {
   });
 });
 
-/** In-memory API: records calls, optional failures and a gate to hold a call in flight. */
+/** In-memory API: records calls, optional failures, a gate to hold a call in flight, and tells when a call began. */
 class FakeClient implements SliceClient {
   slices: V1ResourceSlice[] = [];
   calls: string[] = [];
   failNext = 0;
   gate: Promise<void> | undefined;
   private seq = 0;
+  private callWaiters: { name: string; resolve: () => void }[] = [];
+  /** Resolves once a call named `name` has begun (at once if one has): e.g. "reconcile #1 is held at the gate". */
+  called(name: string): Promise<void> {
+    if (this.calls.includes(name)) return Promise.resolve();
+    return new Promise((resolve) => this.callWaiters.push({ name, resolve }));
+  }
   private async step(name: string): Promise<void> {
     this.calls.push(name);
+    for (const w of this.callWaiters.filter((x) => x.name === name)) w.resolve();
+    this.callWaiters = this.callWaiters.filter((x) => x.name !== name);
     if (this.gate) await this.gate;
     if (this.failNext > 0) {
       this.failNext -= 1;
@@ -143,7 +155,8 @@ describe('SlicePublisher scheduling (fake client)', () => {
     client.gate = new Promise((r) => (open = r));
     p.start();
     p.update(exampleInventory());
-    await new Promise((r) => setTimeout(r, 10));
+    await client.called('node'); // reconcile #1 has begun and is held at the gate in its first call
+    expect(client.calls).toEqual(['node']);
     // While reconcile #1 is blocked, three more changes arrive.
     for (const mem of [1, 2, 3]) {
       const inv = exampleInventory();
@@ -204,6 +217,8 @@ describe('SlicePublisher scheduling (fake client)', () => {
   });
 
   it('stop() rejects pending waiters and stops retrying', async () => {
+    // Fake timers: the retry schedule is pure timer logic, so time moves only when the test moves it.
+    vi.useFakeTimers();
     const client = new FakeClient();
     client.failNext = 1_000;
     const p = new SlicePublisher({
@@ -212,12 +227,14 @@ describe('SlicePublisher scheduling (fake client)', () => {
     p.start();
     p.update(exampleInventory());
     const waiting = p.whenSynced();
-    await new Promise((r) => setTimeout(r, 120));
+    // Every attempt fails at its first call; retries are 0.9 × 50 = 45 ms apart (no busy loop): t = 0, 45, 90.
+    await vi.advanceTimersByTimeAsync(120);
+    expect(client.calls).toEqual(['node', 'node', 'node']);
     await p.stop();
     await expect(waiting).rejects.toThrow(/stopped/);
-    const n = client.calls.length;
-    await new Promise((r) => setTimeout(r, 120));
-    expect(client.calls.length).toBe(n);
-    expect(n).toBeLessThanOrEqual(8); // ~3 attempts at ≤ 50 ms apart: no busy loop
+    // Stopped: however long the clock runs, no further attempt.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(client.calls).toEqual(['node', 'node', 'node']);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

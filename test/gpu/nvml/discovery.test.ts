@@ -8,6 +8,7 @@ import { buildResourceSlices } from '../../../src/dra/slices/build.js';
 import { createNvmlBackend, type NvmlBackend } from '../../../src/gpu/nvml/index.js';
 import { fakeSetup, type FakeSetup } from '../../helpers/nvml.js';
 import { driverName, nodeName, poolName } from '../../helpers/names.js';
+import { waitFor } from '../../helpers/wait.js';
 
 describe('NVML backend on the fake library: discovery', () => {
   let fake: FakeSetup;
@@ -68,13 +69,16 @@ describe('NVML backend on the fake library: discovery', () => {
 
   it('energy never decreases and PCIe byte counters accumulate across samples', async () => {
     const a = await backend.sample();
-    await new Promise((r) => setTimeout(r, 50));
-    const b = await backend.sample();
+    // A later sample: one the addon stamped after the first (no sleep: sample until its clock moved).
+    const b = await waitFor(async () => {
+      const next = await backend.sample();
+      return next.timestampMs > a.timestampMs ? next : undefined;
+    }, { what: 'a sample stamped after the first' });
     const uuid = backend.inventory().gpus[0]!.uuid;
     const ea = a.devices.find((d) => d.uuid === uuid)!;
     const eb = b.devices.find((d) => d.uuid === uuid)!;
     expect(eb.energyMillijoules).toBeGreaterThanOrEqual(ea.energyMillijoules ?? 0);
     expect(eb.pcieTxBytes).toBeGreaterThanOrEqual(ea.pcieTxBytes ?? 0);
-    expect(b.timestampMs).toBeGreaterThanOrEqual(a.timestampMs);
+    expect(b.timestampMs).toBeGreaterThan(a.timestampMs);
   });
 });

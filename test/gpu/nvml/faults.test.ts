@@ -8,16 +8,7 @@ import { createNvmlBackend, NvmlError, type NvmlBackend } from '../../../src/gpu
 import type { HealthEvent } from '../../../src/gpu/types.js';
 import { writeFakeFaults } from '../../helpers/fake-nvml.js';
 import { fakeSetup, type FakeSetup } from '../../helpers/nvml.js';
-
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { waitFor } from '../../helpers/wait.js';
 
 describe('NVML backend on the fake library: faults', () => {
   let fake: FakeSetup | undefined;
@@ -29,10 +20,12 @@ describe('NVML backend on the fake library: faults', () => {
     fake = undefined;
   });
 
+  /** Unix ms of the backend's clock (refresh scheduling): moved by the test, never by waiting. */
+  let now = 1_000_000;
   async function start(): Promise<{ fake: FakeSetup; backend: NvmlBackend }> {
     fake = await fakeSetup();
     Object.assign(process.env, fake.files.env);
-    backend = createNvmlBackend({ library: fake.library, sysfsRoot: fake.sysfsRoot, refreshDelayMs: 100 });
+    backend = createNvmlBackend({ library: fake.library, sysfsRoot: fake.sysfsRoot, refreshDelayMs: 100, clock: () => now });
     await backend.init();
     return { fake, backend };
   }
@@ -50,7 +43,7 @@ describe('NVML backend on the fake library: faults', () => {
         { seq: 3, uuid: mig, type: 'xid', data: 31 },
       ],
     });
-    await until('3 events', () => (events.length >= 3 ? events : undefined));
+    await waitFor(() => events.length >= 3, { what: '3 health events' });
     expect(events).toContainEqual(expect.objectContaining({ kind: 'xid', uuid: gpu, xid: 79 }));
     expect(events).toContainEqual(expect.objectContaining({ kind: 'ecc-double-bit', uuid: gpu }));
     expect(events).toContainEqual(expect.objectContaining({ kind: 'xid', uuid: mig, xid: 31 }));
@@ -78,12 +71,16 @@ describe('NVML backend on the fake library: faults', () => {
     expect(err).toMatchObject({ code: 15, name: 'NVML_ERROR_GPU_IS_LOST' });
     expect(backend.inventory().gpus.map((g) => g.uuid)).toContain(lostGpu.uuid);
 
-    // The GPU comes back: the scheduled handle refresh finds it, readings resume.
+    // The GPU comes back: handles are not refetched per sample, only by the refresh scheduled refreshDelayMs after
+    // the loss; once it is due, the next sample runs it, finds the GPU, and readings resume.
     await writeFakeFaults(fake.files.faultsPath, {});
-    await new Promise((r) => setTimeout(r, 150));
-    await backend.sample(); // runs the due refresh
-    const back = await backend.sample();
+    now += 99;
+    expect((await backend.sample()).devices.map((d) => d.uuid)).not.toContain(lostGpu.uuid);
+    now += 1;
+    const back = await backend.sample(); // runs the due refresh first
     expect(back.devices.map((d) => d.uuid)).toContain(lostGpu.uuid);
+    for (const m of lostGpu.migDevices) expect(back.devices.map((d) => d.uuid)).toContain(m.uuid);
+    expect(backend.lostDevices().size).toBe(0);
   });
 
   it('NOT_SUPPORTED makes exactly that reading absent (undefined, not 0), on the chosen device only', async () => {
@@ -106,16 +103,18 @@ describe('NVML backend on the fake library: faults', () => {
   it('a slow NVML call runs off the event loop: a timer fires while the sample is in flight', async () => {
     const { fake, backend } = await start();
     await writeFakeFaults(fake.files.faultsPath, { slowMs: { nvmlDeviceGetPowerUsage: 100 } });
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 10);
+    // The timer counts its ticks while the sample is in flight: the sample takes ≥ 800 ms of wall time (one slow
+    // call per GPU, 8 GPUs), in which a 10 ms timer fires unless the sample blocks the event loop, where no tick
+    // could run before it ended.
+    let ticksWhileRunning = 0;
     let done = false;
-    const sampling = backend.sample().then((s) => {
+    const timer = setInterval(() => {
+      if (!done) ticksWhileRunning++;
+    }, 10);
+    const s = await backend.sample().finally(() => {
       done = true;
-      return s;
+      clearInterval(timer);
     });
-    const ticksWhileRunning = await until('a tick during the sample', () => (ticks > 0 && !done ? ticks : undefined));
-    const s = await sampling;
-    clearInterval(timer);
     expect(ticksWhileRunning).toBeGreaterThan(0);
     expect(s.devices.length).toBeGreaterThan(0);
   });
