@@ -8,6 +8,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { startHttpServer, type HttpLimits, type HttpServerHandle } from '../../src/telemetry/http.js';
+import { waitFor } from '../helpers/wait.js';
 
 let server: HttpServerHandle | undefined;
 const sockets: net.Socket[] = [];
@@ -45,11 +46,6 @@ function connect(port: number): Promise<net.Socket> {
     s.once('error', reject);
     sockets.push(s);
   });
-}
-
-/** Resolve once `check()` holds, looking again every few ms (the test's own timeout bounds the wait). */
-async function condition(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise<void>((resolve) => setTimeout(resolve, 5));
 }
 
 const closed = (s: net.Socket): Promise<void> => (s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve())));
@@ -113,7 +109,7 @@ describe('/metrics server bounds', () => {
     for (let released = 0; released < 3; ) {
       const next = p.state.release.shift();
       if (next === undefined) {
-        await condition(() => p.state.release.length > 0);
+        await waitFor(() => p.state.release.length > 0, { what: 'the next held render', intervalMs: 5 });
         continue;
       }
       expect(p.state.inFlight).toBe(1);
@@ -132,7 +128,7 @@ describe('/metrics server bounds', () => {
     const settled: Array<{ status: number; retryAfter: string | null }> = [];
     const all = scrapes.map((s) => s.then((r) => settled.push(r)));
     // The three over the cap are answered while the two admitted ones are still held.
-    await condition(() => settled.length >= 3 && p.state.release.length >= 2);
+    await waitFor(() => settled.length >= 3 && p.state.release.length >= 2, { what: 'three 503s while two renders are held', intervalMs: 5 });
     expect(settled.map((r) => [r.status, r.retryAfter])).toEqual([[503, '1'], [503, '1'], [503, '1']]);
     expect(srv.stats()).toMatchObject({ scrapesInFlight: 2, scrapesRejected: 3 });
     for (const release of p.state.release.splice(0)) release();
@@ -147,8 +143,8 @@ describe('/metrics server bounds', () => {
     const stalled = await connect(srv.port);
     stalled.pause();
     stalled.write(GET_METRICS);
-    await condition(() => srv.stats().scrapesInFlight === 1);
-    await condition(() => srv.stats().scrapesInFlight === 0); // the server gave up on the stalled response
+    await waitFor(() => srv.stats().scrapesInFlight === 1, { what: 'the stalled scrape in flight', intervalMs: 5 });
+    await waitFor(() => srv.stats().scrapesInFlight === 0, { what: 'the server giving up on the stalled response', intervalMs: 5 });
     stalled.resume(); // a paused socket sees the server's close only once it reads again
     stalled.on('error', () => undefined); // ECONNRESET: the server destroyed it with data unsent
     await closed(stalled);
