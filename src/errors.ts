@@ -3,6 +3,20 @@
  * `code` is a stable machine-readable identifier; `message` is for people.
  */
 
+/** Longest outside value (in characters) an error message quotes verbatim. */
+export const MAX_QUOTED = 80;
+
+/**
+ * JSON-quote a value from outside (a gRPC field, an API object) for an error message, cut to {@link MAX_QUOTED}
+ * characters with its length noted. Such messages travel back in the kubelet's answers, which must stay under
+ * gRPC's 4 MiB message limit even when a hostile peer sends a megabyte-long name (a 600 KB UID of NULs would
+ * become 3.6 MB of `\u0000`, and the kubelet would get RESOURCE_EXHAUSTED instead of the per-claim errors).
+ */
+export function quoteBounded(value: unknown, max = MAX_QUOTED): string {
+  if (typeof value !== 'string' || value.length <= max) return JSON.stringify(value) ?? String(value);
+  return `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)`;
+}
+
 /** Base class: every gpulet error has a stable `code`. */
 export class GpuletError extends Error {
   constructor(

@@ -18,7 +18,7 @@ import { parsePodRef } from '../model/claim-ref.js';
 import type { AllocatableDevice } from '../model/devices.js';
 import type { DnsLabel } from '../model/names.js';
 import type { ClaimRef, PodRef } from '../model/types.js';
-import { ClaimError } from '../errors.js';
+import { ClaimError, quoteBounded } from '../errors.js';
 import type { ApiClaim } from './claim-source.js';
 import { isJsonObject, parseGpuConfig } from './opaque-config.js';
 
@@ -62,19 +62,6 @@ export interface ResolveAllocationInput {
   readonly devices: ReadonlyMap<string, AllocatableDevice>;
 }
 
-/** Longest API value (in characters) quoted verbatim in an error. */
-const MAX_QUOTE = 80;
-
-/**
- * JSON-quote a value read from the API for an error message, cut to {@link MAX_QUOTE} characters plus its
- * length: the error travels back in the NodePrepareResources answer, which must stay under gRPC's 4 MiB
- * message limit even when a (broken or hostile) API server returns megabyte-long names.
- */
-function quote(value: unknown): string {
-  if (typeof value !== 'string' || value.length <= MAX_QUOTE) return JSON.stringify(value) ?? String(value);
-  return `${JSON.stringify(value.slice(0, MAX_QUOTE))}… (${value.length} characters)`;
-}
-
 /** `req/sub` → `req` (KEP-4816 prioritized list: the kubelet wants the parent request name). */
 export function stripSubrequest(request: string): string {
   const slash = request.indexOf('/');
@@ -95,7 +82,7 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
   const uid = claim.metadata.uid;
   if (uid !== ref.uid) {
     fail(
-      `UID mismatch: the API server's claim has uid ${quote(uid)} ` +
+      `UID mismatch: the API server's claim has uid ${quoteBounded(uid)} ` +
         `(deleted and re-created?); the kubelet asked for ${ref.uid}`,
     );
   }
@@ -129,11 +116,11 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     }
     if (driver !== driverName) return; // another driver's device: not ours to prepare
     if (pool !== poolName) {
-      fail(`${where}: device ${quote(deviceName)} is in pool ${quote(pool)}, not this node's pool ${JSON.stringify(poolName)}`);
+      fail(`${where}: device ${quoteBounded(deviceName)} is in pool ${quoteBounded(pool)}, not this node's pool ${JSON.stringify(poolName)}`);
     }
     const device = input.devices.get(deviceName as string);
     if (device === undefined) {
-      fail(`${where}: unknown device ${quote(deviceName)} in pool ${JSON.stringify(poolName)} (not in the current inventory)`);
+      fail(`${where}: unknown device ${quoteBounded(deviceName)} in pool ${JSON.stringify(poolName)} (not in the current inventory)`);
     }
     const shareRaw = r['shareID'];
     if (shareRaw !== undefined && shareRaw !== null && typeof shareRaw !== 'string') fail(`${where}.shareID is not a string`);

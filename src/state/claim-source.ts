@@ -11,7 +11,7 @@
 import { ApiException, ResourceV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { parseClaimRef } from '../model/claim-ref.js';
 import type { ClaimRef } from '../model/types.js';
-import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
+import { ApiError, errorMessage, InvalidClaimError, quoteBounded } from '../errors.js';
 
 /**
  * A ResourceClaim as the API server answers it, nothing checked yet: the parts prepare reads. A
@@ -62,18 +62,6 @@ export interface ClaimSource {
   list?(): Promise<ClaimList>;
 }
 
-/** Longest value (in characters) quoted verbatim in an {@link InvalidClaimError}. */
-const MAX_QUOTE = 80;
-
-/**
- * JSON-quote a value read from the API for an error message, cut to {@link MAX_QUOTE} characters plus its
- * length: the message can travel back to the kubelet, whose answers must stay under gRPC's 4 MiB limit.
- */
-function quote(value: unknown): string {
-  if (typeof value !== 'string' || value.length <= MAX_QUOTE) return JSON.stringify(value) ?? String(value);
-  return `${JSON.stringify(value.slice(0, MAX_QUOTE))}… (${value.length} characters)`;
-}
-
 /**
  * Where a claim read from the API server enters gpulet: check its metadata with the rules of
  * src/model/claim-ref.ts (namespace a DNS label, name a DNS subdomain, uid a lower-case UUID). Pure.
@@ -88,8 +76,8 @@ export function claimFromApi(raw: RawResourceClaim): ApiClaim {
   const { namespace, name, uid } = raw.metadata ?? {};
   const named = `${typeof namespace === 'string' ? namespace : '?'}/${typeof name === 'string' ? name : '?'}`;
   throw new InvalidClaimError(
-    `resourceclaim ${quote(named)} (uid ${quote(uid ?? null)}) from the API server is unusable: ` +
-      `metadata.${problem.field} ${problem.rule}, got ${quote(problem.value ?? null)}`,
+    `resourceclaim ${quoteBounded(named)} (uid ${quoteBounded(uid ?? null)}) from the API server is unusable: ` +
+      `metadata.${problem.field} ${problem.rule}, got ${quoteBounded(problem.value ?? null)}`,
   );
 }
 

@@ -8,6 +8,7 @@
  * server issues them. What passes is a {@link ClaimRef} the claim state takes as it is; what fails is a
  * per-claim error naming the claim's position, the field and the rule.
  */
+import { quoteBounded } from '../../errors.js';
 import { parseClaimRef } from '../../model/claim-ref.js';
 import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../../model/types.js';
 import type {
@@ -29,22 +30,8 @@ export interface ValidatedClaims {
   readonly uids: string[];
 }
 
-/** Longest value (in characters) echoed verbatim in a validation error. */
-const MAX_ECHO = 80;
-
-/**
- * The offending value for an error message: JSON-quoted, cut to {@link MAX_ECHO} characters with its length.
- * Echoing a huge value in full would make the answer larger than gRPC's 4 MiB message limit (a 600 KB
- * UID of NULs becomes 3.6 MB of `\u0000`), and the kubelet would get RESOURCE_EXHAUSTED instead of the
- * per-claim errors.
- */
-function echo(value: unknown): string {
-  if (typeof value !== 'string' || value.length <= MAX_ECHO) return JSON.stringify(value) ?? String(value);
-  return `${JSON.stringify(value.slice(0, MAX_ECHO))}… (${value.length} characters)`;
-}
-
 function fieldError(index: number, field: string, rule: string, value: unknown): string {
-  return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${echo(value)}`;
+  return `invalid claim in request (claims[${index}]): field "${field}" ${rule}, got ${quoteBounded(value)}`;
 }
 
 /** The checked reference of one claim, or the error for its first field that breaks its rule (uid, namespace, name). */
