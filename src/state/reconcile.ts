@@ -29,7 +29,7 @@ import type { ClaimRef } from '../model/types.js';
 import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
-import type { CheckpointClaim } from './checkpoint.js';
+import { droppedEntries, type CheckpointClaim } from './checkpoint.js';
 import type { CheckpointLoad } from './checkpoint-file.js';
 import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
@@ -180,7 +180,8 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
   if (orphans.length > 0) log.info({ orphans }, 'removed CDI specs no prepared claim accounts for');
   // Save when anything changed or the recorded boot ID is not the current one; a node with no claims and no
   // checkpoint writes nothing (so a fault point on the first write fires at the first prepare).
-  const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined;
+  // Entries the load dropped (checkpoint-entry.ts) are left out of the file by this save.
+  const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined || droppedEntries(loaded.claims).length > 0;
   if (changed || (Object.keys(store.entries()).length > 0 && loaded.fileBootId !== bootId)) {
     try {
       await store.persist();
