@@ -22,8 +22,9 @@ const POD = [{ resource: 'pods', name: 'p', uid: '5a4e3f2b-1c0d-4e9f-8a7b-6c5d4e
 
 /** MemoryClaimSource that lists too (a rebuild). */
 class ListingSource extends MemoryClaimSource {
-  list(): Promise<ClaimList> {
-    return Promise.resolve(this.listAll());
+  async *listPages(): AsyncGenerator<ClaimList> {
+    await Promise.resolve();
+    yield this.listAll();
   }
 }
 
