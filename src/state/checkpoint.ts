@@ -70,10 +70,44 @@ export function checksumOf(claims: CheckpointClaims): string {
   return createHash('sha256').update(canonicalJson(claims)).digest('hex');
 }
 
-/** Serialise a checkpoint document. Pure. */
+/**
+ * Each entry's canonical and indented JSON, by entry object. An entry is never changed in place (the claim
+ * store replaces it: claim-store.ts), and a commit changes one entry of the image, so a save serialises only
+ * what changed: the cost of a prepare stays that of its own claim plus joining and hashing the file, not of
+ * re-serialising every claim (bench/fat-claims.ts).
+ */
+const serialised = new WeakMap<CheckpointClaim, { readonly canonical: string; readonly indented: string }>();
+
+function serialisedEntry(entry: CheckpointClaim): { readonly canonical: string; readonly indented: string } {
+  let s = serialised.get(entry);
+  if (s === undefined) {
+    // Indented as `JSON.stringify(document, null, 2)` indents an entry: two levels deep.
+    s = { canonical: canonicalJson(entry), indented: JSON.stringify(entry, null, 2).replaceAll('\n', '\n    ') };
+    serialised.set(entry, s);
+  }
+  return s;
+}
+
+/** The last document this process encoded (or decoded), and its claims: its own write read back is not decoded again. */
+let last: { readonly text: string; readonly decoded: { readonly bootId: string; readonly claims: CheckpointClaims } } | undefined;
+
+/**
+ * Serialise a checkpoint document: byte for byte `JSON.stringify(document, null, 2)` and a newline, with
+ * `checksum` the {@link checksumOf} of `claims`, from the serialisations of each entry (cached by entry
+ * object). Pure (deterministic; the caches only save work).
+ */
 export function encodeCheckpoint(claims: CheckpointClaims, bootId: string): string {
-  const doc = { apiVersion: CHECKPOINT_API_VERSION, kind: CHECKPOINT_KIND, bootId, checksum: checksumOf(claims), claims };
-  return `${JSON.stringify(doc, null, 2)}\n`;
+  const keys = Object.keys(claims);
+  const entries = keys.map((k) => [k, serialisedEntry(claims[k] as CheckpointClaim)] as const);
+  // canonicalJson(claims): keys sorted, each entry's canonical JSON (keys sorted at every level).
+  const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const canonical = `{${sorted.map(([k, e]) => `${JSON.stringify(k)}:${e.canonical}`).join(',')}}`;
+  const checksum = createHash('sha256').update(canonical).digest('hex');
+  const body = entries.length === 0 ? '{}' : `{\n${entries.map(([k, e]) => `    ${JSON.stringify(k)}: ${e.indented}`).join(',\n')}\n  }`;
+  const head = { apiVersion: CHECKPOINT_API_VERSION, kind: CHECKPOINT_KIND, bootId, checksum };
+  const text = `${JSON.stringify(head, null, 2).slice(0, -2)},\n  "claims": ${body}\n}\n`;
+  last = { text, decoded: { bootId, claims } };
+  return text;
 }
 
 /** Why the envelope of `doc` is unusable, from the first issue (issues come in the schema's field order). */
@@ -107,13 +141,16 @@ export function droppedEntries(claims: CheckpointClaims): readonly DroppedEntry[
  * unusable — then each entry alone (checkpoint-entry.ts `decodeEntry`: shape, key, derived CDI IDs, env
  * rules and cap; the older shape is read too): an entry that fails is left out, in {@link droppedEntries}.
  * A `bootId` that is not a string of at most {@link MAX_BOOT_ID_LENGTH} characters reads as '' (none
- * recorded). Pure.
+ * recorded). A text equal, byte for byte, to the last one this process encoded or decoded is answered with
+ * that document's claims without parsing it again (a session re-reads the checkpoint it just saved). Pure
+ * (deterministic; the cache only saves work).
  * @returns the boot ID and the claims that passed (entries carry only the fields of {@link CheckpointClaim}).
  * @throws Error whose message says why the document is unusable: "not valid JSON (truncated?): ...",
  *   "not a JSON object", "unknown apiVersion/kind X/Y, expected ...", "claims is not an object",
  *   "checksum mismatch: ...".
  */
 export function decodeCheckpoint(text: string): { readonly bootId: string; readonly claims: CheckpointClaims } {
+  if (last?.text === text) return last.decoded; // what this process wrote (or read) last, byte for byte
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -137,5 +174,7 @@ export function decodeCheckpoint(text: string): { readonly bootId: string; reado
   // fromEntries defines own properties; every kept key is an object UID (its entry's uid, checked).
   const claims: CheckpointClaims = Object.fromEntries(kept);
   if (dropped.length > 0) droppedBy.set(claims, dropped);
-  return { bootId: envelope.data.bootId, claims };
+  const decoded = { bootId: envelope.data.bootId, claims };
+  last = { text, decoded };
+  return decoded;
 }

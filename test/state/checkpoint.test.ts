@@ -131,6 +131,19 @@ describe('decodeCheckpoint: entries are checked once the checksum matched, namin
     expect(Object.getPrototypeOf(decodedEnv)).toBe(Object.prototype);
   });
 
+  it('encodes byte for byte JSON.stringify(document, null, 2), whatever entries it serialised before', () => {
+    const plain = (c: CheckpointClaims, bootId: string) =>
+      `${JSON.stringify({ apiVersion: 'gpulet.dev/v1', kind: 'Checkpoint', bootId, checksum: checksumOf(c), claims: c }, null, 2)}\n`;
+    const other = { ...entry, uid: OTHER, name: 'ö"\n', devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${OTHER}-gpu-0`] }] } as unknown as typeof entry; // encode checks nothing
+    for (const c of [{}, claims, { ...claims, [OTHER]: other }, { [OTHER]: other }, claims] as CheckpointClaims[]) {
+      expect(encodeCheckpoint(c, 'b"1')).toBe(plain(c, 'b"1'));
+    }
+    // Its own text read back is the same claims (no second parse); any other text is parsed.
+    const text = encodeCheckpoint(claims, 'b');
+    expect(decodeCheckpoint(text).claims).toBe(claims);
+    expect(decodeCheckpoint(text.replace('"b"', '"c"')).claims).toEqual(claims);
+  });
+
   it('drops each bad entry alone, naming it and the field, and keeps the rest', () => {
     const good = { ...entry, uid: OTHER, devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${OTHER}-gpu-0`] }] };
     const decoded = decodeCheckpoint(doc({ [UID]: { ...entry, state: 'Bogus' }, [OTHER]: good }));
