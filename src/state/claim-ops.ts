@@ -144,8 +144,8 @@ export class ClaimOps {
    */
   foreignDevice(entry: Pick<CheckpointClaim, 'devices'>, byName?: ReadonlyMap<string, AllocatableDevice>): string | undefined {
     const inventory = byName ?? devicesByName(this.options.inventory());
-    const unknown = entry.devices.find((d) => !inventory.has(d.deviceName));
-    return this.otherPool(entry) ?? (unknown && `device ${JSON.stringify(unknown.deviceName)} is not in the current inventory`);
+    const missing = entry.devices.find((d) => !inventory.has(d.deviceName));
+    return this.otherPool(entry) ?? (missing && `device ${JSON.stringify(missing.deviceName)} is not in the current inventory`);
   }
 
   /** The first device of a recorded claim in a pool other than ours, described; undefined when none. */
