@@ -2,7 +2,8 @@
  * Benchmark 1, pure costs: `buildResourceSlices()` for the mock dgx-h100 inventory, `buildCdiSpec()` for
  * 1-, 2- and 8-device claims, one mock `sample()`, in µs per call (median and p99 after a warm-up); and the
  * validation of a NodePrepareResources claim list at the bound of claims per request and 10× it, whose ratio
- * shows it is linear (it was quadratic: 85,000 claims blocked the event loop for 12 s).
+ * shows it is linear (it was quadratic: 85,000 claims blocked the event loop for 12 s); and fat claims
+ * (bench/fat-claims.ts: a claim's opaque-config env, thin vs at the cap, alone and 100 in the checkpoint).
  * These run on every inventory/health change, every prepare, every sample tick and every kubelet call.
  */
 import { randomUUID } from 'node:crypto';
@@ -12,6 +13,7 @@ import { createMockBackend } from '../src/gpu/mock/index.js';
 import { dnsSubdomainSchema, driverNameSchema, poolNameOf } from '../src/model/names.js';
 import { buildCdiSpec, MOCK_DEVICE_MAJORS } from '../src/state/cdi.js';
 import { MAX_CLAIMS_PER_REQUEST, validateClaims } from '../src/dra/kubelet/grpc-dra-mapping.js';
+import { benchFatClaims } from './fat-claims.js';
 import { fmtMs, summarize, timeAsync, timeSync, type Repeat, type Summary } from './stats.js';
 import type { BenchOptions, Row } from './types.js';
 
@@ -70,6 +72,7 @@ export async function benchPure(opts: BenchOptions): Promise<Row[]> {
     });
     const sampleRepeat: Repeat = { warmup: Math.ceil(repeat.warmup / 5), runs: Math.ceil(repeat.runs / 5) };
     rows.push(row('mock sample() (8 GPUs + MIG)', summarize(await timeAsync(() => backend.sample(), sampleRepeat))));
+    rows.push(...(await benchFatClaims(opts, inventory, POOL)));
     return rows;
   } finally {
     await backend.shutdown();

@@ -6,11 +6,10 @@
  * (including `--kube-api=embedded` without the embedded API server), 130/143 on a second signal.
  */
 import { loadConfig, buildCommand, type Config } from './config.js';
-import { ConfigError, GpuletError, errorMessage } from './errors.js';
+import { ConfigError, GpuletError, StartupAbortedError, errorMessage } from './errors.js';
 import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { createLogger } from './log.js';
 import { startAgent } from './main.js';
-import { StartupAbortedError } from './gpu/wait-for-driver.js';
 
 /** What an entry point adds to the command. The production one adds nothing. */
 export interface CliProviders {

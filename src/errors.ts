@@ -106,6 +106,16 @@ export class InvalidClaimError extends GpuletError {
   }
 }
 
+/**
+ * Start-up was cancelled by a shutdown request (a signal while waiting for the driver, or during the start-up
+ * reconciliation of the claims); the command exits 0.
+ */
+export class StartupAbortedError extends GpuletError {
+  constructor() {
+    super('ABORTED', 'start-up cancelled by a shutdown request');
+  }
+}
+
 /** Message of any thrown value, for logs and per-claim errors. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -51,7 +51,7 @@ export const VERSION: string = PACKAGE_VERSION;
 
 /** Options of {@link startAgent}. */
 export interface StartOptions {
-  /** Cancels start-up (e.g. SIGTERM while `--wait-for-driver` waits): rejects with StartupAbortedError. */
+  /** Cancels start-up (SIGTERM while `--wait-for-driver` waits, or during the claims' start-up reconciliation, which stops between two claims): rejects with StartupAbortedError. */
   readonly signal?: AbortSignal;
   /**
    * Starts the API server of `--kube-api=embedded` (a development tool: dev/embedded.ts's

@@ -5,17 +5,12 @@
  * NVML error) and reported to `onWaiting`, which the composition root shows on `/readyz`. Nothing registers
  * with the kubelet until the devices are known.
  */
-import { BackendError, GpuletError } from '../errors.js';
+import { BackendError, StartupAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from '../util/backoff.js';
 import type { GpuBackend } from './types.js';
 
-/** Start-up was cancelled (a shutdown signal while waiting). */
-export class StartupAbortedError extends GpuletError {
-  constructor() {
-    super('ABORTED', 'start-up cancelled by a shutdown request');
-  }
-}
+export { StartupAbortedError } from '../errors.js';
 
 /** Options of {@link initBackend}. */
 export interface InitBackendOptions {

@@ -8,7 +8,9 @@
  *   are ignored; ours must name our pool and a device of the current inventory;
  * - a subrequest suffix is stripped from the request name (`req/sub` → `req`);
  * - `shareID` is passed through; opaque config of our driver is validated (see `opaque-config.ts`),
- *   other drivers' config is ignored;
+ *   other drivers' config is ignored; ours is resolved once per claim, each config with the devices it applies
+ *   to (`claim-env.ts`: upstream's `requests`, empty = all), and the claim's env must stay within
+ *   `MAX_CLAIM_ENV_BYTES`;
  * - `status.reservedFor[]` entries with resource "pods" name the pods using the claim (same namespace); this is
  *   where pod references enter gpulet, checked by `parsePodRef` (src/model/claim-ref.ts).
  * The claim's metadata was checked where it was read (`claimFromApi`, claim-source.ts); its status is checked
@@ -20,6 +22,7 @@ import type { DnsLabel } from '../model/names.js';
 import type { ClaimRef, PodRef } from '../model/types.js';
 import { ClaimError, quoteBounded } from '../errors.js';
 import type { ApiClaim } from './claim-source.js';
+import { claimEnvProblem, type ClaimConfig } from './claim-env.js';
 import { isJsonObject, parseGpuConfig } from './opaque-config.js';
 
 /** resource.k8s.io/v1 validation: AllocationResultsMaxSize = 32 results per claim. */
@@ -36,14 +39,17 @@ export interface AllocatedDevice {
   readonly shareId?: string;
   /** The inventory's device (GPU or MIG device) of that name. */
   readonly device: AllocatableDevice;
-  /** Extra container environment from our opaque config, merged in config order (later wins). */
-  readonly env: Readonly<Record<string, string>>;
 }
 
 /** What prepare needs from a claim. */
 export interface ClaimAllocation {
   /** Devices in result order; one entry per (device, shareID) pair. */
   readonly devices: readonly AllocatedDevice[];
+  /**
+   * Our driver's opaque configs that set variables for some of these devices, in allocation order, each with
+   * the device names it applies to (`[]`: all; claim-env.ts). Within `MAX_CLAIM_ENV_BYTES`.
+   */
+  readonly configs: readonly ClaimConfig[];
   /** Pods holding the claim (`status.reservedFor`, resource "pods"). */
   readonly pods: readonly PodRef[];
 }
@@ -100,9 +106,11 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     fail(`status.allocation.devices.results has ${results.length} entries, more than the API limit of ${MAX_ALLOCATION_RESULTS}`);
   }
 
-  const configEnv = resolveConfigs(configs, driverName, fail);
+  const ourConfigs = parseConfigs(configs, driverName, fail);
 
-  const byKey = new Map<string, { names: string[]; env: Record<string, string>; device: AllocatableDevice; shareId?: string }>();
+  const byKey = new Map<string, { names: string[]; device: AllocatableDevice; shareId?: string }>();
+  /** Requests (as the results name them, subrequest included) of each device name. */
+  const requestsOf = new Map<string, string[]>();
   results.forEach((raw, i) => {
     const where = `status.allocation.devices.results[${i}]`;
     if (!isJsonObject(raw)) fail(`${where} is not an object`);
@@ -128,12 +136,12 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     const key = `${deviceName as string}\u0000${shareId ?? ''}`;
     let entry = byKey.get(key);
     if (entry === undefined) {
-      entry = { names: [], env: {}, device: device as AllocatableDevice, ...(shareId !== undefined ? { shareId } : {}) };
+      entry = { names: [], device: device as AllocatableDevice, ...(shareId !== undefined ? { shareId } : {}) };
       byKey.set(key, entry);
     }
     const name = stripSubrequest(request as string);
     if (!entry.names.includes(name)) entry.names.push(name);
-    Object.assign(entry.env, configEnv(request as string));
+    requestsOf.set(deviceName as string, [...(requestsOf.get(deviceName as string) ?? []), request as string]);
   });
 
   if (byKey.size === 0) {
@@ -146,9 +154,11 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     deviceName: e.device.name,
     ...(e.shareId !== undefined ? { shareId: e.shareId } : {}),
     device: e.device,
-    env: e.env,
   }));
-  return { devices, pods: reservedPods(status['reservedFor'], ref.namespace) };
+  const claimConfigs = configsFor(ourConfigs, requestsOf);
+  const tooBig = claimEnvProblem(claimConfigs, [...requestsOf.keys()]);
+  if (tooBig !== undefined) fail(tooBig);
+  return { devices, configs: claimConfigs, pods: reservedPods(status['reservedFor'], ref.namespace) };
 }
 
 /**
@@ -169,17 +179,15 @@ export function reservedPods(reservedFor: unknown, namespace: DnsLabel): PodRef[
   return pods;
 }
 
-/**
- * Validate our driver's opaque configs and return a function giving the merged env for one request.
- * A config applies to the requests it lists (a listed `req` also covers `req/<sub>`), or to all when the
- * list is empty.
- */
-function resolveConfigs(
-  configs: readonly unknown[],
-  driverName: string,
-  fail: (reason: string) => never,
-): (request: string) => Record<string, string> {
-  const ours: { requests: readonly string[]; env: Readonly<Record<string, string>> }[] = [];
+/** One opaque config of our driver: upstream's `requests` (empty: all) and its validated env. */
+interface OurConfig {
+  readonly requests: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Validate our driver's opaque configs (other drivers' are skipped), in allocation order. */
+function parseConfigs(configs: readonly unknown[], driverName: string, fail: (reason: string) => never): OurConfig[] {
+  const ours: OurConfig[] = [];
   configs.forEach((raw, i) => {
     const where = `status.allocation.devices.config[${i}]`;
     if (!isJsonObject(raw)) fail(`${where} is not an object`);
@@ -193,14 +201,25 @@ function resolveConfigs(
     if ('error' in parsed) fail(`invalid opaque config for driver ${driverName} in ${where}: ${parsed.error}`);
     ours.push({ requests: requests, env: (parsed as { env: Record<string, string> }).env });
   });
-  return (request) => {
-    const env: Record<string, string> = {};
-    const parent = stripSubrequest(request);
-    for (const c of ours) {
-      if (c.requests.length === 0 || c.requests.includes(request) || c.requests.includes(parent)) Object.assign(env, c.env);
-    }
-    return env;
-  };
+  return ours;
+}
+
+/**
+ * The configs as the claim stores them (claim-env.ts): each with the device names it applies to (upstream
+ * semantics: `requests` empty = all; a listed `req` covers `req/<sub>`), `[]` when it applies to every device;
+ * configs that set nothing, or apply to none of our devices, are left out.
+ * @param requestsOf our device names (in result order) → the requests of their results, subrequests included.
+ */
+function configsFor(configs: readonly OurConfig[], requestsOf: ReadonlyMap<string, readonly string[]>): ClaimConfig[] {
+  const out: ClaimConfig[] = [];
+  for (const c of configs) {
+    if (Object.keys(c.env).length === 0) continue;
+    const covers = (request: string): boolean => c.requests.includes(request) || c.requests.includes(stripSubrequest(request));
+    const devices = c.requests.length === 0 ? [...requestsOf.keys()] : [...requestsOf].filter(([, requests]) => requests.some(covers)).map(([d]) => d);
+    if (devices.length === 0) continue;
+    out.push({ devices: devices.length === requestsOf.size ? [] : devices, env: c.env });
+  }
+  return out;
 }
 
 function asArray(value: unknown, what: string, fail: (reason: string) => never): readonly unknown[] {

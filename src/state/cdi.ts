@@ -13,9 +13,15 @@
  *   `NVIDIA_VISIBLE_DEVICES=all`).
  * - per device: `/dev/nvidia<minor>` (c 195:<minor>) of the GPU (for MIG devices the parent's), and for MIG
  *   the GPU-instance and compute-instance access nodes `/dev/nvidia-caps/nvidia-cap<N>` (c <nvidia-caps>:N);
- *   env `GPULET_DEVICE_<NAME>=<uuid>` plus any env of our opaque config. Each device uses its own variable:
- *   CDI applies edits with OCI `AddProcessEnv` semantics (same name: last wins), so a per-device
- *   `NVIDIA_VISIBLE_DEVICES=<uuid>` would leave only one UUID for a multi-device claim.
+ *   env `GPULET_DEVICE_<NAME>=<uuid>` plus the env of our opaque config that is the device's own. Each device
+ *   uses its own variable: CDI applies edits with OCI `AddProcessEnv` semantics (same name: last wins), so a
+ *   per-device `NVIDIA_VISIBLE_DEVICES=<uuid>` would leave only one UUID for a multi-device claim.
+ * - opaque-config env that every device of the claim has with the same value is written once, at spec level
+ *   (`env` of {@link BuildCdiSpecInput}, split by claim-env.ts), after `NVIDIA_VISIBLE_DEVICES=void`; the rest
+ *   stays per device. Same container env as repeating it per device: the CDI library applies a spec's edits
+ *   before the first of its devices a container gets (pkg/cdi cache `InjectDevices`), and last wins only
+ *   between different values — a shared variable has one value, and no device of the claim sets it again (a
+ *   variable whose value differs between devices stays with each device, last wins as before).
  *
  * Majors: 195 is the fixed NVIDIA character major; `nvidia-uvm` and `nvidia-caps` majors are dynamic
  * (`/proc/devices`, see `proc-devices.ts`). MIG capability minors follow the kernel module's fixed layout of
@@ -103,7 +109,7 @@ export interface CdiSpec {
 /** One device of the claim to put in the spec. */
 export interface CdiClaimDevice {
   readonly device: AllocatableDevice;
-  /** Extra env from the opaque config. */
+  /** Extra env of this device from the opaque config (what it does not share with every device of the claim). */
   readonly env?: Readonly<Record<string, string>>;
 }
 
@@ -112,6 +118,8 @@ export interface BuildCdiSpecInput {
   readonly driverName: string;
   readonly claimUid: string;
   readonly devices: readonly CdiClaimDevice[];
+  /** Extra env every device of the claim shares (opaque config): written once, in the spec-level edits. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Dynamic majors; in `devRoot` mode missing ones default to {@link MOCK_DEVICE_MAJORS}. */
   readonly majors?: DeviceMajors;
   /**
@@ -163,7 +171,7 @@ export function buildCdiSpec(input: BuildCdiSpecInput): CdiSpec {
     kind: `${vendor}/${CDI_CLAIM_CLASS}`,
     devices,
     containerEdits: {
-      env: ['NVIDIA_VISIBLE_DEVICES=void'],
+      env: ['NVIDIA_VISIBLE_DEVICES=void', ...Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`)],
       deviceNodes: [
         node('/dev/nvidiactl', NVIDIA_MAJOR, NVIDIACTL_MINOR),
         node('/dev/nvidia-uvm', majors.nvidiaUvm, 0),

@@ -4,97 +4,47 @@
  * ```json
  * {"apiVersion": "gpulet.dev/v1", "kind": "Checkpoint", "bootId": "<uuid>", "checksum": "<sha256 hex>",
  *  "claims": {"<uid>": {"namespace", "name", "uid", "state": "PrepareStarted" | "PrepareCompleted",
- *                       "devices": [{requestNames, poolName, deviceName, uuid, cdiDeviceIds, shareId?, env?}],
- *                       "pods": [{namespace, name, uid}]}}}
+ *                       "devices": [{requestNames, poolName, deviceName, uuid, cdiDeviceIds, shareId?}],
+ *                       "pods": [{namespace, name, uid}],
+ *                       "configs": [{devices: [<device name>], env: {NAME: value}}]}}}
  * ```
  * `checksum` is the SHA-256 of the canonical JSON (keys sorted, no whitespace) of `claims`, as the kubelet's
  * checkpoint manager guards its files. `bootId` (`/proc/sys/kernel/random/boot_id`) tells a restart from a
  * reboot: after a reboot `/var/run/cdi` (tmpfs) is empty while the checkpoint remains.
  *
- * This module is the document: its types, its zod schemas and their bounds, and the codec (encode, decode
- * and verify). Pure, no I/O. Reading, writing and moving the file aside is `checkpoint-file.ts`.
+ * The checksum detects accidents (a torn or hand-edited file), not forgery: a file whose JSON, envelope or
+ * checksum fails is unusable as a whole (moved aside, the state rebuilt from the API server), while each entry
+ * of a file that passed is checked as untrusted input and one that fails is dropped alone
+ * (checkpoint-entry.ts, {@link droppedEntries}). `configs` (a claim's opaque-config env, once per claim) is
+ * absent in files of older versions, whose devices carried their env: they load (checkpoint-entry.ts).
+ *
+ * This module is the document: the envelope's schema and the codec (encode, decode and verify); one entry is
+ * checkpoint-entry.ts. Pure, no I/O. Reading, writing and moving the file aside is `checkpoint-file.ts`.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { objectRefSchema, objectRefShape } from '../model/claim-ref.js';
-import { MAX_DNS_LABEL_LENGTH, MAX_POOL_NAME_LENGTH } from '../model/names.js';
-import type { ClaimRef, PodRef } from '../model/types.js';
 import { errorMessage } from '../errors.js';
-import { MAX_ALLOCATION_RESULTS } from './allocation.js';
-import { isJsonObject, jsonRecord, MAX_OPAQUE_PARAMETERS_BYTES } from './opaque-config.js';
+import { decodeEntry, type CheckpointClaim } from './checkpoint-entry.js';
+import { isJsonObject } from './opaque-config.js';
+
+export { MAX_DEVICE_UUID_LENGTH, type CheckpointClaim, type CheckpointDevice, type ClaimState } from './checkpoint-entry.js';
 
 export const CHECKPOINT_API_VERSION = 'gpulet.dev/v1';
 export const CHECKPOINT_KIND = 'Checkpoint';
 
-/** Two-phase prepare state of a claim. */
-export type ClaimState = 'PrepareStarted' | 'PrepareCompleted';
-
-/** A prepared device as recorded (the kubelet `Device` message plus the device's UUID). */
-export interface CheckpointDevice {
-  readonly requestNames: readonly string[];
-  readonly poolName: string;
-  readonly deviceName: string;
-  /** `GPU-...` or `MIG-...`. */
-  readonly uuid: string;
-  readonly cdiDeviceIds: readonly string[];
-  readonly shareId?: string;
-  /**
-   * Extra container environment of the device from our opaque config, as written into the CDI spec, so the
-   * spec can be rebuilt from the checkpoint alone (reboot, upgrade) without the API server. Absent in entries
-   * written before it existed: read as `{}`.
-   */
-  readonly env?: Readonly<Record<string, string>>;
-}
-
-/**
- * One claim's entry: the claim's reference (namespace, name, uid) and its pods, checked where they entered
- * gpulet (the kubelet's request, the API server's claim) when prepare wrote them, and by the load when read.
- */
-export interface CheckpointClaim extends ClaimRef {
-  readonly state: ClaimState;
-  readonly devices: readonly CheckpointDevice[];
-  readonly pods: readonly PodRef[];
-}
-
 /** Claims by UID. */
 export type CheckpointClaims = Readonly<Record<string, CheckpointClaim>>;
 
+/** An entry {@link decodeCheckpoint} left out, and why. */
+export interface DroppedEntry {
+  /** Its key in the file's `claims` (any string: `__proto__`, `not-a-uuid`, ...). */
+  readonly key: string;
+  /** `<field>: <problem>`, e.g. `devices.0.deviceName: must be a DNS label ...`. */
+  readonly reason: string;
+}
+
 /** Longest boot ID kept from a file (the kernel's is a 36-character UUID); a longer one reads as none (''). */
 export const MAX_BOOT_ID_LENGTH = 256;
-/** Longest device UUID recorded: NVML's UUID buffer (`NVML_DEVICE_UUID_V2_BUFFER_SIZE`, NUL included). */
-export const MAX_DEVICE_UUID_LENGTH = 96;
-
-/**
- * One recorded device. Bounds are those of what prepare can write, whatever the API server sent: at most
- * {@link MAX_ALLOCATION_RESULTS} devices, request names and CDI IDs (one per allocation result at most); names
- * and UUIDs of the inventory (device names are DNS labels, the pool is the node name); env names and values
- * from an opaque config (≤ 10 KiB each). Strings copied verbatim from the API server's status (request names,
- * `shareId`) are not bounded here: bounding them would let one odd claim void the whole checkpoint; they are
- * bounded by the API server's validation.
- */
-const checkpointDeviceSchema = z.object({
-  requestNames: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
-  poolName: z.string().max(MAX_POOL_NAME_LENGTH),
-  deviceName: z.string().max(MAX_DNS_LABEL_LENGTH),
-  uuid: z.string().max(MAX_DEVICE_UUID_LENGTH),
-  cdiDeviceIds: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
-  shareId: z.string().exactOptional(),
-  env: jsonRecord(z.string().max(MAX_OPAQUE_PARAMETERS_BYTES), z.string().max(MAX_OPAQUE_PARAMETERS_BYTES)).exactOptional(),
-});
-
-/**
- * One claim's entry (its key is checked against `uid` by {@link decodeCheckpoint}). The claim's reference and
- * its pods follow the rules of every reference (src/model/claim-ref.ts: namespace a DNS label, name a DNS
- * subdomain, uid a lower-case UUID), the rules they passed where they entered gpulet, so a valid file never
- * fails them; an entry that does makes the file unusable like any other malformed entry (moved aside, the
- * state rebuilt from the API server: checkpoint-file.ts, reconcile.ts).
- */
-const checkpointClaimSchema = z.object({
-  ...objectRefShape,
-  state: z.enum(['PrepareStarted', 'PrepareCompleted']),
-  devices: z.array(checkpointDeviceSchema).max(MAX_ALLOCATION_RESULTS),
-  pods: z.array(objectRefSchema),
-});
 
 /**
  * The document around the claims, checked before the checksum (issues come in this field order). `claims`
@@ -120,23 +70,44 @@ export function checksumOf(claims: CheckpointClaims): string {
   return createHash('sha256').update(canonicalJson(claims)).digest('hex');
 }
 
-/** Serialise a checkpoint document. Pure. */
+/**
+ * Each entry's canonical and indented JSON, by entry object. An entry is never changed in place (the claim
+ * store replaces it: claim-store.ts), and a commit changes one entry of the image, so a save serialises only
+ * what changed: the cost of a prepare stays that of its own claim plus joining and hashing the file, not of
+ * re-serialising every claim (bench/fat-claims.ts).
+ */
+const serialised = new WeakMap<CheckpointClaim, { readonly canonical: string; readonly indented: string }>();
+
+function serialisedEntry(entry: CheckpointClaim): { readonly canonical: string; readonly indented: string } {
+  let s = serialised.get(entry);
+  if (s === undefined) {
+    // Indented as `JSON.stringify(document, null, 2)` indents an entry: two levels deep.
+    s = { canonical: canonicalJson(entry), indented: JSON.stringify(entry, null, 2).replaceAll('\n', '\n    ') };
+    serialised.set(entry, s);
+  }
+  return s;
+}
+
+/** The last document this process encoded (or decoded), and its claims: its own write read back is not decoded again. */
+let last: { readonly text: string; readonly decoded: { readonly bootId: string; readonly claims: CheckpointClaims } } | undefined;
+
+/**
+ * Serialise a checkpoint document: byte for byte `JSON.stringify(document, null, 2)` and a newline, with
+ * `checksum` the {@link checksumOf} of `claims`, from the serialisations of each entry (cached by entry
+ * object). Pure (deterministic; the caches only save work).
+ */
 export function encodeCheckpoint(claims: CheckpointClaims, bootId: string): string {
-  const doc = { apiVersion: CHECKPOINT_API_VERSION, kind: CHECKPOINT_KIND, bootId, checksum: checksumOf(claims), claims };
-  return `${JSON.stringify(doc, null, 2)}\n`;
-}
-
-/** A value from the file, quoted for an error message and cut to 80 characters. */
-function quoted(value: unknown): string {
-  const s = JSON.stringify(value) ?? String(value);
-  return s.length <= 80 ? s : `${s.slice(0, 80)}… (${s.length} characters)`;
-}
-
-/** `devices.0.uuid: <what zod says>`, for the first issue of a failed entry. */
-function issueText(issues: readonly z.core.$ZodIssue[]): string {
-  const issue = issues[0];
-  if (issue === undefined) return 'invalid';
-  return issue.path.length === 0 ? issue.message : `${issue.path.map(String).join('.')}: ${issue.message}`;
+  const keys = Object.keys(claims);
+  const entries = keys.map((k) => [k, serialisedEntry(claims[k] as CheckpointClaim)] as const);
+  // canonicalJson(claims): keys sorted, each entry's canonical JSON (keys sorted at every level).
+  const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const canonical = `{${sorted.map(([k, e]) => `${JSON.stringify(k)}:${e.canonical}`).join(',')}}`;
+  const checksum = createHash('sha256').update(canonical).digest('hex');
+  const body = entries.length === 0 ? '{}' : `{\n${entries.map(([k, e]) => `    ${JSON.stringify(k)}: ${e.indented}`).join(',\n')}\n  }`;
+  const head = { apiVersion: CHECKPOINT_API_VERSION, kind: CHECKPOINT_KIND, bootId, checksum };
+  const text = `${JSON.stringify(head, null, 2).slice(0, -2)},\n  "claims": ${body}\n}\n`;
+  last = { text, decoded: { bootId, claims } };
+  return text;
 }
 
 /** Why the envelope of `doc` is unusable, from the first issue (issues come in the schema's field order). */
@@ -153,17 +124,33 @@ function envelopeProblem(issues: readonly z.core.$ZodIssue[], doc: unknown): str
   return 'checksum mismatch: the file was modified or partially written'; // no string checksum
 }
 
+/** What each decode dropped, by the claims object it returned (see {@link droppedEntries}). */
+const droppedBy = new WeakMap<CheckpointClaims, readonly DroppedEntry[]>();
+
 /**
- * Parse and verify a checkpoint document (schemas above), in this order: JSON, an object, apiVersion/kind,
- * `claims` an object, the checksum (of the claims as found in the file), then each entry (its shape, and
- * its key equal to its `uid`). A `bootId` that is not a string of at most {@link MAX_BOOT_ID_LENGTH}
- * characters reads as '' (none recorded). Pure.
- * @returns the boot ID and the claims (entries carry only the fields of {@link CheckpointClaim}).
+ * The entries {@link decodeCheckpoint} dropped when it returned `claims` ([] for any other object). The file
+ * layer (checkpoint-file.ts) hands the decoded claims on as they are; the claim store asks with that object.
+ */
+export function droppedEntries(claims: CheckpointClaims): readonly DroppedEntry[] {
+  return droppedBy.get(claims) ?? [];
+}
+
+/**
+ * Parse and verify a checkpoint document, in this order: JSON, an object, apiVersion/kind, `claims` an
+ * object, the checksum (of the claims as found in the file) — any failure so far makes the whole document
+ * unusable — then each entry alone (checkpoint-entry.ts `decodeEntry`: shape, key, derived CDI IDs, env
+ * rules and cap; the older shape is read too): an entry that fails is left out, in {@link droppedEntries}.
+ * A `bootId` that is not a string of at most {@link MAX_BOOT_ID_LENGTH} characters reads as '' (none
+ * recorded). A text equal, byte for byte, to the last one this process encoded or decoded is answered with
+ * that document's claims without parsing it again (a session re-reads the checkpoint it just saved). Pure
+ * (deterministic; the cache only saves work).
+ * @returns the boot ID and the claims that passed (entries carry only the fields of {@link CheckpointClaim}).
  * @throws Error whose message says why the document is unusable: "not valid JSON (truncated?): ...",
  *   "not a JSON object", "unknown apiVersion/kind X/Y, expected ...", "claims is not an object",
- *   "checksum mismatch: ...", "malformed entry for claim <uid>: <field>: <problem>".
+ *   "checksum mismatch: ...".
  */
 export function decodeCheckpoint(text: string): { readonly bootId: string; readonly claims: CheckpointClaims } {
+  if (last?.text === text) return last.decoded; // what this process wrote (or read) last, byte for byte
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -177,13 +164,17 @@ export function decodeCheckpoint(text: string): { readonly bootId: string; reado
   if (envelope.data.checksum !== checksumOf(found as CheckpointClaims)) {
     throw new Error('checksum mismatch: the file was modified or partially written');
   }
-  const claims: [string, CheckpointClaim][] = [];
+  const kept: [string, CheckpointClaim][] = [];
+  const dropped: DroppedEntry[] = [];
   for (const [key, raw] of Object.entries(found)) {
-    const entry = checkpointClaimSchema.safeParse(raw);
-    if (!entry.success) throw new Error(`malformed entry for claim ${quoted(key)}: ${issueText(entry.error.issues)}`);
-    if (entry.data.uid !== key) throw new Error(`malformed entry for claim ${quoted(key)}: uid ${quoted(entry.data.uid)} differs from its key`);
-    claims.push([key, entry.data]);
+    const decoded = decodeEntry(key, raw);
+    if ('entry' in decoded) kept.push([key, decoded.entry]);
+    else dropped.push({ key, reason: decoded.problem });
   }
-  // fromEntries defines own properties; every key is a UUID (checked above).
-  return { bootId: envelope.data.bootId, claims: Object.fromEntries(claims) };
+  // fromEntries defines own properties; every kept key is an object UID (its entry's uid, checked).
+  const claims: CheckpointClaims = Object.fromEntries(kept);
+  if (dropped.length > 0) droppedBy.set(claims, dropped);
+  const decoded = { bootId: envelope.data.bootId, claims };
+  last = { text, decoded };
+  return decoded;
 }

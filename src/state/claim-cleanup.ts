@@ -11,7 +11,8 @@
  * A rebuild left due by an unreachable API server at startup (reconcile.ts) is retried first.
  * A round runs holding the cross-process state lock (one session of the claim store, checkpoint re-read first),
  * so it sees the claims another instance sharing the state dir prepared; when the lock is held past the
- * wait the round is skipped (`lockError`) and the next period tries again.
+ * wait the round is skipped (`lockError`) and the next period tries again. `stop()` ends a round in progress
+ * between two claims (or two API pages of a rebuild), so a shutdown never waits for a long round.
  */
 import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -35,6 +36,8 @@ export interface CleanupOptions {
   /** Period between rounds, ms (`--cleanup-interval`); 0 or less (or not finite) disables the clean-up. */
   readonly periodMs: number;
   readonly logger: Logger;
+  /** Ends a round between two claims (or two pages of a rebuild); `startClaimCleanup` sets it for `stop()`. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** What one round did, by claim UID. */
@@ -51,7 +54,7 @@ export interface CleanupReport {
 
 /** A running clean-up. */
 export interface ClaimCleanup {
-  /** Stop the timer and wait for a round in progress. Idempotent. */
+  /** Stop the timer, end a round in progress between two claims, and wait for it. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -70,12 +73,14 @@ async function cleanupLocked(options: Omit<CleanupOptions, 'periodMs'>): Promise
   const { store, recovery, source } = options;
   const log = options.logger.child({ component: 'claim-cleanup' });
   if (store.needsRebuild) {
-    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger });
+    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger, signal: options.signal });
+    if (outcome.aborted) return { dropped: [], kept: [] };
     if (outcome.rebuilt === undefined) return { dropped: [], kept: [], apiError: outcome.errors.join('; ') };
   }
   const dropped: string[] = [];
   const kept: string[] = [];
   for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+    if (options.signal?.aborted) break; // stopping: the claims not checked are kept
     const ref = { namespace: entry.namespace, name: entry.name, uid: entry.uid };
     let reason: string;
     try {
@@ -121,10 +126,11 @@ export function startClaimCleanup(options: CleanupOptions): ClaimCleanup {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  const stopping = new AbortController();
   const schedule = (): void => {
     if (stopped) return;
     timer = setTimeout(() => {
-      running = cleanupOnce(options)
+      running = cleanupOnce({ ...options, signal: stopping.signal })
         .catch((err: unknown) => log.error({ err }, 'clean-up round failed'))
         .finally(() => {
           running = undefined;
@@ -137,6 +143,7 @@ export function startClaimCleanup(options: CleanupOptions): ClaimCleanup {
   return {
     stop: async () => {
       stopped = true;
+      stopping.abort();
       if (timer !== undefined) clearTimeout(timer);
       await running;
     },

@@ -5,11 +5,16 @@
  * rebuild or a spec restored after a reboot is exactly what the kubelet's prepare writes.
  *
  * Prepare of one claim (two phases, persisted in the checkpoint, as the upstream example driver does):
- *   already PrepareCompleted and its CDI spec present → answer the recorded devices (idempotent);
+ *   recorded under another namespace/name → a per-claim error naming both (nothing touched: the record
+ *   is another claim's, or forged; it goes when that claim is unprepared, or at the periodic clean-up);
+ *   already PrepareCompleted, its devices ours (this pool, the current inventory) and its CDI spec present →
+ *   answer the recorded devices (idempotent), their CDI IDs recomputed from the UID and the device name;
  *   otherwise GET the claim (unless given) → resolve the allocation (`allocation.ts`) → checkpoint
  *   PrepareStarted → write the CDI spec → checkpoint PrepareCompleted → answer devices with their CDI IDs.
  * Any failure rolls the claim back (spec removed, entry dropped): a claim whose answer carries an error
  * never leaves a spec or checkpoint entry behind. Unprepare removes the spec, then the entry.
+ * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
+ * each entry on load; here: the claim's name, our pool and inventory; CDI IDs are always derived).
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
  * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. The steps take
@@ -20,7 +25,7 @@
 import { devicesByName, type AllocatableDevice } from '../model/devices.js';
 import type { ObjectUid } from '../model/names.js';
 import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
-import { ClaimError, errorMessage } from '../errors.js';
+import { CdiError, ClaimError, errorMessage } from '../errors.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
@@ -84,14 +89,24 @@ export class ClaimOps {
   async prepareOne(ref: ClaimRef, listed?: ApiClaim): Promise<PrepareResult> {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     const existing = this.store.entries()[ref.uid];
-    if (existing?.state === 'PrepareCompleted' && (await this.cdi.exists(ref.uid))) {
+    if (existing !== undefined && (existing.namespace !== ref.namespace || existing.name !== ref.name)) {
+      const error = new ClaimError(
+        ref,
+        `the checkpoint records uid ${ref.uid} as claim ${existing.namespace}/${existing.name}, not ${ref.namespace}/${ref.name}; ` +
+          `refusing to answer with that claim's devices (the record goes when ${existing.namespace}/${existing.name} is unprepared, ` +
+          'or at the periodic clean-up once the API server has no such claim with this uid; the kubelet retries)',
+      );
+      log.warn({ err: error, recorded: `${existing.namespace}/${existing.name}` }, 'prepare refused: the uid is recorded under another name');
+      return { error: error.message };
+    }
+    if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined && (await this.cdi.exists(ref.uid))) {
       log.debug('already prepared');
-      return { devices: existing.devices.map(toPreparedDevice) };
+      return { devices: existing.devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
     }
     try {
       const devices = await this.prepareFresh(ref, listed);
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
-      return { devices: devices.map(toPreparedDevice) };
+      return { devices: devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
     } catch (err) {
       const error = err instanceof ClaimError ? err : new ClaimError(ref, errorMessage(err), { cause: err });
       log.warn({ err: error }, 'prepare failed; rolling back');
@@ -124,12 +139,32 @@ export class ClaimOps {
   }
 
   /**
-   * The spec of a claim's devices, as prepare writes it (from the current inventory).
-   * @throws CdiError when a device is not in the inventory (or for the reasons of `buildCdiSpec`).
+   * The first device of a recorded claim that is not ours — in another pool, or not in the current inventory
+   * (a GPU gone, MIG reconfigured, or a forged record) — described; undefined when every device is ours.
    */
-  specOf(uid: ObjectUid, devices: CheckpointClaim['devices'], byName?: ReadonlyMap<string, AllocatableDevice>): CdiSpec {
+  foreignDevice(entry: Pick<CheckpointClaim, 'devices'>, byName?: ReadonlyMap<string, AllocatableDevice>): string | undefined {
+    const inventory = byName ?? devicesByName(this.options.inventory());
+    const missing = entry.devices.find((d) => !inventory.has(d.deviceName));
+    return this.otherPool(entry) ?? (missing && `device ${JSON.stringify(missing.deviceName)} is not in the current inventory`);
+  }
+
+  /** The first device of a recorded claim in a pool other than ours, described; undefined when none. */
+  private otherPool(entry: Pick<CheckpointClaim, 'devices'>): string | undefined {
+    const d = entry.devices.find((x) => x.poolName !== this.poolName);
+    return d && `device ${JSON.stringify(d.deviceName)} is recorded in pool ${JSON.stringify(d.poolName)}, not this node's pool ${JSON.stringify(this.poolName)}`;
+  }
+
+  /**
+   * The spec of a claim's devices and opaque-config env, as prepare writes it (from the current inventory).
+   * @throws CdiError when a device is not ours (another pool, not in the inventory), or for the reasons of
+   *   `buildCdiSpec`.
+   */
+  specOf(uid: ObjectUid, entry: Pick<CheckpointClaim, 'devices' | 'configs'>, byName?: ReadonlyMap<string, AllocatableDevice>): CdiSpec {
     const { driverName, devRoot, majors } = this.options;
-    return claimCdiSpec({ driverName, claimUid: uid, devices, byName: byName ?? devicesByName(this.options.inventory()), devRoot, majors });
+    const inventory = byName ?? devicesByName(this.options.inventory());
+    const foreign = this.otherPool(entry);
+    if (foreign !== undefined) throw new CdiError(`claim ${uid}: ${foreign}; its CDI spec is not written`);
+    return claimCdiSpec({ driverName, claimUid: uid, devices: entry.devices, configs: entry.configs, byName: inventory, devRoot, majors });
   }
 
   /**
@@ -161,10 +196,9 @@ export class ClaimOps {
       uuid: d.device.uuid,
       cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
       ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
-      env: d.env,
     }));
-    const spec = this.specOf(ref.uid, devices, byName);
-    const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods };
+    const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
+    const spec = this.specOf(ref.uid, entry, byName);
     await this.store.commit(ref.uid, entry);
     faultPoint('prepare:after-started');
     await this.writeSpec(ref.uid, spec);

@@ -2,7 +2,7 @@
  * Where prepare reads ResourceClaims from: the API server in production (`KubeClaimSource`), a map in tests.
  * Only `GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>` is needed (docs/contracts.md §2: the
  * upstream kubelet-plugin helper GETs each claim on prepare; unprepare does no lookup), and a list of every
- * claim for a rebuild.
+ * claim for a rebuild, page by page (`limit` / `continue`), so a rebuild never holds the whole cluster's claims.
  *
  * A claim read from the API server enters gpulet here: its metadata (namespace, name, uid) is checked once,
  * by {@link claimFromApi} (`parseClaimRef`, src/model/claim-ref.ts), and carried as a {@link ClaimRef}
@@ -37,7 +37,7 @@ export interface ApiClaim {
   readonly status?: unknown;
 }
 
-/** What {@link ClaimSource.list} found. */
+/** What one page of {@link ClaimSource.listPages} found. */
 export interface ClaimList {
   /** The claims whose metadata passed the rules. */
   readonly claims: readonly ApiClaim[];
@@ -54,12 +54,13 @@ export interface ClaimSource {
    */
   get(namespace: string, name: string): Promise<ApiClaim>;
   /**
-   * Every ResourceClaim of the cluster (all namespaces), for rebuilding the prepared state after the
-   * checkpoint was lost. A claim whose metadata breaks the rules is left out and reported in `invalid`.
-   * Optional: a source without it cannot rebuild (the rebuild reports that).
-   * @throws ApiError as `get` does.
+   * Every ResourceClaim of the cluster (all namespaces), one page at a time, for rebuilding the prepared state
+   * after the checkpoint was lost: the next page is asked for only when the consumer pulls it, so a consumer
+   * holds at most one page. A claim whose metadata breaks the rules is left out of its page and reported in
+   * its `invalid`. Optional: a source without it cannot rebuild (the rebuild reports that).
+   * @throws ApiError (from the iteration) as `get` does, or when the pages do not end.
    */
-  list?(): Promise<ClaimList>;
+  listPages?(): AsyncIterable<ClaimList>;
 }
 
 /**
@@ -99,7 +100,7 @@ export function claimsFromApi(raws: readonly RawResourceClaim[]): ClaimList {
   return { claims, invalid };
 }
 
-/** Page size of {@link KubeClaimSource.list} (`limit`; servers may ignore it and answer everything). */
+/** Page size of {@link KubeClaimSource.listPages} (`limit`; servers may ignore it and answer everything). */
 export const LIST_PAGE_SIZE = 500;
 /** Upper bound on pages of one list, so a server that keeps answering `continue` cannot loop us forever. */
 export const LIST_MAX_PAGES = 1000;
@@ -128,14 +129,14 @@ export class KubeClaimSource implements ClaimSource {
   }
 
   /**
-   * LIST resource.k8s.io/v1 resourceclaims in all namespaces (`listResourceClaimForAllNamespaces`), in
-   * pages of {@link LIST_PAGE_SIZE} following `metadata.continue`. Needs `list` on resourceclaims (granted
-   * by daemonset/02-clusterrole.yaml). Each claim is checked ({@link claimsFromApi}): one whose metadata
-   * breaks the rules is left out, in `invalid`.
-   * @throws ApiError mapped by {@link toApiError}, or when the pages do not end.
+   * LIST resource.k8s.io/v1 resourceclaims in all namespaces (`listResourceClaimForAllNamespaces`), in pages
+   * of {@link LIST_PAGE_SIZE} following `metadata.continue`, one request per page pulled: an async generator,
+   * so the caller holds one page at a time and stopping the iteration stops the listing. Needs `list` on
+   * resourceclaims (granted by daemonset/02-clusterrole.yaml). Each claim is checked ({@link claimsFromApi}):
+   * one whose metadata breaks the rules is left out of its page, in `invalid`.
+   * @throws ApiError mapped by {@link toApiError}, or after {@link LIST_MAX_PAGES} pages that do not end.
    */
-  async list(): Promise<ClaimList> {
-    const items: RawResourceClaim[] = [];
+  async *listPages(): AsyncGenerator<ClaimList, void, undefined> {
     let token: string | undefined;
     for (let page = 0; page < LIST_MAX_PAGES; page++) {
       let res;
@@ -144,9 +145,9 @@ export class KubeClaimSource implements ClaimSource {
       } catch (err) {
         throw toApiError(err, 'resourceclaims (all namespaces)', 'list');
       }
-      items.push(...res.items);
       token = res.metadata?._continue;
-      if (!token) return claimsFromApi(items);
+      yield claimsFromApi(res.items);
+      if (!token) return;
     }
     throw new ApiError(`listing resourceclaims did not end after ${LIST_MAX_PAGES} pages; retryable`);
   }

@@ -6,24 +6,27 @@
 import type { AllocatableDevice } from '../model/devices.js';
 import type { PreparedDevice } from '../model/types.js';
 import { CdiError } from '../errors.js';
-import { buildCdiSpec, type CdiSpec, type DeviceMajors } from './cdi.js';
+import { buildCdiSpec, CDI_CLAIM_CLASS, cdiDeviceId, type CdiSpec, type DeviceMajors } from './cdi.js';
+import { splitClaimEnv, type ClaimConfig } from './claim-env.js';
 import { canonicalJson, type CheckpointDevice } from './checkpoint.js';
 
 /** A device of a claim as far as its spec is concerned. */
 export interface SpecDevice {
   /** DRA device name, e.g. `gpu-3`. */
   readonly deviceName: string;
-  /** Extra container environment from our opaque config. */
-  readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Input of {@link claimCdiSpec}. */
 export interface ClaimSpecInput {
   readonly driverName: string;
   readonly claimUid: string;
-  /** Devices in allocation order; a device listed twice (several shareIDs) appears once, at its first
-   * position, with the last occurrence's env. */
+  /** Devices in allocation order; a device listed twice (several shareIDs) appears once, at its first position. */
   readonly devices: readonly SpecDevice[];
+  /**
+   * The claim's opaque-config env, stored once per claim (claim-env.ts): what every device shares goes into
+   * the spec-level edits once, the rest to each device.
+   */
+  readonly configs: readonly ClaimConfig[];
   /** The current inventory's allocatable devices by name (`devicesByName`). */
   readonly byName: ReadonlyMap<string, AllocatableDevice>;
   readonly devRoot?: string | undefined;
@@ -36,22 +39,23 @@ export interface ClaimSpecInput {
  *   or for the reasons of `buildCdiSpec` (invalid UID, no devices).
  */
 export function claimCdiSpec(input: ClaimSpecInput): CdiSpec {
-  const unique = new Map<string, SpecDevice>();
-  for (const d of input.devices) unique.set(d.deviceName, d);
-  const devices = [...unique.values()].map((d) => {
-    const device = input.byName.get(d.deviceName);
+  const names = [...new Set(input.devices.map((d) => d.deviceName))];
+  const env = splitClaimEnv(input.configs, names);
+  const devices = names.map((name) => {
+    const device = input.byName.get(name);
     if (device === undefined) {
       throw new CdiError(
-        `claim ${input.claimUid}: device ${JSON.stringify(d.deviceName)} is not in the current inventory; ` +
+        `claim ${input.claimUid}: device ${JSON.stringify(name)} is not in the current inventory; ` +
           'its CDI spec cannot be written (check the GPU is present and its MIG layout unchanged)',
       );
     }
-    return { device, env: d.env ?? {} };
+    return { device, env: env.perDevice.get(name) ?? {} };
   });
   return buildCdiSpec({
     driverName: input.driverName,
     claimUid: input.claimUid,
     devices,
+    env: env.shared,
     ...(input.devRoot !== undefined ? { devRoot: input.devRoot } : {}),
     ...(input.majors !== undefined ? { majors: input.majors } : {}),
   });
@@ -62,13 +66,17 @@ export function sameSpec(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
-/** The kubelet's view of a recorded device (UUID and env stay internal). */
-export function toPreparedDevice(d: CheckpointDevice): PreparedDevice {
+/**
+ * The kubelet's view of a recorded device (its UUID stays internal). The CDI device ID is derived from the
+ * claim UID and the device name, never read from the record (the checkpoint is not trusted for it).
+ * @param vendor our CDI vendor, `k8s.<driver>` (`cdiVendor`).
+ */
+export function toPreparedDevice(vendor: string, claimUid: string, d: CheckpointDevice): PreparedDevice {
   return {
     requestNames: d.requestNames,
     poolName: d.poolName,
     deviceName: d.deviceName,
-    cdiDeviceIds: d.cdiDeviceIds,
+    cdiDeviceIds: [cdiDeviceId(vendor, CDI_CLAIM_CLASS, claimUid, d.deviceName)],
     ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
   };
 }

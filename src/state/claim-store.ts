@@ -21,7 +21,7 @@ import { dirname } from 'node:path';
 import type { ObjectUid } from '../model/names.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CheckpointClaim, CheckpointClaims } from './checkpoint.js';
+import { droppedEntries, type CheckpointClaim, type CheckpointClaims } from './checkpoint.js';
 import { CheckpointStore, type CheckpointLoad } from './checkpoint-file.js';
 import { StateLock, StateLockError, stateLockPath, type HeldLock, type StateLockTimings } from './lock.js';
 
@@ -75,9 +75,11 @@ export class ClaimStore {
   }
 
   /**
-   * Load the checkpoint. An unusable file (corrupt, truncated, unknown apiVersion, bad checksum, malformed
-   * entry, unreadable) is moved aside, logged, reported to `onCheckpointLost`, and the store starts empty with
-   * {@link needsRebuild} set. Entries are taken as recorded; reconciling them with the CDI dir and the API
+   * Load the checkpoint. An unusable file (corrupt, truncated, unknown apiVersion, bad checksum, unreadable)
+   * is moved aside, logged, reported to `onCheckpointLost`, and the store starts empty with
+   * {@link needsRebuild} set. An entry that fails its checks (checkpoint-entry.ts) is dropped alone, with a
+   * warning naming it and why, and sets {@link needsRebuild} too (its claim may be live); the next save
+   * leaves it out of the file. Entries are taken as recorded; reconciling them with the CDI dir and the API
    * server is `reconcileClaims` (reconcile.ts), which main calls next in the same session
    * (`initAndReconcile`). Runs in a session. Never throws for a bad file.
    * @returns what the checkpoint store loaded (claims, the file's boot ID, the error when unusable).
@@ -87,7 +89,7 @@ export class ClaimStore {
     return this.locked(() => this.load());
   }
 
-  /** True from an unusable checkpoint until {@link rebuilt} is called after a successful rebuild. */
+  /** True from an unusable checkpoint (or dropped entries) until {@link rebuilt} is called after a successful rebuild. */
   get needsRebuild(): boolean {
     return this.rebuildWanted;
   }
@@ -157,7 +159,7 @@ export class ClaimStore {
   async commit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<void> {
     const next = { ...this.image };
     if (entry === undefined) delete next[uid];
-    else next[uid] = { namespace: entry.namespace, name: entry.name, uid, state: entry.state, devices: entry.devices, pods: entry.pods };
+    else next[uid] = { namespace: entry.namespace, name: entry.name, uid, state: entry.state, devices: entry.devices, pods: entry.pods, configs: entry.configs };
     this.image = next;
     await this.save(next);
   }
@@ -180,6 +182,15 @@ export class ClaimStore {
     const loaded = await this.checkpoint.load();
     this.image = { ...loaded.claims };
     this.initialized = true;
+    const dropped = droppedEntries(loaded.claims);
+    for (const { key, reason } of dropped) {
+      this.log.warn({ claimUid: key, reason }, `checkpoint entry for claim ${JSON.stringify(key).slice(0, 80)} dropped: ${reason}`);
+    }
+    if (dropped.length > 0) {
+      // Their claims may be live: a rebuild prepares again those the API server still has allocated to us and reserved.
+      this.rebuildWanted = true;
+      this.log.error({ dropped: dropped.length }, 'checkpoint entries dropped; rebuilding their claims from the API server');
+    }
     if (loaded.error !== undefined) {
       this.rebuildWanted = true;
       this.log.error({ err: loaded.error }, 'checkpoint unusable; rebuilding the prepared claims from the API server');

@@ -73,11 +73,18 @@ const envValueSchema = z
   // A NUL cannot be passed in an environment (execve) and runtimes refuse it at container start.
   .refine((value) => !value.includes('\0'), 'must not contain a NUL character');
 
+/**
+ * zod schema of a config's `env` (name → value), with the rules above: names C identifiers and not gpulet's own
+ * (`GPULET_*`, `NVIDIA_VISIBLE_DEVICES`, `__proto__`), values strings without NUL. Also what the checkpoint
+ * re-checks on load (checkpoint-entry.ts), since a file is not trusted for what prepare checked.
+ */
+export const gpuEnvSchema = jsonRecord(envNameSchema, envValueSchema);
+
 /** The config: exactly these keys (an unknown one is reported before anything else). */
 const gpuConfigSchema = z.strictObject({
   apiVersion: z.literal(GPU_CONFIG_API_VERSION),
   kind: z.literal(GPU_CONFIG_KIND),
-  env: jsonRecord(envNameSchema, envValueSchema).optional(),
+  env: gpuEnvSchema.optional(),
 });
 
 /** The error of a failed config, from the schema's issues: unknown keys first, then in field order. */

@@ -5,7 +5,7 @@
  */
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ApiClaim, ClaimList, ClaimSource } from './claim-source.js';
+import type { ApiClaim, ClaimSource } from './claim-source.js';
 import type { ClaimStore } from './claim-store.js';
 import { isJsonObject } from './opaque-config.js';
 import type { ClaimRecovery } from './recovery.js';
@@ -21,52 +21,75 @@ export interface RebuildOptions {
   readonly recovery: RebuildRecovery;
   readonly source: ClaimSource;
   readonly logger: Logger;
+  /** Stops the rebuild between claims and between pages (shutdown); it stays due. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What {@link rebuildFromApi} did. */
+export interface RebuildOutcome {
+  /** UIDs prepared again; undefined when the rebuild did not complete (the list failed, or `signal` fired): it stays due. */
+  readonly rebuilt: readonly string[] | undefined;
+  /** Why it did not complete, and per-claim errors. */
+  readonly errors: readonly string[];
+  /** `signal` fired before the end. */
+  readonly aborted: boolean;
 }
 
 /**
- * Rebuild the prepared state from the API server after the checkpoint was lost: list every ResourceClaim,
- * keep those with an allocation result for our driver and pool and a non-empty `status.reservedFor`, and
- * prepare each one again (spec and PrepareCompleted entry) from the listed object. Claims already recorded
- * are left alone. A listed claim whose metadata breaks the rules (`claimFromApi`, claim-source.ts) is
- * skipped with a warning naming it. On success the rebuild is marked done and orphaned specs are swept.
- * @returns UIDs prepared again (undefined when the list failed: the rebuild stays due) and per-claim errors.
- *   Never rejects.
+ * Rebuild the prepared state from the API server after the checkpoint (or entries of it) was lost: list every
+ * ResourceClaim page by page (`ClaimSource.listPages`), keep of each page only the claims with an allocation
+ * result for our driver and pool and a non-empty `status.reservedFor`, and prepare each one again (spec and
+ * PrepareCompleted entry) from the listed object before the next page is asked for, so no more than one page
+ * of other claims is held. Claims already recorded are left alone. A listed claim whose metadata breaks the
+ * rules (`claimFromApi`, claim-source.ts) is skipped with a warning naming it. `signal` is checked before
+ * each claim is prepared and before each page: what was prepared stays prepared (each step is whole), the
+ * rest waits for the next rebuild. When every page was read the rebuild is marked done and orphaned specs
+ * are swept; otherwise it stays due (the periodic clean-up retries it) and nothing is swept.
+ * @returns what was done (see {@link RebuildOutcome}). Never rejects.
  */
-export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonly rebuilt: readonly string[] | undefined; readonly errors: readonly string[] }> {
-  const { store, recovery, source } = options;
+export async function rebuildFromApi(options: RebuildOptions): Promise<RebuildOutcome> {
+  const { store, recovery, source, signal } = options;
   const log = options.logger.child({ component: 'reconcile' });
-  if (source.list === undefined) {
+  if (source.listPages === undefined) {
     const message = 'cannot rebuild the prepared claims: the claim source cannot list ResourceClaims';
     log.error(message);
-    return { rebuilt: undefined, errors: [message] };
+    return { rebuilt: undefined, errors: [message], aborted: false };
   }
-  let listed: ClaimList;
-  try {
-    listed = await source.list();
-  } catch (err) {
-    const message = `cannot rebuild the prepared claims from the API server yet: ${errorMessage(err)}; retrying at the next clean-up`;
-    log.error({ err }, message);
-    return { rebuilt: undefined, errors: [message] };
-  }
-  for (const invalid of listed.invalid) log.warn({ err: invalid }, `rebuild: skipped a listed claim: ${invalid.message}`);
-  const all = listed.claims;
-  const ours = all.filter((c) => allocatedTo(c, recovery.driverName, recovery.poolName) && reserved(c));
   const rebuilt: string[] = [];
   const errors: string[] = [];
-  for (const claim of ours) {
-    const result = await recovery.adopt(claim);
-    if (result === undefined) continue;
-    if (result.error !== undefined) {
-      errors.push(result.error);
-      log.error({ claimUid: claim.metadata.uid, error: result.error }, 'rebuild: claim could not be prepared again');
-    } else {
-      rebuilt.push(claim.metadata.uid);
+  const counts = { listed: 0, skipped: 0, ours: 0 };
+  try {
+    for await (const page of source.listPages()) {
+      counts.listed += page.claims.length + page.invalid.length;
+      counts.skipped += page.invalid.length;
+      for (const invalid of page.invalid) log.warn({ err: invalid }, `rebuild: skipped a listed claim: ${invalid.message}`);
+      for (const claim of page.claims.filter((c) => allocatedTo(c, recovery.driverName, recovery.poolName) && reserved(c))) {
+        if (signal?.aborted) break;
+        counts.ours++;
+        const result = await recovery.adopt(claim);
+        if (result === undefined) continue;
+        if (result.error !== undefined) {
+          errors.push(result.error);
+          log.error({ claimUid: claim.metadata.uid, error: result.error }, 'rebuild: claim could not be prepared again');
+        } else {
+          rebuilt.push(claim.metadata.uid);
+        }
+      }
+      if (signal?.aborted) break; // leaves the iteration: no further page is asked for
     }
+  } catch (err) {
+    const message = `cannot rebuild the prepared claims from the API server yet: ${errorMessage(err)}; retrying at the next clean-up`;
+    log.error({ err, ...counts, rebuilt }, message);
+    return { rebuilt: undefined, errors: [message, ...errors], aborted: false };
+  }
+  if (signal?.aborted) {
+    log.warn({ ...counts, rebuilt }, 'rebuild from the API server stopped by shutdown; it stays due');
+    return { rebuilt: undefined, errors, aborted: true };
   }
   store.rebuilt();
   const { orphans } = await recovery.sweep();
-  log.info({ listed: all.length, skipped: listed.invalid.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
-  return { rebuilt, errors };
+  log.info({ ...counts, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
+  return { rebuilt, errors, aborted: false };
 }
 
 /** `status.reservedFor` is a non-empty list (resource.k8s.io/v1 ResourceClaimStatus). */

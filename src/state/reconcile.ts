@@ -20,16 +20,22 @@
  * 6. The checkpoint is saved, recording the current boot ID (when anything changed or the boot ID did).
  * Never rejects: every failure is logged with the claim it concerns and kept in the report.
  *
+ * Shutdown (`signal`, main's start-up signal: SIGTERM) is checked before every claim of every step (1–4) and
+ * between the API server's pages (the rebuild): the step in flight finishes — an entry is never half-written,
+ * each step commits the checkpoint whole — and the rest is skipped: no sweep, no final save, the report says
+ * `aborted`. What is left is what the next start reconciles; `initAndReconcile` then rejects with
+ * StartupAbortedError, which the command answers with exit 0.
+ *
  * All of it runs holding the cross-process state lock (lock.ts), so another gpulet instance sharing the state
  * and CDI dirs (a rolling update) never sees a half-reconciled state, and the orphan sweep can never remove a
  * spec the other instance is writing: `initAndReconcile` holds one session from before `init()` through the
  * end of `reconcileClaims`.
  */
 import type { ClaimRef } from '../model/types.js';
-import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
+import { ApiError, errorMessage, InvalidClaimError, StartupAbortedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
-import type { CheckpointClaim } from './checkpoint.js';
+import { droppedEntries, type CheckpointClaim } from './checkpoint.js';
 import type { CheckpointLoad } from './checkpoint-file.js';
 import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
@@ -54,6 +60,8 @@ export interface ReconcileOptions {
   /** What `store.init()` returned (boot ID of the file, error when the file was unusable). */
   readonly loaded: CheckpointLoad;
   readonly logger: Logger;
+  /** Stops the reconciliation between claims and between API pages (shutdown during start-up). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** What {@link reconcileClaims} did, by claim UID. */
@@ -72,6 +80,8 @@ export interface ReconcileReport {
   readonly orphans: readonly string[];
   /** One line per failure, naming the claim and the reason. */
   readonly errors: readonly string[];
+  /** `signal` fired: the steps stopped between two claims (or two pages); nothing was swept or saved after. */
+  readonly aborted: boolean;
 }
 
 const refOf = (e: CheckpointClaim): ClaimRef => ({ namespace: e.namespace, name: e.name, uid: e.uid });
@@ -84,7 +94,7 @@ export async function reconcileClaims(options: ReconcileOptions): Promise<Reconc
   } catch (err) {
     if (!(err instanceof StateLockError)) throw err;
     options.logger.error({ err, component: 'reconcile' }, 'cannot reconcile the claims: the state lock is held');
-    return { rebooted: false, rolledBack: [], rebuilt: undefined, dropped: [], restored: [], orphans: [], errors: [err.message] };
+    return { rebooted: false, rolledBack: [], rebuilt: undefined, dropped: [], restored: [], orphans: [], errors: [err.message], aborted: false };
   }
 }
 
@@ -94,8 +104,6 @@ export interface StartupOptions extends Omit<ReconcileOptions, 'loaded' | 'store
   readonly store: ReconcileStore & Pick<ClaimStore, 'init'>;
   /** Attempts to take the state lock (each waits up to its acquisition timeout); default 6. */
   readonly lockAttempts?: number;
-  /** Cancels the wait (shutdown during start-up). */
-  readonly signal?: AbortSignal;
 }
 
 /**
@@ -105,17 +113,20 @@ export interface StartupOptions extends Omit<ReconcileOptions, 'loaded' | 'store
  * warning per failed attempt.
  * @returns what `init()` loaded and the reconciliation report.
  * @throws StateLockError after `lockAttempts` failed attempts or when the lock cannot be created (the agent
- *   must not serve on a state it could not reconcile); the abort reason when `signal` fires.
+ *   must not serve on a state it could not reconcile); StartupAbortedError when `signal` fires (between lock
+ *   attempts, or during the reconciliation, which stops between two claims: see the file doc).
  */
 export async function initAndReconcile(options: StartupOptions): Promise<{ readonly loaded: CheckpointLoad; readonly report: ReconcileReport }> {
   const { store } = options;
   const attempts = Math.max(1, options.lockAttempts ?? 6);
   for (let attempt = 1; ; attempt++) {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new StartupAbortedError();
     try {
       return await store.locked(async () => {
         const loaded = await store.init();
-        return { loaded, report: await reconcileLocked({ ...options, loaded }) };
+        const report = await reconcileLocked({ ...options, loaded });
+        if (report.aborted) throw new StartupAbortedError();
+        return { loaded, report };
       });
     } catch (err) {
       if (!(err instanceof StateLockError) || !err.busy || attempt >= attempts) throw err;
@@ -125,14 +136,23 @@ export async function initAndReconcile(options: StartupOptions): Promise<{ reado
 }
 
 async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileReport> {
-  const { store, recovery, source, loaded } = options;
+  const { store, recovery, source, loaded, signal } = options;
   const log = options.logger.child({ component: 'reconcile' });
   const errors: string[] = [];
   const rolledBack: string[] = [];
   const dropped: string[] = [];
   const restored: string[] = [];
+  const bootId = await store.bootId();
+  const rebooted = loaded.fileBootId !== '' && loaded.fileBootId !== bootId;
+  const stopped = (step: string): boolean => {
+    if (!signal?.aborted) return false;
+    log.warn({ step, rolledBack: rolledBack.length, dropped: dropped.length, restored: restored.length }, 'start-up reconciliation stopped by shutdown; the next start goes on');
+    return true;
+  };
+  const abort = (rebuilt?: readonly string[]): ReconcileReport => ({ rebooted, rolledBack, rebuilt, dropped, restored, orphans: [], errors, aborted: true });
 
   for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareStarted')) {
+    if (stopped('rollback')) return abort();
     const result = await recovery.drop(refOf(entry));
     if (result.error === undefined) rolledBack.push(entry.uid);
     else errors.push(result.error);
@@ -140,16 +160,16 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
 
   let rebuilt: readonly string[] | undefined;
   if (store.needsRebuild) {
-    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger });
+    const outcome = await rebuildFromApi({ store, recovery, source, logger: options.logger, signal });
     rebuilt = outcome.rebuilt;
     errors.push(...outcome.errors);
+    if (outcome.aborted && stopped('rebuild')) return abort();
   }
 
-  const bootId = await store.bootId();
-  const rebooted = loaded.fileBootId !== '' && loaded.fileBootId !== bootId;
   if (rebooted) {
     log.info({ fileBootId: loaded.fileBootId, bootId }, 'the node rebooted since the checkpoint was written; checking each claim with the API server');
     for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+      if (stopped('reboot check')) return abort(rebuilt);
       const verdict = await stillHeld(source, refOf(entry));
       if (verdict.held) continue;
       const result = await recovery.drop(refOf(entry));
@@ -163,6 +183,7 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
   }
 
   for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareCompleted')) {
+    if (stopped('restore')) return abort(rebuilt);
     try {
       const outcome = await recovery.restoreSpec(entry.uid);
       if (outcome === 'written' || outcome === 'rewritten') {
@@ -180,7 +201,8 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
   if (orphans.length > 0) log.info({ orphans }, 'removed CDI specs no prepared claim accounts for');
   // Save when anything changed or the recorded boot ID is not the current one; a node with no claims and no
   // checkpoint writes nothing (so a fault point on the first write fires at the first prepare).
-  const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined;
+  // Entries the load dropped (checkpoint-entry.ts) are left out of the file by this save.
+  const changed = rolledBack.length + dropped.length + (rebuilt?.length ?? 0) > 0 || loaded.error !== undefined || droppedEntries(loaded.claims).length > 0;
   if (changed || (Object.keys(store.entries()).length > 0 && loaded.fileBootId !== bootId)) {
     try {
       await store.persist();
@@ -189,7 +211,7 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
       log.error({ err }, 'cannot save the reconciled checkpoint');
     }
   }
-  const report = { rebooted, rolledBack, rebuilt, dropped, restored, orphans, errors };
+  const report = { rebooted, rolledBack, rebuilt, dropped, restored, orphans, errors, aborted: false };
   log.info({ ...report, errors: errors.length }, 'claims reconciled');
   return report;
 }

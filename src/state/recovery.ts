@@ -65,7 +65,7 @@ export class ClaimRecovery {
     return this.store.locked(async () => {
       const entry = this.store.entries()[uid];
       if (entry?.state !== 'PrepareCompleted') return 'not-completed';
-      const spec = this.ops.specOf(uid, entry.devices);
+      const spec = this.ops.specOf(uid, entry);
       const current = await this.ops.cdi.read(uid);
       if (current !== undefined && current !== null && sameSpec(current, spec)) return 'present';
       await this.ops.writeSpec(uid, spec);

@@ -4,10 +4,12 @@
  * bounded time; a second signal exits at once. The agent runs as one process (`node --import tsx src/cli.ts`,
  * Node 24 from node_modules/.bin) against an API server the test owns, which holds the claim GET in flight until
  * the test releases it (no sleeps: the test acts on "the GET arrived", "the sockets are gone", the exit).
+ * SIGTERM during a long start-up reconciliation (issue 9 item 8: 50,000 claims whose CDI specs a reboot
+ * removed) stops it between two claims and exits 0, leaving a checkpoint that loads whole.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeConfig, ResourceV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +20,10 @@ import { DRIVER, NODE, allocatedClaim, removeDir, tempDir } from '../helpers/age
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
 import { deferred, waitFor, within } from '../helpers/wait.js';
+import { allocatableDevices } from '../../src/model/devices.js';
+import { decodeCheckpoint, droppedEntries, encodeCheckpoint, type CheckpointClaim } from '../../src/state/checkpoint.js';
+import { dgxInventory } from '../helpers/claims.js';
+import { claimRef } from '../helpers/names.js';
 
 const NODE24 = join(REPO, 'node_modules/.bin/node');
 
@@ -139,5 +145,56 @@ describe('graceful shutdown', () => {
     // The call in flight was cut off, not answered.
     expect(release.settled).toBe(false);
     expect(await prepare).toBeInstanceOf(Error);
+  });
+
+  it('stops a long start-up reconciliation on SIGTERM between two claims and exits 0, the checkpoint whole', async () => {
+    const entries = 50_000;
+    const dir = await tempDir('gpulet-startup-abort-');
+    cleanups.push(() => removeDir(dir));
+    const server = await startApiServer({ nodes: [NODE] });
+    cleanups.push(() => server.close());
+    const kubeconfig = join(dir, 'api.kubeconfig');
+    await writeFile(kubeconfig, server.kubeconfig(), { mode: 0o600 });
+    // A checkpoint of 50,000 prepared claims whose specs are gone (a reboot emptied the CDI dir), same boot ID.
+    const state = join(dir, 'state');
+    await mkdir(state, { recursive: true, mode: 0o700 });
+    const bootIdFile = join(dir, 'boot_id');
+    await writeFile(bootIdFile, 'boot-1\n');
+    const gpus = allocatableDevices(await dgxInventory(NODE)).filter((d) => d.kind === 'gpu');
+    const claims: Record<string, CheckpointClaim> = {};
+    for (let i = 0; i < entries; i++) {
+      const ref = claimRef({ namespace: 'ml', name: `c-${i}`, uid: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}` });
+      const d = gpus[i % gpus.length]!;
+      claims[ref.uid] = { ...ref, state: 'PrepareCompleted', pods: [], configs: [],
+        devices: [{ requestNames: ['gpu'], poolName: NODE, deviceName: d.name, uuid: d.uuid, cdiDeviceIds: [`k8s.${DRIVER}/claim=${ref.uid}-${d.name}`] }] };
+    }
+    await writeFile(join(state, 'checkpoint.json'), encodeCheckpoint(claims, 'boot-1'), { mode: 0o600 });
+    const child = spawn(NODE24, ['--import', 'tsx', 'src/cli.ts', '--node-name', NODE, '--state-dir', state, '--metrics-address', '127.0.0.1:0',
+      '--kube-api', 'kubeconfig', '--kubeconfig', kubeconfig], {
+      cwd: REPO,
+      env: { PATH: `${join(REPO, 'node_modules/.bin')}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root', GPULET_BOOT_ID_FILE: bootIdFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<{ code: number | null }>((res) => child.on('exit', (code) => res({ code })));
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const cdi = join(state, 'cdi');
+    const specs = () => (existsSync(cdi) ? readdirSync(cdi).filter((f) => f.endsWith('.json')) : []);
+    await waitFor(() => specs().length >= 5, { what: 'the reconciliation restoring specs', timeoutMs: 60_000, intervalMs: 20, detail: () => stderr.slice(-2000) });
+    child.kill('SIGTERM');
+    const { code } = await within(exited, 'exit after SIGTERM during start-up', 60_000, () => stderr.slice(-2000));
+    expect(code).toBe(0);
+    expect(stderr).toContain('start-up reconciliation stopped by shutdown');
+    expect(stderr).toContain('start-up cancelled by a signal');
+    const restored = specs().length;
+    expect(restored).toBeLessThan(entries); // stopped between two claims, long before the end
+    expect(sockets(dir)).toEqual([]); // nothing was registered
+    const saved = decodeCheckpoint(await readFile(join(state, 'checkpoint.json'), 'utf8'));
+    expect(Object.keys(saved.claims)).toHaveLength(entries);
+    expect(droppedEntries(saved.claims)).toEqual([]);
+    for (const f of specs()) expect(JSON.parse(await readFile(join(cdi, f), 'utf8'))).toHaveProperty('devices'); // each written whole
   });
 });

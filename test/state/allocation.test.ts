@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { devicesByName, type AllocatableDevice } from '../../src/model/devices.js';
 import { ClaimError } from '../../src/errors.js';
 import { MAX_ALLOCATION_RESULTS, resolveAllocation, stripSubrequest } from '../../src/state/allocation.js';
+import { deviceEnv, MAX_CLAIM_ENV_BYTES } from '../../src/state/claim-env.js';
 import type { RawResourceClaim } from '../../src/state/claim-source.js';
 import { GPU_CONFIG_API_VERSION, GPU_CONFIG_KIND } from '../../src/state/opaque-config.js';
 import { allocatedClaim, checkedClaim, dgxInventory, DRIVER, newRef, NODE, type ResultSpec } from '../helpers/claims.js';
@@ -130,8 +131,37 @@ describe('resolveAllocation', () => {
         ],
       }),
     );
-    expect(out.devices[0]!.env).toEqual({ ALL: '1', X: 'class' });
-    expect(out.devices[1]!.env).toEqual({ ALL: '1', X: 'claim' });
+    // Stored once per claim, each config with the devices it applies to ([] = all), other drivers' left out.
+    expect(out.configs).toEqual([
+      { devices: [], env: { ALL: '1', X: 'class' } },
+      { devices: ['gpu-1'], env: { X: 'claim' } },
+    ]);
+    expect(deviceEnv(out.configs, 'gpu-0')).toEqual({ ALL: '1', X: 'class' });
+    expect(deviceEnv(out.configs, 'gpu-1')).toEqual({ ALL: '1', X: 'claim' });
+  });
+
+  it('resolves upstream requests: a listed request covers its subrequests, a listed subrequest only itself', () => {
+    const out = resolve(
+      claimWith([{ request: 'a/x', device: 'gpu-0' }, { request: 'a/y', device: 'gpu-1' }, { request: 'b', device: 'gpu-2' }], {
+        config: [opaque(cfg({ A: '1' }), ['a']), opaque(cfg({ AX: '1' }), ['a/x']), opaque(cfg({ NONE: '1' }), ['c']), opaque(cfg(), [])],
+      }),
+    );
+    // `c` names no result of ours and the last config sets nothing: neither is stored.
+    expect(out.configs).toEqual([{ devices: ['gpu-0', 'gpu-1'], env: { A: '1' } }, { devices: ['gpu-0'], env: { AX: '1' } }]);
+  });
+
+  it(`refuses a claim whose env is over ${MAX_CLAIM_ENV_BYTES} bytes, naming the claim, the size and the limit`, () => {
+    // The probe's claim: 16 devices, 32 configs of nearly 10 KiB each.
+    const results = Array.from({ length: 16 }, (_, i) => ({ request: `r${i}`, device: [...devices.keys()][i]! }));
+    const fat = (i: number) => opaque(cfg({ [`V${i}`]: 'x'.repeat(10 * 1024 - 100) }));
+    expectError(claimWith(results, { config: Array.from({ length: 32 }, (_, i) => fat(i)) }), 'bytes', `more than the ${MAX_CLAIM_ENV_BYTES}-byte limit per claim`);
+    // Six such configs fit when every device shares them (stored and written once) ...
+    expect(resolve(claimWith(results, { config: Array.from({ length: 6 }, (_, i) => fat(i)) })).configs).toHaveLength(6);
+    // A config for some devices only is written once per device: three for two devices each fit, four do not
+    // (stored 4 × ~10 KiB, but written twice as much).
+    const pairs = (n: number) => Array.from({ length: n }, (_, i) => opaque(cfg({ [`P${i}`]: 'x'.repeat(10 * 1024 - 100) }), [`r${i}`, `r${i + 8}`]));
+    expect(resolve(claimWith(results, { config: pairs(3) })).configs.map((c) => c.devices.length)).toEqual([2, 2, 2]);
+    expectError(claimWith(results, { config: pairs(4) }), 'is 81144 bytes (as stored: 40572; as written into the CDI spec: 81144)');
   });
 
   it('rejects bad opaque config of our driver: non-object, oversize, unknown params, wrong kind, reserved env', () => {

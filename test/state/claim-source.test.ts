@@ -1,6 +1,6 @@
 /**
  * KubeClaimSource through the real @kubernetes/client-node against a real HTTP server on a free port:
- * the GET and LIST paths of resource.k8s.io/v1, the mapping of 404 / 403 / 5xx / connection refused to typed
+ * the GET and (paged) LIST paths of resource.k8s.io/v1, the mapping of 404 / 403 / 5xx / connection refused to typed
  * ApiErrors with retry hints, and the entry check of what the server answers (`claimFromApi`): a claim whose
  * metadata breaks the rules of src/model/claim-ref.ts is an InvalidClaimError naming it (GET) or left out and
  * reported (LIST).
@@ -45,7 +45,10 @@ describe('KubeClaimSource', () => {
       if (req.url === '/apis/resource.k8s.io/v1/namespaces/ml/resourceclaims/train') return send(200, claim);
       if (req.url === '/apis/resource.k8s.io/v1/namespaces/ml/resourceclaims/odd') return send(200, odd);
       if (req.url?.startsWith('/apis/resource.k8s.io/v1/resourceclaims?')) {
-        return send(200, { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimList', metadata: {}, items: [odd, claim, upper] });
+        // Two pages: the first says where to continue, the second ends the list.
+        const second = new URL(req.url, 'http://x').searchParams.get('continue') === 'page-2';
+        const metadata = second ? {} : { continue: 'page-2' };
+        return send(200, { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimList', metadata, items: second ? [upper] : [odd, claim] });
       }
       if (req.url?.endsWith('/forbidden')) return send(403, status(403, 'Forbidden', 'resourceclaims is forbidden'));
       if (req.url?.endsWith('/broken')) return send(503, status(503, 'ServiceUnavailable', 'etcd down'));
@@ -72,14 +75,26 @@ describe('KubeClaimSource', () => {
     );
   });
 
-  it('LISTs every claim, leaving out (and reporting) those whose metadata breaks the rules', async () => {
-    const listed = await new KubeClaimSource(kubeconfig(url)).list();
-    expect(seen.some((r) => r.startsWith('GET /apis/resource.k8s.io/v1/resourceclaims?'))).toBe(true);
-    expect(listed.claims.map((c) => c.metadata)).toEqual([ref]);
-    expect(listed.invalid.map((e) => e.message)).toEqual([
+  it('LISTs every claim page by page, asking for a page only when pulled, reporting claims whose metadata breaks the rules', async () => {
+    const lists = () => seen.filter((r) => r.startsWith('GET /apis/resource.k8s.io/v1/resourceclaims?'));
+    const pages = new KubeClaimSource(kubeconfig(url)).listPages()[Symbol.asyncIterator]();
+    expect(lists()).toEqual([]); // nothing asked before the first pull
+    const first = await pages.next();
+    expect(lists()).toEqual([expect.stringMatching(/[?&]limit=500(&|$)/)]);
+    expect(first.done).toBe(false);
+    expect(first.value?.claims.map((c) => c.metadata)).toEqual([ref]);
+    expect(first.value?.invalid.map((e) => e.message)).toEqual([
       expect.stringMatching(/^resourceclaim "ml\/odd" \(uid "\.\.\/\.\.\/etc"\) .*metadata\.uid is not a claim UID/),
+    ]);
+    const second = await pages.next();
+    expect(lists()).toHaveLength(2);
+    expect(lists()[1]).toMatch(/[?&]continue=page-2(&|$)/);
+    expect(second.value?.claims).toEqual([]);
+    expect(second.value?.invalid.map((e) => e.message)).toEqual([
       expect.stringMatching(/^resourceclaim "ML\/upper" .*metadata\.namespace is not a DNS label: must be a DNS label/),
     ]);
+    expect((await pages.next()).done).toBe(true);
+    expect(lists()).toHaveLength(2);
   });
 
   it('maps 404 to a not-found ApiError', async () => {

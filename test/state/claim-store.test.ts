@@ -28,7 +28,7 @@ const checkpointPath = () => join(dir, 'state', 'checkpoint.json');
 const storeOn = (over: Partial<ClaimStoreOptions> = {}) =>
   new ClaimStore({ checkpointPath: checkpointPath(), logger: silentLogger(), readBootId: () => Promise.resolve('boot-1'), ...over });
 const entryOf = (name: string, state: CheckpointClaim['state'] = 'PrepareCompleted'): CheckpointClaim => {
-  return { ...newRef(name), state, devices: [], pods: [] };
+  return { ...newRef(name), state, devices: [], pods: [], configs: [] };
 };
 const fileClaims = async () => Object.keys((JSON.parse(await readFile(checkpointPath(), 'utf8')) as { claims: object }).claims);
 

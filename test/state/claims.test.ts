@@ -199,7 +199,7 @@ describe('claim state: prepare, unprepare, ownership', () => {
     source.put(allocatedClaim({ ...ref, uid: '11111111-2222-4333-8444-555555555555' }, [{ device: 'gpu-5' }]));
     // a crash after PrepareStarted: entry present, spec present
     await new CheckpointStore({ path: checkpointPath, readBootId: () => Promise.resolve('boot-0') }).save({
-      [ref.uid]: { ...ref, state: 'PrepareStarted', devices: [], pods: [] },
+      [ref.uid]: { ...ref, state: 'PrepareStarted', devices: [], pods: [], configs: [] },
     });
     const m = await manager();
     const out = await m.preparer.prepare([ref]);

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import type { CheckpointClaim, CheckpointDevice } from '../../src/state/checkpoint.js';
 import { ClaimStore } from '../../src/state/claim-store.js';
 import { OwnershipView } from '../../src/state/ownership.js';
-import { newRef, NODE, tempDir } from '../helpers/claims.js';
+import { DRIVER, newRef, NODE, tempDir } from '../helpers/claims.js';
 import { podRef } from '../helpers/names.js';
 
 let dir: string;
@@ -21,9 +21,13 @@ beforeEach(async () => {
 afterEach(() => cleanup());
 
 const storeOn = () => new ClaimStore({ checkpointPath: join(dir, 'checkpoint.json'), logger: silentLogger(), readBootId: () => Promise.resolve('b') });
-const device = (name: string, uuid: string): CheckpointDevice => ({ requestNames: ['gpu'], poolName: NODE, deviceName: name, uuid, cdiDeviceIds: [`id-${name}`] });
-const entryOf = (name: string, devices: CheckpointDevice[], state: CheckpointClaim['state'] = 'PrepareCompleted'): CheckpointClaim => {
-  return { ...newRef(name), state, devices, pods: [podRef({ namespace: 'ml', name: `${name}-pod` })] };
+type Device = Omit<CheckpointDevice, 'cdiDeviceIds'>;
+const device = (name: string, uuid: string): Device => ({ requestNames: ['gpu'], poolName: NODE, deviceName: name, uuid });
+/** An entry as prepare records it (CDI IDs derived from the uid and the device: what a session's re-read accepts). */
+const entryOf = (name: string, devices: Device[], state: CheckpointClaim['state'] = 'PrepareCompleted'): CheckpointClaim => {
+  const ref = newRef(name);
+  const recorded = devices.map((d) => ({ ...d, cdiDeviceIds: [`k8s.${DRIVER}/claim=${ref.uid}-${d.deviceName}`] }));
+  return { ...ref, state, devices: recorded, pods: [podRef({ namespace: 'ml', name: `${name}-pod` })], configs: [] };
 };
 const commit = (store: ClaimStore, entry: CheckpointClaim, remove = false) =>
   store.locked(() => store.commit(entry.uid, remove ? undefined : entry));

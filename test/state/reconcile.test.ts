@@ -36,9 +36,10 @@ class ListingSource extends MemoryClaimSource {
     if (this.down) return Promise.reject(new ApiError('API server unreachable (test outage)'));
     return super.get(namespace, name);
   }
-  list(): Promise<ClaimList> {
-    if (this.down) return Promise.reject(new ApiError('API server unreachable (test outage)'));
-    return Promise.resolve(this.listAll());
+  async *listPages(): AsyncGenerator<ClaimList> {
+    await Promise.resolve();
+    if (this.down) throw new ApiError('API server unreachable (test outage)');
+    yield this.listAll();
   }
   delete(ref: { namespace: string; name: string }): void {
     this.claims.delete(`${ref.namespace}/${ref.name}`);
