@@ -12,7 +12,7 @@ import type { ClaimRecovery } from './recovery.js';
 
 /** What a rebuild needs of the claim store: marking it done. */
 export type RebuildStore = Pick<ClaimStore, 'rebuilt'>;
-/** What a rebuild needs of recovery: our driver and pool, adopting a listed claim, the orphan sweep. */
+/** What a rebuild needs of recovery: our driver and pool, adopting a listed claim, the confirmed orphan sweep. */
 export type RebuildRecovery = Pick<ClaimRecovery, 'driverName' | 'poolName' | 'adopt' | 'sweep'>;
 
 /** Options of {@link rebuildFromApi}. */
@@ -28,17 +28,19 @@ export interface RebuildOptions {
  * keep those with an allocation result for our driver and pool and a non-empty `status.reservedFor`, and
  * prepare each one again (spec and PrepareCompleted entry) from the listed object. Claims already recorded
  * are left alone. A listed claim whose metadata breaks the rules (`claimFromApi`, claim-source.ts) is
- * skipped with a warning naming it. On success the rebuild is marked done and orphaned specs are swept.
- * @returns UIDs prepared again (undefined when the list failed: the rebuild stays due) and per-claim errors.
- *   Never rejects.
+ * skipped with a warning naming it. On success the rebuild is marked done and the specs of ours that no
+ * entry accounts for are swept, except those of the listed claims held here (one that could not be prepared
+ * again keeps its spec; the next start-up rebuilds again, reconcile.ts). A failed list removes nothing.
+ * @returns UIDs prepared again (undefined when the list failed: the rebuild stays due), specs removed, and
+ *   per-claim errors. Never rejects.
  */
-export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonly rebuilt: readonly string[] | undefined; readonly errors: readonly string[] }> {
+export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonly rebuilt: readonly string[] | undefined; readonly orphans: readonly string[]; readonly errors: readonly string[] }> {
   const { store, recovery, source } = options;
   const log = options.logger.child({ component: 'reconcile' });
   if (source.list === undefined) {
     const message = 'cannot rebuild the prepared claims: the claim source cannot list ResourceClaims';
     log.error(message);
-    return { rebuilt: undefined, errors: [message] };
+    return { rebuilt: undefined, orphans: [], errors: [message] };
   }
   let listed: ClaimList;
   try {
@@ -46,7 +48,7 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
   } catch (err) {
     const message = `cannot rebuild the prepared claims from the API server yet: ${errorMessage(err)}; retrying at the next clean-up`;
     log.error({ err }, message);
-    return { rebuilt: undefined, errors: [message] };
+    return { rebuilt: undefined, orphans: [], errors: [message] };
   }
   for (const invalid of listed.invalid) log.warn({ err: invalid }, `rebuild: skipped a listed claim: ${invalid.message}`);
   const all = listed.claims;
@@ -64,9 +66,11 @@ export async function rebuildFromApi(options: RebuildOptions): Promise<{ readonl
     }
   }
   store.rebuilt();
-  const { orphans } = await recovery.sweep();
+  const swept = await recovery.sweep(new Set(ours.map((c) => c.metadata.uid)));
+  if (swept.error !== undefined) errors.push(swept.error);
+  const { orphans } = swept;
   log.info({ listed: all.length, skipped: listed.invalid.length, ours: ours.length, rebuilt, orphans, errors: errors.length }, 'prepared claims rebuilt from the API server');
-  return { rebuilt, errors };
+  return { rebuilt, orphans, errors };
 }
 
 /** `status.reservedFor` is a non-empty list (resource.k8s.io/v1 ResourceClaimStatus). */
