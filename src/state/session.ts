@@ -183,7 +183,10 @@ export class SessionRunner {
       session.expired = expired;
       this.stuckState ??= { since: Date.now(), reason: expired.message };
       this.log.error({ err: expired, deadlineMs }, 'a state session passed its deadline; lock released, reporting not ready');
-      work.catch((late: unknown) => this.log.warn({ err: late }, 'an abandoned state session ended'));
+      work.then(
+        () => this.log.warn('an abandoned state session ended (its writes were refused)'),
+        (late: unknown) => this.log.warn({ err: late }, 'an abandoned state session ended (its writes were refused)'),
+      );
       throw expired;
     } finally {
       clearTimeout(timer);

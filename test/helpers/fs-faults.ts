@@ -9,7 +9,7 @@
  *   ...
  *   faults.arm({ op: 'fsync', nth: 2, errno: 'EIO' });   // or { op: 'read', nth: 1, hang: true }
  *   await preparer.prepare([ref]);
- *   faults.disarm();
+ *   faults.disarm();                                      // faults.release() lets a hung call go on
  *
  * Operations: `open`, `read` (FileHandle read/readFile), `write` (write/writeFile), `fsync` (sync/datasync,
  * of files and directories), `stat` (lstat, FileHandle stat), `rename`, `unlink` (unlink, rm), `readdir`,
@@ -26,7 +26,7 @@ export const FS_OPS: readonly FsOp[] = ['open', 'read', 'write', 'fsync', 'stat'
 export const ERRNOS = ['EMFILE', 'ENOSPC', 'EIO', 'EACCES'] as const;
 export type Errno = (typeof ERRNOS)[number];
 
-/** What to inject: the `nth` (1-based) call of `op` fails with `errno`, or never settles (`hang`). */
+/** What to inject: the `nth` (1-based) call of `op` fails with `errno`, or waits until `release()` (`hang`). */
 export type FaultPlan = { readonly op: FsOp; readonly nth: number } & ({ readonly errno: Errno } | { readonly hang: true });
 
 /** A Node-like system error. */
@@ -43,8 +43,14 @@ export function errnoError(errno: string, syscall: string, path: string): NodeJS
 class FsFaults {
   private readonly calls = new Map<FsOp, number>();
   private plan: FaultPlan | undefined;
+  private readonly hung: (() => void)[] = [];
   /** The call that failed or hung since `arm`, if any. */
   fired: { readonly op: FsOp; readonly path: string } | undefined;
+
+  /** Let every hung call go on (to the real call). */
+  release(): void {
+    for (const go of this.hung.splice(0)) go();
+  }
 
   /** Start counting from zero, failing the planned call (none: count only). */
   arm(plan?: FaultPlan): void {
@@ -63,14 +69,14 @@ class FsFaults {
     return new Map(this.calls);
   }
 
-  /** Called before every real call: counts it, and throws or never settles when it is the planned one. */
+  /** Called before every real call: counts it, and throws or waits for `release()` when it is the planned one. */
   async hit(op: FsOp, path: string): Promise<void> {
     const n = (this.calls.get(op) ?? 0) + 1;
     this.calls.set(op, n);
     const plan = this.plan;
     if (plan === undefined || plan.op !== op || plan.nth !== n) return;
     this.fired = { op, path };
-    if ('hang' in plan) return new Promise<void>(() => undefined);
+    if ('hang' in plan) return new Promise<void>((go) => void this.hung.push(go));
     throw errnoError(plan.errno, op, path);
   }
 }
