@@ -133,7 +133,7 @@ export class CheckpointStore {
     try {
       await rename(this.path, movedTo);
     } catch (err) {
-      throw new StateIoError('checkpoint', this.path, `move the unusable file aside (${reason}) to ${movedTo}`, err);
+      throw new StateIoError('checkpoint', this.path, `move the unusable file aside to ${movedTo}`, err, `it is unusable (${reason}) and was left in place, nothing was changed`);
     }
     let synced = '';
     try {

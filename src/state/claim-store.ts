@@ -250,7 +250,7 @@ export class ClaimStore {
       await this.save(this.image);
     } catch (err) {
       const where = loaded.movedTo === undefined ? 'it is missing' : `the unusable file was moved to ${loaded.movedTo}`;
-      throw new StateIoError('checkpoint', this.checkpoint.path, 'write back the last image', err, `${where}; the claims stay in memory and the next session writes them back`);
+      throw new StateIoError('checkpoint', this.checkpoint.path, 'write back the last image', err, `${where}; the claims stay in memory, a rebuild from the API server is due, and the next session writes them back`);
     }
   }
 

@@ -47,12 +47,12 @@ export class StateIoError extends GpuletError {
     /** The operation that failed: 'open', 'fstat', 'read', 'list'. */
     readonly op: string,
     cause: unknown,
-    /** What it left behind, when not "nothing was changed". */
-    consequence = 'nothing was changed',
+    /** What it means and left behind, when not "an I/O error, not damage to the file: nothing was changed". */
+    consequence = 'an I/O error, not damage to the file: nothing was changed',
   ) {
     const errno = errnoOf(cause) ?? 'EUNKNOWN';
     const detail = cause instanceof Error ? cause.message : String(cause);
-    super('STATE_IO', `${what} ${path}: cannot ${op}: ${detail.startsWith(errno) ? detail : `${errno}: ${detail}`}; an I/O error, not damage to the file: ${consequence}; retryable`, { cause });
+    super('STATE_IO', `${what} ${path}: cannot ${op}: ${detail.includes(errno) ? detail : `${errno}: ${detail}`}; ${consequence}; retryable`, { cause });
     this.errno = errno;
   }
 }
