@@ -53,7 +53,7 @@ export interface ClaimStoreOptions {
 
 /** What {@link ClaimStore.init} loaded: the checkpoint, and the set-aside checkpoints beside it. */
 export interface StoreLoad extends CheckpointLoad {
-  /** Paths of `<checkpoint>.corrupt-*` files beside the checkpoint (this load's included). */
+  /** Paths of `<checkpoint>.corrupt-*` files beside the checkpoint (the one this load moved aside last). */
   readonly setAside: readonly string[];
 }
 
@@ -216,8 +216,8 @@ export class ClaimStore {
   }
 
   private async load(): Promise<StoreLoad> {
+    const setAside = await this.checkpoint.setAside(); // first: a failure here changes nothing
     const loaded = await this.checkpoint.load();
-    const setAside = await this.checkpoint.setAside();
     this.image = { ...loaded.claims };
     this.initialized = true;
     if (loaded.error !== undefined) {
@@ -225,7 +225,7 @@ export class ClaimStore {
       this.log.error({ err: loaded.error }, 'checkpoint unusable; rebuilding the prepared claims from the API server');
       await this.options.onCheckpointLost?.(loaded.error);
     }
-    return { ...loaded, setAside };
+    return { ...loaded, setAside: loaded.movedTo === undefined ? setAside : [...setAside, loaded.movedTo] };
   }
 
   /**
@@ -245,7 +245,11 @@ export class ClaimStore {
     const error = loaded.error ?? new CheckpointError(this.checkpoint.path, 'gone on re-read, though it recorded prepared claims; writing back the last image and rebuilding from the API server');
     this.rebuildWanted = true;
     this.log.error({ err: error }, 'checkpoint unusable on re-read; keeping the last image and rebuilding from the API server');
-    await this.options.onCheckpointLost?.(error);
+    try {
+      await this.options.onCheckpointLost?.(error);
+    } catch (err) {
+      this.log.warn({ err }, 'the checkpoint-lost hook failed');
+    }
     try {
       await this.save(this.image);
     } catch (err) {
