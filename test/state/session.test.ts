@@ -64,7 +64,7 @@ describe('state sessions are bounded by a deadline', () => {
 
   it('a session stuck in a file call fails at its deadline, releases the lock, reports not ready, and cannot write later', async () => {
     const log = capturingLogger();
-    const s = stateOn({ sessionDeadlines: { batchMs: 300 }, logger: log.logger });
+    const s = stateOn({ sessionDeadlines: { batchMs: 2_000 }, logger: log.logger });
     await s.store.init();
     const a = newRef('a');
     const b = newRef('b');
@@ -83,7 +83,7 @@ describe('state sessions are bounded by a deadline', () => {
     faults.arm({ op: 'read', nth: 1, hang: true }); // the session's re-read of the checkpoint never returns
     const out = await s.preparer.prepare([b]);
     expect(faults.fired?.path).toBe(join(dir, 'state', 'checkpoint.json'));
-    expect(out.get(b.uid)?.error).toContain(`claim ml/b (uid ${b.uid}): a session of the claim state did not finish within 300 ms`);
+    expect(out.get(b.uid)?.error).toContain(`claim ml/b (uid ${b.uid}): a session of the claim state did not finish within 2000 ms`);
     expect(out.get(b.uid)?.error).toContain('retry');
     expect(s.store.stuck()).toBeDefined();
     const stuck = await readyz(telemetry);
@@ -98,7 +98,7 @@ describe('state sessions are bounded by a deadline', () => {
     faults.disarm();
     const gets = source.gets;
     faults.release();
-    await vi.waitFor(() => expect(log.messages()).toContain('an abandoned state session ended (its writes were refused)'));
+    await vi.waitFor(() => expect(log.messages()).toContain('an abandoned state session ended (its writes were refused)'), { timeout: 20_000 });
     expect(source.gets).toBe(gets + 1);
     expect(await fileClaims()).toEqual([a.uid]);
     expect(await specExists(b.uid)).toBe(false);
@@ -119,7 +119,7 @@ describe('state sessions are bounded by a deadline', () => {
     source.put(allocatedClaim(b, [{ device: 'gpu-1' }]));
     faults.arm({ op: 'open', nth: 1, hang: true }); // the session's re-read opens the checkpoint: never returns
     const first = s.preparer.prepare([a]);
-    await vi.waitFor(() => expect(faults.fired?.path).toBe(join(dir, 'state', 'checkpoint.json')));
+    await vi.waitFor(() => expect(faults.fired?.path).toBe(join(dir, 'state', 'checkpoint.json')), { timeout: 20_000 });
     const second = await s.preparer.prepare([b]);
     expect(second.get(b.uid)?.error).toContain(`claim ml/b (uid ${b.uid}): another session of this gpulet has held the state lock`);
     faults.disarm();
