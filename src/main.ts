@@ -26,6 +26,7 @@ import { KubeClaimSource } from './state/claim-source.js';
 import { OwnershipView } from './state/ownership.js';
 import { Preparer } from './state/preparer.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
+import { stuckReason } from './state/session.js';
 import { ClaimRecovery } from './state/recovery.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 import { withTimeout } from './util/timeout.js';
@@ -170,6 +171,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
       poolName: config.poolName,
+      notReady: () => stuckReason(store.stuck()), // a claim-state session past its deadline
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });

@@ -1,13 +1,23 @@
 /**
  * Writes and removes per-claim CDI spec files (I/O half of `cdi.ts`). Container runtimes read `/etc/cdi`
  * and `/var/run/cdi` (docs/contracts.md §6); gpulet writes transient specs to `/var/run/cdi` by default.
+ *
+ * A spec is read as a plain file (plain-file.ts: no symlink followed, no FIFO waited on, at most
+ * {@link CDI_SPEC_MAX_BYTES}); anything else at a spec's path (a symlink, a FIFO, a directory, a huge file) is
+ * not a spec of ours, and {@link CdiWriter.read} answers it like an unparsable one, so the caller rewrites it
+ * (the atomic rename replaces it without opening it). An I/O error while reading, stat'ing or listing is
+ * thrown as a `StateIoError` (nothing changed, retryable), never taken for "no spec".
  */
-import { access, constants, open, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isObjectUid, type ObjectUid } from '../model/names.js';
 import { CdiError, errorMessage } from '../errors.js';
-import { ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
 import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
+import { lstat, open, readdir, rm } from './fs.js';
+import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
+
+/** Largest CDI spec read, bytes: a claim's spec (at most 32 devices, each with its env under the 10 KiB opaque-config limit) stays far below. */
+export const CDI_SPEC_MAX_BYTES = 1024 * 1024;
 
 /** Mode of spec files (no secrets; readable by debugging tools like the runtimes' own `cdi list`). */
 const SPEC_FILE_MODE = 0o644;
@@ -35,7 +45,8 @@ export class CdiWriter {
 
   /**
    * Write the spec atomically (temp file, fsync, rename, fsync dir), creating the directory if needed.
-   * @throws CdiError naming the directory and what to check when it cannot be created or written.
+   * @throws CdiError naming the directory and what to check when it cannot be created or written, or naming
+   *   the file when it was written but the directory could not be synced (a `DirSyncError` cause).
    */
   async write(claimUid: string, spec: CdiSpec): Promise<string> {
     const path = this.specPath(claimUid);
@@ -43,6 +54,7 @@ export class CdiWriter {
     try {
       await writeFileAtomic(path, `${JSON.stringify(spec, null, 2)}\n`, SPEC_FILE_MODE);
     } catch (err) {
+      if (err instanceof DirSyncError) throw new CdiError(`CDI spec ${err.message}`, { cause: err });
       throw new CdiError(
         `cannot write CDI spec ${path}: ${errorMessage(err)}; check that CDI dir ${this.dir} is writable by gpulet ` +
           `and on a writable filesystem (the runtime must read the same dir: /etc/cdi or /var/run/cdi)`,
@@ -52,43 +64,48 @@ export class CdiWriter {
     return path;
   }
 
-  /** True when the claim's spec file exists. */
+  /**
+   * True when the claim's spec is a regular file (`lstat`: a symlink or a FIFO at its path is not a spec).
+   * @throws StateIoError when it cannot be stat'ed for another reason than its absence (EIO, EACCES, ...).
+   */
   async exists(claimUid: string): Promise<boolean> {
+    const path = this.specPath(claimUid);
     try {
-      await access(this.specPath(claimUid), constants.F_OK);
-      return true;
-    } catch {
-      return false;
+      return (await lstat(path)).isFile();
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false; // ENOTDIR: no directory, so no spec
+      throw new StateIoError('CDI spec', path, 'stat', err);
     }
   }
 
   /**
    * Remove a claim's spec. Idempotent: a missing file is success.
-   * @throws CdiError when the file exists but cannot be removed.
+   * @throws CdiError when the file exists but cannot be removed, or was removed but the directory could not
+   *   be synced (a `DirSyncError` cause).
    */
   async remove(claimUid: string): Promise<void> {
     const path = this.specPath(claimUid);
     try {
       await removeFileDurable(path);
     } catch (err) {
+      if (err instanceof DirSyncError) throw new CdiError(`CDI spec ${err.message}`, { cause: err });
       throw new CdiError(`cannot remove CDI spec ${path}: ${errorMessage(err)}; check permissions of ${this.dir}`, { cause: err });
     }
   }
 
   /**
-   * Read a claim's spec file.
-   * @returns the parsed JSON; `undefined` when there is no file; `null` when it exists but is not valid JSON
-   *   (a torn or foreign file: the caller rewrites it).
+   * Read a claim's spec file (see file doc).
+   * @returns the parsed JSON; `undefined` when there is no file; `null` when something is there that is not
+   *   a spec (invalid JSON, a symlink, a FIFO, a directory, larger than {@link CDI_SPEC_MAX_BYTES}): the
+   *   caller rewrites it.
+   * @throws StateIoError when it cannot be opened, stat'ed or read (EMFILE, EIO, EACCES, ...).
    */
   async read(claimUid: string): Promise<unknown> {
-    let text: string;
+    const read = await readPlainFile(this.specPath(claimUid), CDI_SPEC_MAX_BYTES, 'CDI spec');
+    if (read.kind === 'missing') return undefined;
+    if (read.kind === 'unusable') return null;
     try {
-      text = await readFile(this.specPath(claimUid), 'utf8');
-    } catch {
-      return undefined;
-    }
-    try {
-      return JSON.parse(text) as unknown;
+      return JSON.parse(read.text) as unknown;
     } catch {
       return null;
     }
@@ -96,15 +113,19 @@ export class CdiWriter {
 
   /**
    * UIDs of the claims that have a spec file of ours (`<vendor>-claim_<uid>.json`, the UID an object UID) in
-   * the directory; other files (other vendors, other drivers) are never touched. A missing directory lists nothing.
+   * the directory; other files (other vendors, other drivers) are never touched. A missing directory (or a
+   * file in its place) lists nothing.
+   * @throws StateIoError when the directory cannot be listed for another reason (EMFILE, EIO, EACCES, ...):
+   *   an unreadable directory is never taken for an empty one.
    */
   async listClaimUids(): Promise<ObjectUid[]> {
     const prefix = `${this.vendor}-${CDI_CLAIM_CLASS}_`;
     let names: string[];
     try {
       names = await readdir(this.dir);
-    } catch {
-      return [];
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
+      throw new StateIoError('CDI dir', this.dir, 'list', err);
     }
     return names.flatMap((n) => {
       if (!n.startsWith(prefix) || !n.endsWith('.json')) return [];

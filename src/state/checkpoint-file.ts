@@ -1,19 +1,41 @@
 /**
  * The checkpoint file (the document is `checkpoint.ts`): loaded at start and re-read by every session,
  * saved atomically (temp file, fsync, rename, fsync of the dir; file 0600 in a 0700 dir) with the node's boot
- * ID, and moved aside to `<file>.corrupt-<ms>` when unusable so the prepared claims are rebuilt from the API
- * server. The boot ID (`/proc/sys/kernel/random/boot_id`) tells a restart from a reboot.
+ * ID. The boot ID (`/proc/sys/kernel/random/boot_id`) tells a restart from a reboot.
+ *
+ * Reading tells damage from an I/O error (plain-file.ts):
+ * - a file that does not decode (not JSON, wrong envelope or apiVersion, checksum mismatch, malformed entry),
+ *   or something that cannot be a checkpoint at the path (a symlink, a FIFO, a socket, a directory, more than
+ *   {@link CHECKPOINT_MAX_BYTES}), is *unusable*: it is moved aside to `<file>.corrupt-<ms>` and the prepared
+ *   claims are rebuilt from the API server;
+ * - an error of open, fstat or read (EMFILE, EIO, EACCES, ...) is thrown as a `StateIoError`: the file is left
+ *   where it is, untouched, and the operation that read it fails (retryable).
+ * A set-aside file is kept for inspection; while one lies beside the checkpoint ({@link CheckpointStore.setAside})
+ * every start-up rebuilds from the API server before it removes any CDI spec (reconcile.ts).
  */
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CheckpointError, errorMessage } from '../errors.js';
-import { ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from './checkpoint.js';
+import { readdir, rename, rm } from './fs.js';
+import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
+
+/**
+ * Largest checkpoint read or written, bytes. Each entry is bounded (32 devices, its opaque-config env once and
+ * at most 64 KiB: claim-env.ts), their number is not (devices shared by many claims): 64 MiB holds about 1,000
+ * claims at the env cap or 100,000 plain ones (~0.4 KiB each; the start-up tests write 50,000), and is still a
+ * bounded read. A save that would exceed it fails (the claim with it), so gpulet never writes a checkpoint it
+ * would refuse to read.
+ */
+export const CHECKPOINT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Result of {@link CheckpointStore.load}. */
 export interface CheckpointLoad {
   /** Claims recovered (empty when the file was missing or unusable). */
   readonly claims: CheckpointClaims;
+  /** True when there was no file (a fresh node, or a lost checkpoint: reconcile.ts tells them apart). */
+  readonly missing?: true;
   /** Boot ID recorded in the file ('' when none). Differs from the current one after a reboot. */
   readonly fileBootId: string;
   /** Set when the file was unusable; it was moved to `movedTo`. The caller logs it and starts empty. */
@@ -71,52 +93,79 @@ export class CheckpointStore {
   }
 
   /**
-   * Load the checkpoint. Missing file → empty. Unreadable (EACCES, EISDIR, EIO...), corrupt, truncated,
-   * unknown apiVersion or bad checksum → the file is moved aside to `<file>.corrupt-<timestamp>` (when it can
-   * be) and `error` says why; the caller logs it and rebuilds from the API server. Never throws.
+   * Load the checkpoint. Missing file → empty, `missing`. Unusable (see file doc: does not decode, or not a
+   * plain file within {@link CHECKPOINT_MAX_BYTES}) → moved aside to `<file>.corrupt-<timestamp>`; `error` says
+   * why and where it went; the caller logs it and rebuilds from the API server.
+   * @throws StateIoError when the file cannot be opened, stat'ed or read (EMFILE, EIO, EACCES...), or when an
+   *   unusable file cannot be moved aside (the rename's errno): nothing was changed, retry.
    */
   async load(): Promise<CheckpointLoad> {
-    let text: string;
+    const read = await readPlainFile(this.path, CHECKPOINT_MAX_BYTES, 'checkpoint');
+    if (read.kind === 'missing') return { claims: {}, fileBootId: '', missing: true };
+    if (read.kind === 'unusable') return this.unusable(`cannot be a checkpoint: ${read.reason}`, undefined);
     try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { claims: {}, fileBootId: '' };
-      return this.unusable(`cannot read: ${errorMessage(err)} (check its permissions)`, err);
-    }
-    try {
-      const { bootId, claims } = decodeCheckpoint(text);
+      const { bootId, claims } = decodeCheckpoint(read.text);
       return { claims, fileBootId: bootId };
     } catch (err) {
       return this.unusable(errorMessage(err), err);
     }
   }
 
-  /** Move an unusable file aside and describe what happened. */
+  /**
+   * The paths of checkpoints set aside (`<file>.corrupt-*`) beside this one, sorted.
+   * @throws StateIoError when the directory cannot be listed (other than missing).
+   */
+  async setAside(): Promise<string[]> {
+    const dir = dirname(this.path);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
+      throw new StateIoError('state dir', dir, 'list', err);
+    }
+    const prefix = `${basename(this.path)}.corrupt-`;
+    return names.filter((n) => n.startsWith(prefix)).sort().map((n) => join(dir, n));
+  }
+
+  /** Move an unusable file aside and describe what happened. @throws StateIoError when the rename fails. */
   private async unusable(reason: string, cause: unknown): Promise<CheckpointLoad> {
     const movedTo = `${this.path}.corrupt-${this.now()}`;
-    let moved = true;
     try {
       await rename(this.path, movedTo);
-      await fsyncDir(dirname(this.path));
-    } catch {
-      moved = false;
+    } catch (err) {
+      throw new StateIoError('checkpoint', this.path, `move the unusable file aside to ${movedTo}`, err, `it is unusable (${reason}) and was left in place, nothing was changed`);
     }
-    const where = moved ? `moved aside to ${movedTo}` : 'could not be moved aside (the next save replaces it)';
-    const error = new CheckpointError(this.path, `${reason}; ${where}; rebuilding the prepared claims from the API server`, { cause });
-    return { claims: {}, fileBootId: '', error, ...(moved ? { movedTo } : {}) };
+    let synced = '';
+    try {
+      await fsyncDir(dirname(this.path));
+    } catch (err) {
+      synced = ` (the directory could not be synced: ${errorMessage(err)}; a crash may bring it back, and it is set aside again)`;
+    }
+    const error = new CheckpointError(this.path, `${reason}; moved aside to ${movedTo}${synced}; rebuilding the prepared claims from the API server`, { cause });
+    return { claims: {}, fileBootId: '', error, movedTo };
   }
 
   /**
    * Atomically replace the checkpoint with `claims`.
-   * @throws CheckpointError naming the file and what to check.
+   * @throws CheckpointError naming the file and what to check: not written (the errno; or it would exceed
+   *   {@link CHECKPOINT_MAX_BYTES}), or written but its directory not synced (a `DirSyncError` cause).
    */
   async save(claims: CheckpointClaims): Promise<void> {
     const bootId = await this.bootId();
+    const text = encodeCheckpoint(claims, bootId);
+    const size = Buffer.byteLength(text);
+    if (size > CHECKPOINT_MAX_BYTES) {
+      throw new CheckpointError(this.path, `not written: it would be ${size} bytes, more than the ${CHECKPOINT_MAX_BYTES}-byte limit`);
+    }
     try {
       await ensureDir(dirname(this.path), 0o700);
-      await writeFileAtomic(this.path, encodeCheckpoint(claims, bootId), 0o600);
+      await writeFileAtomic(this.path, text, 0o600);
     } catch (err) {
-      throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable`, { cause: err });
+      if (err instanceof DirSyncError) {
+        throw new CheckpointError(this.path, `written, but its directory could not be synced: ${errorMessage(err.cause)}; the change may not survive a crash`, { cause: err });
+      }
+      throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable and has space`, { cause: err });
     }
   }
 

@@ -11,8 +11,10 @@
  * A rebuild left due by an unreachable API server at startup (reconcile.ts) is retried first.
  * A round runs holding the cross-process state lock (one session of the claim store, checkpoint re-read first),
  * so it sees the claims another instance sharing the state dir prepared; when the lock is held past the
- * wait the round is skipped (`lockError`) and the next period tries again. `stop()` ends a round in progress
- * between two claims (or two API pages of a rebuild), so a shutdown never waits for a long round.
+ * wait the round is skipped (`lockError`), and when the checkpoint cannot be read for an I/O error (EMFILE,
+ * EIO...; never taken for corruption) or the session passes its deadline it ends there (`stateError`):
+ * nothing more is changed, and the next period tries again. `stop()` ends a round in progress between two
+ * claims (or two API pages of a rebuild), so a shutdown never waits for a long round.
  */
 import { ApiError, errorMessage, InvalidClaimError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -21,6 +23,7 @@ import type { ClaimStore } from './claim-store.js';
 import { StateLockError } from './lock.js';
 import { rebuildFromApi, type RebuildRecovery, type RebuildStore } from './rebuild.js';
 import type { ClaimRecovery } from './recovery.js';
+import { isSessionError } from './session.js';
 
 /** What a round needs of the claim store: a session, the rebuild-due flag and the entries. */
 export type CleanupStore = RebuildStore & Pick<ClaimStore, 'locked' | 'needsRebuild' | 'entries'>;
@@ -50,6 +53,9 @@ export interface CleanupReport {
   readonly apiError?: string;
   /** Set when the round was skipped because the state lock could not be taken. */
   readonly lockError?: string;
+  /** Set when the round was skipped or cut short: the checkpoint could not be read (an I/O error), or the
+   * session passed its deadline. Nothing more was changed. */
+  readonly stateError?: string;
 }
 
 /** A running clean-up. */
@@ -58,14 +64,14 @@ export interface ClaimCleanup {
   stop(): Promise<void>;
 }
 
-/** Run one round (see file doc) under the state lock. Never rejects. */
+/** Run one round (see file doc) under the state lock. Never rejects for want of the state (a `SessionError`). */
 export async function cleanupOnce(options: Omit<CleanupOptions, 'periodMs'>): Promise<CleanupReport> {
   try {
-    return await options.store.locked(() => cleanupLocked(options));
+    return await options.store.locked(() => cleanupLocked(options), { recovery: true });
   } catch (err) {
-    if (!(err instanceof StateLockError)) throw err;
-    options.logger.warn({ err, component: 'claim-cleanup' }, 'clean-up round skipped: the state lock is held; retrying next round');
-    return { dropped: [], kept: [], lockError: err.message };
+    if (!isSessionError(err)) throw err;
+    options.logger.warn({ err, component: 'claim-cleanup' }, 'clean-up round skipped: the claim state is unavailable; retrying next round');
+    return err instanceof StateLockError ? { dropped: [], kept: [], lockError: err.message } : { dropped: [], kept: [], stateError: err.message };
   }
 }
 

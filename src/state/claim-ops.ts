@@ -7,12 +7,20 @@
  * Prepare of one claim (two phases, persisted in the checkpoint, as the upstream example driver does):
  *   recorded under another namespace/name → a per-claim error naming both (nothing touched: the record
  *   is another claim's, or forged; it goes when that claim is unprepared, or at the periodic clean-up);
- *   already PrepareCompleted, its devices ours (this pool, the current inventory) and its CDI spec present →
- *   answer the recorded devices (idempotent), their CDI IDs recomputed from the UID and the device name;
- *   otherwise GET the claim (unless given) → resolve the allocation (`allocation.ts`) → checkpoint
- *   PrepareStarted → write the CDI spec → checkpoint PrepareCompleted → answer devices with their CDI IDs.
- * Any failure rolls the claim back (spec removed, entry dropped): a claim whose answer carries an error
- * never leaves a spec or checkpoint entry behind. Unprepare removes the spec, then the entry.
+ *   already PrepareCompleted and its devices ours (this pool, the current inventory) → answer the recorded
+ *   devices (idempotent), their CDI IDs recomputed from the UID and the device name, after writing its CDI
+ *   spec back from the entry when it is missing (no API call, nothing else touched);
+ *   otherwise (new, or recorded with a device that is no longer ours) GET the claim (unless given) → resolve
+ *   the allocation (`allocation.ts`) → checkpoint PrepareStarted → write the CDI spec → checkpoint
+ *   PrepareCompleted → answer devices with their CDI IDs.
+ * A failure of a fresh prepare rolls the claim back (entry dropped, spec removed): a claim whose answer
+ * carries an error never leaves a checkpoint entry behind, nor a spec of an attempt. A spec that was there
+ * before the attempt (a claim whose entry was lost, adopted by a rebuild; or a recorded claim prepared again)
+ * is left: it may be a running pod's, and only the API server can say it is not (reconcile.ts). A failure for
+ * a PrepareCompleted claim answered from its record (its spec cannot be checked or written back) removes
+ * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry. Every answer of success
+ * is given after its spec and checkpoint entry are on disk (and their directories synced); an I/O error (its
+ * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
  * each entry on load; here: the claim's name, our pool and inventory; CDI IDs are always derived).
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
@@ -26,6 +34,7 @@ import { devicesByName, type AllocatableDevice } from '../model/devices.js';
 import type { ObjectUid } from '../model/names.js';
 import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { CdiError, ClaimError, errorMessage } from '../errors.js';
+import { errnoOf } from './plain-file.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';
 import type { Logger } from '../log.js';
@@ -38,7 +47,7 @@ import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
 
 /** What the steps need of the claim store. */
-export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry'>;
+export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
 
 /** Options of {@link ClaimOps}. */
 export interface ClaimOpsOptions {
@@ -99,18 +108,19 @@ export class ClaimOps {
       log.warn({ err: error, recorded: `${existing.namespace}/${existing.name}` }, 'prepare refused: the uid is recorded under another name');
       return { error: error.message };
     }
-    if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined && (await this.cdi.exists(ref.uid))) {
-      log.debug('already prepared');
-      return { devices: existing.devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
-    }
+    if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined) return this.preparedAgain(ref, existing, log);
+    // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
+    // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
+    const attempt = { hadSpec: true };
     try {
+      attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
       const devices = await this.prepareFresh(ref, listed);
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
       return { devices: devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
     } catch (err) {
-      const error = err instanceof ClaimError ? err : new ClaimError(ref, errorMessage(err), { cause: err });
+      const error = err instanceof ClaimError ? err : new ClaimError(ref, withRetry(errorMessage(err), err, 'the claim was rolled back'), { cause: err });
       log.warn({ err: error }, 'prepare failed; rolling back');
-      await this.rollback(ref, log);
+      await this.rollback(ref, attempt.hadSpec, log);
       return { error: error.message };
     }
   }
@@ -124,6 +134,7 @@ export class ClaimOps {
     const log = this.log.child({ claimUid: ref.uid, claim: `${ref.namespace}/${ref.name}` });
     const existing = this.store.entries()[ref.uid];
     try {
+      this.store.assertLive();
       await this.cdi.remove(ref.uid);
       faultPoint('unprepare:after-cdi-removed');
       if (existing !== undefined) await this.store.commit(ref.uid, undefined);
@@ -132,7 +143,7 @@ export class ClaimOps {
       return {};
     } catch (err) {
       if (existing !== undefined) this.store.restoreEntry(ref.uid, existing); // the kubelet's retry persists the removal
-      const error = new ClaimError(ref, `unprepare failed: ${errorMessage(err)}`, { cause: err });
+      const error = new ClaimError(ref, withRetry(`unprepare failed: ${errorMessage(err)}`, err, 'its checkpoint entry is kept'), { cause: err });
       log.warn({ err: error }, 'unprepare failed');
       return { error: error.message };
     }
@@ -176,6 +187,27 @@ export class ClaimOps {
     await this.cdi.write(uid, spec);
   }
 
+  /**
+   * A PrepareCompleted claim asked again (another pod, a kubelet restart): its spec is written back from the
+   * entry when missing (or not a regular file); nothing is removed on failure. Never rejects.
+   */
+  private async preparedAgain(ref: ClaimRef, entry: CheckpointClaim, log: Logger): Promise<PrepareResult> {
+    try {
+      if (await this.cdi.exists(ref.uid)) {
+        log.debug('already prepared');
+      } else {
+        this.store.assertLive();
+        await this.writeSpec(ref.uid, this.specOf(ref.uid, entry));
+        log.info('already prepared; its missing CDI spec was written back from the checkpoint');
+      }
+      return { devices: entry.devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
+    } catch (err) {
+      const error = new ClaimError(ref, withRetry(`prepared, but its CDI spec cannot be checked or written back: ${errorMessage(err)}`, err, 'nothing was removed'), { cause: err });
+      log.warn({ err: error }, 'prepare of a prepared claim failed');
+      return { error: error.message };
+    }
+  }
+
   private async prepareFresh(ref: ClaimRef, listed?: ApiClaim): Promise<CheckpointClaim['devices']> {
     let claim = listed;
     if (claim === undefined) {
@@ -201,6 +233,7 @@ export class ClaimOps {
     const spec = this.specOf(ref.uid, entry, byName);
     await this.store.commit(ref.uid, entry);
     faultPoint('prepare:after-started');
+    this.store.assertLive();
     await this.writeSpec(ref.uid, spec);
     faultPoint('prepare:after-cdi');
     await this.store.commit(ref.uid, { ...entry, state: 'PrepareCompleted' });
@@ -208,10 +241,12 @@ export class ClaimOps {
     return devices;
   }
 
-  /** Remove what a failed prepare may have left: the spec, then the entry. Never rejects (failures are logged). */
-  private async rollback(ref: ClaimRef, log: Logger): Promise<void> {
+  /** Remove what a failed prepare may have left: the spec (unless it was there before), then the entry.
+   * Never rejects (failures are logged). */
+  private async rollback(ref: ClaimRef, hadSpec: boolean, log: Logger): Promise<void> {
     try {
-      await this.cdi.remove(ref.uid);
+      this.store.assertLive();
+      if (!hadSpec) await this.cdi.remove(ref.uid);
     } catch (err) {
       log.error({ err }, 'rollback: cannot remove CDI spec');
     }
@@ -222,4 +257,11 @@ export class ClaimOps {
       log.error({ err }, 'rollback: cannot persist checkpoint without the claim');
     }
   }
+}
+
+/** `message`, plus — for a failure with an errno (an I/O error) — what was left and that the call is retryable. */
+function withRetry(message: string, err: unknown, left: string): string {
+  const errno = errnoOf(err);
+  if (errno === undefined) return message;
+  return `${message} (${errno}: ${left}; ${message.includes('retryable') ? 'the kubelet retries' : 'retryable, the kubelet retries'})`;
 }

@@ -2,13 +2,20 @@
  * The claim store: the in-memory image of the checkpoint, and the one lock every claim operation runs under.
  * Every other part of the claim state (preparer.ts, recovery.ts, ownership.ts, claim-ops.ts) works through it.
  *
- * Every claim operation is a *session* ({@link ClaimStore.locked}): the in-process mutex (a promise chain),
- * then the cross-process state lock (`<state dir>/claims.lock`, lock.ts) so another gpulet instance sharing
- * the state and CDI dirs (a rolling update) never interleaves, then the checkpoint is RE-READ from disk, so
- * the session works on the latest image whoever wrote it. Sessions are re-entrant (AsyncLocalStorage): inside
- * a session of this store, `locked` runs its job at once, so the startup reconciliation and a clean-up round
- * hold one session across many steps. (Re-entrancy is per store: a session of another store on the same
- * state dir waits for the lock like another process.)
+ * Every claim operation is a *session* ({@link ClaimStore.locked}, session.ts): the in-process mutex (a
+ * promise chain), then the cross-process state lock (`<state dir>/claims.lock`, lock.ts) so another gpulet
+ * instance sharing the state and CDI dirs (a rolling update) never interleaves, then the checkpoint is RE-READ
+ * from disk, so the session works on the latest image whoever wrote it. Sessions are re-entrant
+ * (AsyncLocalStorage): inside a session of this store, `locked` runs its job at once, so the startup
+ * reconciliation and a clean-up round hold one session across many steps. (Re-entrancy is per store: a
+ * session of another store on the same state dir waits for the lock like another process.) Every session is
+ * bounded by a deadline; one that passes it leaves the store {@link ClaimStore.stuck} until a session completes.
+ *
+ * The re-read tells damage from I/O errors (checkpoint-file.ts): an I/O error fails the session (a
+ * `StateIoError`: `lockedOr` answers it per claim, nothing was changed); an unusable file, or a file gone
+ * that recorded claims, is set aside, the image in memory is written back and a rebuild from the API server
+ * is marked due; when that write-back fails the session fails too, so no call is answered on a checkpoint
+ * that is not on disk.
  *
  * Every change goes through {@link ClaimStore.commit}: the image is replaced, then the whole checkpoint is
  * saved atomically (checkpoint-file.ts) before the lock is released, so what is on disk is always a state the
@@ -16,14 +23,15 @@
  * immutable snapshot whose identity changes exactly when the image is replaced (load, re-read, commit,
  * restore), which is what the ownership view's cache keys on.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { dirname } from 'node:path';
 import type { ObjectUid } from '../model/names.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { droppedEntries, type CheckpointClaim, type CheckpointClaims } from './checkpoint.js';
 import { CheckpointStore, type CheckpointLoad } from './checkpoint-file.js';
-import { StateLock, StateLockError, stateLockPath, type HeldLock, type StateLockTimings } from './lock.js';
+import { StateLock, stateLockPath, type StateLockTimings } from './lock.js';
+import { StateIoError } from './plain-file.js';
+import { SessionRunner, type SessionDeadlines, type SessionError, type SessionOptions, type StuckState } from './session.js';
 
 /** Options of {@link ClaimStore}. */
 export interface ClaimStoreOptions {
@@ -39,16 +47,15 @@ export interface ClaimStoreOptions {
   readonly onCheckpointLost?: (error: CheckpointError) => Promise<void> | void;
   /** Overrides of the state lock timings (tests only; see lock.ts). */
   readonly lockTimings?: Partial<StateLockTimings>;
+  /** Overrides of the session deadlines (tests only; see session.ts). */
+  readonly sessionDeadlines?: Partial<SessionDeadlines>;
 }
 
-/** A session in progress: the store it belongs to and the cross-process lock it holds. */
-interface Session {
-  readonly store: ClaimStore;
-  readonly lock: HeldLock;
-  active: boolean;
+/** What {@link ClaimStore.init} loaded: the checkpoint, and the set-aside checkpoints beside it. */
+export interface StoreLoad extends CheckpointLoad {
+  /** Paths of `<checkpoint>.corrupt-*` files beside the checkpoint (the one this load moved aside last). */
+  readonly setAside: readonly string[];
 }
-
-const sessions = new AsyncLocalStorage<Session>();
 
 /** The checkpointed claim entries, their sessions, and the checkpoint's life cycle (load, re-read, save). */
 export class ClaimStore {
@@ -56,8 +63,8 @@ export class ClaimStore {
   readonly stateLock: StateLock;
   private readonly checkpoint: CheckpointStore;
   private readonly log: Logger;
+  private readonly sessions: SessionRunner;
   private image: CheckpointClaims = {};
-  private chain: Promise<unknown> = Promise.resolve();
   private initialized = false;
   private rebuildWanted = false;
 
@@ -72,26 +79,56 @@ export class ClaimStore {
       logger: options.logger,
       ...(options.lockTimings !== undefined ? { timings: options.lockTimings } : {}),
     });
+    this.sessions = new SessionRunner({
+      lock: this.stateLock,
+      logger: options.logger,
+      begin: () => this.refresh(),
+      ...(options.sessionDeadlines !== undefined ? { deadlines: options.sessionDeadlines } : {}),
+    });
   }
 
   /**
-   * Load the checkpoint. An unusable file (corrupt, truncated, unknown apiVersion, bad checksum, unreadable)
-   * is moved aside, logged, reported to `onCheckpointLost`, and the store starts empty with
+   * Load the checkpoint. An unusable file (corrupt, truncated, unknown apiVersion, bad checksum, not a plain
+   * file, too large) is moved aside, logged, reported to `onCheckpointLost`, and the store starts empty with
    * {@link needsRebuild} set. An entry that fails its checks (checkpoint-entry.ts) is dropped alone, with a
    * warning naming it and why, and sets {@link needsRebuild} too (its claim may be live); the next save
    * leaves it out of the file. Entries are taken as recorded; reconciling them with the CDI dir and the API
    * server is `reconcileClaims` (reconcile.ts), which main calls next in the same session
    * (`initAndReconcile`). Runs in a session. Never throws for a bad file.
-   * @returns what the checkpoint store loaded (claims, the file's boot ID, the error when unusable).
-   * @throws StateLockError when another instance holds the state lock past the wait.
+   * @returns what the checkpoint store loaded (claims, the file's boot ID, the error when unusable, whether
+   *   it was missing) and the set-aside checkpoints beside it.
+   * @throws StateLockError when another instance holds the state lock past the wait; StateIoError when the
+   *   checkpoint or its dir cannot be read (EMFILE, EIO, EACCES...: nothing was changed, retry);
+   *   StateSessionDeadlineError.
    */
-  init(): Promise<CheckpointLoad> {
-    return this.locked(() => this.load());
+  init(options: SessionOptions = {}): Promise<StoreLoad> {
+    return this.locked(() => this.load(), options);
   }
 
-  /** True from an unusable checkpoint (or dropped entries) until {@link rebuilt} is called after a successful rebuild. */
+  /** True from an unusable or lost checkpoint, dropped entries (or {@link requireRebuild}) until {@link rebuilt}
+   * after a rebuild. */
   get needsRebuild(): boolean {
     return this.rebuildWanted;
+  }
+
+  /** Mark a rebuild from the API server due (reconcile.ts: the checkpoint cannot be trusted), logging why. */
+  requireRebuild(reason: string): void {
+    if (!this.rebuildWanted) this.log.warn({ reason }, 'rebuilding the prepared claims from the API server before removing any CDI spec');
+    this.rebuildWanted = true;
+  }
+
+  /** Set while a session passed its deadline and none completed since (for `/readyz`); undefined otherwise. */
+  stuck(): StuckState | undefined {
+    return this.sessions.stuck();
+  }
+
+  /**
+   * Throw when the current session can no longer write (its deadline passed, or its lock was lost); call
+   * before writing a file in a session. No-op outside a session.
+   * @throws StateSessionDeadlineError, StateLockError.
+   */
+  assertLive(): void {
+    this.sessions.assertLive();
   }
 
   /** Record that the prepared state was rebuilt from the API server (clears {@link needsRebuild}). */
@@ -118,22 +155,25 @@ export class ClaimStore {
   }
 
   /**
-   * Run `job` in a session: the in-process mutex, the cross-process state lock, and the checkpoint re-read
-   * from disk first (once it was loaded). Re-entrant: inside a session of this store `job` runs at once.
+   * Run `job` in a session (session.ts): the in-process mutex, the cross-process state lock, and the
+   * checkpoint re-read from disk first (once it was loaded), all within the session's deadline (`recovery`:
+   * the longer one of start-up and clean-up). Re-entrant: inside a session of this store `job` runs at once.
    * @returns what `job` returns.
-   * @throws StateLockError when another instance holds the lock past the wait, or it cannot be created (`job`
-   *   did not run); whatever `job` throws.
+   * @throws StateLockError when the lock is held past the wait, or cannot be created (`job` did not run);
+   *   StateIoError when the re-read hits an I/O error (`job` did not run); StateSessionDeadlineError;
+   *   whatever `job` throws.
    */
-  locked<T>(job: () => Promise<T>): Promise<T> {
-    return this.session(job, undefined);
+  locked<T>(job: () => Promise<T>, options: SessionOptions = {}): Promise<T> {
+    return this.sessions.run(job, undefined, options);
   }
 
   /**
-   * Like {@link locked}, but a lock that cannot be taken (StateLockError) is answered by `busy(error)` instead
-   * of rejecting: a batch answers per-claim errors and the kubelet retries. @throws whatever `job` throws.
+   * Like {@link locked}, but a {@link SessionError} (lock not taken, checkpoint unreadable, deadline passed;
+   * from the session or from `job`) is answered by `unavailable(error)` instead of rejecting: a batch answers
+   * per-claim errors and the kubelet retries. @throws whatever else `job` throws.
    */
-  lockedOr<T>(job: () => Promise<T>, busy: (error: StateLockError) => T): Promise<T> {
-    return this.session(job, busy);
+  lockedOr<T>(job: () => Promise<T>, unavailable: (error: SessionError) => T, options: SessionOptions = {}): Promise<T> {
+    return this.sessions.run(job, unavailable, options);
   }
 
   /**
@@ -178,7 +218,8 @@ export class ClaimStore {
     return this.checkpoint.removeTempFiles();
   }
 
-  private async load(): Promise<CheckpointLoad> {
+  private async load(): Promise<StoreLoad> {
+    const setAside = await this.checkpoint.setAside(); // first: a failure here changes nothing
     const loaded = await this.checkpoint.load();
     this.image = { ...loaded.claims };
     this.initialized = true;
@@ -196,65 +237,45 @@ export class ClaimStore {
       this.log.error({ err: loaded.error }, 'checkpoint unusable; rebuilding the prepared claims from the API server');
       await this.options.onCheckpointLost?.(loaded.error);
     }
-    return loaded;
+    return { ...loaded, setAside: loaded.movedTo === undefined ? setAside : [...setAside, loaded.movedTo] };
   }
 
-  private session<T>(job: () => Promise<T>, busy: ((error: StateLockError) => T) | undefined): Promise<T> {
-    const current = sessions.getStore();
-    if (current?.store === this && current.active) return job();
-    return this.serialized(async () => {
-      let lock: HeldLock;
-      try {
-        lock = await this.stateLock.acquire();
-      } catch (err) {
-        if (busy === undefined || !(err instanceof StateLockError)) throw err;
-        this.log.warn({ err }, 'state lock not taken; answering errors so the caller retries');
-        return busy(err);
-      }
-      const session: Session = { store: this, lock, active: true };
-      try {
-        return await sessions.run(session, async () => {
-          await this.refresh();
-          return job();
-        });
-      } finally {
-        session.active = false;
-        await lock.release();
-      }
-    });
-  }
-
-  /** Re-read the checkpoint (in a session): another instance may have changed it since our last session.
-   * An unusable file is moved aside by the load; the image in memory is kept, saved back, and a rebuild
-   * from the API server is marked due. */
+  /**
+   * Re-read the checkpoint (in a session): another instance may have changed it since our last session. An
+   * unusable file (moved aside by the load), or a missing one while the image records claims, keeps the image,
+   * writes it back and marks a rebuild due (see file doc).
+   * @throws StateIoError when the file cannot be read (nothing changed), or cannot be written back.
+   */
   private async refresh(): Promise<void> {
     if (!this.initialized) return; // the first load is init(), with its own reporting
     const loaded = await this.checkpoint.load();
-    if (loaded.error === undefined) {
+    const lostFile = loaded.missing === true && Object.keys(this.image).length > 0;
+    if (loaded.error === undefined && !lostFile) {
       this.image = { ...loaded.claims };
       return;
     }
+    const error = loaded.error ?? new CheckpointError(this.checkpoint.path, 'gone on re-read, though it recorded prepared claims; writing back the last image and rebuilding from the API server');
     this.rebuildWanted = true;
-    this.log.error({ err: loaded.error }, 'checkpoint unusable on re-read; keeping the last image and rebuilding from the API server');
+    this.log.error({ err: error }, 'checkpoint unusable on re-read; keeping the last image and rebuilding from the API server');
     try {
-      await this.options.onCheckpointLost?.(loaded.error);
+      await this.options.onCheckpointLost?.(error);
+    } catch (err) {
+      this.log.warn({ err }, 'the checkpoint-lost hook failed');
+    }
+    try {
       await this.save(this.image);
     } catch (err) {
-      this.log.error({ err }, 'cannot write the checkpoint back after an unusable re-read');
+      const where = loaded.movedTo === undefined ? 'it is missing' : `the unusable file was moved to ${loaded.movedTo}`;
+      throw new StateIoError('checkpoint', this.checkpoint.path, 'write back the last image', err, `${where}; the claims stay in memory, a rebuild from the API server is due, and the next session writes them back`);
     }
   }
 
-  /** Save, unless the session lost its lock (then another instance may be writing). @throws CheckpointError */
+  /**
+   * Save, unless the session can no longer write (lost lock, deadline passed: another instance may be writing).
+   * @throws CheckpointError; StateSessionDeadlineError, StateLockError.
+   */
   private async save(claims: CheckpointClaims): Promise<void> {
-    const lost = sessions.getStore()?.lock.compromised;
-    if (lost !== undefined) throw new CheckpointError(this.checkpoint.path, `${lost}; not writing (the kubelet retries)`);
+    this.sessions.assertLive();
     await this.checkpoint.save(claims);
-  }
-
-  /** Run `job` after every job queued before it (a promise-chain mutex). Use {@link locked}. */
-  private serialized<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(job, job);
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 }

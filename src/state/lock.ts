@@ -24,11 +24,11 @@
  * The lock path is `<state dir>/claims.lock` ({@link stateLockPath}), built from configuration only.
  */
 import * as fs from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lock as lockDir } from 'proper-lockfile';
 import { errorMessage, GpuletError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { mkdir } from './fs.js';
 
 /** File name of the lock in the state dir. */
 export const STATE_LOCK_NAME = 'claims.lock';

@@ -8,14 +8,16 @@
  * once); one claim's failure never fails another. The references are {@link ClaimRef}s, checked where they
  * entered gpulet (the kubelet plugin's request, by `parseClaimRef` of src/model/claim-ref.ts), so none is
  * checked again here. The per-claim steps are claim-ops.ts.
- * A batch that cannot take the state lock answers every claim with the lock error (the kubelet retries);
- * so does a batch when the checkpoint cannot be loaded.
+ * A batch that cannot have the state — the lock not taken, the checkpoint unreadable for an I/O error
+ * (EMFILE, EIO, EACCES...: nothing is changed, never "corrupt"), the session past its deadline — answers every
+ * claim with that error, which names the claim, the file and errno, and says it is retryable (the kubelet
+ * retries); so does a batch when the checkpoint cannot be loaded.
  */
 import type { ClaimPreparer, ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
 import { ClaimError } from '../errors.js';
 import type { ClaimOps } from './claim-ops.js';
 import type { ClaimStore } from './claim-store.js';
-import type { StateLockError } from './lock.js';
+import type { SessionError } from './session.js';
 
 /** What the preparer needs of the claim store: sessions, and the first load. */
 export type PreparerStore = Pick<ClaimStore, 'lockedOr' | 'ensureInitialized'>;
@@ -59,7 +61,7 @@ export class Preparer implements ClaimPreparer {
         out.set(ref.uid, await this.ops.prepareOne(ref));
       }
       return out;
-    }, (busy: StateLockError) => answerAll(claims, busy.message));
+    }, (unavailable: SessionError) => answerAll(claims, unavailable.message));
   }
 
   /**
@@ -76,6 +78,6 @@ export class Preparer implements ClaimPreparer {
         out.set(ref.uid, await this.ops.unprepareOne(ref));
       }
       return out;
-    }, (busy: StateLockError) => answerAll(claims, busy.message));
+    }, (unavailable: SessionError) => answerAll(claims, unavailable.message));
   }
 }

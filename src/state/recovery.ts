@@ -20,7 +20,7 @@ import { sameSpec } from './claim-spec.js';
 export type SpecRestore = 'present' | 'written' | 'rewritten' | 'not-completed';
 
 /** What recovery needs of the claim store. */
-export type RecoveryStore = Pick<ClaimStore, 'locked' | 'lockedOr' | 'entries' | 'removeTempFiles'>;
+export type RecoveryStore = Pick<ClaimStore, 'locked' | 'lockedOr' | 'entries' | 'removeTempFiles' | 'assertLive'>;
 /** What recovery needs of the per-claim steps. */
 export type RecoveryOps = Pick<ClaimOps, 'prepareOne' | 'unprepareOne' | 'specOf' | 'writeSpec' | 'cdi' | 'driverName' | 'poolName'>;
 
@@ -59,7 +59,7 @@ export class ClaimRecovery {
    * stale or unparsable one.
    * @returns what was done; 'not-completed' when the claim has no PrepareCompleted entry (nothing is touched).
    * @throws CdiError when a device of the entry is no longer in the inventory or the spec cannot be written;
-   *   StateLockError when another instance holds the state lock past the wait.
+   *   StateIoError when the spec cannot be read (nothing is touched); a SessionError of the session.
    */
   restoreSpec(uid: ObjectUid): Promise<SpecRestore> {
     return this.store.locked(async () => {
@@ -68,6 +68,7 @@ export class ClaimRecovery {
       const spec = this.ops.specOf(uid, entry);
       const current = await this.ops.cdi.read(uid);
       if (current !== undefined && current !== null && sameSpec(current, spec)) return 'present';
+      this.store.assertLive();
       await this.ops.writeSpec(uid, spec);
       return current === undefined ? 'written' : 'rewritten';
     });
@@ -97,25 +98,47 @@ export class ClaimRecovery {
   }
 
   /**
-   * Remove CDI spec files of ours that no PrepareCompleted entry accounts for, and temp files crashes left
-   * in the CDI and checkpoint dirs. Call only when the entries are trustworthy (not while a rebuild is due).
-   * @returns the UIDs whose spec was removed and the number of temp files removed (none when the state lock
-   *   could not be taken: nothing is removed then). Never rejects.
+   * UIDs of the CDI specs of ours that no PrepareCompleted entry accounts for (reconcile.ts: any of them means
+   * the checkpoint cannot be trusted alone). Call inside a session.
+   * @throws StateIoError when the CDI dir cannot be listed.
    */
-  sweep(): Promise<{ readonly orphans: readonly string[]; readonly tempFiles: number }> {
+  async unaccountedSpecs(): Promise<ObjectUid[]> {
+    const entries = this.store.entries();
+    return (await this.ops.cdi.listClaimUids()).filter((uid) => entries[uid]?.state !== 'PrepareCompleted');
+  }
+
+  /**
+   * Remove temp files crashes left in the CDI and checkpoint dirs. Call inside a session.
+   * @returns how many were removed. Never rejects.
+   */
+  async removeTempFiles(): Promise<number> {
+    return (await this.ops.cdi.removeTempFiles()) + (await this.store.removeTempFiles());
+  }
+
+  /**
+   * Remove CDI spec files of ours that no PrepareCompleted entry accounts for and whose claim the API server
+   * does not hold, and temp files crashes left. `held` is what a LIST that just succeeded says: the UIDs of
+   * every claim allocated to this node and reserved (the rule is in reconcile.ts's doc); their specs stay.
+   * @returns the UIDs whose spec was removed and the number of temp files removed; `error` when the CDI dir
+   *   could not be listed or the session was unavailable (nothing is removed then). Never rejects.
+   */
+  sweep(held: ReadonlySet<string>): Promise<{ readonly orphans: readonly string[]; readonly tempFiles: number; readonly error?: string }> {
     return this.store.lockedOr(async () => {
       const orphans: string[] = [];
-      for (const uid of await this.ops.cdi.listClaimUids()) {
-        if (this.store.entries()[uid]?.state === 'PrepareCompleted') continue;
+      for (const uid of await this.unaccountedSpecs()) {
+        if (held.has(uid)) continue;
         try {
+          this.store.assertLive();
           await this.ops.cdi.remove(uid);
           orphans.push(uid);
         } catch (err) {
           this.log.warn({ err, claimUid: uid }, 'cannot remove an orphaned CDI spec');
         }
       }
-      const tempFiles = (await this.ops.cdi.removeTempFiles()) + (await this.store.removeTempFiles());
-      return { orphans, tempFiles };
-    }, () => ({ orphans: [], tempFiles: 0 }));
+      return { orphans, tempFiles: await this.removeTempFiles() };
+    }, (unavailable) => {
+      this.log.warn({ err: unavailable }, 'orphan sweep skipped: nothing removed');
+      return { orphans: [], tempFiles: 0, error: unavailable.message };
+    });
   }
 }

@@ -75,6 +75,11 @@ export interface TelemetryOptions {
   readonly scrapeCacheMs?: number;
   /** Bounds of the HTTP server (concurrent scrapes, pipelining, idle sockets); defaults in http.ts. */
   readonly httpLimits?: Partial<HttpLimits>;
+  /**
+   * Asked on every `/readyz` once `setReady(true)`: a reason makes it 503 with that reason (main passes the
+   * claim state's "state lock stuck since ..."); undefined keeps it 200. Must be cheap and never throw.
+   */
+  readonly notReady?: () => string | undefined;
   readonly logger: Logger;
 }
 
@@ -85,7 +90,7 @@ export interface Telemetry {
   readonly port: number;
   /** `http://<host>:<port>` of the HTTP server. */
   readonly url: string;
-  /** Set `/readyz`: 200 when ready, 503 with `reason` otherwise. Starts not ready ("starting"). */
+  /** Set `/readyz`: 200 when ready (and `notReady` has no reason), 503 with `reason` otherwise. Starts not ready ("starting"). */
   setReady(ready: boolean, reason?: string): void;
   /** Export to OTLP now (no-op without OTLP). Never rejects; failures are logged. */
   forceFlush(): Promise<void>;
@@ -199,7 +204,10 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
       host: opts.metricsHost,
       port: opts.metricsPort,
       metrics: () => scrapes.get(),
-      readiness: () => readiness,
+      readiness: () => {
+        const reason = readiness.ready ? opts.notReady?.() : undefined;
+        return reason === undefined ? readiness : { ready: false, reason };
+      },
       logger,
       ...(opts.httpLimits === undefined ? {} : { limits: opts.httpLimits }),
     });

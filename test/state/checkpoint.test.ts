@@ -52,7 +52,7 @@ describe('CheckpointStore', () => {
   afterEach(() => cleanup());
 
   it('starts empty when the file is missing', async () => {
-    expect(await store().load()).toEqual({ claims: {}, fileBootId: '' });
+    expect(await store().load()).toEqual({ claims: {}, fileBootId: '', missing: true });
   });
 
   it('round-trips claims with boot ID, 0600 file in a 0700 dir, and a sha256 checksum', async () => {
@@ -90,7 +90,7 @@ describe('CheckpointStore', () => {
       expect(loaded.movedTo).toBe(`${path}.corrupt-1700000000000`);
       expect(await readFile(loaded.movedTo!, 'utf8')).toBe(text);
       // The original is gone, so the next load starts clean.
-      expect(await store().load()).toEqual({ claims: {}, fileBootId: '' });
+      expect(await store().load()).toEqual({ claims: {}, fileBootId: '', missing: true });
     });
   }
 

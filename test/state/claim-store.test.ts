@@ -49,7 +49,7 @@ describe('ClaimStore sessions', () => {
     await b.init();
     const inside = await a.locked(async () => ({
       locked: await b.locked(() => Promise.resolve('ran')).catch((e: unknown) => e),
-      lockedOr: await b.lockedOr(() => Promise.resolve('ran'), (busy) => `busy: ${busy.busy}`),
+      lockedOr: await b.lockedOr(() => Promise.resolve('ran'), (busy) => `busy: ${busy instanceof StateLockError && busy.busy}`),
     }));
     expect(inside.locked).toBeInstanceOf(StateLockError);
     expect((inside.locked as StateLockError).busy).toBe(true);

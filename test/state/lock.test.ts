@@ -166,9 +166,9 @@ describe('the claim state under the state lock', () => {
     expect((await m2.preparer.prepare([b])).get(b.uid)?.error).toBeUndefined(); // without the re-read m2 would drop a
     const file = JSON.parse(await readFile(join(dir, 'state', 'checkpoint.json'), 'utf8')) as { claims: Record<string, { state: string }> };
     expect(Object.keys(file.claims).sort()).toEqual([a.uid, b.uid].sort());
-    // m1 unprepares m2's claim, m2's sweep keeps m1's spec.
+    // m1 unprepares m2's claim, m2's sweep (nothing held per the API server) keeps m1's spec.
     expect((await m1.preparer.unprepare([b])).get(b.uid)?.error).toBeUndefined();
-    expect((await m2.recovery.sweep()).orphans).toEqual([]);
+    expect((await m2.recovery.sweep(new Set())).orphans).toEqual([]);
     expect(Object.keys(m2.store.entries())).toEqual([a.uid]);
   });
 });

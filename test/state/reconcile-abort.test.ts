@@ -101,7 +101,9 @@ describe('start-up reconciliation under a shutdown signal', () => {
       drop: async (ref) => (await r.drop(ref).finally(() => tick('drop'))),
       restoreSpec: async (uid) => (await r.restoreSpec(uid).finally(() => tick('restoreSpec'))),
       adopt: async (claim) => (await r.adopt(claim).finally(() => tick('adopt'))),
-      sweep: () => r.sweep(),
+      sweep: (held) => r.sweep(held),
+      unaccountedSpecs: () => r.unaccountedSpecs(),
+      removeTempFiles: () => r.removeTempFiles(),
     };
     return { counts, recovery };
   };
@@ -195,7 +197,7 @@ describe('start-up reconciliation under a shutdown signal', () => {
       const m = state(source);
       const recovery: ReconcileRecovery = {
         driverName: m.recovery.driverName, poolName: m.recovery.poolName, drop: (r) => m.recovery.drop(r), restoreSpec: (u) => m.recovery.restoreSpec(u),
-        sweep: () => m.recovery.sweep(),
+        sweep: (held) => m.recovery.sweep(held), unaccountedSpecs: () => m.recovery.unaccountedSpecs(), removeTempFiles: () => m.recovery.removeTempFiles(),
         adopt: (claim) => {
           source.events.push(`adopt ${claim.metadata.name}`);
           return m.recovery.adopt(claim);

@@ -101,7 +101,7 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     expect(await specs()).toEqual([specName(ref.uid)]);
   });
 
-  it('restores a missing spec, rewrites a stale one, removes our orphans and temp files, leaves foreign files', async () => {
+  it('restores a missing spec, rewrites a stale one, removes temp files, leaves foreign files; an orphan waits for the API server', async () => {
     const a = newRef('a');
     const b = newRef('b');
     source.put(allocatedClaim(a, [{ device: 'gpu-0' }, { device: 'gpu-7-mig-1g10gb-19-2' }], {
@@ -123,15 +123,22 @@ describe('reconcileClaims / rebuild / cleanupOnce', () => {
     await writeFile(join(cdiDir, `.${specName(orphan)}.tmp-1-abcd`), 'half');
     await writeFile(join(dir, 'state', '.checkpoint.json.tmp-1-abcd'), 'half');
     await writeFile(join(cdiDir, 'nvidia.com-gpu.json'), '{}'); // another vendor's: never touched
-    source.down = true; // restoring needs no API server
+    source.down = true; // restoring needs no API server; removing the orphan does
 
-    const { report } = await restart();
+    const { report, m } = await restart();
     expect([...report.restored].sort()).toEqual([a.uid, b.uid].sort());
-    expect(report.orphans).toEqual([orphan]);
+    expect(report.orphans).toEqual([]);
+    expect(m.store.needsRebuild).toBe(true); // a spec without an entry: only the API server can say it is free
     expect(await readFile(join(cdiDir, specName(a.uid)), 'utf8')).toBe(specA);
     expect(await readFile(join(cdiDir, specName(b.uid)), 'utf8')).toBe(specB);
-    expect(await specs()).toEqual([specName(a.uid), specName(b.uid), 'nvidia.com-gpu.json'].sort());
+    expect(await specs()).toEqual([specName(a.uid), specName(b.uid), specName(orphan), 'nvidia.com-gpu.json'].sort());
     expect(await readdir(join(dir, 'state'))).toEqual(['checkpoint.json']);
+
+    source.down = false; // the next round lists: no claim holds the orphan's UID, so its spec goes
+    const round = await cleanupOnce({ store: m.store, recovery: m.recovery, source, logger: silentLogger() });
+    expect(round.apiError).toBeUndefined();
+    expect(m.store.needsRebuild).toBe(false);
+    expect(await specs()).toEqual([specName(a.uid), specName(b.uid), 'nvidia.com-gpu.json'].sort());
   });
 
   it('after a reboot keeps claims still held, drops the rest, keeps what it cannot check, records the new boot ID', async () => {
