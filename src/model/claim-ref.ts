@@ -44,7 +44,7 @@ export interface RefProblem {
   readonly value: unknown;
 }
 
-/** A reference as it arrives (a wire message, JSON from the API server): any value, its fields unknown. */
+/** A reference as it arrives (a wire message, JSON from the API server) — whatever value, its fields unknown. */
 export type RawRef = { readonly namespace?: unknown; readonly name?: unknown; readonly uid?: unknown } | null | undefined;
 
 /** Outcome of a check: the reference, or why it is refused. */

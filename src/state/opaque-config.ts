@@ -67,7 +67,7 @@ const envNameSchema = z.string().superRefine((name, ctx) => {
   }
 });
 
-/** An env value: any string a process environment can hold. Messages are completed with `env <NAME> `. */
+/** An env value: whatever string a process environment can hold. Messages are completed with `env <NAME> `. */
 const envValueSchema = z
   .string({ error: (issue) => `must be a string, got ${typeof issue.input}` })
   // A NUL cannot be passed in an environment (execve) and runtimes refuse it at container start.

@@ -98,7 +98,7 @@ export class ClaimRecovery {
   }
 
   /**
-   * UIDs of the CDI specs of ours that no PrepareCompleted entry accounts for (reconcile.ts: any of them means
+   * UIDs of the CDI specs of ours that no PrepareCompleted entry accounts for (reconcile.ts: one of them means
    * the checkpoint cannot be trusted alone). Call inside a session.
    * @throws StateIoError when the CDI dir cannot be listed.
    */
