@@ -16,6 +16,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
@@ -287,7 +288,7 @@ func (w *worker) healthUpdates(ctx context.Context, updates <-chan resourceupdat
 }
 
 func (w *worker) refreshHealth(ctx context.Context, uid types.UID) {
-	pods, err := w.pods.List(everything())
+	pods, err := w.pods.List(labels.Everything())
 	if err != nil {
 		return
 	}
@@ -295,14 +296,19 @@ func (w *worker) refreshHealth(ctx context.Context, uid types.UID) {
 		if p.UID != uid {
 			continue
 		}
-		pod := p.DeepCopy()
-		w.manager.UpdateAllocatedResourcesStatus(klog.FromContext(ctx), pod, &pod.Status)
-		if _, err := w.node.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-			klog.FromContext(ctx).Info("Posting device health failed", "pod", klog.KObj(pod), "err", err)
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			pod, err := w.node.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil || pod.UID != uid {
+				return err
+			}
+			w.manager.UpdateAllocatedResourcesStatus(klog.FromContext(ctx), pod, &pod.Status)
+			_, err = w.node.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			klog.FromContext(ctx).Info("Posting device health failed", "pod", klog.KObj(p), "err", err)
 		}
 	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
-
-func everything() labels.Selector { return labels.Everything() }
