@@ -66,6 +66,11 @@ func runUp(args []string) int {
 	dir := fs.String("dir", ".gpulet/cluster", "directory of the cluster's files (made anew)")
 	nodes := fs.String("nodes", "node-a", "comma-separated node names, one node agent each")
 	_ = fs.Parse(args)
+	// Stop with whoever started us (a test runner killed outright must not leave a cluster behind):
+	// SIGTERM when the parent dies, as the components get from us (prctl PR_SET_PDEATHSIG).
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "cluster: prctl: %v\n", errno)
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	err := cluster.Up(ctx, cluster.Options{Dir: *dir, Nodes: strings.Split(*nodes, ","), Ready: os.Stdout})

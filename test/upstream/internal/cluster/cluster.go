@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"gpulet.dev/test/upstream/internal/controlplane"
-	"gpulet.dev/test/upstream/internal/etcd"
 	"gpulet.dev/test/upstream/internal/node"
 	"gpulet.dev/test/upstream/internal/pki"
 )
@@ -90,24 +89,13 @@ func Up(ctx context.Context, o Options) error {
 	}
 	mark("pki", t)
 
-	ports, err := controlplane.FreePorts(3)
-	if err != nil {
-		return err
-	}
 	t = time.Now()
-	etcdServer, err := etcd.Start(filepath.Join(dir, "etcd"), ports[0], ports[1])
+	etcdServer, err := startEtcd(filepath.Join(dir, "etcd"))
 	if err != nil {
 		return err
 	}
 	defer etcdServer.Close()
 	mark("etcd", t)
-
-	server := fmt.Sprintf("https://127.0.0.1:%d", ports[2])
-	kubeconfigs := filepath.Join(dir, "kubeconfigs")
-	adminKubeconfig := filepath.Join(kubeconfigs, "admin.kubeconfig")
-	if err := writeKubeconfig(adminKubeconfig, server, ca.CertPEM, admin, "kubernetes-admin"); err != nil {
-		return err
-	}
 
 	var procs []*controlplane.Proc
 	defer func() {
@@ -123,21 +111,20 @@ func Up(ctx context.Context, o Options) error {
 	}
 
 	t = time.Now()
+	kubeconfigs := filepath.Join(dir, "kubeconfigs")
+	adminKubeconfig := filepath.Join(kubeconfigs, "admin.kubeconfig")
 	api := controlplane.APIServer{
-		Port: ports[2], EtcdURL: etcdServer.ClientURL, CertDir: filepath.Join(dir, "apiserver"),
+		EtcdURL: etcdServer.ClientURL, CertDir: filepath.Join(dir, "apiserver"),
 		TLSCert: serving.CertFile, TLSKey: serving.KeyFile, ClientCA: filepath.Join(pkiDir, "ca.crt"),
 		SAKey: saKey, SAPub: saPub,
 	}
-	if err := started(controlplane.Start("kube-apiserver", api.Flags(), logDir)); err != nil {
-		return err
-	}
-	w, err := newWaiter(adminKubeconfig, procs, logDir)
+	apiProc, server, w, err := startAPIServer(ctx, api, logDir, adminKubeconfig, func(server string) error {
+		return writeKubeconfig(adminKubeconfig, server, ca.CertPEM, admin, "kubernetes-admin")
+	})
 	if err != nil {
 		return err
 	}
-	if err := w.apiServerReady(ctx); err != nil {
-		return err
-	}
+	procs = append(procs, apiProc)
 	mark("kube-apiserver", t)
 
 	t = time.Now()
