@@ -31,7 +31,6 @@ type APIServer struct {
 	TLSCert, TLSKey string
 	ClientCA        string
 	SAKey, SAPub    string
-	AuditLog        string
 }
 
 // Issuer of ServiceAccount tokens (and their default audience), as kubeadm sets it.
