@@ -6,12 +6,13 @@
  * Tests that need it are skipped with a visible notice only where `go` is absent.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { lock } from 'proper-lockfile';
 import { REPO_ROOT } from './repo.js';
 import { within } from './wait.js';
 
@@ -34,13 +35,26 @@ export function clusterUnavailable(): string | undefined {
   }
 }
 
-/** `go build` the cluster into {@link CLUSTER_BINARY}; quick when nothing changed. Returns the binary's path. */
+/**
+ * `go build` the cluster into {@link CLUSTER_BINARY}; quick when nothing changed. Test files run in parallel
+ * workers, so the build holds a lock (proper-lockfile on test/upstream/bin/): the second file waits for the
+ * first build and then finds the binary current. Returns the binary's path.
+ */
 export async function buildCluster(): Promise<string> {
-  await promisify(execFile)('go', ['build', '-o', CLUSTER_BINARY, './cmd/cluster'], {
-    cwd: UPSTREAM_DIR,
-    timeout: BUILD_TIMEOUT_MS,
-    maxBuffer: 16 * 1024 * 1024,
+  await mkdir(path.dirname(CLUSTER_BINARY), { recursive: true });
+  const release = await lock(path.dirname(CLUSTER_BINARY), {
+    lockfilePath: `${CLUSTER_BINARY}.build.lock`,
+    retries: { retries: Math.ceil(BUILD_TIMEOUT_MS / 1000), minTimeout: 1000, maxTimeout: 1000 },
   });
+  try {
+    await promisify(execFile)('go', ['build', '-o', CLUSTER_BINARY, './cmd/cluster'], {
+      cwd: UPSTREAM_DIR,
+      timeout: BUILD_TIMEOUT_MS,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } finally {
+    await release();
+  }
   return CLUSTER_BINARY;
 }
 
