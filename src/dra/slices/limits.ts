@@ -7,7 +7,7 @@
 
 /** Devices per slice (`ResourceSliceMaxDevices`). */
 export const MAX_DEVICES_PER_SLICE = 128;
-/** Devices per slice when any device has taints, consumesCounters (`ResourceSliceMaxDevicesWithTaintsOrConsumesCounters`). */
+/** Devices per slice when any device has taints or consumesCounters (`ResourceSliceMaxDevicesWithAdvancedFeatures` in 1.37). */
 export const MAX_DEVICES_PER_SLICE_WITH_TAINTS = 64;
 /** Attributes + capacities per device (`ResourceSliceMaxAttributesAndCapacitiesPerDevice`). */
 export const MAX_ATTRIBUTES_AND_CAPACITIES = 32;
