@@ -53,6 +53,9 @@ async function startCase(c: Case, dcgmCompat: boolean, sink?: OtlpSink): Promise
     sampleIntervalMs: 3_600_000,
     metricsHost: '127.0.0.1',
     metricsPort: 0,
+    // Every scrape renders (no shared body): the figure is the cost of one render, comparable with earlier runs;
+    // with the default --metrics-cache-ttl a scrape within a second of the last one is answered from the cache.
+    scrapeCacheMs: 0,
     dcgmCompat,
     driverName: DEFAULT_DRIVER_NAME,
     poolName: poolNameSchema.parse('bench-node'),
