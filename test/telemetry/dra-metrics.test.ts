@@ -5,9 +5,10 @@
  * them. What is checked: success, error and in-flight counting while a prepare is held open, per-claim errors by
  * reason, the prepared-claims gauges; the exposition parsed by a strict parser of the text format, with NVIDIA's
  * bucket bounds (test/reference/metrics.md) among the histogram's; the OTel names, kinds and units over OTLP,
- * decoded by the OpenTelemetry project's own protobuf code.
+ * decoded by the OpenTelemetry project's own protobuf code; and the plugin's hooks on their own: v1beta1 calls
+ * are reported as v1 calls are, and an observer that throws changes no answer and is logged.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -26,6 +27,8 @@ import { driverName, poolName } from '../helpers/names.js';
 import { attrs, pointValue, startOtlpReceiver, type OtlpMetric, type OtlpReceiver, type OtlpRequest } from '../helpers/otlp-receiver.js';
 import { parsePrometheusText, type PromParse, type PromSample } from '../helpers/promtext.js';
 import { FakeBackend, FakeOwnership, GPU0, MIG_A, MIG_B } from '../helpers/telemetry.js';
+import { recordingLogger } from '../helpers/log.js';
+import { reference } from '../helpers/reference.js';
 import { deferred, type Deferred } from '../helpers/wait.js';
 
 const services = loadKubeletServices();
@@ -81,6 +84,14 @@ function value(p: PromParse, name: string, labels: Record<string, string>): numb
   return found[0]?.value;
 }
 
+/** A row of the table of NVIDIA's DRA metrics in test/reference/metrics.md: its label names and its values cell. */
+function nvidiaRow(metric: string): { labels: string[]; values: string } {
+  const line = readFileSync(reference('metrics.md'), 'utf8').split('\n').find((l) => l.startsWith(`| \`${metric}\``));
+  if (line === undefined) throw new Error(`test/reference/metrics.md has no row for ${metric}`);
+  const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+  return { labels: [...(cells[2] ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!), values: cells[3] ?? '' };
+}
+
 const PREP = { driver: DRIVER, operation: 'NodePrepareResources' };
 const UNPREP = { driver: DRIVER, operation: 'NodeUnprepareResources' };
 
@@ -115,6 +126,11 @@ describe('DRA operation metrics on /metrics', () => {
   // The tests of this block run in order and each checks the increments of its own calls.
   it('starts with every request and in-flight series at 0, and the prepared gauges at 0', async () => {
     const p = await scrape();
+    // NVIDIA's label names (test/reference/metrics.md) are on the series of the same name.
+    for (const [ours, theirs] of [['gpulet_dra_requests_total', 'nvidia_dra_requests_total'], ['gpulet_dra_requests_inflight', 'nvidia_dra_requests_inflight']] as const) {
+      const sample = p.samples.find((x) => x.name === ours)!;
+      for (const label of nvidiaRow(theirs).labels) expect(Object.keys(sample.labels), `${ours} ${label}`).toContain(label);
+    }
     for (const op of [PREP, UNPREP]) {
       expect(value(p, 'gpulet_dra_requests_total', { ...op, result: 'success' })).toBe(0);
       expect(value(p, 'gpulet_dra_requests_total', { ...op, result: 'error' })).toBe(0);
@@ -202,8 +218,9 @@ describe('DRA operation metrics on /metrics', () => {
     const buckets = p.samples.filter((s) => s.name === 'gpulet_dra_request_duration_seconds_bucket' && s.labels['operation'] === 'NodePrepareResources' && s.labels['result'] === 'success');
     const bounds = buckets.map((s) => s.labels['le']!);
     expect(bounds).toEqual([...DRA_DURATION_BUCKETS.map(String), '+Inf']);
-    // NVIDIA's: prometheus.ExponentialBuckets(0.05, 2, 9) (test/reference/metrics.md), each a bound of ours.
-    const nvidia = Array.from({ length: 9 }, (_, i) => 0.05 * 2 ** i);
+    // NVIDIA's bounds, as test/reference/metrics.md lists them: each is a bound of ours.
+    const nvidia = nvidiaRow('nvidia_dra_request_duration_seconds').values.split('`:')[1]!.split(',').map(Number);
+    expect(nvidia).toHaveLength(9);
     for (const b of nvidia) expect(bounds.some((le) => Math.abs(Number(le) - b) < 1e-9), String(b)).toBe(true);
     // Cumulative counts, ending with the one observation.
     const counts = buckets.map((s) => s.value);
@@ -253,5 +270,41 @@ describe('DRA operation metrics over OTLP', () => {
     // The Prometheus-only names never reach OTLP.
     expect(metric(req, 'gpulet_dra_request_duration_seconds')).toBeUndefined();
     expect(metric(req, 'gpulet_dra_requests_inflight')).toBeUndefined();
+  });
+});
+
+describe('the call hooks of the kubelet plugin', () => {
+  it('count v1beta1 calls too, and a throwing observer changes no answer and is logged', async () => {
+    const rec = recordingLogger('warn');
+    const seen: string[] = [];
+    const own = await startKubeletPlugin({
+      driverName: driverName(DRIVER), registryDir: path.join(dir, 'hooks', 'plugins_registry'), pluginsDir: path.join(dir, 'hooks', 'plugins'),
+      preparer: new InMemoryPreparer(), logger: rec.logger,
+      observer: {
+        started: (op) => void seen.push(`started ${op}`),
+        claimFailed: () => {
+          throw new Error('observer broke');
+        },
+        finished: (op, seconds, ok) => {
+          seen.push(`finished ${op} ${ok}`);
+          expect(seconds).toBeGreaterThanOrEqual(0);
+          throw new Error('observer broke');
+        },
+      },
+    });
+    const c = dialUnix(own.draSocket);
+    try {
+      const res = await unaryCall(c, services.dra.v1beta1.NodePrepareResources, { claims: [claim(1), { namespace: 'ml', name: 'Bad_Name', uid: uid(2) }] }, 45_000);
+      expect(res.claims[uid(1)]?.error).toBe('');
+      expect(res.claims[uid(2)]?.error).toContain('field "name"');
+      const un = await unaryCall(c, services.dra.v1beta1.NodeUnprepareResources, { claims: [claim(1)] }, 45_000);
+      expect(un.claims[uid(1)]?.error).toBe('');
+      expect(seen).toEqual(['started NodePrepareResources', 'finished NodePrepareResources false', 'started NodeUnprepareResources', 'finished NodeUnprepareResources true']);
+      // claimFailed once, finished twice: three logged hook failures.
+      expect(rec.withMessage('DRA call observer failed')).toHaveLength(3);
+    } finally {
+      c.close();
+      await own.stop();
+    }
   });
 });
