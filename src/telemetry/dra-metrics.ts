@@ -40,9 +40,6 @@ export type DraClaimErrorReason = 'invalid_claim' | 'prepare_devices' | 'unprepa
 /** Every operation, in exposition order. */
 export const DRA_OPERATIONS: readonly DraOperation[] = ['NodePrepareResources', 'NodeUnprepareResources'];
 
-/** Every claim error reason. */
-export const DRA_CLAIM_ERROR_REASONS: readonly DraClaimErrorReason[] = ['invalid_claim', 'prepare_devices', 'unprepare_devices', 'batch_failed', 'missing_result'];
-
 /** OTel instrument names of the DRA metrics. */
 export const DRA_METRICS = {
   requests: 'gpulet.dra.requests',
