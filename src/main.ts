@@ -157,6 +157,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     const telemetry = await startTelemetry({
       backend,
       ownership: claims,
+      prepared: claims,
       health,
       nodeName: config.nodeName,
       serviceVersion: VERSION,
@@ -183,6 +184,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
       preparer,
+      observer: telemetry.dra, // DRA operation metrics (src/telemetry/dra-metrics.ts)
       health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
       onRegistered: (ok, error) => {

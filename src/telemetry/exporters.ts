@@ -7,6 +7,8 @@
  * The Resource merges the SDK defaults (`telemetry.sdk.*`), `OTEL_RESOURCE_ATTRIBUTES` / `OTEL_SERVICE_NAME`
  * (the SDK's env detector) and ours, ours winning: `service.name` "gpulet", `service.version`,
  * `k8s.node.name`, and the caller's `host.*` attributes.
+ * The same meter carries the DRA operation metrics (dra-metrics.ts): the kubelet plugin reports its calls to
+ * `Telemetry.dra`, and `/metrics` gives them NVIDIA-like Prometheus names (rename.ts).
  */
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -22,10 +24,12 @@ import { checkOption, OPTION_BOUNDS } from '../options.js';
 import { withTimeout } from '../util/timeout.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
+import { DRA_PROMETHEUS_NAMES, DraMetrics, type PreparedClaimsSource } from './dra-metrics.js';
 import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.js';
 import { INSTRUMENTS } from './instruments.js';
 import type { ObservationContext } from './observe.js';
 import { registerInstruments } from './register.js';
+import { renameMetrics } from './rename.js';
 import { Sampler } from './sampler.js';
 import { ScrapeCache, type ScrapeCacheStats } from './scrape-cache.js';
 import { dropUnobserved, type ObservedSets } from './stale.js';
@@ -47,6 +51,8 @@ export interface OtlpOptions {
 export interface TelemetryOptions {
   readonly backend: Pick<GpuBackend, 'sample' | 'inventory'>;
   readonly ownership: OwnershipSource;
+  /** The prepared claims, for `gpulet_dra_prepared_claims` / `_devices` (main passes the claim state's view); none without. */
+  readonly prepared?: PreparedClaimsSource;
   readonly health: HealthTracker;
   /** Kubernetes node name: `k8s.node.name` and dcgm `Hostname`. */
   readonly nodeName: string;
@@ -98,6 +104,8 @@ export interface Telemetry {
   shutdown(): Promise<void>;
   /** Scrape counters: renders vs shared answers, and the HTTP server's bounds at work. */
   scrapeStats(): ScrapeCacheStats & HttpServerStats;
+  /** The DRA operation metrics: hand it to the kubelet plugin as its call observer (src/main.ts does). */
+  readonly dra: DraMetrics;
 }
 
 /** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
@@ -176,6 +184,11 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const registration = registerInstruments(meter, INSTRUMENTS, context, logger);
   observed = () => registration.observed();
   const unregister = (): void => registration.unregister();
+  const dra = new DraMetrics(meter, {
+    driverName: opts.driverName,
+    ...(opts.prepared === undefined ? {} : { prepared: opts.prepared }),
+    kindOf: (uuid) => currentIdentities().get(uuid)?.kind,
+  });
   meter
     .createObservableCounter('gpulet.telemetry.sample.failures', { unit: '{failure}', description: 'GPU samples that failed (the previous sample was kept)' })
     .addCallback((r) => r.observe(sampler.stats().failed));
@@ -189,7 +202,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const renderMetrics = async (): Promise<string> => {
     const { resourceMetrics, errors } = await prometheus.collect();
     for (const err of errors) logger.warn({ err: errorMessage(err) }, 'telemetry: collection error');
-    let text = serializer.serialize(dropUnobserved(resourceMetrics, registration.observed()));
+    let text = serializer.serialize(renameMetrics(dropUnobserved(resourceMetrics, registration.observed()), DRA_PROMETHEUS_NAMES));
     if (opts.dcgmCompat) {
       if (!text.endsWith('\n')) text += '\n';
       const c = context();
@@ -231,6 +244,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     },
     forceFlush: () => bounded(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
     scrapeStats: () => ({ ...scrapes.stats(), ...httpServer.stats() }),
+    dra,
     shutdown() {
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };

@@ -39,12 +39,21 @@ export interface OtlpNumberDataPoint {
   asDouble?: number;
   asInt?: string;
 }
+/** A histogram point (`HistogramDataPoint`): 64-bit `count` and `bucketCounts` as strings. */
+export interface OtlpHistogramDataPoint {
+  attributes: OtlpKeyValue[];
+  count: string;
+  sum?: number;
+  bucketCounts: string[];
+  explicitBounds: number[];
+}
 export interface OtlpMetric {
   name: string;
   unit: string;
   description: string;
   gauge?: { dataPoints: OtlpNumberDataPoint[] };
   sum?: { dataPoints: OtlpNumberDataPoint[]; isMonotonic: boolean; aggregationTemporality: number };
+  histogram?: { dataPoints: OtlpHistogramDataPoint[]; aggregationTemporality: number };
 }
 export interface OtlpRequest {
   resourceMetrics: { resource?: { attributes: OtlpKeyValue[] }; scopeMetrics: { scope?: { name: string }; metrics: OtlpMetric[] }[] }[];

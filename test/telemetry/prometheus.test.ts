@@ -1,6 +1,7 @@
 /**
  * A real Prometheus (Debian's /usr/bin/prometheus) scrapes the whole running agent (mock dgx-h100, embedded API
- * server, as `npm start` runs it); PromQL over its HTTP API returns the GPU series. Also /healthz and /readyz.
+ * server, as `npm start` runs it); PromQL over its HTTP API returns the GPU series and the DRA operation metrics
+ * (a histogram quantile included). Also /healthz and /readyz.
  * Skipped with a notice when prometheus is not installed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -150,6 +151,28 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
     const ratio = await query('sum(DCGM_FI_DEV_FB_USED{GPU_I_PROFILE!=""}) * 1048576 / sum(hw_gpu_memory_usage{hw_parent!=""})');
     expect(ratio).toHaveLength(1);
     expect(Number(ratio[0]!.value[1])).toBeCloseTo(1, 6);
+  });
+
+  it('ingests the DRA operation metrics: the request counter, and the duration histogram PromQL can take a quantile of', async () => {
+    // Three NodePrepareResources calls as the kubelet plugin reports them (src/main.ts wires telemetry.dra to it).
+    for (const seconds of [0.003, 0.03, 0.3]) {
+      telemetry.dra.started('NodePrepareResources');
+      telemetry.dra.finished('NodePrepareResources', seconds, true);
+    }
+    const total = await waitFor(async () => {
+      const r = await query('gpulet_dra_requests_total{operation="NodePrepareResources",result="success"}');
+      return r[0]?.value[1] === '3' ? r : undefined;
+    }, { what: 'gpulet_dra_requests_total == 3', intervalMs: 250, detail: promLogTail });
+    expect(total[0]!.metric).toMatchObject({ driver: 'gpu.gpulet.dev', job: 'gpulet' });
+    const count = await query('gpulet_dra_request_duration_seconds_count{operation="NodePrepareResources",result="success"}');
+    expect(count[0]?.value[1]).toBe('3');
+    // The median of 3, 30 and 300 ms lies in the bucket (0.025, 0.05]; PromQL interpolates within it.
+    const median = await query('histogram_quantile(0.5, sum by (le) (gpulet_dra_request_duration_seconds_bucket{operation="NodePrepareResources"}))');
+    const m = Number(median[0]?.value[1]);
+    expect(m).toBeGreaterThan(0.025);
+    expect(m).toBeLessThanOrEqual(0.05);
+    const inflight = await query('gpulet_dra_requests_inflight{operation="NodePrepareResources"}');
+    expect(inflight[0]?.value[1]).toBe('0');
   });
 
   it('answers /healthz and /readyz', async () => {

@@ -15,7 +15,7 @@ import type { DriverName, ObjectUid } from '../../model/names.js';
 import type { ClaimPreparer } from '../../model/types.js';
 import { loadKubeletServices } from './grpc-protos.js';
 import { bindUnix, removeOwnSocket, shutdownServer, type BoundSocket } from './grpc-unix.js';
-import { createDraService } from './grpc-dra-service.js';
+import { createDraService, type DraCallObserver } from './grpc-dra-service.js';
 import { createRegistrationService, type RegistrationCallback, type RegistrationState } from './registration.js';
 import { createHealthService, type HealthServiceHandle, type HealthSource } from './health-service.js';
 import { socketPaths } from './sockets.js';
@@ -36,6 +36,8 @@ export interface KubeletPluginOptions {
   /** Device health; when given, DRAResourceHealth is served and advertised. */
   readonly health?: HealthSource | undefined;
   readonly logger: Logger;
+  /** Told of every NodePrepareResources / NodeUnprepareResources call, both API versions (telemetry's counters). */
+  readonly observer?: DraCallObserver | undefined;
   /** Fired on every NotifyRegistrationStatus (republish ResourceSlices when `ok`). */
   readonly onRegistered?: RegistrationCallback | undefined;
   /** Graceful shutdown budget per server before forcing, in ms. Default 5000. */
@@ -88,8 +90,8 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
   });
   const makeDraServer = (): grpc.Server => {
     const server = new grpc.Server();
-    server.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger));
-    server.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger));
+    server.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger, opts.observer));
+    server.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger, opts.observer));
     if (health) server.addService(services.healthV1alpha1, health.implementation);
     return server;
   };
