@@ -26,8 +26,8 @@
  *
  * Recovery (NVIDIA's driver has none: a taint stays until the plugin restarts — PR #1243 review, issue
  * #1455 in kubernetes-sigs/dra-driver-nvidia-gpu; gpulet keeps that as its default and adds two ways back):
- * - `gpu-recovered` (the backend found the device answering again, same UUID, after a rediscovery or GPU
- *   reset) clears every condition of the device, and of its MIG devices when it is a GPU, except
+ * - `gpu-recovered` (the backend found a lost device answering again, same UUID: the NVML backend's handle
+ *   refresh, e.g. after a GPU reset; the mock's `restoreDevice` / `resetDevice`) clears every condition of the device, and of its MIG devices when it is a GPU, except
  *   `unmonitored`. This is the only way out of `lost`: a lost GPU recovers only when it answers again.
  * - `recoveryMs` > 0 (`--health-recovery-interval`): an `xid` or `degraded` condition is dropped once
  *   `recoveryMs` passed with no new event that would set it again (for a fatal `xid`: no new non-ignored
