@@ -43,7 +43,12 @@ function mockOf(backend: GpuBackend): MockBackend {
   return backend as MockBackend;
 }
 
-/** A ResourceClaimTemplate for one whole GPU, optionally tolerating a taint key (every effect). */
+/**
+ * A ResourceClaimTemplate for one whole GPU, optionally tolerating a NoExecute taint key. The effect must be
+ * named: the eviction controller honours only tolerations whose effect is NoExecute (k8s.io/kubernetes v1.37.2
+ * pkg/controller/devicetainteviction/device_taint_eviction.go, `toleration.Effect == DeviceTaintEffectNoExecute`),
+ * an empty effect does not keep a pod.
+ */
 function template(name: string, tolerateKey?: string): object {
   return {
     apiVersion: 'resource.k8s.io/v1',
@@ -59,7 +64,7 @@ function template(name: string, tolerateKey?: string): object {
                 deviceClassName: DRIVER,
                 allocationMode: 'ExactCount',
                 count: 1,
-                ...(tolerateKey === undefined ? {} : { tolerations: [{ key: tolerateKey, operator: 'Exists' }] }),
+                ...(tolerateKey === undefined ? {} : { tolerations: [{ key: tolerateKey, operator: 'Exists', effect: 'NoExecute' }] }),
               },
             },
           ],
