@@ -15,6 +15,7 @@ import {
   type DnsSubdomain, type DriverName, type ObjectUid, type PoolName,
 } from './model/names.js';
 import { OPTION_BOUNDS, optionProblem, type BoundedOption } from './options.js';
+import { FAULT_TAINT_EFFECTS, type FaultTaintEffect } from './dra/slices/taints.js';
 
 /** Where the agent finds the Kubernetes API. */
 export const KUBE_API_MODES = ['embedded', 'kubeconfig', 'in-cluster'] as const;
@@ -82,6 +83,14 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** How long one rendered `/metrics` body is served to every scraper, ms (0: only concurrent scrapes share). */
   readonly metricsCacheMs: number;
+  /**
+   * Effect of the device taints that keep a faulty device from use (`<driver>/xid` for a fatal XID,
+   * `<driver>/gpu-lost`): `NoSchedule` (default, as NVIDIA's DRA driver) or `NoExecute` (the
+   * kube-controller-manager's device-taint-eviction controller then evicts the pods using the device).
+   */
+  readonly deviceTaintEffect: FaultTaintEffect;
+  /** Quiet time after which an XID / ECC fault is considered recovered, ms; 0 = never (src/gpu/health.ts). */
+  readonly healthRecoveryMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -129,6 +138,8 @@ const rawSchema = z.object({
   shutdownTimeout: bounded('shutdownTimeoutMs'),
   cleanupInterval: bounded('cleanupIntervalMs'),
   metricsCacheTtl: bounded('metricsCacheMs'),
+  deviceTaintEffect: z.enum(FAULT_TAINT_EFFECTS),
+  healthRecoveryInterval: bounded('healthRecoveryMs'),
   logLevel: z.enum(LOG_LEVELS),
 });
 
@@ -163,6 +174,8 @@ export function buildCommand(): Command {
     .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', defaultOf('sampleIntervalMs')))
     .addOption(opt('--cleanup-interval <ms>', 'GPULET_CLEANUP_INTERVAL', 'how often prepared claims are checked against the API server (ms; 0 = off)', defaultOf('cleanupIntervalMs')))
     .addOption(opt('--metrics-cache-ttl <ms>', 'GPULET_METRICS_CACHE_TTL', 'how long one rendered /metrics body is shared by scrapers (ms; 0 = only concurrent scrapes)', defaultOf('metricsCacheMs')))
+    .addOption(opt('--device-taint-effect <effect>', 'GPULET_DEVICE_TAINT_EFFECT', 'effect of the <driver>/xid (fatal XID) and <driver>/gpu-lost device taints (NoExecute: pods using the device are evicted)', 'NoSchedule').choices(FAULT_TAINT_EFFECTS))
+    .addOption(opt('--health-recovery-interval <ms>', 'GPULET_HEALTH_RECOVERY_INTERVAL', 'quiet time after which an XID / ECC fault is considered recovered (ms; 0 = never, as NVIDIA\'s driver)', defaultOf('healthRecoveryMs')))
     .addOption(opt('--shutdown-timeout <ms>', 'GPULET_SHUTDOWN_TIMEOUT', 'bound on graceful shutdown (ms)', defaultOf('shutdownTimeoutMs')))
     .addOption(opt('--log-level <level>', 'GPULET_LOG_LEVEL', 'log level', 'info').choices(LOG_LEVELS))
     .showHelpAfterError()
@@ -234,6 +247,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     shutdownTimeoutMs: r.shutdownTimeout,
     cleanupIntervalMs: r.cleanupInterval,
     metricsCacheMs: r.metricsCacheTtl,
+    deviceTaintEffect: r.deviceTaintEffect,
+    healthRecoveryMs: r.healthRecoveryInterval,
     logLevel: r.logLevel,
   };
 }

@@ -18,6 +18,7 @@ import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js'
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
+import { taintsByUuid } from './dra/slices/taints.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
 import { ClaimOps } from './state/claim-ops.js';
@@ -90,12 +91,19 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       'GPU inventory discovered',
     );
 
-    const health = new HealthTracker(inventory);
+    const health = new HealthTracker(inventory, { recoveryMs: config.healthRecoveryMs });
     const unsubscribeHealth = backend.onHealthEvent((event) => {
       logger.warn({ uuid: event.uuid, kind: event.kind, xid: event.xid }, event.message);
       health.record(event);
     });
-    stops.push({ name: 'health', stop: () => Promise.resolve(unsubscribeHealth()) });
+    stops.push({
+      name: 'health',
+      stop: () => {
+        unsubscribeHealth();
+        health.close();
+        return Promise.resolve();
+      },
+    });
 
     let apiServer: Agent['apiServer'];
     let kubeConfig: KubeConfig;
@@ -143,8 +151,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       logger,
     });
     publisher.start();
-    publisher.update(inventory, new Set(health.unhealthyUuids()));
-    const unsubscribeSlices = health.onChange(() => publisher.update(backend.inventory(), new Set(health.unhealthyUuids())));
+    const taints = () => taintsByUuid(config.driverName, health.allConditions(), config.deviceTaintEffect);
+    publisher.update(inventory, taints());
+    const unsubscribeSlices = health.onChange(() => publisher.update(backend.inventory(), taints()));
     stops.push({
       name: 'publisher',
       stop: async () => {

@@ -13,6 +13,8 @@
  * - clean-up interval: 0 (off) … 24 h; default 10 min.
  * - metrics cache: 0 (share only concurrent renders) … 60 s; default 1 s, below any sample interval worth
  *   using, so a scraper never sees a body older than one sample.
+ * - health recovery interval: 0 (never: a fault stays until the GPU answers again after a reset or the agent
+ *   restarts, as NVIDIA's DRA driver) … 7 days; default 0.
  * - ports: 0 (a free port) … 65535 (TCP).
  */
 
@@ -33,6 +35,7 @@ export const OPTION_BOUNDS = {
   shutdownTimeoutMs: { option: '--shutdown-timeout', min: 100, max: 600_000, unit: 'ms', default: 10_000 },
   cleanupIntervalMs: { option: '--cleanup-interval', min: 0, max: 86_400_000, unit: 'ms', default: 600_000 },
   metricsCacheMs: { option: '--metrics-cache-ttl', min: 0, max: 60_000, unit: 'ms', default: 1_000 },
+  healthRecoveryMs: { option: '--health-recovery-interval', min: 0, max: 604_800_000, unit: 'ms', default: 0 },
   port: { option: 'port', min: 0, max: 65_535, unit: '' },
 } as const satisfies Record<string, OptionBound>;
 

@@ -86,6 +86,23 @@ describe('config', () => {
     expect(() => loadConfig(argv, { NODE_NAME: 'n' }, cwd)).toThrow(re);
   });
 
+  it('takes the device taint effect and the health recovery interval (flag or GPULET_* variable)', () => {
+    const d = loadConfig([], { NODE_NAME: 'node-a' }, cwd);
+    expect(d.deviceTaintEffect).toBe('NoSchedule');
+    expect(d.healthRecoveryMs).toBe(0);
+    const e = loadConfig([], { NODE_NAME: 'node-a', GPULET_DEVICE_TAINT_EFFECT: 'NoExecute', GPULET_HEALTH_RECOVERY_INTERVAL: '600000' }, cwd);
+    expect(e.deviceTaintEffect).toBe('NoExecute');
+    expect(e.healthRecoveryMs).toBe(600_000);
+    const f = loadConfig(['--device-taint-effect', 'NoSchedule', '--health-recovery-interval', '1000'], { NODE_NAME: 'node-a', GPULET_DEVICE_TAINT_EFFECT: 'NoExecute' }, cwd);
+    expect(f.deviceTaintEffect).toBe('NoSchedule');
+    expect(f.healthRecoveryMs).toBe(1000);
+    // None would hide faults; PreferNoSchedule is not a device taint effect (resource.k8s.io/v1 DeviceTaintEffect).
+    for (const bad of ['None', 'PreferNoSchedule']) {
+      expect(() => loadConfig(['--device-taint-effect', bad], { NODE_NAME: 'node-a' }, cwd)).toThrow(ConfigError);
+    }
+    expect(() => loadConfig(['--health-recovery-interval', '-1'], { NODE_NAME: 'node-a' }, cwd)).toThrow(/--health-recovery-interval/);
+  });
+
   it('parses listen addresses', () => {
     expect(parseListenAddress('9400', 'x')).toEqual({ host: '0.0.0.0', port: 9400 });
     expect(parseListenAddress('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });

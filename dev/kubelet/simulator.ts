@@ -19,6 +19,7 @@ import { silentLogger, type Logger } from '../../src/log.js';
 import {
   loadKubeletServices,
   SERVICE_VERSIONS,
+  type HealthApiVersion,
   type DraApiVersion,
   type WireClaim,
   type WirePrepareResponse,
@@ -39,8 +40,10 @@ export interface SimulatedPlugin {
   readonly supportedVersions: readonly string[];
   /** DRAPlugin version chosen. */
   readonly version: DraApiVersion;
-  /** Whether `v1alpha1.DRAResourceHealth` is advertised. */
+  /** Whether `v1.DRAResourceHealth` or `v1alpha1.DRAResourceHealth` is advertised. */
   readonly healthSupported: boolean;
+  /** DRAResourceHealth version chosen (v1 first, as the kubelet 1.37), when advertised. */
+  readonly healthVersion?: HealthApiVersion;
   readonly registeredAt: number;
 }
 
@@ -163,15 +166,18 @@ export class KubeletSimulator extends EventEmitter<Events> {
 
   /**
    * Open DRAResourceHealth.NodeWatchResources on the driver's endpoint.
-   * @throws Error when the plugin does not advertise `v1alpha1.DRAResourceHealth`.
+   * Uses the version chosen at registration: `v1.DRAResourceHealth` when advertised, else `v1alpha1`, as the
+   * kubelet 1.37 does (pkg/kubelet/cm/dra/plugin/dra_plugin_manager.go `pickHealthService`).
+   * @throws Error when the plugin advertises neither.
    */
   watchHealth(
     onUpdate: (msg: WireWatchResponse) => void,
     opts: { driverName?: string; onEnd?: (status: grpc.StatusObject) => void } = {},
   ): StreamHandle {
     const e = this.pick(opts.driverName);
-    if (!e.plugin.healthSupported) throw new Error(`driver ${e.plugin.driverName} does not advertise device health`);
-    const method = this.services.healthV1alpha1.NodeWatchResources;
+    const version = e.plugin.healthVersion;
+    if (version === undefined) throw new Error(`driver ${e.plugin.driverName} does not advertise device health`);
+    const method = this.services.health[version].NodeWatchResources;
     return serverStream(e.client, method, {}, onUpdate, opts.onEnd ?? (() => undefined));
   }
 
@@ -255,13 +261,17 @@ export class KubeletSimulator extends EventEmitter<Events> {
         return;
       }
       await unaryCall(reg, this.services.registration.NotifyRegistrationStatus, { plugin_registered: true, error: '' }, KUBELET_DEADLINES.notify);
+      const healthVersion = info.supported_versions.includes(SERVICE_VERSIONS.healthV1)
+        ? 'v1'
+        : info.supported_versions.includes(SERVICE_VERSIONS.healthV1alpha1) ? 'v1alpha1' : undefined;
       const plugin: SimulatedPlugin = {
         driverName: info.name,
         registrationSocket: regSocket,
         endpoint: info.endpoint,
         supportedVersions: info.supported_versions,
         version: VERSION_OF[chosen] ?? 'v1',
-        healthSupported: info.supported_versions.includes(SERVICE_VERSIONS.healthV1alpha1),
+        healthSupported: healthVersion !== undefined,
+        ...(healthVersion === undefined ? {} : { healthVersion }),
         registeredAt: performance.now(),
       };
       this.entries.set(regSocket, { plugin, client: dialUnix(plugin.endpoint) });

@@ -172,8 +172,12 @@ export interface Sample {
 }
 
 /** Kinds of health event, from the NVML event types `nvmlEventTypeXidCriticalError`, `...DoubleBitEccError`,
- * `...SingleBitEccError` and `nvmlEventTypeGpuUnavailableError`, plus `gpu-lost` (NVML_ERROR_GPU_IS_LOST on a call). */
-export type HealthEventKind = 'xid' | 'ecc-double-bit' | 'ecc-single-bit' | 'gpu-unavailable' | 'gpu-lost';
+ * `...SingleBitEccError` and `nvmlEventTypeGpuUnavailableError`, plus `gpu-lost` (NVML_ERROR_GPU_IS_LOST on a call),
+ * `unmonitored` (health events cannot be registered for the device: `nvmlEventSetCreate` failed, or
+ * `nvmlDeviceGetSupportedEventTypes` / `nvmlDeviceRegisterEvents` failed or support none of them) and
+ * `gpu-recovered` (a device that was lost answers again, same UUID, after a rediscovery or GPU reset).
+ * What each means for health: src/gpu/health.ts. */
+export type HealthEventKind = 'xid' | 'ecc-double-bit' | 'ecc-single-bit' | 'gpu-unavailable' | 'gpu-lost' | 'unmonitored' | 'gpu-recovered';
 
 /** A health event for one device (a GPU, or a MIG device when NVML attributes it to one). */
 export interface HealthEvent {

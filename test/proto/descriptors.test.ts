@@ -2,7 +2,7 @@
  * The protos in proto/ must be wire-compatible with upstream kubernetes/kubelet. The table below is
  * transcribed by hand from the upstream files (kubernetes/kubernetes staging/src/k8s.io/kubelet/pkg/apis/
  * pluginregistration/v1, dra/v1 (+ PR #134520 share_id = 5), dra/v1beta1, dra-health/v1alpha1 api.proto
- * and api.pb.go) and is compared with what @grpc/proto-loader actually loads, and protoc must compile
+ * and api.pb.go; dra-health/v1 of k8s.io/kubelet v0.37.2: the v1alpha1 messages in package `v1`) and is compared with what @grpc/proto-loader actually loads, and protoc must compile
  * every file.
  */
 import { execFileSync } from 'node:child_process';
@@ -40,6 +40,22 @@ const DEVICE_V1BETA1: Field[] = [
 ];
 const DEVICE_V1: Field[] = [...DEVICE_V1BETA1, ['share_id', 5, 'TYPE_STRING', 'opt']];
 
+const HEALTH_MESSAGES: Record<string, Field[]> = {
+  NodeWatchResourcesRequest: [],
+  DeviceIdentifier: [
+    ['pool_name', 1, 'TYPE_STRING', 'opt'],
+    ['device_name', 2, 'TYPE_STRING', 'opt'],
+  ],
+  DeviceHealth: [
+    ['device', 1, 'TYPE_MESSAGE', 'opt', 'DeviceIdentifier'],
+    ['health', 2, 'TYPE_ENUM', 'opt', 'HealthStatus'],
+    ['last_updated_time', 3, 'TYPE_INT64', 'opt'],
+    ['health_check_timeout_seconds', 4, 'TYPE_INT64', 'opt'],
+    ['message', 5, 'TYPE_STRING', 'opt'],
+  ],
+  NodeWatchResourcesResponse: [['devices', 1, 'TYPE_MESSAGE', 'rep', 'DeviceHealth']],
+};
+
 const UPSTREAM: Record<string, Field[]> = {
   'pluginregistration.PluginInfo': [
     ['type', 1, 'TYPE_STRING', 'opt'],
@@ -57,19 +73,8 @@ const UPSTREAM: Record<string, Field[]> = {
   ...Object.fromEntries(Object.entries(DRA_MESSAGES).map(([m, f]) => [`k8s.io.kubelet.pkg.apis.dra.v1beta1.${m}`, f])),
   'k8s.io.kubelet.pkg.apis.dra.v1.Device': DEVICE_V1,
   'k8s.io.kubelet.pkg.apis.dra.v1beta1.Device': DEVICE_V1BETA1,
-  'v1alpha1.NodeWatchResourcesRequest': [],
-  'v1alpha1.DeviceIdentifier': [
-    ['pool_name', 1, 'TYPE_STRING', 'opt'],
-    ['device_name', 2, 'TYPE_STRING', 'opt'],
-  ],
-  'v1alpha1.DeviceHealth': [
-    ['device', 1, 'TYPE_MESSAGE', 'opt', 'DeviceIdentifier'],
-    ['health', 2, 'TYPE_ENUM', 'opt', 'HealthStatus'],
-    ['last_updated_time', 3, 'TYPE_INT64', 'opt'],
-    ['health_check_timeout_seconds', 4, 'TYPE_INT64', 'opt'],
-    ['message', 5, 'TYPE_STRING', 'opt'],
-  ],
-  'v1alpha1.NodeWatchResourcesResponse': [['devices', 1, 'TYPE_MESSAGE', 'rep', 'DeviceHealth']],
+  ...Object.fromEntries(Object.entries(HEALTH_MESSAGES).map(([m, f]) => [`v1alpha1.${m}`, f])),
+  ...Object.fromEntries(Object.entries(HEALTH_MESSAGES).map(([m, f]) => [`v1.${m}`, f])),
 };
 
 /** Service full name → method → [request, response, server streaming]. */
@@ -87,6 +92,9 @@ const SERVICES: Record<string, Record<string, [string, string, boolean]>> = {
     NodeUnprepareResources: ['NodeUnprepareResourcesRequest', 'NodeUnprepareResourcesResponse', false],
   },
   'v1alpha1.DRAResourceHealth': {
+    NodeWatchResources: ['NodeWatchResourcesRequest', 'NodeWatchResourcesResponse', true],
+  },
+  'v1.DRAResourceHealth': {
     NodeWatchResources: ['NodeWatchResourcesRequest', 'NodeWatchResourcesResponse', true],
   },
 };
@@ -158,8 +166,8 @@ describe('kubelet protos match upstream', () => {
     expect(decode(enc('v1beta1', 's-1'))).not.toHaveProperty('share_id');
   });
 
-  it('HealthStatus enum is UNKNOWN=0, HEALTHY=1, UNHEALTHY=2', () => {
-    const e = def['v1alpha1.HealthStatus'] as unknown as { type: { value: { name: string; number: number }[] } };
+  it.each(['v1alpha1', 'v1'])('%s.HealthStatus enum is UNKNOWN=0, HEALTHY=1, UNHEALTHY=2', (pkg) => {
+    const e = def[`${pkg}.HealthStatus`] as unknown as { type: { value: { name: string; number: number }[] } };
     expect(e.type.value.map((v) => [v.name, v.number])).toEqual([
       ['UNKNOWN', 0],
       ['HEALTHY', 1],

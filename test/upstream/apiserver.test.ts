@@ -28,10 +28,12 @@ import {
   type KubeConfig,
   type V1ClusterRole,
   type V1Device,
+  type V1DeviceTaint,
   type V1Pod,
   type V1ResourceSlice,
 } from '@kubernetes/client-node';
 import { buildResourceSlices, validateDevice, type SliceSpec } from '../../src/dra/slices/build.js';
+import { taintsByUuid } from '../../src/dra/slices/taints.js';
 import { MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_STRING_VALUE_LENGTH } from '../../src/dra/slices/limits.js';
 import { SlicePublisher } from '../../src/dra/slices/publisher.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
@@ -96,14 +98,14 @@ function issued(token: string | undefined): string {
   return token;
 }
 
-function built(inventory: Inventory, node: DnsSubdomain, unhealthy?: ReadonlySet<string>): SliceSpec[] {
+function built(inventory: Inventory, node: DnsSubdomain, taints?: ReadonlyMap<string, readonly V1DeviceTaint[]>): SliceSpec[] {
   return buildResourceSlices({
     driverName: DEFAULT_DRIVER_NAME,
     nodeName: node,
     poolName: poolNameOf(node),
     inventory,
     generation: 0,
-    ...(unhealthy === undefined ? {} : { unhealthy }),
+    ...(taints === undefined ? {} : { taints }),
   });
 }
 
@@ -197,19 +199,28 @@ describe.skipIf(unavailable !== undefined)('gpulet against the real kube-apiserv
       const publisher = new SlicePublisher({ kubeConfig: gpulet, driverName: DEFAULT_DRIVER_NAME, nodeName: NODE_A, poolName: poolNameOf(NODE_A), logger: silentLogger() });
       publisher.start();
       try {
-        // 130 GPUs, two of them failed: the builder splits at 64 around tainted devices, 128 elsewhere.
+        // 130 GPUs, two of them tainted: the builder splits at 64 around tainted devices, 128 elsewhere. gpu-0 has a
+        // fatal XID (NoSchedule), gpu-129 an application XID and no event registration (effect None, which the
+        // 1.37 API server must accept: pkg/apis/resource/validation validDeviceTaintEffects).
         const big = manyGpus(130);
-        const unhealthy = new Set([big.gpus[0]!.uuid, big.gpus[129]!.uuid]);
-        publisher.update(big, unhealthy);
+        const since = Date.UTC(2026, 0, 2, 3, 4, 5);
+        const taints = taintsByUuid(DEFAULT_DRIVER_NAME, new Map([
+          [big.gpus[0]!.uuid, { xid: { xid: 79, fatal: true, sinceMs: since, lastMs: since } }],
+          [big.gpus[129]!.uuid, { xid: { xid: 43, fatal: false, sinceMs: since, lastMs: since }, unmonitored: { sinceMs: since } }],
+        ]));
+        publisher.update(big, taints);
         await within(publisher.whenSynced(), 'the publisher to sync 130 GPUs');
         const stored = (await resource.listResourceSlice({ fieldSelector: `spec.nodeName=${NODE_A}` })).items;
-        const expected = built(big, NODE_A, unhealthy);
+        const expected = built(big, NODE_A, taints);
         expect(stored.map((s) => s.spec.devices?.length).sort()).toEqual(expected.map((s) => s.spec.devices.length).sort());
         const tainted = stored.flatMap((s) => s.spec.devices ?? []).filter((d) => (d.taints ?? []).length > 0);
         expect(tainted.map((d) => d.name).sort()).toEqual(['gpu-0', 'gpu-129']);
-        for (const d of tainted) {
-          expect(d.taints).toEqual([expect.objectContaining({ key: 'gpu.gpulet.dev/unhealthy', value: 'true', effect: 'NoSchedule' })]);
-        }
+        const at = new Date(since);
+        expect(tainted.find((d) => d.name === 'gpu-0')?.taints).toEqual([{ key: 'gpu.gpulet.dev/xid', value: '79', effect: 'NoSchedule', timeAdded: at }]);
+        expect(tainted.find((d) => d.name === 'gpu-129')?.taints).toEqual([
+          { key: 'gpu.gpulet.dev/xid', value: '43', effect: 'None', timeAdded: at },
+          { key: 'gpu.gpulet.dev/unmonitored', effect: 'None', timeAdded: at },
+        ]);
 
         // Back to 8 GPUs: slices updated and the obsolete ones deleted, by the agent's own identity.
         publisher.update(manyGpus(8));
@@ -241,7 +252,8 @@ describe.skipIf(unavailable !== undefined)('gpulet against the real kube-apiserv
 
       it(`devices per slice with device taints: ${MAX_DEVICES_PER_SLICE_WITH_TAINTS}`, async () => {
         const inv = manyGpus(MAX_DEVICES_PER_SLICE_WITH_TAINTS + 1);
-        const devices = built(inv, node, new Set(inv.gpus.map((g) => g.uuid))).flatMap((s) => s.spec.devices);
+        const lost = new Map(inv.gpus.map((g) => [g.uuid, { lost: { sinceMs: 0 } }]));
+        const devices = built(inv, node, taintsByUuid(DEFAULT_DRIVER_NAME, lost)).flatMap((s) => s.spec.devices);
         const spec = built(manyGpus(1), node)[0]!;
         const r = await rejection(resource.createResourceSlice({ body: sliceFor(spec, 'too-many-tainted', devices) }));
         expect(r.code).toBe(422);

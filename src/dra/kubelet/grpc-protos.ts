@@ -6,7 +6,7 @@
  * seconds fit), `enums: String` (`'HEALTHY'`), `defaults: true`, `oneofs: true` (a proto3 `optional`
  * field that is set also carries the virtual `_<name>` property on decode).
  *
- * Facts: kubernetes/kubelet pkg/apis/{pluginregistration/v1, dra/v1, dra/v1beta1, dra-health/v1alpha1}.
+ * Facts: kubernetes/kubelet pkg/apis/{pluginregistration/v1, dra/v1, dra/v1beta1, dra-health/v1, dra-health/v1alpha1}.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ export const PROTO_FILES = {
   registration: 'pluginregistration/v1/api.proto',
   draV1: 'dra/v1/api.proto',
   draV1beta1: 'dra/v1beta1/api.proto',
+  healthV1: 'dra-health/v1/api.proto',
   healthV1alpha1: 'dra-health/v1alpha1/api.proto',
 } as const;
 
@@ -37,6 +38,7 @@ export const PROTO_PACKAGES = {
   registration: 'pluginregistration',
   draV1: 'k8s.io.kubelet.pkg.apis.dra.v1',
   draV1beta1: 'k8s.io.kubelet.pkg.apis.dra.v1beta1',
+  healthV1: 'v1',
   healthV1alpha1: 'v1alpha1',
 } as const;
 
@@ -44,11 +46,17 @@ export const PROTO_PACKAGES = {
 export const SERVICE_VERSIONS = {
   draV1: 'v1.DRAPlugin',
   draV1beta1: 'v1beta1.DRAPlugin',
+  healthV1: 'v1.DRAResourceHealth',
   healthV1alpha1: 'v1alpha1.DRAResourceHealth',
 } as const;
 
 /** A DRAPlugin API version gpulet serves. */
 export type DraApiVersion = 'v1' | 'v1beta1';
+/**
+ * A DRAResourceHealth API version gpulet serves: same messages, proto packages `v1` and `v1alpha1`
+ * (k8s.io/kubelet v0.37.2 pkg/apis/dra-health/v1, its conversion.go `V1Alpha1ClientWrapper`).
+ */
+export type HealthApiVersion = 'v1' | 'v1alpha1';
 
 // ---- wire types (keepCase: field names as in the .proto files) ----
 
@@ -122,7 +130,7 @@ export interface RegistrationService extends ServiceDefinition {
   GetInfo: MethodDefinition<WireEmpty, WirePluginInfo>;
   NotifyRegistrationStatus: MethodDefinition<WireRegistrationStatus, WireEmpty>;
 }
-/** Typed method definitions of v1alpha1.DRAResourceHealth. */
+/** Typed method definitions of DRAResourceHealth (v1 and v1alpha1). */
 export interface HealthService extends ServiceDefinition {
   NodeWatchResources: MethodDefinition<WireEmpty, WireWatchResponse>;
 }
@@ -131,7 +139,8 @@ export interface HealthService extends ServiceDefinition {
 export interface KubeletServices {
   registration: RegistrationService;
   dra: Record<DraApiVersion, DraPluginService>;
-  healthV1alpha1: HealthService;
+  /** DRAResourceHealth by version (the same messages in both). */
+  health: Record<HealthApiVersion, HealthService>;
   /** The raw package definition (message descriptors included), keyed by fully-qualified name. */
   packageDefinition: protoLoader.PackageDefinition;
 }
@@ -185,7 +194,10 @@ export function loadKubeletServices(): KubeletServices {
       v1: service(def, `${PROTO_PACKAGES.draV1}.DRAPlugin`, dra),
       v1beta1: service(def, `${PROTO_PACKAGES.draV1beta1}.DRAPlugin`, dra),
     },
-    healthV1alpha1: service(def, `${PROTO_PACKAGES.healthV1alpha1}.DRAResourceHealth`, ['NodeWatchResources']),
+    health: {
+      v1: service(def, `${PROTO_PACKAGES.healthV1}.DRAResourceHealth`, ['NodeWatchResources']),
+      v1alpha1: service(def, `${PROTO_PACKAGES.healthV1alpha1}.DRAResourceHealth`, ['NodeWatchResources']),
+    },
     packageDefinition: def,
   };
   return cached;

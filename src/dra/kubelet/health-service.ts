@@ -1,5 +1,6 @@
 /**
- * DRAResourceHealth (KEP-4680; kubernetes/kubelet pkg/apis/dra-health/v1alpha1): the kubelet opens one
+ * DRAResourceHealth (KEP-4680; kubernetes/kubelet pkg/apis/dra-health/v1 and v1alpha1, the same messages in
+ * two proto packages; both are served on the DRA socket, the kubelet picks one at registration): the kubelet opens one
  * NodeWatchResources stream per plugin; each message is the driver's COMPLETE device list. The kubelet
  * marks a device Unknown when it hears nothing about it for 30 s (or `health_check_timeout_seconds`), and
  * shows the result in the pod's `containerStatuses[].allocatedResourcesStatus`.
@@ -11,7 +12,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../log.js';
 import { errorMessage } from '../../errors.js';
-import type { WireDeviceHealth, WireEmpty, WireHealthStatus, WireWatchResponse } from './grpc-protos.js';
+import type { HealthApiVersion, WireDeviceHealth, WireEmpty, WireHealthStatus, WireWatchResponse } from './grpc-protos.js';
 
 /** Health of one device as gpulet tracks it. */
 export type DeviceHealthState = 'healthy' | 'unhealthy' | 'unknown';
@@ -76,10 +77,12 @@ export function toWireHealth(
 
 /** Handle on the health service. */
 export interface HealthServiceHandle {
-  /** The gRPC implementation to register for v1alpha1.DRAResourceHealth. */
-  readonly implementation: grpc.UntypedServiceImplementation;
-  /** Number of open NodeWatchResources streams. */
+  /** The gRPC implementation to register for `<version>.DRAResourceHealth`, per version. */
+  readonly implementations: Readonly<Record<HealthApiVersion, grpc.UntypedServiceImplementation>>;
+  /** Number of open NodeWatchResources streams (all versions). */
   activeStreams(): number;
+  /** NodeWatchResources calls received since start, per API version (which version the kubelet chose). */
+  streamsOpened(): Readonly<Record<HealthApiVersion, number>>;
   /** End every open stream (status OK) and refuse new ones. Idempotent. */
   close(): void;
 }
@@ -97,13 +100,15 @@ export function createHealthService(opts: {
   healthCheckTimeoutSeconds?: number;
   now?: () => number;
 }): HealthServiceHandle {
-  const log = opts.logger.child({ api: 'dra-health.v1alpha1' });
   const interval = opts.resendIntervalMs ?? HEALTH_RESEND_INTERVAL_MS;
   const now = opts.now ?? Date.now;
   const closers = new Set<() => void>();
   let closed = false;
+  const opened: Record<HealthApiVersion, number> = { v1: 0, v1alpha1: 0 };
 
-  const watch: grpc.handleServerStreamingCall<WireEmpty, WireWatchResponse> = (call) => {
+  const watchFor = (version: HealthApiVersion): grpc.handleServerStreamingCall<WireEmpty, WireWatchResponse> => (call) => {
+    const log = opts.logger.child({ api: `dra-health.${version}` });
+    opened[version] += 1;
     if (closed) {
       call.end();
       return;
@@ -140,8 +145,9 @@ export function createHealthService(opts: {
   };
 
   return {
-    implementation: { NodeWatchResources: watch },
+    implementations: { v1: { NodeWatchResources: watchFor('v1') }, v1alpha1: { NodeWatchResources: watchFor('v1alpha1') } },
     activeStreams: () => closers.size,
+    streamsOpened: () => ({ ...opened }),
     close: () => {
       closed = true;
       for (const finish of [...closers]) finish();

@@ -2,7 +2,8 @@
  * The kubelet plugin: two gRPC servers on unix sockets (docs/contracts.md §1–3).
  * - DRA socket `<pluginsDir>/<driver>/dra[-<podUID>].sock`: DRAPlugin under both
  *   `k8s.io.kubelet.pkg.apis.dra.v1` and `...v1beta1` (Kubernetes ≥ 1.34 / 1.32), plus
- *   `v1alpha1.DRAResourceHealth` when a health source is given.
+ *   `v1.DRAResourceHealth` and `v1alpha1.DRAResourceHealth` when a health source is given (the kubelet 1.37
+ *   picks v1, older ones v1alpha1).
  * - Registration socket `<registryDir>/<driver>[-<podUID>]-reg.sock`: pluginregistration.Registration,
  *   which the kubelet's plugin watcher discovers.
  * The DRA socket is listening before the registration socket appears, so the kubelet can use the endpoint
@@ -13,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../log.js';
 import type { DriverName, ObjectUid } from '../../model/names.js';
 import type { ClaimPreparer } from '../../model/types.js';
-import { loadKubeletServices } from './grpc-protos.js';
+import { loadKubeletServices, type HealthApiVersion } from './grpc-protos.js';
 import { bindUnix, removeOwnSocket, shutdownServer, type BoundSocket } from './grpc-unix.js';
 import { createDraService, type DraCallObserver } from './grpc-dra-service.js';
 import { createRegistrationService, type RegistrationCallback, type RegistrationState } from './registration.js';
@@ -56,6 +57,11 @@ export interface KubeletPlugin {
   readonly draSocket: string;
   /** Last registration status the kubelet reported. */
   registration(): RegistrationState;
+  /**
+   * NodeWatchResources calls received per DRAResourceHealth version (which one the kubelet negotiated); all
+   * zero when health is not served.
+   */
+  healthStreamsOpened(): Readonly<Record<HealthApiVersion, number>>;
   /** Re-create a removed socket now (the guard also does it on its own: fs.watch + periodic check). */
   checkSockets(): Promise<void>;
   /** End health streams, stop both servers (graceful, then forced) and remove our sockets. Idempotent. */
@@ -92,7 +98,10 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     const server = new grpc.Server();
     server.addService(services.dra.v1, createDraService(opts.preparer, 'v1', logger, opts.observer));
     server.addService(services.dra.v1beta1, createDraService(opts.preparer, 'v1beta1', logger, opts.observer));
-    if (health) server.addService(services.healthV1alpha1, health.implementation);
+    if (health) {
+      server.addService(services.health.v1, health.implementations.v1);
+      server.addService(services.health.v1alpha1, health.implementations.v1alpha1);
+    }
     return server;
   };
   const makeRegServer = (): grpc.Server => {
@@ -156,6 +165,7 @@ export async function startKubeletPlugin(opts: KubeletPluginOptions): Promise<Ku
     registrationSocket: paths.registration,
     draSocket: paths.dra,
     registration: () => registration.state(),
+    healthStreamsOpened: () => health?.streamsOpened() ?? { v1: 0, v1alpha1: 0 },
     checkSockets: () => guarded.guard?.check() ?? Promise.resolve(),
     stop,
   };

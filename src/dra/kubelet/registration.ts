@@ -33,12 +33,15 @@ export interface RegistrationState {
 }
 
 /**
- * The `supported_versions` list, most preferred first: `v1.DRAPlugin`, `v1beta1.DRAPlugin`, then
- * `v1alpha1.DRAResourceHealth` when health is served. The kubelet takes the first DRAPlugin entry it knows.
+ * The `supported_versions` list, most preferred first: `v1.DRAPlugin`, `v1beta1.DRAPlugin`, then, when health
+ * is served, `v1.DRAResourceHealth` and `v1alpha1.DRAResourceHealth`. The kubelet takes the first DRAPlugin
+ * entry it knows, and for health the first of ITS list (`v1`, then `v1alpha1`) that the plugin advertises
+ * (k8s.io/kubernetes v1.37.2 pkg/kubelet/cm/dra/plugin/dra_plugin_manager.go `pickHealthService`); a kubelet
+ * before 1.37 knows only `v1alpha1.DRAResourceHealth` and picks it.
  */
 export function supportedVersions(healthServed: boolean): string[] {
   const v: string[] = [SERVICE_VERSIONS.draV1, SERVICE_VERSIONS.draV1beta1];
-  if (healthServed) v.push(SERVICE_VERSIONS.healthV1alpha1);
+  if (healthServed) v.push(SERVICE_VERSIONS.healthV1, SERVICE_VERSIONS.healthV1alpha1);
   return v;
 }
 

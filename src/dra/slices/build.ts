@@ -50,18 +50,16 @@ export interface BuildSlicesInput {
   readonly generation: number;
   /** Node `metadata.uid`; when known, every slice gets a controller owner reference to the Node. */
   readonly nodeUid?: string;
-  /** UUIDs (`GPU-...`/`MIG-...`) of unhealthy devices: they get a NoSchedule device taint (KEP-5055). */
-  readonly unhealthy?: ReadonlySet<string>;
+  /**
+   * Device taints (KEP-5055) by UUID (`GPU-...`/`MIG-...`), as `taintsByUuid()` of ./taints.ts makes them from
+   * the health conditions; devices not in the map are untainted.
+   */
+  readonly taints?: ReadonlyMap<string, readonly V1DeviceTaint[]>;
 }
 
 /** Label keys put on every slice (label selectors; the publisher itself lists by field selector). */
 export const SLICE_LABEL_DRIVER = 'gpulet.dev/driver';
 export const SLICE_LABEL_NODE = 'gpulet.dev/node';
-
-/** Taint key on unhealthy devices: `<driver>/unhealthy`, e.g. `gpu.gpulet.dev/unhealthy` (effect NoSchedule). */
-export function unhealthyTaintKey(driverName: string): string {
-  return `${driverName}/unhealthy`;
-}
 
 type Attributes = Record<string, V1DeviceAttribute>;
 type Capacities = Record<string, V1DeviceCapacity>;
@@ -229,10 +227,8 @@ export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
     if (seen.has(d.name)) throw new SliceError(`device ${d.name} (${d.uuid}): duplicate device name in pool ${input.poolName}`);
     seen.add(d.name);
     const device: V1Device = { name: d.name, ...deviceBody(d, versions) };
-    if (input.unhealthy?.has(d.uuid) === true) {
-      const taint: V1DeviceTaint = { key: unhealthyTaintKey(input.driverName), value: 'true', effect: 'NoSchedule' };
-      device.taints = [taint];
-    }
+    const taints = input.taints?.get(d.uuid);
+    if (taints !== undefined && taints.length > 0) device.taints = taints.map((t) => ({ ...t }));
     validateDevice(device);
     devices.push(device);
   }

@@ -11,7 +11,7 @@
  * `stop()` leaves the slices in place: the kubelet deletes them 30 s after the plugin goes away for good, and a
  * restarting agent takes them over without a gap.
  */
-import type { KubeConfig, V1ResourceSlice } from '@kubernetes/client-node';
+import type { KubeConfig, V1DeviceTaint, V1ResourceSlice } from '@kubernetes/client-node';
 import { errorMessage, GpuletError } from '../../errors.js';
 import type { Inventory } from '../../gpu/types.js';
 import type { Logger } from '../../log.js';
@@ -62,7 +62,7 @@ export interface PublisherStats {
 
 interface Desired {
   readonly inventory: Inventory;
-  readonly unhealthy: ReadonlySet<string>;
+  readonly taints: ReadonlyMap<string, readonly V1DeviceTaint[]>;
 }
 
 /** Publishes and reconciles this node's ResourceSlices. See the module doc. */
@@ -92,9 +92,12 @@ export class SlicePublisher {
     this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF, opts.random);
   }
 
-  /** Set the desired state (inventory + UUIDs of unhealthy devices) and trigger a reconcile. */
-  update(inventory: Inventory, unhealthy: ReadonlySet<string> = new Set()): void {
-    this.desired = { inventory, unhealthy: new Set(unhealthy) };
+  /**
+   * Set the desired state (inventory + device taints by UUID, see ./taints.ts `taintsByUuid`) and trigger a
+   * reconcile.
+   */
+  update(inventory: Inventory, taints: ReadonlyMap<string, readonly V1DeviceTaint[]> = new Map()): void {
+    this.desired = { inventory, taints: new Map(taints) };
     this.kick();
   }
 
@@ -215,7 +218,7 @@ export class SlicePublisher {
     }
     const build = (generation: number): SliceSpec[] =>
       buildResourceSlices({
-        driverName, nodeName, poolName, inventory: desired.inventory, generation, unhealthy: desired.unhealthy,
+        driverName, nodeName, poolName, inventory: desired.inventory, generation, taints: desired.taints,
         ...(nodeUid === undefined ? {} : { nodeUid }),
       });
     build(0); // throws SliceError before any request when the inventory cannot be published
@@ -248,7 +251,7 @@ export class SlicePublisher {
     const storedTaints = (stored.spec.devices ?? []).some((d) => (d.taints?.length ?? 0) > 0);
     if (sentTaints && !storedTaints) {
       this.ignoreTaints = true;
-      this.log.warn('the API server dropped device taints (DRADeviceTaints feature gate off?): unhealthy devices stay schedulable');
+      this.log.warn('the API server dropped device taints (DRADeviceTaints feature gate off?): faulty devices stay schedulable');
     }
   }
 }

@@ -40,8 +40,18 @@ export interface MockBackend extends GpuBackend {
    * @throws BackendError for an unknown UUID.
    */
   markLost(uuid: string): void;
-  /** Undo {@link markLost}: readings come back. No event. @throws BackendError for an unknown UUID. */
+  /**
+   * Undo {@link markLost}: readings come back and, when the device was lost, a `gpu-recovered` HealthEvent
+   * fires (as the NVML backend's refresh does when a lost device answers again).
+   * @throws BackendError for an unknown UUID.
+   */
   restoreDevice(uuid: string): void;
+  /**
+   * Simulate a GPU reset with the same UUID (`nvidia-smi -r`): undoes {@link markLost} and always fires
+   * `gpu-recovered` (src/gpu/health.ts: the device's health conditions are cleared).
+   * @throws BackendError for an unknown UUID.
+   */
+  resetDevice(uuid: string): void;
   /**
    * Make readings unsupported (absent, as for NVML_ERROR_NOT_SUPPORTED) on one device, or on all devices
    * when `uuid` is omitted. Pass an empty list to clear. @throws BackendError for an unknown UUID.
@@ -136,7 +146,17 @@ class MockGpuBackend implements MockBackend {
 
   restoreDevice(uuid: string): void {
     this.requireKnown(uuid);
+    if (this.lost.delete(uuid)) this.recovered(uuid, `GPU ${uuid} answers again (injected)`);
+  }
+
+  resetDevice(uuid: string): void {
+    this.requireKnown(uuid);
     this.lost.delete(uuid);
+    this.recovered(uuid, `GPU ${uuid} was reset and answers again with the same UUID (injected)`);
+  }
+
+  private recovered(uuid: string, message: string): void {
+    this.injectHealthEvent({ kind: 'gpu-recovered', uuid, timestampMs: this.clock(), message });
   }
 
   setUnsupported(readings: readonly ReadingName[], uuid?: string): void {

@@ -8,7 +8,11 @@
  * - `sample()`: one native call per sample. A device answering NVML_ERROR_GPU_IS_LOST is left out of the
  *   sample, gets one `gpu-lost` HealthEvent, and a handle refresh is scheduled (after `refreshDelayMs`,
  *   doubling up to 5 min while devices stay lost); other devices go on. Handles are never refetched per sample.
- * - The inventory is stable after `init()`: a lost GPU stays in it (health marks it unhealthy).
+ * - The inventory is stable after `init()`: a lost GPU stays in it (health marks it unhealthy). A refresh that
+ *   finds a lost device answering again emits `gpu-recovered` for it.
+ * - A GPU whose events could not be registered (`registered[i] === 0`: unsupported, or an NVML error), or every
+ *   GPU when the event thread could not start, gets one `unmonitored` HealthEvent; listeners that subscribe
+ *   after `init()` receive these first (src/gpu/health.ts: the `<driver>/unmonitored` taint).
  */
 import { BackendError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -53,6 +57,8 @@ export class NvmlBackend implements GpuBackend {
   private gpuUuids: (string | undefined)[] = [];
   private migUuids: (string | undefined)[][] = [];
   private readonly lost = new Map<string, NvmlError>();
+  /** `unmonitored` events found at init, replayed to every new listener. */
+  private readonly unmonitored = new Map<string, HealthEvent>();
   private refreshAt: number | undefined;
   private refreshDelay: number;
   private readonly pcie = new PcieIntegrator();
@@ -119,9 +125,21 @@ export class NvmlBackend implements GpuBackend {
         (err) => this.opts.logger?.error({ err: errorMessage(err) }, 'nvml: malformed event from the native addon'),
       );
       for (const e of reg.errors) this.opts.logger?.warn({ nvmlFunction: e.nvmlFunction, code: e.code }, `nvml: event registration: ${e.message}`);
+      this.gpuUuids.forEach((uuid, i) => {
+        if (uuid !== undefined && (reg.registered[i] ?? 0) === 0) {
+          this.markUnmonitored(uuid, 'no NVML health event could be registered (nvmlDeviceGetSupportedEventTypes / nvmlDeviceRegisterEvents: unsupported or failed)');
+        }
+      });
     } catch (err) {
       this.opts.logger?.warn({ err: errorMessage(err) }, 'nvml: health events unavailable (no event thread)');
+      for (const uuid of this.gpuUuids) if (uuid !== undefined) this.markUnmonitored(uuid, `NVML health events unavailable: ${errorMessage(err)}`);
     }
+  }
+
+  private markUnmonitored(uuid: string, why: string): void {
+    const event: HealthEvent = { kind: 'unmonitored', uuid, timestampMs: this.clock(), message: `${uuid} is unmonitored: ${why}` };
+    this.unmonitored.set(uuid, event);
+    this.emit(event);
   }
 
   /** Position → UUID tables of a discovery, restricted to devices of the inventory. */
@@ -148,9 +166,14 @@ export class NvmlBackend implements GpuBackend {
     const session = this.requireSession();
     const d = await session.discover();
     this.index(d);
+    const answering: string[] = [];
     for (const g of d.gpus) {
-      if (g.error === undefined && g.uuid !== undefined) this.lost.delete(g.uuid);
-      for (const m of g.migDevices) if (m.error === undefined && m.uuid !== undefined) this.lost.delete(m.uuid);
+      if (g.error === undefined && g.uuid !== undefined) answering.push(g.uuid);
+      for (const m of g.migDevices) if (m.error === undefined && m.uuid !== undefined) answering.push(m.uuid);
+    }
+    for (const uuid of answering) {
+      if (!this.lost.delete(uuid)) continue;
+      this.emit({ kind: 'gpu-recovered', uuid, timestampMs: this.clock(), message: `${uuid} answers again after a handle refresh (same UUID)` });
     }
   }
 
@@ -231,6 +254,13 @@ export class NvmlBackend implements GpuBackend {
 
   onHealthEvent(listener: (event: HealthEvent) => void): () => void {
     this.listeners.add(listener);
+    for (const event of this.unmonitored.values()) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.opts.logger?.warn({ uuid: event.uuid, err: errorMessage(err) }, 'nvml: health listener threw');
+      }
+    }
     return () => {
       this.listeners.delete(listener);
     };

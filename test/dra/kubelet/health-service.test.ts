@@ -1,6 +1,7 @@
 /**
  * DRAResourceHealth.NodeWatchResources (KEP-4680, docs/contracts.md §3) over a real unix socket: the complete
- * device list on connect, an update after a change, periodic re-sends, clean end on stop.
+ * device list on connect, an update after a change, periodic re-sends, clean end on stop; v1 is what a 1.37
+ * kubelet picks, v1alpha1 still answers older kubelets.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startKubeletPlugin, type KubeletPlugin } from '../../../src/dra/kubelet/plugin.js';
 import type { DeviceHealthEntry, HealthSource } from '../../../src/dra/kubelet/health-service.js';
 import { toWireHealth, truncateHealthMessage } from '../../../src/dra/kubelet/health-service.js';
-import type { WireWatchResponse } from '../../../src/dra/kubelet/grpc-protos.js';
+import { loadKubeletServices, type WireWatchResponse } from '../../../src/dra/kubelet/grpc-protos.js';
+import { dialUnix, serverStream } from '../../../dev/kubelet/grpc-client.js';
 import { silentLogger } from '../../../src/log.js';
 import { driverName } from '../../helpers/names.js';
 import { InMemoryPreparer } from '../../../dev/kubelet/fake-preparer.js';
@@ -76,8 +78,9 @@ async function setup(resendMs: number) {
 describe('DRAResourceHealth', () => {
   it('is advertised, streams the complete list, then an update after a change', async () => {
     const p = await setup(60_000);
-    expect(p.supportedVersions).toEqual(['v1.DRAPlugin', 'v1beta1.DRAPlugin', 'v1alpha1.DRAResourceHealth']);
+    expect(p.supportedVersions).toEqual(['v1.DRAPlugin', 'v1beta1.DRAPlugin', 'v1.DRAResourceHealth', 'v1alpha1.DRAResourceHealth']);
     expect(p.healthSupported).toBe(true);
+    expect(p.healthVersion).toBe('v1'); // the kubelet 1.37's choice (pickHealthService)
 
     const msgs: WireWatchResponse[] = [];
     const beforeS = Math.floor(Date.now() / 1000);
@@ -105,6 +108,34 @@ describe('DRAResourceHealth', () => {
     });
     stream.cancel();
     await waitFor(() => health.subscribers() === 0, { what: 'the cancelled stream to unsubscribe' });
+    expect(plugin!.healthStreamsOpened()).toEqual({ v1: 1, v1alpha1: 0 });
+  });
+
+  it('still serves v1alpha1.DRAResourceHealth to a kubelet that knows only it (before 1.37)', async () => {
+    await setup(60_000);
+    const services = loadKubeletServices();
+    const client = dialUnix(plugin!.draSocket);
+    try {
+      const msgs: WireWatchResponse[] = [];
+      const stream = serverStream(client, services.health.v1alpha1.NodeWatchResources, {}, (m) => msgs.push(m), () => undefined);
+      await waitFor(() => msgs.length >= 1, { what: 'the first v1alpha1 health message' });
+      health.set('gpu-2', 'unhealthy', 'XID 48');
+      await waitFor(() => msgs.length >= 2, { what: 'the v1alpha1 update after the change' });
+      expect(msgs[1]?.devices.map((d) => [d.device.device_name, d.health])).toEqual([
+        ['gpu-0', 'HEALTHY'],
+        ['gpu-1', 'HEALTHY'],
+        ['gpu-2', 'UNHEALTHY'],
+      ]);
+      expect(msgs[1]?.devices[2]?.message).toBe('XID 48');
+      expect(plugin!.healthStreamsOpened()).toEqual({ v1: 0, v1alpha1: 1 });
+      // The wire is the same in both packages: a v1alpha1 message decodes as v1 (conversion.go in k8s.io/kubelet).
+      const bytes = services.health.v1alpha1.NodeWatchResources.responseSerialize(msgs[1]!);
+      expect(services.health.v1.NodeWatchResources.responseDeserialize(bytes)).toEqual(msgs[1]);
+      stream.cancel();
+      await waitFor(() => health.subscribers() === 0, { what: 'the cancelled stream to unsubscribe' });
+    } finally {
+      client.close();
+    }
   });
 
   it('re-sends periodically and ends the stream with OK on stop', async () => {

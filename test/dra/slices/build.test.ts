@@ -8,6 +8,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { createMockBackend } from '../../../src/gpu/mock/index.js';
 import { buildResourceSlices, SliceError, type SliceSpec } from '../../../src/dra/slices/build.js';
+import { taintsByUuid } from '../../../src/dra/slices/taints.js';
 import type { Inventory } from '../../../src/gpu/types.js';
 import { EXAMPLE_GPU0_UUID, EXAMPLE_GPU1_UUID, EXAMPLE_MIG_UUID, exampleInventory, h100, manyGpus, mig1g10gb } from '../../helpers/slices.js';
 import { reference } from '../../helpers/reference.js';
@@ -206,12 +207,16 @@ describe('buildResourceSlices: splitting, taints, bad input', () => {
     assertContractLimits(slices, 'node-b');
   });
 
-  it('taints unhealthy devices (NoSchedule) and then holds at most 64 devices in a slice with a taint', () => {
+  it('puts the given taints on their devices and then holds at most 64 devices in a slice with a taint', () => {
     const inv = manyGpus(130);
     const bad = inv.gpus[0]!.uuid;
-    const slices = buildResourceSlices({ ...base, inventory: inv, unhealthy: new Set([bad]) });
+    const since = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    const taints = taintsByUuid(DRIVER, new Map([[bad, { xid: { xid: 79, fatal: true, sinceMs: since, lastMs: since } }]]));
+    const slices = buildResourceSlices({ ...base, inventory: inv, taints });
     expect(slices.map((s) => s.spec.devices.length)).toEqual([64, 66]);
-    expect(slices[0]!.spec.devices[0]!.taints).toEqual([{ key: 'gpu.gpulet.dev/unhealthy', value: 'true', effect: 'NoSchedule' }]);
+    expect(slices[0]!.spec.devices[0]!.taints).toEqual([
+      { key: 'gpu.gpulet.dev/xid', value: '79', effect: 'NoSchedule', timeAdded: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)) },
+    ]);
     expect(slices.flatMap((s) => s.spec.devices).filter((d) => d.taints !== undefined)).toHaveLength(1);
     assertContractLimits(slices, 'node-b');
   });

@@ -2,7 +2,8 @@
  * Reconcile planning (pure) and the publisher's scheduling (coalescing, one reconcile in flight, backoff,
  * build errors) with an in-memory SliceClient. The HTTP path is covered by test/dra/slices/publisher-apiserver.test.ts.
  */
-import type { V1ResourceSlice } from '@kubernetes/client-node';
+import type { V1DeviceTaint, V1ResourceSlice } from '@kubernetes/client-node';
+import { taintsByUuid } from '../../../src/dra/slices/taints.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { planReconcile } from '../../../src/dra/slices/plan.js';
@@ -24,9 +25,12 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function builder(inventory: Inventory, unhealthy?: Set<string>) {
+/** Taints of a GPU lost since `sinceMs` (src/dra/slices/taints.ts). */
+const lostSince = (uuid: string, sinceMs: number) => taintsByUuid(DRIVER, new Map([[uuid, { lost: { sinceMs } }]]));
+
+function builder(inventory: Inventory, taints?: ReadonlyMap<string, readonly V1DeviceTaint[]>) {
   return (generation: number) =>
-    buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory, generation, nodeUid: 'nu', ...(unhealthy ? { unhealthy } : {}) });
+    buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory, generation, nodeUid: 'nu', ...(taints ? { taints } : {}) });
 }
 
 /** Store the bodies as an API server would: name, uid, resourceVersion. */
@@ -94,10 +98,16 @@ describe('planReconcile', () => {
 
   it('compares without taints when the server drops them', () => {
     const inv = exampleInventory();
-    const withTaint = builder(inv, new Set([inv.gpus[0]!.uuid]));
+    const withTaint = builder(inv, lostSince(inv.gpus[0]!.uuid, 1_000));
     const dropped = stored(builder(inv)(2)); // what a server without DRADeviceTaints stores
     expect(planReconcile({ ...base, existing: dropped, build: withTaint }).upToDate).toBe(false);
     expect(planReconcile({ ...base, ignoreTaints: true, existing: dropped, build: withTaint }).upToDate).toBe(true);
+  });
+
+  it('ignores timeAdded when comparing taints (server-set when absent)', () => {
+    const inv = exampleInventory();
+    const kept = stored(builder(inv, lostSince(inv.gpus[0]!.uuid, 5_000))(2));
+    expect(planReconcile({ ...base, existing: kept, build: builder(inv, lostSince(inv.gpus[0]!.uuid, 1_000)) }).upToDate).toBe(true);
   });
 });
 

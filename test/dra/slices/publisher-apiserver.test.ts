@@ -4,6 +4,7 @@
  * the kubelet-style deletion, retries with backoff on injected 500/409 with a bounded request count.
  */
 import { KubeConfig } from '@kubernetes/client-node';
+import { taintsByUuid } from '../../../src/dra/slices/taints.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer, type KubeObject, type RequestRecord } from '../../../dev/apiserver/server.js';
 import { SlicePublisher } from '../../../src/dra/slices/publisher.js';
@@ -89,19 +90,20 @@ describe('SlicePublisher ↔ embedded API server', () => {
     expect(spec(after[0]!).devices[0]!.capacity?.['memory']).toEqual({ value: '80Gi' });
   });
 
-  it('an unhealthy device gets a NoSchedule taint with one PUT; recovery removes it with one PUT', async () => {
+  it('a faulty device gets its taint with one PUT; recovery removes it with one PUT', async () => {
     const p = newPublisher();
     const inv = exampleInventory();
     p.update(inv);
     await p.whenSynced();
     server.clearRequests();
-    p.update(inv, new Set([inv.gpus[0]!.uuid]));
+    const faulty = () => taintsByUuid(DRIVER, new Map([[inv.gpus[0]!.uuid, { xid: { xid: 79, fatal: true, sinceMs: 1_000, lastMs: 1_000 } }]]));
+    p.update(inv, faulty());
     await p.whenSynced();
     expect(writes(server.requests).map((r) => r.method)).toEqual(['PUT']);
     const dev0 = () => (slices()[0]!['spec'] as { devices: { name: string; taints?: { key: string; effect: string }[] }[] }).devices[0]!;
-    expect(dev0().taints).toMatchObject([{ key: 'gpu.gpulet.dev/unhealthy', effect: 'NoSchedule' }]);
+    expect(dev0().taints).toMatchObject([{ key: 'gpu.gpulet.dev/xid', value: '79', effect: 'NoSchedule' }]);
     server.clearRequests();
-    p.update(inv, new Set([inv.gpus[0]!.uuid])); // unchanged health: nothing to write
+    p.update(inv, faulty()); // unchanged health: nothing to write
     await p.whenSynced();
     expect(writes(server.requests)).toEqual([]);
     p.update(inv);

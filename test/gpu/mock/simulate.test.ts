@@ -248,6 +248,10 @@ describe('mock fault injection', () => {
     b.restoreDevice(gpu.uuid);
     const back = await b.sample();
     for (const u of gone) expect(byUuid(back, u)).toBeDefined();
+    expect(events.map((e) => e.kind)).toEqual(['gpu-lost', 'gpu-recovered']);
+    b.restoreDevice(gpu.uuid); // not lost: no event
+    b.resetDevice(gpu.uuid); // a reset always says the device answers again
+    expect(events.map((e) => [e.kind, e.uuid])).toEqual([['gpu-lost', gpu.uuid], ['gpu-recovered', gpu.uuid], ['gpu-recovered', gpu.uuid]]);
   });
 
   it('markLost on one MIG device hides only that device', async () => {

@@ -81,6 +81,20 @@ describe('NVML backend on the fake library: faults', () => {
     expect(back.devices.map((d) => d.uuid)).toContain(lostGpu.uuid);
     for (const m of lostGpu.migDevices) expect(back.devices.map((d) => d.uuid)).toContain(m.uuid);
     expect(backend.lostDevices().size).toBe(0);
+    // ... and says so: one gpu-recovered for the GPU that answers again (src/gpu/health.ts clears its taints).
+    expect(events.filter((e) => e.kind === 'gpu-recovered').map((e) => e.uuid)).toEqual([lostGpu.uuid]);
+  });
+
+  it('a GPU whose events cannot be registered is reported unmonitored, also to listeners that subscribe later', async () => {
+    fake = await fakeSetup();
+    Object.assign(process.env, fake.files.env);
+    const target = fake.inventory.gpus[1]!.uuid;
+    await writeFakeFaults(fake.files.faultsPath, { notSupported: { [target]: ['nvmlDeviceGetSupportedEventTypes'] } });
+    backend = createNvmlBackend({ library: fake.library, sysfsRoot: fake.sysfsRoot, clock: () => now });
+    await backend.init();
+    const events: HealthEvent[] = [];
+    backend.onHealthEvent((e) => events.push(e));
+    expect(events).toEqual([expect.objectContaining({ kind: 'unmonitored', uuid: target })]);
   });
 
   it('NOT_SUPPORTED makes exactly that reading absent (undefined, not 0), on the chosen device only', async () => {
