@@ -13,6 +13,7 @@
  *   reach the objects that carry them, checked by evaluating the DeviceClass and admission-policy CEL;
  * - values.schema.json and the templates refuse what must not be installed.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { V1ClusterRole, V1Container, V1DaemonSet, V1EnvVar, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
@@ -21,7 +22,7 @@ import { buildResourceSlices } from '../../src/dra/slices/build.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { callsInSrc } from '../helpers/api-calls.js';
 import { admit, celDevice, deviceSelectorEnv, selects, type PolicySpec } from '../helpers/cel.js';
-import { CHART_DIR, HELM_BUILD_TIMEOUT_MS, RELEASE_NAMESPACE, ensureHelm, helm, helmUnavailable, renderChart } from '../helpers/helm.js';
+import { CHART_DIR, HELM_BUILD_TIMEOUT_MS, HELM_VERSION, RELEASE_NAMESPACE, ensureHelm, helm, helmUnavailable, renderChart } from '../helpers/helm.js';
 import { exposedHostPaths, networkPolicyProblems, writableMountProblems, type NetworkPolicy } from '../helpers/least-privilege.js';
 import { REPO_ROOT, findOne, installDocs, validateObject, type K8sObject, type ManifestDoc } from '../helpers/manifests.js';
 import { driverName, nodeName, poolName } from '../helpers/names.js';
@@ -152,6 +153,12 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
     extraEnv: [{ name: 'GPULET_LOG_LEVEL', value: 'debug' }],
   },
 };
+
+describe('helm for the tests', () => {
+  it(`is the version .ci/run installs (${HELM_VERSION})`, () => {
+    expect(readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8')).toContain(`GOBIN="$PWD/.gpulet/bin" go install helm.sh/helm/v4/cmd/helm@${HELM_VERSION}`);
+  });
+});
 
 describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
   const rendered = new Map<string, ManifestDoc[]>();
@@ -432,6 +439,14 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
       const res = await helm(['template', 'gpulet', CHART, '--namespace', RELEASE_NAMESPACE], values);
       expect(res.ok).toBe(false);
       expect(res.stderr).toMatch(message);
+    });
+
+    it('a cluster older than Kubernetes 1.34 (resource.k8s.io/v1, the kubelet\'s DRA v1 plugin API)', async () => {
+      const at = (version: string) => helm(['template', 'gpulet', CHART, '--namespace', RELEASE_NAMESPACE, '--kube-version', version]);
+      const old = await at('1.33.5');
+      expect(old.ok).toBe(false);
+      expect(old.stderr).toMatch(/kubeVersion: >=1\.34\.0-0/);
+      expect((await at('1.34.0')).ok).toBe(true);
     });
 
     it('the namespace default (daemonset/00-namespace.yaml must be applied and installed into)', async () => {
