@@ -239,4 +239,38 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     expect((await waitUnschedulable(cluster.admin, 'plain-2')).message).toContain('cannot allocate all claims');
     await deletePods(cluster.admin, ['plain-1', 'plain-2', 'tolerating-1']);
   });
+
+  it("taints a failed MIG-mode GPU's MIG devices, and the scheduler allocates none of them", async () => {
+    const backend = agent!.backend as MockBackend;
+    // From the inventory: a GPU in MIG mode with a profile no other GPU has, and one another GPU has too.
+    const migGpus = inventory.gpus.filter((g) => g.migEnabled);
+    const profilesOf = (uuid: string) => new Set(migGpus.find((g) => g.uuid === uuid)!.migDevices.map((m) => m.profile));
+    const parent = migGpus.find((g) => g.migDevices.some((m) => migGpus.every((o) => o === g || !profilesOf(o.uuid).has(m.profile))));
+    expect(parent, 'a MIG-mode GPU with a profile of its own').toBeDefined();
+    const others = migGpus.filter((g) => g !== parent);
+    const own = parent!.migDevices.find((m) => others.every((o) => !profilesOf(o.uuid).has(m.profile)))!.profile;
+    const shared = parent!.migDevices.find((m) => others.some((o) => profilesOf(o.uuid).has(m.profile)))?.profile;
+    expect(shared, 'a profile the parent shares with another GPU').toBeDefined();
+
+    backend.injectHealthEvent({ kind: 'xid', xid: 79, uuid: parent!.uuid, timestampMs: Date.now(), message: `XID 79 on ${parent!.uuid} (injected by the test)` });
+    const children = new Set(parent!.migDevices.map((m) => m.uuid));
+    await waitFor(
+      async () => {
+        const migs = [...(await publishedDevices(cluster.admin, NODE)).values()].filter((d) => children.has(d.attributes?.['uuid']?.string ?? ''));
+        return migs.length === children.size && migs.every((d) => (d.taints?.length ?? 0) > 0);
+      },
+      { what: `taints on the MIG devices of ${parent!.uuid}`, timeoutMs: 60_000 },
+    );
+
+    const sharedReq: RequestSpec = { deviceClassName: 'mig.gpulet.dev', selectors: [`device.attributes['${DRIVER}'].profile == '${shared!}'`] };
+    const ownReq: RequestSpec = { deviceClassName: 'mig.gpulet.dev', selectors: [`device.attributes['${DRIVER}'].profile == '${own}'`] };
+    await createAll(cluster.admin, [claimTemplate('mig-shared', sharedReq), podWithTemplate('mig-shared', 'mig-shared'), claimTemplate('mig-own', ownReq), podWithTemplate('mig-own', 'mig-own')]);
+    const run = await waitRunning(cluster.admin, 'mig-shared');
+    const device = await expectAllocatedWithin(run, sharedReq);
+    expect(device.taints ?? []).toEqual([]);
+    expect(device.attributes?.['parentUUID']?.string).not.toBe(parent!.uuid);
+    expect(inventoryEntry(device)).toMatchObject({ kind: 'mig', profile: shared });
+    expect((await waitUnschedulable(cluster.admin, 'mig-own')).message).toContain('cannot allocate all claims');
+    await deletePods(cluster.admin, ['mig-shared', 'mig-own']);
+  });
 });
