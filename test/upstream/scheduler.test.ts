@@ -21,7 +21,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { V1Device, V1DeviceTaint, V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, ResourceV1Api, type V1Device, type V1DeviceTaint, type V1Pod } from '@kubernetes/client-node';
+import { SlicePublisher } from '../../src/dra/slices/publisher.js';
+import { DEFAULT_DRIVER_NAME, poolNameOf, type DnsSubdomain } from '../../src/model/names.js';
 import { silentLogger } from '../../src/log.js';
 import type { MockBackend } from '../../src/gpu/mock/index.js';
 import type { Inventory } from '../../src/gpu/types.js';
@@ -34,12 +36,15 @@ import {
   claimTemplate, createAll, deletePods, DRIVER, podWithTemplate, publishedDevices, startGpulet, waitRunning, waitUnschedulable,
   type RequestSpec, type RunningPod,
 } from '../helpers/upstream-pods.js';
-import { waitFor } from '../helpers/wait.js';
+import { manyGpus } from '../helpers/slices.js';
+import { waitFor, within } from '../helpers/wait.js';
 
 const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/scheduler.test.ts: ${unavailable}`);
 
 const NODE = 'node-a';
+/** A second node whose pool a SlicePublisher of gpulet's fills directly (no agent: only the scheduler is asked). */
+const NODE_B = 'node-b';
 
 /** The DeviceClasses of daemonset/06-deviceclasses.yaml: name → CEL selectors. */
 const CLASSES = new Map(
@@ -102,7 +107,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
 
   beforeAll(async () => {
     await buildCluster();
-    cluster = await startCluster({ nodes: [NODE] });
+    cluster = await startCluster({ nodes: [NODE, NODE_B] });
     stateDir = await mkdtemp(path.join(tmpdir(), 'gpulet-sched-'));
     agent = await startGpulet(cluster.kubeconfig, cluster.nodes.find((n) => n.name === NODE)!, stateDir, silentLogger());
     inventory = agent.backend.inventory();
@@ -272,5 +277,50 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     expect(inventoryEntry(device)).toMatchObject({ kind: 'mig', profile: shared });
     expect((await waitUnschedulable(cluster.admin, 'mig-own')).message).toContain('cannot allocate all claims');
     await deletePods(cluster.admin, ['mig-shared', 'mig-own']);
+  });
+
+  it('allocates from every slice of a pool gpulet split in three (130 GPUs, two tainted), as one complete pool', async () => {
+    const resource = cluster.admin.makeApiClient(ResourceV1Api);
+    const publisher = new SlicePublisher({
+      kubeConfig: cluster.admin, driverName: DEFAULT_DRIVER_NAME, nodeName: NODE_B as DnsSubdomain, poolName: poolNameOf(NODE_B as DnsSubdomain), logger: silentLogger(),
+    });
+    publisher.start();
+    const pods: string[] = [];
+    try {
+      const big = manyGpus(130);
+      publisher.update(big, new Set([big.gpus[0]!.uuid, big.gpus[129]!.uuid]));
+      await within(publisher.whenSynced(), 'the publisher to sync 130 GPUs on node-b', 60_000);
+      const slices = (await resource.listResourceSlice({ fieldSelector: `spec.nodeName=${NODE_B}` })).items;
+      expect(slices.length).toBeGreaterThan(2);
+      // From every slice, its last device, pinned by its uuid: the scheduler must take each slice as
+      // part of one complete pool (spec.pool.resourceSliceCount slices of one generation), or it allocates nothing.
+      for (const [i, slice] of slices.entries()) {
+        const device = (slice.spec.devices ?? []).at(-1)!;
+        const uuid = device.attributes!['uuid']!.string!;
+        const name = `pool-b-${i}`;
+        // A tainted device (a slice may hold only one) is asked for with a toleration of its published taint.
+        const tolerations = (device.taints ?? []).map((t) => ({ key: t.key, operator: 'Exists', effect: t.effect }));
+        const req: RequestSpec = { deviceClassName: 'gpu.gpulet.dev', selectors: [`device.attributes['${DRIVER}'].uuid == '${uuid}'`], tolerations };
+        await createAll(cluster.admin, [claimTemplate(name, req), podWithTemplate(name, name)]);
+        pods.push(name);
+        const core = cluster.admin.makeApiClient(CoreV1Api);
+        // node-b has no driver: the pod is bound and allocated, and stays Pending (nothing prepares it).
+        const result = await waitFor(
+          async () => {
+            const p = await core.readNamespacedPod({ namespace: 'default', name });
+            const claimName = p.status?.resourceClaimStatuses?.[0]?.resourceClaimName;
+            if (p.spec?.nodeName === undefined || claimName === undefined) return undefined;
+            const claim = await resource.readNamespacedResourceClaim({ namespace: 'default', name: claimName });
+            return claim.status?.allocation?.devices?.results?.[0];
+          },
+          { what: `the claim of ${name} allocated`, timeoutMs: 90_000 },
+        );
+        expect(result).toMatchObject({ driver: DRIVER, pool: NODE_B, device: device.name });
+      }
+    } finally {
+      await deletePods(cluster.admin, pods);
+      await publisher.stop();
+      await resource.deleteCollectionResourceSlice({ fieldSelector: `spec.nodeName=${NODE_B}` });
+    }
   });
 });
