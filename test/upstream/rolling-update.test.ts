@@ -51,6 +51,8 @@ const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/rolling-update.test.ts: ${unavailable}`);
 
 const NODE = 'node-a';
+/** Bound of each test (several pods, each waited for up to POD_TIMEOUT_MS): ends a hung test only. */
+const TEST_TIMEOUT_MS = 300_000;
 const SPEC = (stateDir: string, uid: string) => path.join(stateDir, 'cdi', `k8s.gpu.gpulet.dev-claim_${uid}.json`);
 
 /** One gpulet pod of the DaemonSet: its UID, the agent, and what it logged. */
@@ -151,5 +153,5 @@ describe.skipIf(unavailable !== undefined)('a rolling update of gpulet under the
     await deletePods(cluster.admin, ['during', 'after']);
     expect(claimUids(next, 'claim unprepared').sort()).toEqual([beforeUid, duringUid, afterUid].sort());
     expect(await assertConsistent(stateDir)).toEqual({});
-  });
+  }, TEST_TIMEOUT_MS);
 });

@@ -43,6 +43,8 @@ const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/scheduler.test.ts: ${unavailable}`);
 
 const NODE = 'node-a';
+/** Bound of each test (several pods, each waited for up to POD_TIMEOUT_MS): ends a hung test only. */
+const TEST_TIMEOUT_MS = 300_000;
 /** A second node whose pool a SlicePublisher of gpulet's fills directly (no agent: only the scheduler is asked). */
 const NODE_B = 'node-b';
 
@@ -135,7 +137,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
       expect(inventoryEntry(device).kind).toBe(className.startsWith('mig.') ? 'mig' : 'gpu');
     }
     await deletePods(cluster.admin, pods);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('runs every claim and pod example of daemonset/examples/ with a device its selectors allow (productName, memory, cudaComputeCapability, MIG profile)', async () => {
     const docs = exampleDocs().filter((d) => d.obj.kind === 'ResourceClaimTemplate' || d.obj.kind === 'Pod');
@@ -168,7 +170,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     }
     expect(allocated.size, 'one device per claim').toBe(pods.length);
     await deletePods(cluster.admin, pods.map((p) => p.metadata!.name!));
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('leaves a pod unschedulable, with the scheduler saying why, when no published device matches its selector', async () => {
     const devices = [...(await publishedDevices(cluster.admin, NODE)).values()];
@@ -194,7 +196,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
       expect(condition.message).toContain('cannot allocate all claims');
     }
     await deletePods(cluster.admin, cases.map(([name]) => name));
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('never allocates a device gpulet tainted after an XID, and allocates one to a claim that tolerates the taint', async () => {
     const backend = agent!.backend as MockBackend;
@@ -243,7 +245,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     // The pod without a toleration is still unschedulable: the claim that tolerates took a tainted GPU, not its place.
     expect((await waitUnschedulable(cluster.admin, 'plain-2')).message).toContain('cannot allocate all claims');
     await deletePods(cluster.admin, ['plain-1', 'plain-2', 'tolerating-1']);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it("taints a failed MIG-mode GPU's MIG devices, and the scheduler allocates none of them", async () => {
     const backend = agent!.backend as MockBackend;
@@ -277,7 +279,7 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     expect(inventoryEntry(device)).toMatchObject({ kind: 'mig', profile: shared });
     expect((await waitUnschedulable(cluster.admin, 'mig-own')).message).toContain('cannot allocate all claims');
     await deletePods(cluster.admin, ['mig-shared', 'mig-own']);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('allocates from every slice of a pool gpulet split in three (130 GPUs, two tainted), as one complete pool', async () => {
     const resource = cluster.admin.makeApiClient(ResourceV1Api);
@@ -322,5 +324,5 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
       await publisher.stop();
       await resource.deleteCollectionResourceSlice({ fieldSelector: `spec.nodeName=${NODE_B}` });
     }
-  });
+  }, TEST_TIMEOUT_MS);
 });
