@@ -1,6 +1,8 @@
 /**
  * `npm run demo`: the whole flow on a mock 8-GPU node, played as the scheduler and the kubelet would, with
  * each step printed. Runs in a temp dir with free ports, so it never collides with a running `npm start`.
+ * `npm run demo -- --cluster [dir]` plays it on the upstream cluster of `npm run cluster` instead, with the
+ * real scheduler and the node agent on the kubelet's DRA manager (dev/demo-cluster.ts).
  *
  *  1. start gpulet (mock dgx-h100, embedded API server)   5. kubelet: NodePrepareResources
  *  2. kubelet: discover + register the plugin             6. show the CDI spec the runtime will read
@@ -15,18 +17,13 @@ import { ResourceV1Api, type ResourceV1ResourceClaim } from '@kubernetes/client-
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startAgent } from '../src/main.js';
+import { clusterDemo, DEFAULT_CLUSTER_DIR } from './demo-cluster.js';
+import { done, indent, printMetrics, printSlices, step } from './demo-print.js';
 import { embeddedApiProvider } from './embedded.js';
 import { KubeletSimulator } from './kubelet/simulator.js';
 
-const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-let stepNo = 0;
-function step(title: string): void {
-  stepNo += 1;
-  console.log(`\n${bold(`── ${stepNo}. ${title}`)}`);
-}
-const indent = (text: string) => text.replace(/^/gm, '   ');
-
-async function main(): Promise<void> {
+/** The simulated flow: embedded API server, scheduler's allocation written by hand, KubeletSimulator. */
+async function simulatedDemo(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-demo-'));
   const config = loadConfig([
     '--node-name', 'demo-node',
@@ -49,17 +46,8 @@ async function main(): Promise<void> {
 
     step('ResourceSlices published for the node (kubectl get resourceslices)');
     await agent.publisher.whenSynced();
+    await printSlices(agent.kubeConfig, config.nodeName);
     const api = agent.kubeConfig.makeApiClient(ResourceV1Api);
-    const slices = await api.listResourceSlice({ fieldSelector: `spec.nodeName=${config.nodeName}` });
-    for (const s of slices.items) {
-      console.log(indent(`${s.metadata?.name ?? ''}  pool ${s.spec.pool.name} generation ${s.spec.pool.generation}, ${s.spec.devices?.length ?? 0} devices`));
-      for (const d of s.spec.devices ?? []) {
-        const a = d.attributes ?? {};
-        const type = a['type']?.string ?? '';
-        const what = type === 'mig' ? a['profile']?.string ?? '' : a['productName']?.string ?? '';
-        console.log(indent(`  ${d.name.padEnd(24)} ${type.padEnd(4)} ${what.padEnd(22)} memory ${String(d.capacity?.['memory']?.value ?? '')}`));
-      }
-    }
 
     step('user: a ResourceClaim for two GPUs; scheduler: allocate gpu-0 and gpu-1, reserve for pod trainer');
     const podUid = randomUUID();
@@ -103,25 +91,13 @@ async function main(): Promise<void> {
 
     step('GET /metrics: the claim\'s GPUs, attributed to the pod and the claim');
     await new Promise((r) => setTimeout(r, 600));
-    const text = await (await fetch(`${agent.telemetry.url}/metrics`)).text();
-    const inventory = agent.backend.inventory();
-    const uuids = inventory.gpus.slice(0, 2).map((g) => g.uuid);
-    const lines = text.split('\n').filter((l) => !l.startsWith('#') && uuids.some((u) => l.includes(u)) &&
-      /^(hw_gpu_utilization\{.*general|hw_gpu_memory_usage|hw_power|hw_temperature\{.*hw_sensor_location="gpu")/.test(l));
-    // One line per series, with the labels that tell whose GPU it is (the full label set is on /metrics).
-    const label = (l: string, k: string) => new RegExp(`${k}="([^"]*)"`).exec(l)?.[1] ?? '';
-    for (const l of lines) {
-      const name = l.slice(0, l.indexOf('{'));
-      console.log(indent(`${name.padEnd(20)} ${label(l, 'gpulet_dra_device_name').padEnd(6)} pod=${label(l, 'k8s_pod_name')} ` +
-        `claim=${label(l, 'gpulet_claim_namespace')}/${label(l, 'gpulet_claim_name')}  ${l.slice(l.lastIndexOf(' ') + 1)}`));
-    }
-    console.log(indent(`(${text.split('\n').filter((l) => l && !l.startsWith('#')).length} series in all)`));
+    await printMetrics(agent.telemetry.url, agent.backend.inventory().gpus.slice(0, 2).map((g) => g.uuid));
 
     step('kubelet: NodeUnprepareResources');
     console.log(indent(JSON.stringify(await kubelet.unprepare([ref]), null, 2)));
     console.log(indent(`CDI spec present after unprepare: ${fs.existsSync(path.join(config.cdiDir, specFile ?? 'x'))}`));
 
-    console.log(`\n${bold('done.')} Try it yourself: npm start, then kubectl --kubeconfig .gpulet/kubeconfig get resourceslices`);
+    done('Try it yourself: npm start, then kubectl --kubeconfig .gpulet/kubeconfig get resourceslices');
   } finally {
     await kubelet.stop();
     await agent.stop();
@@ -129,7 +105,18 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+/** `--cluster [dir]` (dir default `.gpulet/cluster`): the upstream-cluster flow; no argument: the simulated one. */
+function main(argv: readonly string[]): Promise<void> {
+  const i = argv.indexOf('--cluster');
+  if (i < 0) {
+    if (argv.length > 0) return Promise.reject(new Error(`unknown arguments ${argv.join(' ')} (usage: npm run demo [-- --cluster [dir]])`));
+    return simulatedDemo();
+  }
+  const dir = argv[i + 1];
+  return clusterDemo(dir === undefined || dir.startsWith('--') ? DEFAULT_CLUSTER_DIR : dir);
+}
+
+main(process.argv.slice(2)).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error('demo failed:', err);

@@ -98,7 +98,9 @@ export interface StartClusterOptions {
 
 /** Start the cluster from {@link buildCluster}'s binary in a fresh temp dir and wait for its ready line. */
 export async function startCluster(opts: StartClusterOptions = {}): Promise<UpstreamCluster> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'gpulet-cluster-'));
+  // A short name: a node's registry dir is <dir>/nodes/<node>/plugins_registry, and a driver's rolling-update
+  // socket there, <driver>-<pod UID>-reg.sock, must fit a unix socket path (107 bytes): /tmp/gk-XXXXXX/... does.
+  const dir = await mkdtemp(path.join(tmpdir(), 'gk-'));
   const t0 = performance.now();
   const child = spawn(CLUSTER_BINARY, ['up', '--dir', dir, '--nodes', (opts.nodes ?? ['node-a']).join(',')], {
     stdio: ['ignore', 'pipe', 'pipe'],
