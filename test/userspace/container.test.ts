@@ -12,15 +12,19 @@
  * Facts checked come from outside gpulet: nvidia-smi's own message when the userspace is complete and no
  * kernel driver answers ("couldn't communicate with the NVIDIA driver", not "not found", not a loader error);
  * glibc's dlopen("libcuda.so.1") and libcuda's own `cuInit`; the kernel's /proc/mounts for the mount flags;
- * the official CDI schema for the spec. Without the claim's device, both fail.
+ * the official CDI schema for the spec. Without the claim's device, both fail. After a simulated reboot (agent
+ * stopped, CDI dir emptied, agent started on the same checkpoint and API server), the spec start-up rebuilds
+ * is the same document, userspace included, and the container works again.
  *
  * Second part: `--driver-userspace=auto` with a toolkit-format spec (kind nvidia.com/gpu, devices named by
  * UUID) in the agent's CDI dir: the answer carries the toolkit's device of the GPU's UUID after ours, podman
  * resolves both, and a device missing from that spec fails its claim with the file and the UUID named.
  */
-import { readFile, realpath, writeFile, mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { readFile, realpath, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { allocatedClaim, cdiValidator, NODE, removeDir, startHarness, tempDir, type Harness } from '../helpers/agent.js';
 import { fakeSetup, type FakeSetup } from '../helpers/nvml.js';
 import { containersUnavailable, cudaProbeImage, debianPackageVersion, runWithCdi } from '../helpers/podman.js';
@@ -46,22 +50,27 @@ const SCRIPT = [
   'true',
 ].join('; ');
 
-async function setUp(extraArgs: (dir: string) => string[], before?: (dir: string, fake: FakeSetup) => Promise<void>): Promise<{ h: Harness; fake: FakeSetup; image: string }> {
+async function setUp(
+  extraArgs: (dir: string) => string[],
+  before?: (dir: string, fake: FakeSetup) => Promise<void>,
+  server?: EmbeddedApiServer,
+): Promise<{ h: Harness; fake: FakeSetup; image: string }> {
   const image = await cudaProbeImage();
   const fake = await fakeSetup({ nodeName: NODE, driverVersion: DRIVER_VERSION });
   process.env['FAKE_NVML_MACHINE'] = fake.files.env.FAKE_NVML_MACHINE;
   process.env['FAKE_NVML_FAULTS'] = fake.files.env.FAKE_NVML_FAULTS;
   const dir = await tempDir('gpulet-userspace-');
   await before?.(dir, fake);
-  const h = await startHarness({
-    dir,
-    extraArgs: ['--backend', 'nvml', '--nvml-library', fake.library, '--sysfs-root', fake.sysfsRoot, '--dev-root', join(dir, 'dev'), ...extraArgs(dir)],
-  });
+  const h = await startHarness({ dir, ...(server === undefined ? {} : { server }), extraArgs: agentExtraArgs(dir, fake, extraArgs(dir)) });
   return { h, fake, image };
 }
 
+function agentExtraArgs(dir: string, fake: FakeSetup, extra: readonly string[]): string[] {
+  return ['--backend', 'nvml', '--nvml-library', fake.library, '--sysfs-root', fake.sysfsRoot, '--dev-root', join(dir, 'dev'), ...extra];
+}
+
 async function prepared(h: Harness, name: string, device: string): Promise<{ ids: string[]; error: string; uid: string }> {
-  const ref = await allocatedClaim(h.api, name, [{ device }]);
+  const ref = await allocatedClaim(h.api, name, [{ device }], { pod: { name: `${name}-pod`, uid: randomUUID() } });
   const res = (await h.kubelet.prepare([ref])).claims[ref.uid];
   return { ids: (res?.devices ?? []).flatMap((d) => d.cdi_device_ids), error: res?.error ?? '', uid: ref.uid };
 }
@@ -69,12 +78,15 @@ async function prepared(h: Harness, name: string, device: string): Promise<{ ids
 describe.skipIf(unavailable !== undefined)('--driver-userspace=discover: a real container with only the claim\'s CDI device', () => {
   let h: Harness | undefined;
   let fake: FakeSetup | undefined;
+  let server: EmbeddedApiServer | undefined;
   let image = '';
   beforeAll(async () => {
-    ({ h, fake, image } = await setUp(() => ['--driver-userspace', 'discover']));
+    server = await startApiServer({ nodes: [NODE] });
+    ({ h, fake, image } = await setUp(() => ['--driver-userspace', 'discover'], undefined, server));
   }, 300_000);
   afterAll(async () => {
     await h?.stop();
+    await server?.close();
     await removeDir(h?.dir);
     await fake?.cleanup();
   });
@@ -109,6 +121,24 @@ describe.skipIf(unavailable !== undefined)('--driver-userspace=discover: a real 
     expect(out.stdout).toMatch(/nvidia-smi: not found/);
     expect(out.stdout).toMatch(/dlopen libcuda\.so\.1: FAILED: libcuda\.so\.1: cannot open shared object file/);
     expect(out.stdout).toMatch(/dlopen libnvidia-ml\.so\.1: FAILED/);
+  }, 120_000);
+
+  it('after a reboot (CDI dir emptied), the spec rebuilt from the checkpoint carries the userspace again', async () => {
+    const first = h!;
+    const claim = await prepared(first, 'cuda-reboot', 'gpu-1');
+    expect(claim.error).toBe('');
+    const specPath = join(first.config.cdiDir, `k8s.${first.config.driverName}-claim_${claim.uid}.json`);
+    const before = JSON.parse(await readFile(specPath, 'utf8')) as { containerEdits: { mounts?: { containerPath: string }[] } };
+    expect(before.containerEdits.mounts?.map((m) => m.containerPath)).toContain('/usr/bin/nvidia-smi');
+    await first.stop();
+    await rm(first.config.cdiDir, { recursive: true, force: true });
+    h = await startHarness({ dir: first.dir, server: server!, extraArgs: agentExtraArgs(first.dir, fake!, ['--driver-userspace', 'discover']) });
+    // Restored at start-up, before the kubelet calls: the same document, mounts included.
+    expect(JSON.parse(await readFile(specPath, 'utf8'))).toEqual(before);
+    const out = await runWithCdi(image, h.config.cdiDir, claim.ids, SCRIPT);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/couldn't communicate with the NVIDIA driver/);
+    expect(out.stdout).toMatch(/dlopen libcuda\.so\.1: OK/);
   }, 120_000);
 });
 
