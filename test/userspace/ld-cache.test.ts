@@ -17,7 +17,7 @@ describe('parseLdCache', () => {
     const printed = spawnSync(ldconfig!, ['-p'], { encoding: 'utf8' }).stdout.split('\n').slice(1);
     const expected = printed.flatMap((l) => {
       const m = /^\s+(\S+) \(([^)]*)\) => (\S+)$/.exec(l);
-      return m ? [{ soname: m[1], path: m[3], kind: m[2] }] : [];
+      return m ? [{ soname: m[1] ?? '', path: m[3] ?? '', kind: m[2] ?? '' }] : [];
     });
     const entries = parseLdCache(readFileSync('/etc/ld.so.cache'));
     expect(expected.length).toBeGreaterThan(10);
