@@ -21,11 +21,12 @@
  * resolves both, and a device missing from that spec fails its claim with the file and the UUID named.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, realpath, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
-import { allocatedClaim, cdiValidator, NODE, removeDir, startHarness, tempDir, type Harness } from '../helpers/agent.js';
+import { allocatedClaim, cdiValidator, checkpointClaims, NODE, removeDir, startHarness, tempDir, type Harness } from '../helpers/agent.js';
 import { fakeSetup, type FakeSetup } from '../helpers/nvml.js';
 import { containersUnavailable, cudaProbeImage, debianPackageVersion, runWithCdi } from '../helpers/podman.js';
 
@@ -204,5 +205,8 @@ describe.skipIf(unavailable !== undefined)("--driver-userspace=auto with the NVI
     expect(claim.error).toContain(join(harness.config.cdiDir, 'nvidia.yaml'));
     expect(claim.error).toContain(gpu1);
     expect(claim.error).toContain('cuda-toolkit-missing');
+    // Rolled back: no spec and no checkpoint entry of the failed claim are left.
+    expect(existsSync(join(harness.config.cdiDir, `k8s.${harness.config.driverName}-claim_${claim.uid}.json`))).toBe(false);
+    expect(Object.keys(await checkpointClaims(harness.config))).not.toContain(claim.uid);
   }, 60_000);
 });
