@@ -44,6 +44,9 @@ export interface UserspaceOptions {
   readonly logger: Logger;
 }
 
+/** A driver version as NVML reports it (`nvmlSystemGetDriverVersion`), e.g. `535.261.03`, `580.95.05`. */
+const DRIVER_VERSION = /^\d{1,6}(\.\d{1,6}){1,3}$/;
+
 /** What the claim steps (src/state/claim-ops.ts) need: the current edits and the extra CDI IDs of a device. */
 export interface UserspacePort {
   /** Decide again when `driverVersion` is not the version of the last decision. Never rejects. */
@@ -86,6 +89,11 @@ export async function decideUserspace(options: UserspaceOptions, version: string
     );
     if (options.mode === 'toolkit') return { source: 'unavailable', version, reason };
     if (problem !== undefined) log.warn({ reason }, 'driver userspace: the toolkit spec is unusable; discovering the driver files instead');
+  }
+  if (!DRIVER_VERSION.test(version)) {
+    // The version names files and dirs (`libcuda.so.<version>`, `nvidia/<version>/`): only digits and dots.
+    log.warn({ driverVersion: version }, 'driver userspace: the driver version is not <digits>.<digits>[…]; nothing discovered');
+    return { source: 'discover', version, edits: { mounts: [], hooks: [] }, missing: [`the driver version (NVML answered ${JSON.stringify(version)})`] };
   }
   const scan = await scanDriverRoot({
     containerDriverRoot: options.containerDriverRoot,

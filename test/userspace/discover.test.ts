@@ -154,6 +154,13 @@ describe('the userspace decision', () => {
     expect(p.edits()).toBeUndefined();
   });
 
+  it('a driver version that is not digits and dots names no file (never a path)', async () => {
+    for (const bad of ['', '../../etc', '550.54.15/../x']) {
+      const d = await decideUserspace(options(), bad);
+      expect(d.source === 'discover' && d.edits.mounts).toEqual([]);
+    }
+  });
+
   it('none: nothing, ever', async () => {
     const p = new UserspaceProvider(options({ mode: 'none' }));
     await p.refresh(V);
