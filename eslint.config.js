@@ -42,6 +42,17 @@ const LAYERS = [
     ],
   },
   {
+    files: ['src/userspace/**'],
+    rules: [
+      {
+        regex: UP + String.raw`(?:gpu|model|dra|state|telemetry|k8s)/|` + UP + String.raw`(?:main|cli|command)\.js$`,
+        message:
+          "src/userspace (the driver's userspace for containers: ld cache, driver files, the toolkit's spec) imports " +
+          'only itself and the shared leaves (errors, log, config, util): the claim state (src/state) uses it, not the reverse.',
+      },
+    ],
+  },
+  {
     files: ['src/telemetry/**'],
     rules: [
       {

@@ -21,6 +21,10 @@ import { FAULT_TAINT_EFFECTS, type FaultTaintEffect } from './dra/slices/taints.
 export const KUBE_API_MODES = ['embedded', 'kubeconfig', 'in-cluster'] as const;
 /** GPU backends. */
 export const BACKENDS = ['mock', 'nvml'] as const;
+/** Values of `--driver-userspace` (src/userspace/provider.ts). */
+export const DRIVER_USERSPACE_MODES = ['auto', 'toolkit', 'discover', 'none'] as const;
+/** A value of `--driver-userspace`. */
+export type DriverUserspaceMode = (typeof DRIVER_USERSPACE_MODES)[number];
 
 /** A host:port listen address. `port` 0 picks a free port. */
 export interface ListenAddress {
@@ -65,6 +69,17 @@ export interface Config {
   readonly cdiDir: string;
   /** When set, CDI device nodes point at stand-ins under this dir (mock mode); unset on real nodes. */
   readonly devRoot: string | undefined;
+  /**
+   * Where a claim's container gets the driver's userspace (src/userspace/provider.ts): `auto` (the toolkit's
+   * spec when there, else discover), `toolkit`, `discover`, `none`. Default `auto` with the nvml backend, `none` with mock.
+   */
+  readonly driverUserspace: DriverUserspaceMode;
+  /** The driver's root as the host sees it (`/`, or `/run/nvidia/driver` under the GPU Operator): CDI host paths are under it. */
+  readonly nvidiaDriverRoot: string;
+  /** Where the agent sees the driver's root (its mount of it); default: `nvidiaDriverRoot`. */
+  readonly containerDriverRoot: string;
+  /** Host path of `nvidia-cdi-hook`; unset: looked for under the driver root (no hooks when absent). */
+  readonly nvidiaCdiHookPath: string | undefined;
   /** Checkpoint file (`<stateDir>/checkpoint.json`). */
   readonly checkpointPath: string;
   /** Prometheus `/metrics`, `/healthz`, `/readyz` listen address. */
@@ -130,6 +145,10 @@ const rawSchema = z.object({
   pluginsDir: z.string().min(1).optional(),
   cdiDir: z.string().min(1).optional(),
   devRoot: z.string().optional(),
+  driverUserspace: z.enum(DRIVER_USERSPACE_MODES).optional(),
+  nvidiaDriverRoot: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute host path'),
+  containerDriverRoot: z.string().min(1).optional(),
+  nvidiaCdiHookPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute host path').optional(),
   metricsAddress: z.string(),
   dcgmCompat: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   otlpEndpoint: z.string().url('must be a URL such as http://otel-collector:4317').optional(),
@@ -167,6 +186,10 @@ export function buildCommand(): Command {
     .addOption(opt('--plugins-dir <dir>', 'GPULET_PLUGINS_DIR', 'kubelet plugins dir [<state-dir>/plugins]'))
     .addOption(opt('--cdi-dir <dir>', 'GPULET_CDI_DIR', 'CDI spec dir [<state-dir>/cdi]'))
     .addOption(opt('--dev-root <dir>', 'GPULET_DEV_ROOT', 'host dir of device-node stand-ins ["" = real /dev; default <state-dir>/dev with backend=mock]'))
+    .addOption(opt('--driver-userspace <source>', 'GPULET_DRIVER_USERSPACE', "where a claim's container gets the driver's libraries and binaries: the NVIDIA Container Toolkit's CDI spec, discovered in the driver root, or none [auto with backend=nvml, none with mock]").choices(DRIVER_USERSPACE_MODES))
+    .addOption(opt('--nvidia-driver-root <dir>', 'NVIDIA_DRIVER_ROOT', "host path of the driver's root (/run/nvidia/driver under the GPU Operator)", '/'))
+    .addOption(opt('--container-driver-root <dir>', 'CONTAINER_DRIVER_ROOT', "where the agent sees the driver's root [--nvidia-driver-root]"))
+    .addOption(opt('--nvidia-cdi-hook-path <path>', 'NVIDIA_CDI_HOOK_PATH', 'host path of nvidia-cdi-hook [looked for under the driver root; no hooks when absent]'))
     .addOption(opt('--metrics-address <addr>', 'GPULET_METRICS_ADDRESS', 'listen address of /metrics, /healthz, /readyz', '0.0.0.0:9400'))
     .addOption(opt('--dcgm-compat <bool>', 'GPULET_DCGM_COMPAT', 'also expose dcgm-exporter DCGM_FI_* series', 'true'))
     .addOption(opt('--otlp-endpoint <url>', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP gRPC endpoint; no OTLP export when unset'))
@@ -238,6 +261,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     pluginsDir: abs(r.pluginsDir ?? path.join(stateDir, 'plugins')),
     cdiDir: abs(r.cdiDir ?? path.join(stateDir, 'cdi')),
     devRoot,
+    driverUserspace: r.driverUserspace ?? (r.backend === 'nvml' ? 'auto' : 'none'),
+    nvidiaDriverRoot: path.posix.normalize(r.nvidiaDriverRoot),
+    containerDriverRoot: abs(r.containerDriverRoot ?? r.nvidiaDriverRoot),
+    nvidiaCdiHookPath: r.nvidiaCdiHookPath,
     checkpointPath: path.join(stateDir, 'checkpoint.json'),
     metricsAddress: parseListenAddress(r.metricsAddress, '--metrics-address'),
     dcgmCompat: isTrue(r.dcgmCompat),

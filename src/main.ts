@@ -30,6 +30,7 @@ import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { stuckReason } from './state/session.js';
 import { ClaimRecovery } from './state/recovery.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import { toolkitSpecDirs, UserspaceProvider } from './userspace/provider.js';
 import { withTimeout } from './util/timeout.js';
 import { PACKAGE_VERSION } from './version.js';
 
@@ -123,6 +124,17 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     // The claim state, in parts: each client gets only its part (the kubelet plugin the preparer, telemetry
     // the ownership view, start-up and clean-up the store's sessions and the recovery steps).
     const store = new ClaimStore({ checkpointPath: config.checkpointPath, logger });
+    // The driver's userspace in every claim's container: decided now for the running driver version (before
+    // start-up reconciliation rebuilds any spec), again only when that version changes.
+    const userspace = new UserspaceProvider({
+      mode: config.driverUserspace,
+      hostDriverRoot: config.nvidiaDriverRoot,
+      containerDriverRoot: config.containerDriverRoot,
+      toolkitSpecDirs: toolkitSpecDirs(config.cdiDir),
+      ...(config.nvidiaCdiHookPath === undefined ? {} : { cdiHookPath: config.nvidiaCdiHookPath }),
+      logger: logger.child({ component: 'driver-userspace' }),
+    });
+    await userspace.refresh(inventory.system.driverVersion);
     const ops = new ClaimOps({
       store,
       driverName: config.driverName,
@@ -131,6 +143,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       claimSource,
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
+      userspace,
       logger,
     });
     const preparer = new Preparer({ store, ops });

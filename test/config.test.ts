@@ -108,4 +108,26 @@ describe('config', () => {
     expect(parseListenAddress('[::1]:80', 'x')).toEqual({ host: '::1', port: 80 });
     expect(() => parseListenAddress('nope', 'x')).toThrow(ConfigError);
   });
+
+  it('decides where the driver userspace comes from: auto with nvml, none with mock, unless set', () => {
+    const cwd = '/work';
+    expect(loadConfig([], {}, cwd).driverUserspace).toBe('none');
+    const nvml = loadConfig(['--backend', 'nvml'], {}, cwd);
+    expect(nvml.driverUserspace).toBe('auto');
+    expect(nvml.nvidiaDriverRoot).toBe('/');
+    expect(nvml.containerDriverRoot).toBe('/');
+    expect(nvml.nvidiaCdiHookPath).toBeUndefined();
+    const operator = loadConfig(['--backend', 'nvml'], {
+      GPULET_DRIVER_USERSPACE: 'discover', NVIDIA_DRIVER_ROOT: '/run/nvidia/driver', CONTAINER_DRIVER_ROOT: '/driver-root',
+      NVIDIA_CDI_HOOK_PATH: '/usr/local/nvidia/toolkit/nvidia-cdi-hook',
+    }, cwd);
+    expect(operator).toMatchObject({
+      driverUserspace: 'discover', nvidiaDriverRoot: '/run/nvidia/driver', containerDriverRoot: '/driver-root',
+      nvidiaCdiHookPath: '/usr/local/nvidia/toolkit/nvidia-cdi-hook',
+    });
+    expect(loadConfig(['--nvidia-driver-root', '/run/nvidia/driver'], {}, cwd).containerDriverRoot).toBe('/run/nvidia/driver');
+    expect(loadConfig(['--driver-userspace', 'toolkit'], {}, cwd).driverUserspace).toBe('toolkit');
+    expect(() => loadConfig(['--driver-userspace', 'everything'], {}, cwd)).toThrow(ConfigError);
+    expect(() => loadConfig(['--nvidia-driver-root', 'run/nvidia/driver'], {}, cwd)).toThrow(/--nvidia-driver-root .*absolute host path/);
+  });
 });

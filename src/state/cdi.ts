@@ -23,6 +23,10 @@
  *   between different values — a shared variable has one value, and no device of the claim sets it again (a
  *   variable whose value differs between devices stays with each device, last wins as before).
  *
+ * - spec level too, with `--driver-userspace=discover`: the driver userspace's read-only bind mounts (libraries,
+ *   binaries, GSP firmware, IPC sockets) and, when the host has `nvidia-cdi-hook`, its hooks
+ *   (src/userspace/edits.ts). `NVIDIA_VISIBLE_DEVICES=void` stays with them, as in the toolkit's own spec.
+ *
  * Majors: 195 is the fixed NVIDIA character major; `nvidia-uvm` and `nvidia-caps` majors are dynamic
  * (`/proc/devices`, see `proc-devices.ts`). MIG capability minors follow the kernel module's fixed layout of
  * `/proc/driver/nvidia-caps/mig-minors` (`gpu<minor>/gi<G>/access` = 3 + 135·minor + 9·G and
@@ -30,6 +34,7 @@
  * driver), which NVIDIA's toolkit reads to build `/dev/nvidia-caps/nvidia-cap<N>` nodes.
  */
 import type { AllocatableDevice } from '../model/devices.js';
+import type { CdiHook, CdiMount, UserspaceEdits } from '../userspace/edits.js';
 import { isObjectUid } from '../model/names.js';
 import { CdiError } from '../errors.js';
 
@@ -96,6 +101,10 @@ export interface CdiDeviceNode {
 export interface CdiContainerEdits {
   readonly env?: readonly string[];
   readonly deviceNodes?: readonly CdiDeviceNode[];
+  /** The driver userspace's bind mounts (spec level only; src/userspace/edits.ts). */
+  readonly mounts?: readonly CdiMount[];
+  /** The driver userspace's `nvidia-cdi-hook` hooks (spec level only; src/userspace/edits.ts). */
+  readonly hooks?: readonly CdiHook[];
 }
 
 /** A CDI spec document (cdi-schema/schema.json). */
@@ -127,6 +136,11 @@ export interface BuildCdiSpecInput {
    * creates) and explicit type/major/minor, so no consumer stats a real device.
    */
   readonly devRoot?: string;
+  /**
+   * The driver userspace (`--driver-userspace=discover`: src/userspace/provider.ts): its mounts and hooks go
+   * into the spec-level edits, so any device of the claim brings them once.
+   */
+  readonly userspace?: UserspaceEdits;
 }
 
 /** Environment variable carrying a device's UUID: `GPULET_DEVICE_<NAME>` (`gpu-0` → `GPULET_DEVICE_GPU_0`). */
@@ -177,6 +191,8 @@ export function buildCdiSpec(input: BuildCdiSpecInput): CdiSpec {
         node('/dev/nvidia-uvm', majors.nvidiaUvm, 0),
         node('/dev/nvidia-uvm-tools', majors.nvidiaUvm, 1),
       ],
+      ...(input.userspace !== undefined && input.userspace.mounts.length > 0 ? { mounts: input.userspace.mounts } : {}),
+      ...(input.userspace !== undefined && input.userspace.hooks.length > 0 ? { hooks: input.userspace.hooks } : {}),
     },
   };
   return { cdiVersion: requiredCdiVersion(specWithoutVersion), ...specWithoutVersion };

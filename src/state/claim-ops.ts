@@ -32,7 +32,7 @@
  */
 import { devicesByName, type AllocatableDevice } from '../model/devices.js';
 import type { ObjectUid } from '../model/names.js';
-import type { ClaimRef, PrepareResult, UnprepareResult } from '../model/types.js';
+import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '../model/types.js';
 import { CdiError, ClaimError, errorMessage } from '../errors.js';
 import { errnoOf } from './plain-file.js';
 import { faultPoint } from '../util/fault-points.js';
@@ -45,6 +45,7 @@ import type { CheckpointClaim } from './checkpoint.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
 import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
+import type { UserspacePort } from '../userspace/provider.js';
 
 /** What the steps need of the claim store. */
 export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
@@ -66,6 +67,11 @@ export interface ClaimOpsOptions {
   readonly devRoot?: string;
   /** Dynamic majors of nvidia-uvm / nvidia-caps (`readNvidiaMajors()`); mock defaults in devRoot mode. */
   readonly majors?: DeviceMajors;
+  /**
+   * The driver userspace (src/userspace/provider.ts): refreshed for the inventory's driver version before each
+   * prepare (a no-op while the version is unchanged), its edits in every spec, its extra CDI IDs in answers.
+   */
+  readonly userspace?: UserspacePort;
   readonly logger: Logger;
 }
 
@@ -108,6 +114,7 @@ export class ClaimOps {
       log.warn({ err: error, recorded: `${existing.namespace}/${existing.name}` }, 'prepare refused: the uid is recorded under another name');
       return { error: error.message };
     }
+    await this.options.userspace?.refresh(this.options.inventory().system.driverVersion);
     if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined) return this.preparedAgain(ref, existing, log);
     // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
     // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
@@ -115,8 +122,9 @@ export class ClaimOps {
     try {
       attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
       const devices = await this.prepareFresh(ref, listed);
+      const answer = devices.map((d) => this.preparedDevice(ref.uid, d));
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
-      return { devices: devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
+      return { devices: answer };
     } catch (err) {
       const error = err instanceof ClaimError ? err : new ClaimError(ref, withRetry(errorMessage(err), err, 'the claim was rolled back'), { cause: err });
       log.warn({ err: error }, 'prepare failed; rolling back');
@@ -175,7 +183,20 @@ export class ClaimOps {
     const inventory = byName ?? devicesByName(this.options.inventory());
     const foreign = this.otherPool(entry);
     if (foreign !== undefined) throw new CdiError(`claim ${uid}: ${foreign}; its CDI spec is not written`);
-    return claimCdiSpec({ driverName, claimUid: uid, devices: entry.devices, configs: entry.configs, byName: inventory, devRoot, majors });
+    const userspace = this.options.userspace?.edits();
+    return claimCdiSpec({ driverName, claimUid: uid, devices: entry.devices, configs: entry.configs, byName: inventory, devRoot, majors, userspace });
+  }
+
+  /**
+   * The kubelet's view of a recorded device: our CDI ID, then the driver userspace's (the toolkit's device).
+   * @throws CdiError naming the claim, the toolkit's spec and the UUID when that device is not in the spec.
+   */
+  private preparedDevice(uid: ObjectUid, d: CheckpointClaim['devices'][number]): PreparedDevice {
+    try {
+      return toPreparedDevice(this.vendor, uid, d, this.options.userspace?.cdiIdsFor(d.uuid) ?? []);
+    } catch (err) {
+      throw new CdiError(`device ${d.deviceName}: ${errorMessage(err)}`, { cause: err });
+    }
   }
 
   /**
@@ -200,7 +221,7 @@ export class ClaimOps {
         await this.writeSpec(ref.uid, this.specOf(ref.uid, entry));
         log.info('already prepared; its missing CDI spec was written back from the checkpoint');
       }
-      return { devices: entry.devices.map((d) => toPreparedDevice(this.vendor, ref.uid, d)) };
+      return { devices: entry.devices.map((d) => this.preparedDevice(ref.uid, d)) };
     } catch (err) {
       const error = new ClaimError(ref, withRetry(`prepared, but its CDI spec cannot be checked or written back: ${errorMessage(err)}`, err, 'nothing was removed'), { cause: err });
       log.warn({ err: error }, 'prepare of a prepared claim failed');

@@ -9,6 +9,7 @@ import { CdiError } from '../errors.js';
 import { buildCdiSpec, CDI_CLAIM_CLASS, cdiDeviceId, type CdiSpec, type DeviceMajors } from './cdi.js';
 import { splitClaimEnv, type ClaimConfig } from './claim-env.js';
 import { canonicalJson, type CheckpointDevice } from './checkpoint.js';
+import type { UserspaceEdits } from '../userspace/edits.js';
 
 /** A device of a claim as far as its spec is concerned. */
 export interface SpecDevice {
@@ -31,6 +32,8 @@ export interface ClaimSpecInput {
   readonly byName: ReadonlyMap<string, AllocatableDevice>;
   readonly devRoot?: string | undefined;
   readonly majors?: DeviceMajors | undefined;
+  /** The driver userspace's edits (`--driver-userspace=discover`), the same for every claim. */
+  readonly userspace?: UserspaceEdits | undefined;
 }
 
 /**
@@ -58,6 +61,7 @@ export function claimCdiSpec(input: ClaimSpecInput): CdiSpec {
     env: env.shared,
     ...(input.devRoot !== undefined ? { devRoot: input.devRoot } : {}),
     ...(input.majors !== undefined ? { majors: input.majors } : {}),
+    ...(input.userspace !== undefined ? { userspace: input.userspace } : {}),
   });
 }
 
@@ -70,13 +74,14 @@ export function sameSpec(a: unknown, b: unknown): boolean {
  * The kubelet's view of a recorded device (its UUID stays internal). The CDI device ID is derived from the
  * claim UID and the device name, never read from the record (the checkpoint is not trusted for it).
  * @param vendor our CDI vendor, `k8s.<driver>` (`cdiVendor`).
+ * @param extraIds CDI IDs the runtime injects after ours (`--driver-userspace=toolkit`: `nvidia.com/gpu=<uuid>`).
  */
-export function toPreparedDevice(vendor: string, claimUid: string, d: CheckpointDevice): PreparedDevice {
+export function toPreparedDevice(vendor: string, claimUid: string, d: CheckpointDevice, extraIds: readonly string[] = []): PreparedDevice {
   return {
     requestNames: d.requestNames,
     poolName: d.poolName,
     deviceName: d.deviceName,
-    cdiDeviceIds: [cdiDeviceId(vendor, CDI_CLAIM_CLASS, claimUid, d.deviceName)],
+    cdiDeviceIds: [cdiDeviceId(vendor, CDI_CLAIM_CLASS, claimUid, d.deviceName), ...extraIds],
     ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
   };
 }

@@ -34,11 +34,13 @@ export async function writeFakeSysfs(root: string, inventory: Inventory): Promis
   }
 }
 
-/** Build the fake, write `machine` (default dgx-h100) for `nodeName` with `faults`, and a fake sysfs. */
-export async function fakeSetup(opts: { machine?: string; nodeName?: string; faults?: FakeNvmlFaults } = {}): Promise<FakeSetup> {
+/** Build the fake, write `machine` (default dgx-h100) for `nodeName` with `faults` (and `driverVersion`, default the mock's), and a fake sysfs. */
+export async function fakeSetup(opts: { machine?: string; nodeName?: string; faults?: FakeNvmlFaults; driverVersion?: string } = {}): Promise<FakeSetup> {
   const library = await buildFakeNvml();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-nvml-'));
-  const inventory = buildMockInventory(machineSpecByName(opts.machine ?? 'dgx-h100'), opts.nodeName ?? 'node-a');
+  const built = buildMockInventory(machineSpecByName(opts.machine ?? 'dgx-h100'), opts.nodeName ?? 'node-a');
+  // `driverVersion`: what nvmlSystemGetDriverVersion answers (e.g. the version of the NVIDIA userspace installed).
+  const inventory = opts.driverVersion === undefined ? built : { ...built, system: { ...built.system, driverVersion: opts.driverVersion } };
   const files = await writeFakeMachine(dir, inventory, opts.faults ?? {});
   const sysfsRoot = path.join(dir, 'sys');
   await writeFakeSysfs(sysfsRoot, inventory);

@@ -7,7 +7,7 @@
  *
  * The rules: src/gpu imports nothing of src/model, src/dra, src/state, src/telemetry, src/k8s or the composition
  * root; src/model imports only src/gpu/types.ts and itself; src/telemetry imports neither src/dra nor src/state;
- * src/dra/slices and src/dra/kubelet never import each other; nothing in src/ imports dev/, test/ or bench/.
+ * src/userspace imports only itself and the shared leaves; src/dra/slices and src/dra/kubelet never import each other; nothing in src/ imports dev/, test/ or bench/.
  */
 import path from 'node:path';
 import { ESLint } from 'eslint';
@@ -61,6 +61,11 @@ const FORBIDDEN: readonly Forbidden[] = [
   ['src/telemetry/x.ts', "import { buildResourceSlices } from '../dra/slices/build.js';", /src\/telemetry imports neither/],
   ['src/telemetry/x.ts', "import type { ClaimManager } from '../state/claims.js';", /src\/telemetry imports neither/],
   ['src/telemetry/x.ts', "type P = import('../dra/kubelet/plugin.js').KubeletPlugin;", /src\/telemetry imports neither/],
+  // src/userspace: only itself and the shared leaves; the claim state uses it, not the reverse.
+  ['src/userspace/x.ts', "import { buildCdiSpec } from '../state/cdi.js';", /src\/userspace .* imports only itself/],
+  ['src/userspace/x.ts', "import type { Inventory } from '../gpu/types.js';", /src\/userspace .* imports only itself/],
+  ['src/userspace/x.ts', "import type { AllocatableDevice } from '../model/devices.js';", /src\/userspace .* imports only itself/],
+  ['src/userspace/x.ts', "const m = await import('../main.js');", /src\/userspace .* imports only itself/],
   // src/dra/slices and src/dra/kubelet: neither imports the other.
   ['src/dra/slices/x.ts', "import { startKubeletPlugin } from '../kubelet/plugin.js';", /src\/dra\/slices .* never imports src\/dra\/kubelet/],
   ['src/dra/kubelet/x.ts', "import { buildResourceSlices } from '../slices/build.js';", /src\/dra\/kubelet .* never imports src\/dra\/slices/],
@@ -92,6 +97,9 @@ const ALLOWED: readonly Allowed[] = [
   ['src/main.ts', "import { SlicePublisher } from './dra/slices/publisher.js';"],
   ['src/main.ts', "const { loadKubeConfig } = await import('./k8s/kubeconfig.js');"],
   ['src/cli.ts', "import { runMain } from './command.js';"],
+  ['src/userspace/x.ts', "import { CdiError } from '../errors.js';"],
+  ['src/userspace/x.ts', "import type { DriverUserspaceMode } from '../config.js';"],
+  ['src/state/x.ts', "import type { UserspaceEdits } from '../userspace/edits.js';"],
   // Outside src/ the layers do not apply: dev/ and tests use src/ and dev/ freely.
   ['dev/x.ts', "import { startAgent } from '../src/main.js';\nimport { startApiServer } from './apiserver/server.js';"],
   ['test/x.ts', "import { embeddedApiProvider } from '../dev/embedded.js';"],
