@@ -23,6 +23,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, ResourceV1Api, type V1Device, type V1DeviceTaint, type V1Pod } from '@kubernetes/client-node';
 import { SlicePublisher } from '../../src/dra/slices/publisher.js';
+import { taintsByUuid } from '../../src/dra/slices/taints.js';
 import { DEFAULT_DRIVER_NAME, poolNameOf, type DnsSubdomain } from '../../src/model/names.js';
 import { silentLogger } from '../../src/log.js';
 import type { MockBackend } from '../../src/gpu/mock/index.js';
@@ -290,7 +291,9 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
     const pods: string[] = [];
     try {
       const big = manyGpus(130);
-      publisher.update(big, new Set([big.gpus[0]!.uuid, big.gpus[129]!.uuid]));
+      const now = Date.now();
+      const fault = { xid: { xid: 79, fatal: true, sinceMs: now, lastMs: now } };
+      publisher.update(big, taintsByUuid(DEFAULT_DRIVER_NAME, new Map([[big.gpus[0]!.uuid, fault], [big.gpus[129]!.uuid, fault]])));
       await within(publisher.whenSynced(), 'the publisher to sync 130 GPUs on node-b', 60_000);
       const slices = (await resource.listResourceSlice({ fieldSelector: `spec.nodeName=${NODE_B}` })).items;
       expect(slices.length).toBeGreaterThan(2);
