@@ -84,7 +84,7 @@ export type PcieRootResolver = (busId: string) => string | undefined;
 /** Result of {@link mapInventory}. */
 export interface MappedInventory {
   readonly inventory: Inventory;
-  /** Devices left out, and why (for the log), e.g. `GPU 3: NVML_ERROR_GPU_IS_LOST from nvmlDeviceGetUUID`. */
+  /** Devices (or attributes of a device) left out, and why (for the log), e.g. `GPU 3: NVML_ERROR_GPU_IS_LOST from nvmlDeviceGetUUID`. */
   readonly problems: readonly string[];
 }
 
@@ -144,7 +144,7 @@ function mapGpu(g: NvmlGpuFacts, pcieRoot: PcieRootResolver, problems: string[])
   }
   const addressingMode = g.addressingMode === undefined ? undefined : addressingModeName(g.addressingMode);
   if (g.addressingMode !== undefined && addressingMode === undefined) {
-    problems.push(`GPU ${g.index} (${g.uuid ?? 'no UUID'}): unknown nvmlDeviceGetAddressingMode value ${g.addressingMode}: attribute addressingMode left out`);
+    problems.push(`GPU ${g.index} (${g.uuid ?? 'no UUID'}) attribute addressingMode: nvmlDeviceGetAddressingMode value ${g.addressingMode} is not one this gpulet knows (NVML newer than gpulet?)`);
   }
   const gpu: GpuInfo = {
     index: g.index,
