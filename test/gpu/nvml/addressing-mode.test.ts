@@ -5,6 +5,7 @@
  * the symbol (NVIDIA's before the call, e.g. Debian's 535; the fake built without it) still opens and discovers
  * everything else, the mode absent. The published attribute is checked in test/dra/slices/addressing-mode.test.ts.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,8 @@ import { createNvmlBackend, type NvmlBackend } from '../../../src/gpu/nvml/index
 import type { AddressingMode, GpuInfo, Inventory } from '../../../src/gpu/types.js';
 import { buildFakeNvmlArtifacts, writeFakeMachine, type FakeNvmlFaults } from '../../helpers/fake-nvml.js';
 import { writeFakeSysfs } from '../../helpers/nvml.js';
+
+const DEBIAN_NVML = '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1';
 
 /** The dgx-h100 mock (GPUs 6 and 7 in MIG mode) with every GPU's addressing mode set to `mode` (or removed). */
 function machine(mode: AddressingMode | undefined): Inventory {
@@ -119,5 +122,16 @@ describe('NVML backend on the fake library: addressing mode and VBIOS version', 
     // Readings still flow.
     const s = await b.sample();
     expect(s.devices.length).toBe(8 + 10);
+  });
+
+  it.skipIf(!existsSync(DEBIAN_NVML))("Debian's real R535 libnvidia-ml opens: nvmlDeviceGetAddressingMode missing (optional), the VBIOS call resolved", async () => {
+    const opened = loadAddon().open(DEBIAN_NVML);
+    if (!opened.ok) throw new Error(opened.error);
+    try {
+      expect(opened.session.symbols['nvmlDeviceGetAddressingMode']).toBeNull();
+      expect(opened.session.symbols['nvmlDeviceGetVbiosVersion']).toBe('nvmlDeviceGetVbiosVersion');
+    } finally {
+      await opened.session.shutdown();
+    }
   });
 });
