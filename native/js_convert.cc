@@ -84,6 +84,8 @@ Napi::Object GpuToJs(Napi::Env env, const Library& lib, const GpuFacts& g) {
   SetNum(env, o, "powerLimit", g.power_limit);
   SetNum(env, o, "migCurrent", g.mig_current);
   SetNum(env, o, "migPending", g.mig_pending);
+  SetNum(env, o, "addressingMode", g.addressing_mode);
+  SetStr(env, o, "vbiosVersion", g.vbios_version);
   Napi::Array migs = Napi::Array::New(env, g.migs.size());
   for (size_t j = 0; j < g.migs.size(); j++) migs.Set(static_cast<uint32_t>(j), MigToJs(env, lib, g.migs[j]));
   o.Set("migDevices", migs);

@@ -12,6 +12,9 @@
  * Items marked `@since` on their line are newer than NVML 11.8 (values and signatures from NVIDIA's
  * NVML API reference / nvml.h 12.x as mirrored by NVIDIA's pynvml and go-nvml). The ABI test checks them
  * when the official header defines them and otherwise reports them as "not checkable against 11.8".
+ * Items also marked `@with <macro>` (the addressing-mode ABI) are checked against an excerpt of a newer
+ * NVIDIA nvml.h (test/reference/nvml/, PyPI nvidia-nvml-dev 13.5.37) included after the official header:
+ * present there exactly when `<macro>` is defined.
  *
  * Layout rules this file follows (the ABI test's parser relies on them): one `#define NAME value` per
  * line; enum constants with explicit values; struct/union fields one per line; function-pointer typedefs
@@ -47,6 +50,7 @@ extern "C" {
 #define NVML_DEVICE_NAME_BUFFER_SIZE 64
 #define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
 #define NVML_DEVICE_SERIAL_BUFFER_SIZE 30
+#define NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE 32
 #define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
 #define NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE 80
 
@@ -322,6 +326,27 @@ typedef struct nvmlGpuInstanceInfo_st {
   unsigned int profileId;
   nvmlGpuInstancePlacement_t placement;
 } nvmlGpuInstanceInfo_t;
+
+/* ---------------------------------------------------------------------------------------------------
+ * Addressing mode (nvmlDeviceGetAddressingMode): newer than NVML 11.8 (absent from Debian's 535 library);
+ * declared as NVIDIA's nvml.h 13.5.37 declares it (there the enum is anonymous and
+ * `nvmlDeviceAddressingMode_t` is an alias of the _v1_t struct).
+ * ------------------------------------------------------------------------------------------------- */
+
+/** nvmlDeviceAddressingMode_v1_t.value: NONE = neither HMM nor ATS is active. */
+typedef enum nvmlDeviceAddressingModeType_enum {
+  NVML_DEVICE_ADDRESSING_MODE_NONE = 0, /* @since >11.8 @with nvmlDeviceAddressingMode_v1 */
+  NVML_DEVICE_ADDRESSING_MODE_HMM = 1, /* @since >11.8 @with nvmlDeviceAddressingMode_v1 */
+  NVML_DEVICE_ADDRESSING_MODE_ATS = 2 /* @since >11.8 @with nvmlDeviceAddressingMode_v1 */
+} nvmlDeviceAddressingModeType_t;
+
+/** nvmlDeviceGetAddressingMode: `version` must be nvmlDeviceAddressingMode_v1; `value` one of the above. */
+typedef struct nvmlDeviceAddressingMode_v1_st {
+  unsigned int version;
+  unsigned int value;
+} nvmlDeviceAddressingMode_v1_t;
+
+#define nvmlDeviceAddressingMode_v1 NVML_STRUCT_VERSION(DeviceAddressingMode, 1) /* @since >11.8 */
 
 /* ---------------------------------------------------------------------------------------------------
  * MIG

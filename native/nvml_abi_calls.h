@@ -97,6 +97,8 @@ typedef nvmlReturn_t (*nvmlDeviceGetName_fn)(nvmlDevice_t device, char *name, un
 typedef nvmlReturn_t (*nvmlDeviceGetUUID_fn)(nvmlDevice_t device, char *uuid, unsigned int length);
 typedef nvmlReturn_t (*nvmlDeviceGetSerial_fn)(nvmlDevice_t device, char *serial, unsigned int length);
 typedef nvmlReturn_t (*nvmlDeviceGetMinorNumber_fn)(nvmlDevice_t device, unsigned int *minorNumber);
+typedef nvmlReturn_t (*nvmlDeviceGetVbiosVersion_fn)(nvmlDevice_t device, char *version, unsigned int length);
+typedef nvmlReturn_t (*nvmlDeviceGetAddressingMode_fn)(nvmlDevice_t device, nvmlDeviceAddressingMode_v1_t *mode); /* @since >11.8 @with nvmlDeviceAddressingMode_v1 */
 typedef nvmlReturn_t (*nvmlDeviceGetBrand_fn)(nvmlDevice_t device, nvmlBrandType_t *type);
 typedef nvmlReturn_t (*nvmlDeviceGetArchitecture_fn)(nvmlDevice_t device, nvmlDeviceArchitecture_t *arch);
 typedef nvmlReturn_t (*nvmlDeviceGetCudaComputeCapability_fn)(nvmlDevice_t device, int *major, int *minor);
@@ -145,6 +147,8 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
  * (nvmlMemory_v2_t vs nvmlMemory_t) and nvmlDeviceGetGpuInstanceProfileInfoV →
  * nvmlDeviceGetGpuInstanceProfileInfo (v2 vs v1 struct): callers must keep the two pointers apart.
  * nvmlDeviceGetCurrentClocksEventReasons (NVML 12.2+) falls back to the same-signature ThrottleReasons name.
+ * nvmlDeviceGetAddressingMode is newer than Debian's 535 library and has no fallback: where it is missing the
+ * reading is absent (resolved optionally, like every symbol not in nvml_lib.cc's required list).
  * ------------------------------------------------------------------------------------------------- */
 
 #define GPULET_NVML_FUNCTIONS(X) \
@@ -160,6 +164,8 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
   X(nvmlDeviceGetUUID, nvmlDeviceGetUUID) \
   X(nvmlDeviceGetSerial, nvmlDeviceGetSerial) \
   X(nvmlDeviceGetMinorNumber, nvmlDeviceGetMinorNumber) \
+  X(nvmlDeviceGetVbiosVersion, nvmlDeviceGetVbiosVersion) \
+  X(nvmlDeviceGetAddressingMode, nvmlDeviceGetAddressingMode) \
   X(nvmlDeviceGetBrand, nvmlDeviceGetBrand) \
   X(nvmlDeviceGetArchitecture, nvmlDeviceGetArchitecture) \
   X(nvmlDeviceGetCudaComputeCapability, nvmlDeviceGetCudaComputeCapability) \

@@ -148,6 +148,19 @@ void ReadGpu(const Library& lib, unsigned int i, GpuFacts* g, GpuHandles* h) {
   GPULET_STEP(lib.nvmlDeviceGetSerial != nullptr && call(lib.nvmlDeviceGetSerial(dev, serial, sizeof serial), "nvmlDeviceGetSerial")) {
     g->serial = CString(serial, sizeof serial);
   }
+  char vbios[NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE];
+  GPULET_STEP(lib.nvmlDeviceGetVbiosVersion != nullptr &&
+              call(lib.nvmlDeviceGetVbiosVersion(dev, vbios, sizeof vbios), "nvmlDeviceGetVbiosVersion")) {
+    g->vbios_version = CString(vbios, sizeof vbios);
+  }
+  // Optional symbol (NVML newer than 11.8): resolved at Open() when present, so older drivers still work.
+  nvmlDeviceAddressingMode_v1_t mode;
+  std::memset(&mode, 0, sizeof mode);
+  mode.version = nvmlDeviceAddressingMode_v1;
+  GPULET_STEP(lib.nvmlDeviceGetAddressingMode != nullptr &&
+              call(lib.nvmlDeviceGetAddressingMode(dev, &mode), "nvmlDeviceGetAddressingMode")) {
+    g->addressing_mode = mode.value;
+  }
   unsigned int u = 0;
   GPULET_STEP(call(lib.nvmlDeviceGetMinorNumber(dev, &u), "nvmlDeviceGetMinorNumber")) g->minor = u;
   nvmlBrandType_t brand = NVML_BRAND_UNKNOWN;

@@ -51,7 +51,10 @@ struct MigFacts {
 struct GpuFacts {
   unsigned int index = 0;
   std::optional<Failure> error;
-  std::optional<std::string> uuid, serial, name;
+  std::optional<std::string> uuid, serial, name, vbios_version;
+  // nvmlDeviceAddressingMode_v1_t.value (nvmlDeviceAddressingModeType_t); empty when the symbol is missing
+  // (NVML older than the call, e.g. R535) or the call answers NOT_SUPPORTED / fails.
+  std::optional<unsigned int> addressing_mode;
   std::optional<unsigned int> minor, brand, architecture, multiprocessors, power_limit, mig_current, mig_pending;
   std::optional<int> cc_major, cc_minor;
   std::optional<PciFacts> pci;

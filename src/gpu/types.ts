@@ -62,6 +62,14 @@ export interface MigDeviceInfo {
   readonly memoryBytes: number;
 }
 
+/**
+ * Addressing mode of a GPU (`nvmlDeviceGetAddressingMode`), spelled as NVIDIA's DRA driver publishes it
+ * (go-nvlib `GetAddressingModeAsString`, NVIDIA/go-nvlib pkg/nvlib/device/device.go): `HMM` (system memory
+ * reachable through software mirroring of the CPU page tables), `ATS` (through Address Translation Services,
+ * e.g. Grace Hopper), `None` (supported, neither active) — nvml.h `nvmlDeviceAddressingModeType_t`.
+ */
+export type AddressingMode = 'HMM' | 'ATS' | 'None';
+
 /** A physical GPU as discovered at start-up. Static facts only; readings are in {@link DeviceSample}. */
 export interface GpuInfo {
   /** NVML enumeration index (`nvmlDeviceGetHandleByIndex_v2`); may change across boots. */
@@ -88,6 +96,13 @@ export interface GpuInfo {
   readonly powerLimitMilliwatts: number;
   /** Current MIG mode (`nvmlDeviceGetMigMode`, current). */
   readonly migEnabled: boolean;
+  /**
+   * Addressing mode (`nvmlDeviceGetAddressingMode` on the GPU; its MIG devices share it). Absent where NVML does
+   * not say: NVML_ERROR_NOT_SUPPORTED, another failure, or a library without the call (e.g. R535).
+   */
+  readonly addressingMode?: AddressingMode;
+  /** VBIOS version (`nvmlDeviceGetVbiosVersion`), e.g. `96.00.74.00.0D`; absent when NVML does not say. */
+  readonly vbiosVersion?: string;
   /** MIG devices present on this GPU; empty unless `migEnabled`. */
   readonly migDevices: readonly MigDeviceInfo[];
 }

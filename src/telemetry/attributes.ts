@@ -5,8 +5,12 @@
  * Device attributes (OTel semconv `model/hardware/registry.yaml`): `hw.id` (UUID, required), `hw.type`
  * ("gpu", required by `metric.hw.attributes`), `hw.name` (product name; a MIG device's profile, e.g.
  * `1g.10gb`), `hw.parent` (a MIG device's parent GPU UUID), `hw.model`, `hw.vendor` ("NVIDIA"),
- * `hw.serial_number`, `hw.driver_version`; plus `gpulet.dra.device.name` (the DRA device name, e.g. `gpu-0`,
- * for allocatable devices).
+ * `hw.serial_number`, `hw.driver_version`, `hw.firmware_version` (the GPU's VBIOS version,
+ * `nvmlDeviceGetVbiosVersion`; a MIG device's is its parent's; omitted when NVML does not say); plus
+ * `gpulet.dra.device.name` (the DRA device name, e.g. `gpu-0`, for allocatable devices). `hw.firmware_version`
+ * is a Recommended attribute of every `hw.gpu.*` metric (semconv `metric_attributes.hw.gpu`, docs/hardware/gpu.md;
+ * `ATTR_HW_FIRMWARE_VERSION` in @opentelemetry/semantic-conventions 1.45): a series attribute like
+ * `hw.driver_version`, not a resource attribute (the resource is the node, which has several GPUs).
  *
  * Attribution (stable k8s semconv): `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`. OTel semconv 1.45
  * has no ResourceClaim attributes, so the claim goes in non-standard `gpulet.claim.name`,
@@ -52,6 +56,7 @@ export function deviceIdentities(inventory: Inventory): Map<string, DeviceIdenti
       'hw.serial_number': gpu.serial,
       'hw.driver_version': driverVersion,
     };
+    if (gpu.vbiosVersion !== undefined) attributes['hw.firmware_version'] = gpu.vbiosVersion;
     if (draName !== undefined) attributes['gpulet.dra.device.name'] = draName;
     out.set(gpu.uuid, draName === undefined ? { uuid: gpu.uuid, kind: 'gpu', gpu, attributes } : { uuid: gpu.uuid, kind: 'gpu', gpu, draName, attributes });
     for (const mig of gpu.migDevices) {
@@ -66,6 +71,7 @@ export function deviceIdentities(inventory: Inventory): Map<string, DeviceIdenti
         'hw.serial_number': gpu.serial,
         'hw.driver_version': driverVersion,
       };
+      if (gpu.vbiosVersion !== undefined) migAttrs['hw.firmware_version'] = gpu.vbiosVersion;
       if (migDra !== undefined) migAttrs['gpulet.dra.device.name'] = migDra;
       out.set(
         mig.uuid,

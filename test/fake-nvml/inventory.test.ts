@@ -150,6 +150,9 @@ describe('fake libnvidia-ml: discovery', () => {
       nameTooSmall: NVML.INSUFFICIENT_SIZE, uuidInV1Buffer: 0, driverTooSmall: NVML.INSUFFICIENT_SIZE,
       badHandle: NVML.INVALID_ARGUMENT, migIndexOnFullGpu: NVML.NOT_FOUND, gpuInstanceOnFullGpu: NVML.NOT_SUPPORTED,
       handleIndexOutOfRange: NVML.INVALID_ARGUMENT, fieldsRc: 0,
+      // nvml.h 13.5: a wrong `version` is ARGUMENT_VERSION_MISMATCH; the mock H100 is HMM (1); VBIOS buffer 32.
+      addressingModeWrongVersion: NVML.ARGUMENT_VERSION_MISMATCH, addressingModeRc: 0, addressingMode: 1,
+      vbiosTooSmall: NVML.INSUFFICIENT_SIZE, vbiosRc: 0, vbios: GPU_MODELS['h100-80gb'].vbiosVersion,
     });
     const [temp, energy, nvlink, replay] = o['fields'] as number[][];
     expect(temp?.slice(0, 2)).toEqual([0, 1]); // NVML_VALUE_TYPE_UNSIGNED_INT
@@ -167,6 +170,19 @@ describe('fake libnvidia-ml: discovery', () => {
     if (existsSync(REAL_NVML)) {
       const real = await runDriver(build.driver, REAL_NVML, ['symbols'], {});
       expect(Object.keys(real.lines[0] as object)).toEqual(Object.keys(table));
+    }
+  });
+
+  it('the variant without nvmlDeviceGetAddressingMode lacks exactly that symbol, as Debian\'s R535 library does', async () => {
+    const without = (await runDriver(build.driver, build.libraryWithoutAddressingMode, ['symbols'], {})).lines[0] as Record<string, [number, number]>;
+    expect(Object.entries(without).filter(([, v]) => v[0] !== 1 || v[1] !== 1).map(([k]) => k)).toEqual(['nvmlDeviceGetAddressingMode']);
+    const env = await machine(buildMockInventory(machineSpecByName('h100-80gb'), 'n1'));
+    const r = await runDriver(build.driver, build.libraryWithoutAddressingMode, ['checks'], env);
+    expect(r.lines[0]).toMatchObject({ addressingModeRc: -1, vbiosRc: 0 }); // -1: the driver found no symbol
+    if (existsSync(REAL_NVML)) {
+      const real = (await runDriver(build.driver, REAL_NVML, ['symbols'], {})).lines[0] as Record<string, [number, number]>;
+      expect(real['nvmlDeviceGetAddressingMode']).toEqual([0, 0]);
+      expect(real['nvmlDeviceGetVbiosVersion']).toEqual([1, 1]);
     }
   });
 

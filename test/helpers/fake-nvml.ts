@@ -28,6 +28,8 @@ export const FAKE_NVML_BUILD_DIR = path.join(REPO, 'test/fixtures/build/fake-nvm
 export interface FakeNvmlBuild {
   /** The fake `libnvidia-ml.so.1` (dlopen() it, or pass it to the addon's library-path option). */
   readonly library: string;
+  /** The same fake without the `nvmlDeviceGetAddressingMode` symbol, as NVIDIA's libraries before it (Debian's 535). */
+  readonly libraryWithoutAddressingMode: string;
   /** `sample-loop LIB N`: N full samples of every GPU and MIG device in plain C; prints one JSON line. */
   readonly sampleLoop: string;
   /** `driver LIB SCENARIO ...`: the integration tests' C driver (see driver.c). */
@@ -88,6 +90,7 @@ export function buildFakeNvmlArtifacts(): Promise<FakeNvmlBuild> {
   building ??= (async () => {
     const out: FakeNvmlBuild = {
       library: path.join(FAKE_NVML_BUILD_DIR, 'libnvidia-ml.so.1'),
+      libraryWithoutAddressingMode: path.join(FAKE_NVML_BUILD_DIR, 'no-addressing-mode', 'libnvidia-ml.so.1'),
       sampleLoop: path.join(FAKE_NVML_BUILD_DIR, 'sample-loop'),
       driver: path.join(FAKE_NVML_BUILD_DIR, 'driver'),
     };

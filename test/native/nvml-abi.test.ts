@@ -2,7 +2,9 @@
  * ABI check: gpulet's own `native/nvml_abi.h` against NVIDIA's official `nvml.h` (Debian libnvidia-ml-dev,
  * installed by .ci/run). The list of checked items is parsed from our header, so every struct, field,
  * enum constant, macro and function typedef it declares is checked; items newer than the official header
- * (tagged `@since`) are reported, not silently skipped.
+ * (tagged `@since`) are reported, not silently skipped. The addressing-mode declarations (newer than Debian's
+ * 11.8 header) are checked against an excerpt of NVIDIA's nvml.h 13.5.37 in test/reference/nvml/, included
+ * after the official header.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { factsProgram, parseFacts } from '../fixtures/nvml-abi/facts-program.js';
 import { parseAbiHeader, type HeaderModel } from '../fixtures/nvml-abi/header-model.js';
+import { reference } from '../helpers/reference.js';
 import { REPO_ROOT as REPO } from '../helpers/repo.js';
 
 const run = promisify(execFile);
@@ -32,6 +35,8 @@ async function ourHeaderText(): Promise<string> {
   return abi.replace(include, body);
 }
 const OFFICIAL_HEADER = '/usr/include/nvml.h';
+/** Flag that makes the official side also include NVIDIA's addressing-mode excerpt (13.5.37). */
+const SUPPLEMENT = `-DGPULET_OFFICIAL_SUPPLEMENT="${reference('nvml', 'nvml-13.5.37-addressing-mode.h')}"`;
 const haveOfficial = existsSync(OFFICIAL_HEADER);
 
 if (!haveOfficial) {
@@ -80,7 +85,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     const src = path.join(dir, 'facts.c');
     await writeFile(src, factsProgram(model));
     ours = parseFacts(await compileAndRun(dir, src, 'ours', ['-I', path.dirname(OUR_HEADER)]));
-    official = parseFacts(await compileAndRun(dir, src, 'official', ['-DGPULET_OFFICIAL']));
+    official = parseFacts(await compileAndRun(dir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT]));
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -107,6 +112,20 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     // The version words themselves, recomputed independently: sizeof | version << 24.
     expect(official.get('define:nvmlMemory_v2')).toBe(`${(2 << 24) | 40}/4`);
     expect(official.get('define:nvmlGpuInstanceProfileInfo_v2')).toBe(`${(2 << 24) | 152}/4`);
+  });
+
+  it('the addressing-mode ABI (newer than 11.8) is checked against NVIDIA\'s 13.5.37 declarations, not skipped', () => {
+    const keys = [
+      'sizeof:nvmlDeviceAddressingModeType_t', 'sizeof:nvmlDeviceAddressingMode_v1_t', 'offset:nvmlDeviceAddressingMode_v1_t.value',
+      'define:nvmlDeviceAddressingMode_v1', 'enumconst:NVML_DEVICE_ADDRESSING_MODE_NONE', 'enumconst:NVML_DEVICE_ADDRESSING_MODE_HMM',
+      'enumconst:NVML_DEVICE_ADDRESSING_MODE_ATS', 'fn:nvmlDeviceGetAddressingMode',
+    ];
+    expect(keys.map((k) => [k, official.get(k)])).toEqual(keys.map((k) => [k, ours.get(k)]));
+    expect(keys.filter((k) => official.get(k) === 'absent' || official.get(k) === undefined)).toEqual([]);
+    // Independently: the version word is sizeof (two unsigned ints, 8) | 1 << 24; HMM = 1, ATS = 2 (nvml.h).
+    expect(official.get('define:nvmlDeviceAddressingMode_v1')).toBe(`${(1 << 24) | 8}/4`);
+    expect([official.get('enumconst:NVML_DEVICE_ADDRESSING_MODE_HMM'), official.get('enumconst:NVML_DEVICE_ADDRESSING_MODE_ATS')]).toEqual(['1', '2']);
+    expect(official.get('fn:nvmlDeviceGetVbiosVersion')).toBe('1');
   });
 
   it('items absent from the official header are exactly the ones tagged @since (reported)', () => {
@@ -146,7 +165,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     const src = path.join(mdir, 'facts.c');
     await writeFile(src, factsProgram(mmodel));
     const mine = parseFacts(await compileAndRun(mdir, src, 'ours', ['-I', mdir]));
-    const theirs = parseFacts(await compileAndRun(mdir, src, 'official', ['-DGPULET_OFFICIAL']));
+    const theirs = parseFacts(await compileAndRun(mdir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT]));
     const differs = (k: string): boolean => mine.get(k) !== theirs.get(k);
     expect(differs('offset:nvmlMemory_v2_t.free')).toBe(true);
     expect(differs('fsize:nvmlMemory_v2_t.reserved')).toBe(true);

@@ -79,6 +79,8 @@ function parentAttributes(gpu: GpuInfo, versions: Versions): Attributes {
     'resource.kubernetes.io/pciBusID': { string: gpu.pci.busId },
     // Unknown when the device is not in sysfs: omitted, as NVIDIA's driver does, rather than published empty.
     ...(gpu.pci.pcieRoot === '' ? {} : { 'resource.kubernetes.io/pcieRoot': { string: gpu.pci.pcieRoot } }),
+    // `HMM` / `ATS` / `None`, only where NVML says (deviceinfo.go `GpuInfo.Attributes`, mig.go `CommonAttributesMig`).
+    ...(gpu.addressingMode === undefined ? {} : { addressingMode: { string: gpu.addressingMode } }),
   };
 }
 

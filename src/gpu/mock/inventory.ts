@@ -8,6 +8,16 @@ import { gpuInstanceId } from './profiles.js';
 import { mockGpuUuid, mockMigUuid, mockPciAddress, mockSerial } from './identity.js';
 import type { GpuSpec, MachineSpec } from './spec.js';
 
+/**
+ * Addressing mode every mock GPU reports: `HMM`. The mock machines are x86 nodes (no NVLink-C2C, so not ATS,
+ * which NVIDIA's Grace Hopper reports) on R580, whose installer defaults to NVIDIA's open kernel modules for
+ * Turing and newer since R560; NVIDIA's HMM requirements (CUDA 12.2 release notes: open kernel modules r535+,
+ * Linux 6.1.24+, Turing or newer — every mock model is compute capability 8.0 or 9.0) are then met on a current
+ * kernel. Published `nvidia-smi -q` output shows the alternatives: `None` on x86 H100/A100 nodes with older
+ * drivers (R535/R545), `ATS` on GH200, `HMM` on an x86 Blackwell board on R570.
+ */
+export const MOCK_ADDRESSING_MODE = 'HMM' as const;
+
 /** Driver facts every mock machine reports (R580, CUDA 13.0). */
 export const MOCK_SYSTEM: SystemInfo = {
   driverVersion: '580.95.05',
@@ -75,6 +85,8 @@ export function buildMockInventory(spec: MachineSpec, nodeName: string): Invento
       powerLimitMilliwatts: model.powerLimitW * 1000,
       migEnabled: g.mig !== undefined,
       migDevices: migDevices(g, nodeName, index, uuid),
+      addressingMode: MOCK_ADDRESSING_MODE,
+      vbiosVersion: model.vbiosVersion,
     };
   });
   return { system: { ...MOCK_SYSTEM }, gpus };

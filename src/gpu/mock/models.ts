@@ -44,6 +44,12 @@ export interface GpuModel {
   readonly pciSubSystemId: number;
   /** Peak PCIe throughput used to shape tx/rx counters, bytes per second. */
   readonly pcieBytesPerSecond: number;
+  /**
+   * VBIOS version (`nvmlDeviceGetVbiosVersion`): one that `nvidia-smi -q` printed for this board in published
+   * output (A100-SXM4-40GB `92.00.36.00.04` on R535, H100 80GB HBM3 `96.00.74.00.0D` on R545, H200
+   * `96.00.A5.00.03` on R550); a real fleet has several.
+   */
+  readonly vbiosVersion: string;
   /** MIG GPU-instance profiles. */
   readonly migProfiles: readonly MigProfile[];
 }
@@ -68,6 +74,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x20b0,
     pciSubSystemId: 0x134f10de,
     pcieBytesPerSecond: 25e9,
+    vbiosVersion: '92.00.36.00.04',
     migProfiles: A100_40GB_PROFILES,
   },
   'h100-80gb': {
@@ -85,6 +92,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x2330,
     pciSubSystemId: 0x16c110de,
     pcieBytesPerSecond: 50e9,
+    vbiosVersion: '96.00.74.00.0D',
     migProfiles: H100_80GB_PROFILES,
   },
   'h200-141gb': {
@@ -102,6 +110,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x2335,
     pciSubSystemId: 0x18be10de,
     pcieBytesPerSecond: 50e9,
+    vbiosVersion: '96.00.A5.00.03',
     migProfiles: H200_141GB_PROFILES,
   },
 };

@@ -6,6 +6,6 @@ export { createNvmlBackend, NvmlBackend, type NvmlBackendOptions } from './backe
 export { NvmlError, NVML_RETURN, isNvmlCode } from './nvml-error.js';
 export { loadAddon, loadAddonFrom, addonPath, type NativeAddon, type OpenResult, type ProbeResult } from './addon.js';
 export type { NvmlSession } from './session.js';
-export { mapInventory, normalizeBusId, brandName, architectureName, migProfileName, type PcieRootResolver } from './map-inventory.js';
+export { mapInventory, normalizeBusId, brandName, architectureName, addressingModeName, migProfileName, type PcieRootResolver } from './map-inventory.js';
 export { pcieRootFromSysfs, sysfsPcieRootResolver } from './pcie-root.js';
 export { resolvedLibraryPath } from './startup-errors.js';

@@ -7,10 +7,13 @@
  * - bus ID in sysfs form (`00000000:18:00.0` → `0000:18:00.0`); the PCIe root from the injected resolver
  *   (sysfs, as k8s.io/dynamic-resource-allocation/deviceattribute does);
  * - MIG profile from `nvmlGpuInstanceProfileInfo_v2_t.name` without its `MIG ` prefix, memory from
- *   `memorySizeMB` × 2^20.
+ *   `memorySizeMB` × 2^20;
+ * - addressing mode as go-nvlib `GetAddressingModeAsString` spells it (`HMM`, `ATS`, `None`), absent when NVML
+ *   does not say (NOT_SUPPORTED, a failed call, a library without the call, or a value this build does not know);
+ *   the VBIOS version as NVML prints it.
  * A GPU or MIG device whose identity cannot be read is left out and reported in `problems`.
  */
-import type { GpuInfo, Inventory, MigDeviceInfo } from '../types.js';
+import type { AddressingMode, GpuInfo, Inventory, MigDeviceInfo } from '../types.js';
 import type { NvmlDiscovery, NvmlGiProfileFacts, NvmlGpuFacts, NvmlMigFacts } from './native-types.js';
 
 const MIB = 1024 * 1024;
@@ -27,6 +30,20 @@ const ARCHITECTURES: Readonly<Record<number, string>> = {
   2: 'Kepler', 3: 'Maxwell', 4: 'Pascal', 5: 'Volta', 6: 'Turing', 7: 'Ampere', 8: 'Ada Lovelace', 9: 'Hopper',
   10: 'Blackwell', 0xffffffff: 'Unknown',
 };
+
+/**
+ * `nvmlDeviceAddressingModeType_t` (nvml.h: NONE 0, HMM 1, ATS 2) → go-nvlib's string
+ * (NVIDIA/go-nvlib pkg/nvlib/device/device.go `GetAddressingModeAsString`).
+ */
+const ADDRESSING_MODES: Readonly<Record<number, AddressingMode>> = { 0: 'None', 1: 'HMM', 2: 'ATS' };
+
+/**
+ * Addressing-mode string of an `nvmlDeviceAddressingModeType_t` value; `undefined` for a value this build does
+ * not know (go-nvlib fails the GPU then; gpulet leaves the attribute out instead).
+ */
+export function addressingModeName(mode: number): AddressingMode | undefined {
+  return Object.hasOwn(ADDRESSING_MODES, mode) ? ADDRESSING_MODES[mode] : undefined;
+}
 
 /** Brand string of an `nvmlBrandType_t` value (`Unknown` for values this build does not know). */
 export function brandName(brand: number): string {
@@ -67,7 +84,7 @@ export type PcieRootResolver = (busId: string) => string | undefined;
 /** Result of {@link mapInventory}. */
 export interface MappedInventory {
   readonly inventory: Inventory;
-  /** Devices left out, and why (for the log), e.g. `GPU 3: NVML_ERROR_GPU_IS_LOST from nvmlDeviceGetUUID`. */
+  /** Devices (or attributes of a device) left out, and why (for the log), e.g. `GPU 3: NVML_ERROR_GPU_IS_LOST from nvmlDeviceGetUUID`. */
   readonly problems: readonly string[];
 }
 
@@ -125,6 +142,10 @@ function mapGpu(g: NvmlGpuFacts, pcieRoot: PcieRootResolver, problems: string[])
     problems.push(`GPU ${g.index} (${g.uuid ?? 'no UUID'}): unreadable ${absent.join(', ')}${why ? ` (${why})` : ''}`);
     return undefined;
   }
+  const addressingMode = g.addressingMode === undefined ? undefined : addressingModeName(g.addressingMode);
+  if (g.addressingMode !== undefined && addressingMode === undefined) {
+    problems.push(`GPU ${g.index} (${g.uuid ?? 'no UUID'}) attribute addressingMode: nvmlDeviceGetAddressingMode value ${g.addressingMode} is not one this gpulet knows (NVML newer than gpulet?)`);
+  }
   const gpu: GpuInfo = {
     index: g.index,
     minor: g.minor ?? 0,
@@ -145,6 +166,8 @@ function mapGpu(g: NvmlGpuFacts, pcieRoot: PcieRootResolver, problems: string[])
     powerLimitMilliwatts: g.powerLimit ?? 0,
     migEnabled: g.migCurrent === 1,
     migDevices: [],
+    ...(addressingMode === undefined ? {} : { addressingMode }),
+    ...(g.vbiosVersion === undefined || g.vbiosVersion === '' ? {} : { vbiosVersion: g.vbiosVersion }),
   };
   if (!gpu.migEnabled) return gpu;
   const migs = g.migDevices.map((m) => mapMig(gpu, m, problems)).filter((m): m is MigDeviceInfo => m !== undefined);

@@ -93,6 +93,10 @@ export interface NvmlGpuFacts {
   /** `nvmlDeviceGetMigMode`: 1 = enabled. */
   readonly migCurrent?: number;
   readonly migPending?: number;
+  /** `nvmlDeviceAddressingMode_v1_t.value` (`nvmlDeviceGetAddressingMode`): 0 NONE, 1 HMM, 2 ATS (nvml.h). */
+  readonly addressingMode?: number;
+  /** `nvmlDeviceGetVbiosVersion`, e.g. `96.00.74.00.0D`. */
+  readonly vbiosVersion?: string;
   readonly migDevices: readonly NvmlMigFacts[];
   readonly errors: readonly NvmlError[];
 }

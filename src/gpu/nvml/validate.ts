@@ -10,7 +10,7 @@
  * - `errors` are arrays of {@link NvmlError} (the class the addon is handed at load);
  * - strings are C strings copied out of NVML's fixed buffers, so each is shorter than its buffer
  *   (`NVML_DEVICE_UUID_V2_BUFFER_SIZE` 96, `NVML_DEVICE_NAME_V2_BUFFER_SIZE` 96, `NVML_DEVICE_SERIAL_BUFFER_SIZE`
- *   30, `NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE` 32, `NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE` and
+ *   30, `NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE` 32, `NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE` 32, `NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE` and
  *   `NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE` 80: native/nvml_abi.h);
  * - arrays are bounded: {@link MAX_NATIVE_GPUS} GPUs, {@link MAX_NATIVE_MIG_DEVICES} MIG devices per GPU,
  *   one reading per device, {@link MAX_NATIVE_ERRORS} errors per object.
@@ -117,6 +117,8 @@ const gpuSchema = z.object({
   powerLimit: num.optional(),
   migCurrent: num.optional(),
   migPending: num.optional(),
+  addressingMode: num.optional(),
+  vbiosVersion: str(31).optional(),
   pci: pciSchema.optional(),
   // `null` reads as "no MIG devices", as the `?? []` of the checks this replaces did.
   migDevices: z.array(migSchema).max(MAX_NATIVE_MIG_DEVICES).nullish().transform((v) => v ?? []),

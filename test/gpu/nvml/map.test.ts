@@ -9,10 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildMockInventory, machineSpecByName } from '../../../src/gpu/mock/index.js';
-import { architectureName, brandName, migProfileName, normalizeBusId, pcieRootFromSysfs } from '../../../src/gpu/nvml/index.js';
+import { addressingModeName, architectureName, brandName, mapInventory, migProfileName, normalizeBusId, pcieRootFromSysfs } from '../../../src/gpu/nvml/index.js';
 import { PcieIntegrator, toHealthEvent } from '../../../src/gpu/nvml/map-readings.js';
 import { NvmlError } from '../../../src/gpu/nvml/nvml-error.js';
 import { writeFakeSysfs } from '../../helpers/nvml.js';
+import { reference } from '../../helpers/reference.js';
 
 const NVML_H = '/usr/include/nvml.h';
 
@@ -44,6 +45,29 @@ describe('NVML fact mapping', () => {
     expect(architectureName(nvmlConstant(h, 'NVML_DEVICE_ARCH_ADA'))).toBe('Ada Lovelace');
     expect(architectureName(nvmlConstant(h, 'NVML_DEVICE_ARCH_UNKNOWN'))).toBe('Unknown');
     expect(brandName(999)).toBe('Unknown');
+  });
+
+  it("addressing modes are go-nvlib's strings for nvml.h's values (NVIDIA's 13.5.37 header); unknown values are left out", () => {
+    const h = readFileSync(reference('nvml', 'nvml-13.5.37-addressing-mode.h'), 'utf8');
+    expect(addressingModeName(nvmlConstant(h, 'NVML_DEVICE_ADDRESSING_MODE_HMM'))).toBe('HMM');
+    expect(addressingModeName(nvmlConstant(h, 'NVML_DEVICE_ADDRESSING_MODE_ATS'))).toBe('ATS');
+    expect(addressingModeName(nvmlConstant(h, 'NVML_DEVICE_ADDRESSING_MODE_NONE'))).toBe('None');
+    expect(addressingModeName(3)).toBeUndefined();
+    // Through mapInventory: an unknown value leaves the GPU in (it is still allocatable) without the mode, and says so.
+    const gpu = {
+      index: 0, uuid: 'GPU-1', name: 'NVIDIA H100 80GB HBM3', minor: 0, brand: 14, architecture: 9, ccMajor: 9, ccMinor: 0,
+      pci: { busId: '00000000:18:00.0', domain: 0, bus: 0x18, device: 0, pciDeviceId: 0x233010de, pciSubSystemId: 0 },
+      memoryTotal: 1, migDevices: [], errors: [],
+    };
+    const known = mapInventory({ system: { errors: [] }, gpus: [{ ...gpu, addressingMode: 2, vbiosVersion: '96.00.8D.00.03' }] }, () => undefined);
+    expect(known.inventory.gpus[0]).toMatchObject({ addressingMode: 'ATS', vbiosVersion: '96.00.8D.00.03' });
+    const odd = mapInventory({ system: { errors: [] }, gpus: [{ ...gpu, addressingMode: 7 }] }, () => undefined);
+    expect(odd.inventory.gpus).toHaveLength(1);
+    expect(odd.inventory.gpus[0]).not.toHaveProperty('addressingMode');
+    expect(odd.problems).toEqual(['GPU 0 (GPU-1) attribute addressingMode: nvmlDeviceGetAddressingMode value 7 is not one this gpulet knows (NVML newer than gpulet?)']);
+    const none = mapInventory({ system: { errors: [] }, gpus: [gpu] }, () => undefined);
+    expect(none.inventory.gpus[0]).not.toHaveProperty('addressingMode');
+    expect(none.inventory.gpus[0]).not.toHaveProperty('vbiosVersion');
   });
 
   it('bus IDs take the sysfs form', () => {

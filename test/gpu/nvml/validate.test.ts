@@ -91,6 +91,10 @@ describe('validateDiscovery', () => {
     expect(malformed(() => validateDiscovery({ system: {}, gpus: [{ index: 0, uuid: 'U'.repeat(96) }] })).message).toContain('at gpus[0].uuid of GPU index 0 (expected at most 95 characters)');
     expect(malformed(() => validateDiscovery({ system: {}, gpus: [{ index: 0, serial: 'S'.repeat(30) }] })).path).toBe('gpus[0].serial');
     expect(malformed(() => validateDiscovery({ system: { driverVersion: '5'.repeat(80) }, gpus: [] })).path).toBe('system.driverVersion');
+    // NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE 32; the addressing mode is a number (nvmlDeviceAddressingMode_v1_t.value).
+    expect(validateDiscovery({ system: {}, gpus: [{ index: 0, vbiosVersion: 'V'.repeat(31), addressingMode: 1 }] }).gpus[0]).toMatchObject({ vbiosVersion: 'V'.repeat(31), addressingMode: 1 });
+    expect(malformed(() => validateDiscovery({ system: {}, gpus: [{ index: 0, vbiosVersion: 'V'.repeat(32) }] })).path).toBe('gpus[0].vbiosVersion');
+    expect(malformed(() => validateDiscovery({ system: {}, gpus: [{ index: 0, addressingMode: 'HMM' }] })).message).toContain('at gpus[0].addressingMode of GPU index 0 (expected a number)');
   });
 });
 
