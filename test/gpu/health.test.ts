@@ -83,16 +83,22 @@ describe('HealthTracker', () => {
   });
 
   it('MIG devices inherit the parent failure; a MIG event leaves siblings and parent alone', () => {
-    const t = new HealthTracker(INVENTORY);
+    let clock = 1_000;
+    const t = new HealthTracker(INVENTORY, { now: () => clock });
     t.record(ev(MIG_A, 'xid', 94));
     expect(t.state(MIG_A)).toBe('failed');
     expect(t.state(MIG_B)).toBe('ok');
     expect(t.state(GPU1)).toBe('ok');
     const changes: HealthChange[] = [];
     t.onChange((c) => changes.push(c));
+    clock += 1;
     t.record(ev(GPU1, 'xid', 79));
     expect(t.state(MIG_B)).toBe('failed');
-    expect(changes.map((c) => [c.uuid, c.previous, c.state]).sort()).toEqual([[GPU1, 'ok', 'failed'], [MIG_B, 'ok', 'failed']].sort());
+    // MIG_A stays failed, but its taint's XID becomes the parent's later one (79): listeners hear of it.
+    expect(changes.map((c) => [c.uuid, c.previous, c.state, c.conditions.xid?.xid])).toEqual(
+      expect.arrayContaining([[GPU1, 'ok', 'failed', 79], [MIG_A, 'failed', 'failed', 79], [MIG_B, 'ok', 'failed', 79]]),
+    );
+    expect(changes).toHaveLength(3);
     expect(t.unhealthyUuids().sort()).toEqual([GPU1, MIG_A, MIG_B].sort());
   });
 
