@@ -14,6 +14,7 @@ import { apiVersionOf } from './resources.js';
 import { selectorFilter } from './handlers.js';
 import { toTable, wantsTable } from './table.js';
 import { StatusError, badRequest, toStatus } from './status.js';
+import { validateWatchOptions } from './list-options.js';
 
 /** Whether the query asks for a watch (`watch=true` or `watch=1`). */
 export function isWatchQuery(query: URLSearchParams): boolean {
@@ -36,8 +37,8 @@ export function planWatch(route: ResourceRoute, query: URLSearchParams, accept: 
   const sel = selectorFilter(route.def, query);
   const filter = (o: KubeObject): boolean =>
     (route.namespace === undefined || o.metadata.namespace === route.namespace) && (route.name === undefined || o.metadata.name === route.name) && sel(o);
+  validateWatchOptions(query);
   const rvText = query.get('resourceVersion') ?? '';
-  if (rvText !== '' && !/^\d+$/.test(rvText)) throw badRequest(`invalid resourceVersion "${rvText}"`);
   const since = rvText === '' || rvText === '0' ? undefined : Number(rvText);
   const t = query.get('timeoutSeconds');
   if (t !== null && !/^\d+$/.test(t)) throw badRequest(`invalid timeoutSeconds "${t}"`);
@@ -61,7 +62,7 @@ export function streamWatch(store: ObjectStore, route: ResourceRoute, plan: Watc
   let timer: NodeJS.Timeout | undefined;
   const send = (type: string, object: unknown): void => {
     if (ended || res.destroyed) return;
-    const wire = plan.table && type !== 'ERROR' && type !== 'BOOKMARK' ? toTable(def, [object as KubeObject], '', 'Metadata') : object;
+    const wire = plan.table && type !== 'ERROR' && type !== 'BOOKMARK' ? toTable(def, [object as KubeObject], {}, 'Metadata') : object;
     res.write(`${JSON.stringify({ type, object: wire })}\n`);
   };
   const stop = (): void => {
