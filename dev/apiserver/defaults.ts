@@ -5,7 +5,8 @@
  * - `ExactDeviceRequest` and `DeviceSubRequest` (ResourceClaim, ResourceClaimTemplate): `allocationMode`
  *   defaults to `ExactCount`, and `count` to 1 when the mode is `ExactCount` and count is 0 or unset;
  * - `DeviceToleration.operator` defaults to `Equal`;
- * - `DeviceTaint.timeAdded` (ResourceSlice devices) defaults to now, truncated to the second.
+ * - `DeviceTaint.timeAdded` (ResourceSlice devices) defaults to now, truncated to the second;
+ * - a ResourceClaimTemplate's `spec.metadata` is `{}` when absent (a struct the Go types always serialise).
  */
 import type { KubeObject } from './types.js';
 
@@ -44,6 +45,8 @@ export function applyDefaults(kind: string, obj: KubeObject, now: Date = new Dat
       break;
     case 'ResourceClaimTemplate':
       defaultDeviceClaim(recOrUndefined(spec['spec'])?.['devices']);
+      // `spec.metadata` is an ObjectMeta struct: the real server always answers `metadata: {}`.
+      if (spec['metadata'] === undefined) spec['metadata'] = {};
       break;
     case 'ResourceSlice': {
       const added = now.toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -235,21 +235,15 @@ export class ObjectStore {
   delete(def: ResourceDef, namespace: string | undefined, name: string, pre: Preconditions = {}, dryRun = false): KubeObject {
     const ns = def.namespaced ? namespace : undefined;
     const cur = this.mustGet(def, ns, name);
+    // Worded as apiserver `pkg/registry/rest/delete.go` BeforeDelete: a Conflict on `<Kind>.<group>`.
+    const what = def.group === '' ? def.kind : `${def.kind}.${def.group}`;
+    const conflict = (why: string): StatusError =>
+      new StatusError(409, 'Conflict', `Operation cannot be fulfilled on ${what} "${name}": ${why}`, { name, group: def.group, kind: def.kind });
     if (pre.uid !== undefined && pre.uid !== cur.metadata.uid) {
-      throw new StatusError(
-        409,
-        'Conflict',
-        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid ?? ''}`,
-        { name, group: def.group, kind: def.plural },
-      );
+      throw conflict(`the UID in the precondition (${pre.uid}) does not match the UID in record (${cur.metadata.uid ?? ''}). The object might have been deleted and then recreated`);
     }
     if (pre.resourceVersion !== undefined && pre.resourceVersion !== cur.metadata.resourceVersion) {
-      throw new StatusError(
-        409,
-        'Conflict',
-        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`,
-        { name, group: def.group, kind: def.plural },
-      );
+      throw conflict(`the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ResourceVersion in record (${cur.metadata.resourceVersion ?? ''}). The object might have been modified`);
     }
     if (dryRun) return cur;
     if (def.kind === 'Namespace') {
