@@ -12,6 +12,7 @@ import { mergePatch, jsonPatch, strategicMergePatch, type Json } from './patch.j
 import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { toTable, wantsTable, type IncludeObject } from './table.js';
 import { StatusError, badRequest, notFound } from './status.js';
+import { paginate, validateListOptions, type Page } from './list-options.js';
 
 /** A decoded REST request. */
 export interface RestRequest {
@@ -65,8 +66,8 @@ function checkTypeAndPlacement(def: ResourceDef, route: ResourceRoute, obj: Kube
   }
 }
 
-function listBody(def: ResourceDef, items: KubeObject[], rv: string): Record<string, unknown> {
-  return { apiVersion: apiVersionOf(def), kind: `${def.kind}List`, metadata: { resourceVersion: rv }, items };
+function listBody(def: ResourceDef, items: KubeObject[], metadata: Page['metadata']): Record<string, unknown> {
+  return { apiVersion: apiVersionOf(def), kind: `${def.kind}List`, metadata, items };
 }
 
 function deleteOptions(req: RestRequest): { uid?: string; resourceVersion?: string } {
@@ -137,10 +138,14 @@ export function handleRest(store: ObjectStore, req: RestRequest): RestReply {
   if (name === undefined) {
     switch (method) {
       case 'GET': {
+        validateListOptions(req.query);
         const filter = selectorFilter(def, req.query);
-        const items = store.list(def, namespace, filter);
-        const rv = store.resourceVersion;
-        return { status: 200, body: wantsTable(req.accept) ? toTable(def, items, rv, includeObject(req.query)) : listBody(def, items, rv) };
+        const filtered = (req.query.get('labelSelector') ?? '') !== '' || (req.query.get('fieldSelector') ?? '') !== '';
+        const page = paginate(store.list(def, namespace, filter), req.query, store.resourceVersion, filtered);
+        return {
+          status: 200,
+          body: wantsTable(req.accept) ? toTable(def, page.items, page.metadata, includeObject(req.query)) : listBody(def, page.items, page.metadata),
+        };
       }
       case 'POST': {
         const obj = decodeObject(req.body, req.contentType);
@@ -153,7 +158,7 @@ export function handleRest(store: ObjectStore, req: RestRequest): RestReply {
       case 'DELETE': {
         const filter = selectorFilter(def, req.query);
         const deleted = store.list(def, namespace, filter).map((o) => store.delete(def, o.metadata.namespace, o.metadata.name ?? '', {}, dryRun));
-        return { status: 200, body: listBody(def, deleted, store.resourceVersion) };
+        return { status: 200, body: listBody(def, deleted, { resourceVersion: store.resourceVersion }) };
       }
       default:
         throw new StatusError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${method} ${def.plural})`);
@@ -162,7 +167,8 @@ export function handleRest(store: ObjectStore, req: RestRequest): RestReply {
   switch (method) {
     case 'GET': {
       const obj = store.mustGet(def, namespace, name);
-      return { status: 200, body: wantsTable(req.accept) ? toTable(def, [obj], '', includeObject(req.query)) : obj };
+      const meta = { resourceVersion: obj.metadata.resourceVersion ?? '' };
+      return { status: 200, body: wantsTable(req.accept) ? toTable(def, [obj], meta, includeObject(req.query)) : obj };
     }
     case 'PUT': {
       const obj = decodeObject(req.body, req.contentType);

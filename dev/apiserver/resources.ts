@@ -24,6 +24,12 @@ export interface ResourceDef {
   readonly fieldSelectors: readonly string[];
   /** Validate `metadata.name` as a DNS label (≤ 63) instead of a DNS subdomain (≤ 253). */
   readonly nameIsLabel: boolean;
+  /**
+   * Whether the server keeps `metadata.generation` (1 on create, +1 when the spec changes): only where the
+   * upstream strategy sets it (`pkg/registry/resource/{resourceslice,deviceclass}/strategy.go`,
+   * `pkg/registry/core/pod/strategy.go`); ResourceClaims, templates, nodes and namespaces have none.
+   */
+  readonly generation: boolean;
 }
 
 /** `apiVersion` string of a resource: `v1` or `<group>/<version>`. */
@@ -47,6 +53,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: false,
     fieldSelectors: ['status.phase'],
     nameIsLabel: true,
+    generation: false,
   },
   {
     group: '',
@@ -60,6 +67,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: false,
     fieldSelectors: ['spec.unschedulable'],
     nameIsLabel: false,
+    generation: false,
   },
   {
     group: '',
@@ -73,6 +81,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: false,
     fieldSelectors: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'status.phase', 'status.podIP', 'status.nominatedNodeName'],
     nameIsLabel: false,
+    generation: true,
   },
   {
     group: RESOURCE_GROUP,
@@ -86,6 +95,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: false,
     fieldSelectors: [],
     nameIsLabel: false,
+    generation: true,
   },
   {
     group: RESOURCE_GROUP,
@@ -99,6 +109,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: true,
     fieldSelectors: [],
     nameIsLabel: false,
+    generation: false,
   },
   {
     group: RESOURCE_GROUP,
@@ -112,6 +123,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: true,
     fieldSelectors: [],
     nameIsLabel: false,
+    generation: false,
   },
   {
     group: RESOURCE_GROUP,
@@ -125,6 +137,7 @@ export const RESOURCES: readonly ResourceDef[] = [
     immutableSpec: false,
     fieldSelectors: ['spec.nodeName', 'spec.driver', 'spec.pool.name'],
     nameIsLabel: false,
+    generation: true,
   },
 ];
 

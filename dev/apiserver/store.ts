@@ -10,6 +10,8 @@ import type { KubeObject } from './types.js';
 import { RESOURCES, apiVersionOf, type ResourceDef } from './resources.js';
 import { StatusError, invalid, notFound } from './status.js';
 import { validateMetadata } from './validate.js';
+import { validateResourceSpec } from './validate-resource.js';
+import { applyDefaults } from './defaults.js';
 import { canonicalJson, omit } from './patch.js';
 
 /** A change, as watches see it. `previous` is the object before a MODIFIED (for selector transitions). */
@@ -117,7 +119,8 @@ export class ObjectStore {
         meta.name = prefix + Array.from({ length: 5 }, () => ALPHANUMS[randomInt(ALPHANUMS.length)]).join('');
       } while (bucket.has(objKey(meta.namespace, meta.name)));
     }
-    const causes = validateMetadata(meta, def.nameIsLabel);
+    applyDefaults(def.kind, obj);
+    const causes = [...validateMetadata(meta, def.nameIsLabel), ...validateResourceSpec(def.kind, obj)];
     if (causes.length > 0) throw invalid(def.kind, def.group, meta.name ?? '', causes);
     const name = meta.name ?? '';
     if (bucket.has(objKey(meta.namespace, name))) {
@@ -126,11 +129,14 @@ export class ObjectStore {
     }
     // Upstream create strategies reset status, except Node's ("Nodes allow *all* fields, including status, to be set on create").
     if (!keepStatus && def.statusSubresource && def.kind !== 'Node') delete obj['status'];
+    // A ResourceClaim's status is a struct, not a pointer: the real server always answers `status: {}`.
+    if (def.kind === 'ResourceClaim' && obj['status'] === undefined) obj['status'] = {};
     if (def.kind === 'Namespace') obj['status'] = { phase: 'Active' };
     if (def.kind === 'Pod' && obj['status'] === undefined) obj['status'] = { phase: 'Pending' };
     meta.uid = randomUUID();
     meta.creationTimestamp = rfc3339(new Date());
-    meta.generation = 1;
+    if (def.generation) meta.generation = 1;
+    else delete meta.generation;
     delete meta['deletionTimestamp'];
     if (dryRun) return obj;
     meta.resourceVersion = String(++this.rv);
@@ -153,7 +159,7 @@ export class ObjectStore {
   }
 
   /**
-   * All objects of a resource (in one namespace when given) that pass `filter`, sorted by namespace then name.
+   * All objects of a resource (in one namespace when given) that pass `filter`, in key order (`<namespace>/<name>`, bytewise).
    * The filter runs on the stored objects before they are copied, so a selective LIST costs what it returns.
    */
   list(def: ResourceDef, namespace?: string, filter?: (o: KubeObject) => boolean): KubeObject[] {
@@ -163,7 +169,9 @@ export class ObjectStore {
       if (filter && !filter(o)) continue;
       out.push(structuredClone(o));
     }
-    return out.sort((a, b) => objKey(a.metadata.namespace, a.metadata.name ?? '').localeCompare(objKey(b.metadata.namespace, b.metadata.name ?? '')));
+    // Byte order of the keys, as etcd lists them (not locale order: "a-b" < "a.b" < "ab").
+    const key = (o: KubeObject): string => objKey(o.metadata.namespace, o.metadata.name ?? '');
+    return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   }
 
   private conflict(def: ResourceDef, name: string): StatusError {
@@ -196,7 +204,8 @@ export class ObjectStore {
       next = structuredClone(input);
       next.apiVersion = cur.apiVersion;
       next.kind = cur.kind;
-      const causes = validateMetadata(next.metadata, def.nameIsLabel);
+      applyDefaults(def.kind, next);
+      const causes = [...validateMetadata(next.metadata, def.nameIsLabel), ...validateResourceSpec(def.kind, next, cur)];
       if (causes.length > 0) throw invalid(def.kind, def.group, name, causes);
       const nextMeta: Record<string, unknown> = next.metadata;
       for (const k of ['uid', 'creationTimestamp', 'namespace', 'generation', 'deletionTimestamp']) {
@@ -211,7 +220,7 @@ export class ObjectStore {
       if (def.immutableSpec && canonicalJson(next['spec']) !== canonicalJson(cur['spec'])) {
         throw invalid(def.kind, def.group, name, [{ reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: 'spec' }]);
       }
-      if (specOf(next) !== specOf(cur)) next.metadata.generation = (cur.metadata.generation ?? 0) + 1;
+      if (def.generation && specOf(next) !== specOf(cur)) next.metadata.generation = (cur.metadata.generation ?? 0) + 1;
     }
     if (cur.metadata.resourceVersion !== undefined) next.metadata.resourceVersion = cur.metadata.resourceVersion;
     if (withoutRv(next) === withoutRv(cur)) return cur;
@@ -226,21 +235,15 @@ export class ObjectStore {
   delete(def: ResourceDef, namespace: string | undefined, name: string, pre: Preconditions = {}, dryRun = false): KubeObject {
     const ns = def.namespaced ? namespace : undefined;
     const cur = this.mustGet(def, ns, name);
+    // Worded as apiserver `pkg/registry/rest/delete.go` BeforeDelete: a Conflict on `<Kind>.<group>`.
+    const what = def.group === '' ? def.kind : `${def.kind}.${def.group}`;
+    const conflict = (why: string): StatusError =>
+      new StatusError(409, 'Conflict', `Operation cannot be fulfilled on ${what} "${name}": ${why}`, { name, group: def.group, kind: def.kind });
     if (pre.uid !== undefined && pre.uid !== cur.metadata.uid) {
-      throw new StatusError(
-        409,
-        'Conflict',
-        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid ?? ''}`,
-        { name, group: def.group, kind: def.plural },
-      );
+      throw conflict(`the UID in the precondition (${pre.uid}) does not match the UID in record (${cur.metadata.uid ?? ''}). The object might have been deleted and then recreated`);
     }
     if (pre.resourceVersion !== undefined && pre.resourceVersion !== cur.metadata.resourceVersion) {
-      throw new StatusError(
-        409,
-        'Conflict',
-        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`,
-        { name, group: def.group, kind: def.plural },
-      );
+      throw conflict(`the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ResourceVersion in record (${cur.metadata.resourceVersion ?? ''}). The object might have been modified`);
     }
     if (dryRun) return cur;
     if (def.kind === 'Namespace') {

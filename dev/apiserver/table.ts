@@ -127,14 +127,15 @@ export type IncludeObject = 'None' | 'Object' | 'Metadata';
 
 /**
  * Render objects as a `meta.k8s.io/v1` `Table` (`columnDefinitions`, `rows[].cells`, `rows[].object`).
- * @param resourceVersion the list's resourceVersion ('' for a single object)
+ * @param listMeta the list's metadata (`resourceVersion`, `continue`, ...; a single object's resourceVersion;
+ *   `{}` in watch events)
  */
-export function toTable(def: ResourceDef, objects: readonly KubeObject[], resourceVersion: string, include: IncludeObject, now = new Date()): Record<string, unknown> {
+export function toTable(def: ResourceDef, objects: readonly KubeObject[], listMeta: Readonly<Record<string, unknown>>, include: IncludeObject, now = new Date()): Record<string, unknown> {
   const columns = COLUMNS[def.plural] ?? [NAME, AGE];
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',
-    metadata: resourceVersion === '' ? {} : { resourceVersion },
+    metadata: listMeta,
     columnDefinitions: columns.map(({ cell: _c, ...c }) => c),
     rows: objects.map((o) => {
       const row: Record<string, unknown> = { cells: columns.map((c) => c.cell(o, now)) };

@@ -3,8 +3,10 @@
  * (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`), as `apiserver/pkg/endpoints/handlers/watch.go` writes them.
  * `resourceVersion` unset or "0" starts with synthetic ADDED events for existing objects; a number replays changes
  * after it (an `ERROR` event with a 410 Gone Status when it is too old). Objects moving in or out of the
- * selectors appear as ADDED / DELETED. `timeoutSeconds` ends the stream; `sendInitialEvents=true` ends the
- * initial ADDED events with a BOOKMARK annotated `k8s.io/initial-events-end: "true"`.
+ * selectors appear as ADDED / DELETED. `timeoutSeconds` ends the stream. `sendInitialEvents=true` (which needs
+ * `resourceVersionMatch=NotOlderThan`, list-options.ts) starts with the current objects whatever the
+ * resourceVersion and, with `allowWatchBookmarks=true`, ends them with a BOOKMARK annotated
+ * `k8s.io/initial-events-end: "true"` (KEP-3157); `sendInitialEvents=false` sends no initial events.
  */
 import type { ServerResponse } from 'node:http';
 import type { KubeObject } from './types.js';
@@ -14,6 +16,7 @@ import { apiVersionOf } from './resources.js';
 import { selectorFilter } from './handlers.js';
 import { toTable, wantsTable } from './table.js';
 import { StatusError, badRequest, toStatus } from './status.js';
+import { validateWatchOptions } from './list-options.js';
 
 /** Whether the query asks for a watch (`watch=true` or `watch=1`). */
 export function isWatchQuery(query: URLSearchParams): boolean {
@@ -24,9 +27,12 @@ export function isWatchQuery(query: URLSearchParams): boolean {
 /** Parameters of one watch, validated before any byte is written (throws 400 BadRequest). */
 export interface WatchPlan {
   readonly filter: (o: KubeObject) => boolean;
-  /** Numeric resourceVersion to replay after, or undefined for "current state first". */
+  /** Numeric resourceVersion to replay after, or undefined for "from now". */
   readonly since: number | undefined;
+  /** Start with synthetic ADDED events for the current objects. */
+  readonly initialEvents: boolean;
   readonly timeoutMs: number | undefined;
+  /** End the initial events with a BOOKMARK annotated `k8s.io/initial-events-end` (sendInitialEvents + allowWatchBookmarks). */
   readonly initialBookmark: boolean;
   readonly table: boolean;
 }
@@ -36,16 +42,21 @@ export function planWatch(route: ResourceRoute, query: URLSearchParams, accept: 
   const sel = selectorFilter(route.def, query);
   const filter = (o: KubeObject): boolean =>
     (route.namespace === undefined || o.metadata.namespace === route.namespace) && (route.name === undefined || o.metadata.name === route.name) && sel(o);
+  validateWatchOptions(query);
   const rvText = query.get('resourceVersion') ?? '';
-  if (rvText !== '' && !/^\d+$/.test(rvText)) throw badRequest(`invalid resourceVersion "${rvText}"`);
-  const since = rvText === '' || rvText === '0' ? undefined : Number(rvText);
   const t = query.get('timeoutSeconds');
   if (t !== null && !/^\d+$/.test(t)) throw badRequest(`invalid timeoutSeconds "${t}"`);
+  // KEP-3157 (watch-list): sendInitialEvents=true sends the current state whatever the resourceVersion;
+  // =false sends none; unset keeps the legacy rule (state first only for resourceVersion "" or "0").
+  const send = query.get('sendInitialEvents');
+  const legacyInitial = rvText === '' || rvText === '0';
+  const initialEvents = send === null ? legacyInitial : send === 'true';
   return {
     filter,
-    since,
+    since: initialEvents || rvText === '' || rvText === '0' ? undefined : Number(rvText),
+    initialEvents,
     timeoutMs: t !== null && Number(t) > 0 ? Number(t) * 1000 : undefined,
-    initialBookmark: query.get('sendInitialEvents') === 'true',
+    initialBookmark: send === 'true' && query.get('allowWatchBookmarks') === 'true',
     table: wantsTable(accept),
   };
 }
@@ -61,7 +72,7 @@ export function streamWatch(store: ObjectStore, route: ResourceRoute, plan: Watc
   let timer: NodeJS.Timeout | undefined;
   const send = (type: string, object: unknown): void => {
     if (ended || res.destroyed) return;
-    const wire = plan.table && type !== 'ERROR' && type !== 'BOOKMARK' ? toTable(def, [object as KubeObject], '', 'Metadata') : object;
+    const wire = plan.table && type !== 'ERROR' && type !== 'BOOKMARK' ? toTable(def, [object as KubeObject], {}, 'Metadata') : object;
     res.write(`${JSON.stringify({ type, object: wire })}\n`);
   };
   const stop = (): void => {
@@ -89,7 +100,7 @@ export function streamWatch(store: ObjectStore, route: ResourceRoute, plan: Watc
   try {
     if (plan.since === undefined) {
       const rv = store.resourceVersion;
-      for (const o of store.list(def, route.namespace, plan.filter)) send('ADDED', o);
+      if (plan.initialEvents) for (const o of store.list(def, route.namespace, plan.filter)) send('ADDED', o);
       if (plan.initialBookmark) {
         send('BOOKMARK', { apiVersion: apiVersionOf(def), kind: def.kind, metadata: { resourceVersion: rv, annotations: { 'k8s.io/initial-events-end': 'true' } } });
       }
