@@ -157,8 +157,8 @@ describe('attribute and capacity names in the examples', () => {
 });
 
 describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
-  const policy = findOne<{ spec: PolicySpec & { matchConstraints: { resourceRules: Array<{ apiGroups: string[]; resources: string[]; operations: string[] }> } } }>(install, 'ValidatingAdmissionPolicy');
-  const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(install, 'ValidatingAdmissionPolicyBinding');
+  const policy = findOne<{ spec: PolicySpec & { matchConstraints: { resourceRules: Array<{ apiGroups: string[]; resources: string[]; operations: string[] }> } } }>(install, 'ValidatingAdmissionPolicy', 'gpulet-resourceslices');
+  const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(install, 'ValidatingAdmissionPolicyBinding', 'gpulet-resourceslices');
   const sa = findOne<{ metadata: { name: string; namespace: string } }>(install, 'ServiceAccount');
   const agent = `system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`;
   const onNode = (node: string | undefined, username = agent): AdmissionRequest => ({
@@ -173,7 +173,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
   const run = (req: AdmissionRequest, object: unknown, oldObject: unknown = null) => admit(policy.spec, req, object, oldObject);
 
   it('is bound with Deny to the agent, and covers create/update/delete of resourceslices', () => {
-    expect(binding.spec.policyName).toBe(findOne<{ metadata: { name: string } }>(install, 'ValidatingAdmissionPolicy').metadata.name);
+    expect(binding.spec.policyName).toBe(findOne<{ metadata: { name: string } }>(install, 'ValidatingAdmissionPolicy', 'gpulet-resourceslices').metadata.name);
     expect(binding.spec.validationActions).toContain('Deny');
     const rule = policy.spec.matchConstraints.resourceRules[0]!;
     expect(rule.apiGroups).toEqual(['resource.k8s.io']);
