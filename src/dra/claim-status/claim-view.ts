@@ -6,7 +6,7 @@
  * device, shareID: what is allocated, which the API server requires every `status.devices[]` entry to name);
  * `status.devices[]` (AllocatedDeviceStatus: the entries already written, ours and other drivers').
  */
-import { entryKey } from './build.js';
+import { entryKey, type DeviceStatusEntry } from './build.js';
 
 /** At most this many allocation results or device entries are read (the API allows 32 results per claim). */
 export const MAX_LIST_ITEMS = 1024;
@@ -73,7 +73,7 @@ export function canonicalJson(v: unknown): string {
 }
 
 /** Whether the entries already on the claim ({@link ClaimView.ours}) are exactly `desired` (nothing to write). */
-export function sameEntries(ours: ReadonlyMap<string, Readonly<Record<string, unknown>>>, desired: readonly { readonly driver: string; readonly pool: string; readonly device: string; readonly shareID?: string }[]): boolean {
+export function sameEntries(ours: ReadonlyMap<string, Readonly<Record<string, unknown>>>, desired: readonly DeviceStatusEntry[]): boolean {
   if (ours.size !== desired.length) return false;
   return desired.every((d) => {
     const have = ours.get(entryKey(d));
