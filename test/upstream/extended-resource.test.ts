@@ -9,7 +9,9 @@
  * prepares it through gpulet, and the CDI device ID reaches the container (`gpulet.dev/cdi-devices`).
  * The node does not advertise gpulet.dev/gpu in Node.status.allocatable: that is what makes the scheduler
  * use DRA for the name there (kube-scheduler dynamicresources `filterExtendedResources`). A pod asking for
- * more GPUs than the node has stays Pending, Unschedulable. Deleting the pod unprepares the claim.
+ * more GPUs than the node has stays Pending, Unschedulable. Deleting the pod unprepares the claim. With the
+ * DeviceClass as the README's kustomize overlay builds it, a pod asking for `nvidia.com/gpu` (what pods ask
+ * NVIDIA's device plugin for) gets one of gpulet's GPUs the same way.
  *
  * Skipped with a notice only where Go is absent.
  */
@@ -18,13 +20,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, type V1DeviceClass, type V1Pod } from '@kubernetes/client-node';
 import { loadConfig } from '../../src/config.js';
 import { allocatableDevices } from '../../src/model/devices.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent, type Agent } from '../../src/main.js';
 import { EXAMPLES_DIR, findOne, installDocs, loadDocs } from '../helpers/manifests.js';
+import { buildReadmeOverlay, KUBECTL } from '../helpers/readme-overlay.js';
 import { BUILD_TIMEOUT_MS, buildCluster, clusterUnavailable, START_TIMEOUT_MS, startCluster, type UpstreamCluster } from '../helpers/upstream-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -122,6 +125,27 @@ describe.skipIf(unavailable !== undefined)('GPUs as an extended resource backed 
       }
     }, { what: 'the pod to be gone', timeoutMs: 60_000 });
     expect(existsSync(spec)).toBe(false);
+  });
+
+  it.skipIf(KUBECTL === undefined)("with the README's overlay, pods asking for nvidia.com/gpu get gpulet's GPUs", async () => {
+    // The DeviceClass as the README's kustomize overlay builds it, applied over the installed one.
+    const overlaid = buildReadmeOverlay(KUBECTL!).find((o) => o.kind === 'DeviceClass' && o.metadata.name === DRIVER) as unknown as V1DeviceClass;
+    const current = await resource.readDeviceClass({ name: DRIVER });
+    await resource.replaceDeviceClass({ name: DRIVER, body: { ...overlaid, metadata: { ...overlaid.metadata, resourceVersion: current.metadata!.resourceVersion! } } });
+    const container = example.spec!.containers[0]!;
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: { ...example, metadata: { name: 'nvidia-gpu', namespace: 'default' }, spec: { ...example.spec!, containers: [{ ...container, resources: { limits: { 'nvidia.com/gpu': '1' } } }] } },
+    });
+    const running = await waitFor(async () => {
+      const p = await readPod('nvidia-gpu');
+      return p.status?.phase === 'Running' ? p : undefined;
+    }, { what: 'the nvidia.com/gpu pod to run', timeoutMs: 60_000 });
+    expect(running.status?.extendedResourceClaimStatus?.requestMappings).toEqual([{ containerName: 'main', resourceName: 'nvidia.com/gpu', requestName: expect.any(String) }]);
+    const claim = await resource.readNamespacedResourceClaim({ namespace: 'default', name: running.status!.extendedResourceClaimStatus!.resourceClaimName });
+    expect(claim.status?.allocation?.devices?.results?.[0]).toMatchObject({ driver: DRIVER, pool: NODE });
+    expect(JSON.parse(running.metadata?.annotations?.[CDI_ANNOTATION] ?? 'null')).toEqual({ main: [`k8s.gpu.gpulet.dev/claim=${claim.metadata!.uid!}-${claim.status!.allocation!.devices!.results![0]!.device}`] });
+    await core.deleteNamespacedPod({ namespace: 'default', name: 'nvidia-gpu' });
   });
 
   it('leaves a pod asking for more GPUs than the node has Pending, Unschedulable', async () => {
