@@ -7,9 +7,8 @@
  * pool, shareID: k8s.io/api resource/v1 `ResourceClaimStatus.Devices`), with
  * - `conditions`: one `Ready` condition, status `True`, reason `Prepared` (the API's doc of
  *   `AllocatedDeviceStatus.Conditions`: "If the device has been configured according to the class and claim
- *   config references, the `Ready` condition should be True"); its `lastTransitionTime` is kept from the entry
- *   already on the claim when that one was Ready too (a condition's time changes only when its status does:
- *   metav1.Condition), so a claim prepared again is not rewritten;
+ *   config references, the `Ready` condition should be True"), `lastTransitionTime` the time given (the
+ *   write that follows the prepare);
  * - `data`: a JSON object of the device's facts, named as gpulet's ResourceSlice attributes name them
  *   (docs/contracts.md §4): `type` (`gpu` | `mig`), `uuid`, `productName`, `driverVersion` (as NVML prints it,
  *   `nvmlSystemGetDriverVersion`, e.g. `580.95.05`), `memory` (bytes, a number), and for a MIG device
@@ -17,9 +16,9 @@
  *
  * The API server's rules (k8s.io/kubernetes v1.37.2 pkg/apis/resource/validation `validateDeviceStatus`):
  * every entry must name a device allocated in the claim (driver/pool/device[/shareID] of
- * `status.allocation.devices.results`), `data` must be a JSON object of at most 10 Ki bytes
- * (`AllocatedDeviceStatusDataMaxLength`), at most 8 conditions (`AllocatedDeviceStatusMaxConditions`).
- * {@link buildDeviceStatuses} keeps only allocated devices and checks the size.
+ * `status.allocation.devices.results`: the prepared devices are, the preparer resolved them from it), `data`
+ * must be a JSON object of at most 10 Ki bytes (`AllocatedDeviceStatusDataMaxLength`: checked here), at most 8
+ * conditions (`AllocatedDeviceStatusMaxConditions`: gpulet writes one).
  */
 import type { AllocatableDevice } from '../../model/devices.js';
 
@@ -111,10 +110,7 @@ export interface BuildInput {
   /** The devices of the current inventory by DRA name (`devicesByName`) and the driver version. */
   readonly byName: ReadonlyMap<string, AllocatableDevice>;
   readonly driverVersion: string;
-  /** Keys ({@link entryKey}) of the devices allocated in the claim as read (`status.allocation.devices.results`). */
-  readonly allocated: ReadonlySet<string>;
-  /** Our driver's entries on the claim as read, by key: their Ready condition's status and time. */
-  readonly existingReady: ReadonlyMap<string, { readonly status: string; readonly lastTransitionTime: string }>;
+  /** The Ready condition's lastTransitionTime. */
   readonly now: Date;
 }
 
@@ -125,9 +121,9 @@ export interface BuildResult {
 }
 
 /**
- * The entries for a prepared claim (see file doc). A prepared device that is not allocated in the claim as read
- * (the API server would refuse it), or no longer in the inventory, or whose `data` would pass the API's limit,
- * is left out and said in `skipped`. Entries are ordered by key; duplicates (a device answered twice) once.
+ * The entries for a prepared claim (see file doc). A prepared device no longer in the inventory, or whose
+ * `data` would pass the API's limit, is left out and said in `skipped`. Entries are ordered by key;
+ * duplicates (a device answered twice) once.
  */
 export function buildDeviceStatuses(input: BuildInput): BuildResult {
   const entries = new Map<string, DeviceStatusEntry>();
@@ -136,10 +132,6 @@ export function buildDeviceStatuses(input: BuildInput): BuildResult {
     const id = { driver: input.driverName, pool: p.poolName, device: p.deviceName, ...(p.shareId === undefined ? {} : { shareID: p.shareId }) };
     const key = entryKey(id);
     if (entries.has(key)) continue;
-    if (!input.allocated.has(key)) {
-      skipped.push(`${key}: not allocated in the claim as read`);
-      continue;
-    }
     const device = input.byName.get(p.deviceName);
     if (device === undefined) {
       skipped.push(`${key}: not in the current inventory`);
@@ -151,8 +143,6 @@ export function buildDeviceStatuses(input: BuildInput): BuildResult {
       skipped.push(`${key}: data of ${size} bytes exceeds the API's ${DEVICE_STATUS_DATA_MAX_BYTES}`);
       continue;
     }
-    const before = input.existingReady.get(key);
-    const lastTransitionTime = before?.status === 'True' ? before.lastTransitionTime : rfc3339Seconds(input.now);
     entries.set(key, {
       ...id,
       conditions: [
@@ -161,7 +151,7 @@ export function buildDeviceStatuses(input: BuildInput): BuildResult {
           status: 'True',
           reason: PREPARED_REASON,
           message: `prepared by ${input.driverName} on node ${input.nodeName}`,
-          lastTransitionTime,
+          lastTransitionTime: rfc3339Seconds(input.now),
         },
       ],
       data,

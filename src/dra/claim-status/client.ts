@@ -1,9 +1,7 @@
 /**
- * The two API calls of the claim status writer, over @kubernetes/client-node, behind a small interface so the
+ * The one API call of the claim status writer, over @kubernetes/client-node, behind a small interface so the
  * writer can be driven by a fake:
- * - GET resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name> (`readNamespacedResourceClaim`): the claim
- *   as it is now (its UID, allocation and the entries already written);
- * - PATCH .../resourceclaims/<name>/status with `Content-Type: application/apply-patch+yaml` (server-side
+ * - PATCH resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>/status with `Content-Type: application/apply-patch+yaml` (server-side
  *   apply, `patchNamespacedResourceClaimStatus`, `fieldManager` = the driver name, `force=true`): the
  *   applied object carries `metadata.uid` (a precondition: a claim re-created under the same name answers
  *   409) and only gpulet's own `status.devices` entries. The list is `+listType=map` (keys driver, device,
@@ -26,11 +24,13 @@ import type { ClaimRef } from '../../model/types.js';
 import { withTimeout } from '../../util/timeout.js';
 import type { DeviceStatusEntry } from './build.js';
 
-/** The calls the writer makes. */
+/** The call the writer makes. */
 export interface ClaimStatusClient {
-  /** The claim as the API server has it, unchecked; undefined when it does not exist (404). */
-  read(ref: ClaimRef): Promise<unknown>;
-  /** Server-side apply of `entries` as this driver's `status.devices` (empty: remove them all). */
+  /**
+   * Server-side apply of `entries` as this driver's `status.devices` (empty: remove them all).
+   * @throws ApiError with the HTTP status (404: no such claim; 409: its UID is not `ref.uid`), or without one
+   *   when the server could not be reached or did not answer in time.
+   */
   apply(ref: ClaimRef, entries: readonly DeviceStatusEntry[]): Promise<void>;
 }
 
@@ -86,16 +86,6 @@ function detailOf(err: unknown): string {
 export function createClaimStatusClient(kubeConfig: KubeConfig, fieldManager: string, timeoutMs = STATUS_REQUEST_TIMEOUT_MS): ClaimStatusClient {
   const api = kubeConfig.makeApiClient(ResourceV1Api);
   return {
-    async read(ref) {
-      try {
-        return await guarded(`GET resourceclaim ${ref.namespace}/${ref.name}`, timeoutMs, () =>
-          api.readNamespacedResourceClaim({ name: ref.name, namespace: ref.namespace }),
-        );
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 404) return undefined;
-        throw err;
-      }
-    },
     async apply(ref, entries) {
       await guarded(`apply status.devices of resourceclaim ${ref.namespace}/${ref.name}`, timeoutMs, () =>
         api.patchNamespacedResourceClaimStatus(

@@ -1,45 +1,46 @@
 /**
  * Keeps gpulet's entries in ResourceClaims' `status.devices` (KEP-4817) in step with what it prepared: after
- * a successful prepare, the entries of `build.ts`; after a successful unprepare, none. Asynchronous and best
- * effort, by decision:
+ * a prepare, the entries of `build.ts`; after an unprepare, none. Asynchronous and best effort, by decision:
  *
  * - **Never fails or delays a prepare.** The status is information for users and tools, not something the
  *   container needs; the kubelet has its answer (the CDI IDs) before the status is written. A write that
  *   fails is logged and retried with capped exponential backoff and full jitter (first retry within 0.5 s,
  *   never more than 30 s apart: `util/backoff.ts`), at most {@link DEFAULT_MAX_ATTEMPTS} attempts per change
- *   (about 2 minutes), then given up with a warning naming the claim. An error retrying cannot fix — the claim
- *   gone (404) or re-created under its name (its UID differs: 409 from the precondition), the write refused
- *   (400, 403: RBAC or the admission policy; 422: invalid, e.g. the device no longer allocated) — ends the
- *   change at once, logged.
+ *   (about 2 minutes), then given up with a warning naming the claim. A refusal retrying cannot fix ends the
+ *   change at once: 400, 403 (RBAC or the admission policy), 422 (invalid, e.g. the claim was deallocated)
+ *   with a warning; 404 (the claim is gone) and 409 (the UID precondition: the claim was re-created under its
+ *   name) quietly, there being nothing of ours to keep in step.
+ * - **No reads, one write per change.** Each change is one server-side apply (`client.ts`) with the claim's
+ *   UID as a precondition. The entries name the devices the preparer answered, which are allocated in the
+ *   claim by construction (it resolved them from the claim's `status.allocation`, which the API server keeps
+ *   immutable once set), so the claim need not be read again; `lastTransitionTime` is the time of the write,
+ *   which follows the prepare that made the device Ready. A claim prepared again in this process with the
+ *   same devices (a second pod, a kubelet retry, answered from the checkpoint) is not written again; after an
+ *   agent restart, the first prepare of a claim writes once more (the same entries, a new time).
  * - **Latest wins, per claim.** A newer change of a claim (unprepared while its prepare's status was still
  *   being retried) replaces the pending one; claims are written one at a time, in the order they changed.
- * - **Reads before it writes.** Each attempt GETs the claim: a claim that is gone or has another UID is left
- *   alone; only devices allocated in the claim as read are written (the API server refuses others); nothing
- *   is written when the entries are already what they should be (a claim prepared again, a second pod), and
- *   a Ready condition keeps its `lastTransitionTime`.
  * - **Removal at unprepare** applies no entries, so the API server removes the ones gpulet's field manager
- *   applied (server-side apply; `client.ts`); a claim without entries of ours is not written. Entries left
- *   behind by a removal given up on, or pending when the agent stops, go with the claim's allocation: the API
- *   server drops `status.devices` when a claim is deallocated (pkg/registry/resource/resourceclaim/strategy.go
- *   `dropDeallocatedStatusDevices`), and with the claim.
+ *   applied and nothing else. Entries left behind by a removal given up on, or pending when the agent stops,
+ *   go with the claim's allocation: the API server drops `status.devices` when a claim is deallocated
+ *   (pkg/registry/resource/resourceclaim/strategy.go `dropDeallocatedStatusDevices`), and with the claim.
  * - **Stop** drops what is pending and waits for the attempt in flight (bounded by the call timeout).
  */
-import type { AllocatableDevice } from '../../model/devices.js';
 import { devicesByName } from '../../model/devices.js';
 import type { ClaimRef } from '../../model/types.js';
 import { ApiError, errorMessage } from '../../errors.js';
 import type { Inventory } from '../../gpu/types.js';
 import type { Logger } from '../../log.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../../util/backoff.js';
-import { buildDeviceStatuses, type PreparedDeviceKey } from './build.js';
-import { claimView, sameEntries } from './claim-view.js';
+import { buildDeviceStatuses, entryKey, type PreparedDeviceKey } from './build.js';
 import type { ClaimStatusClient } from './client.js';
 
 /** Attempts per change before it is given up (with {@link DEFAULT_BACKOFF}: about 2 minutes of retrying). */
 export const DEFAULT_MAX_ATTEMPTS = 8;
 
 /** HTTP statuses retrying cannot fix (see file doc). */
-const PERMANENT = new Set([400, 403, 404, 405, 409, 415, 422]);
+const PERMANENT = new Set([400, 403, 405, 415, 422]);
+/** HTTP statuses that leave nothing to write: the claim is gone (404) or is another one now (409, the UID precondition). */
+const GONE = new Set([404, 409]);
 
 /** Options of {@link ClaimStatusWriter}. */
 export interface ClaimStatusWriterOptions {
@@ -70,8 +71,6 @@ interface Pending {
   timer?: NodeJS.Timeout | undefined;
 }
 
-/** How an attempt ended. */
-type Outcome = 'written' | 'unchanged' | 'gone' | 'replaced';
 
 /** See file doc. */
 export class ClaimStatusWriter {
@@ -84,15 +83,22 @@ export class ClaimStatusWriter {
   private readonly maxAttempts: number;
   private readonly log: Logger;
   private readonly idleWaiters: Array<() => void> = [];
+  /** Per claim UID, the devices whose entries this process last applied (their keys, sorted, joined). */
+  private readonly written = new Map<string, string>();
 
   constructor(private readonly options: ClaimStatusWriterOptions) {
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.log = options.logger.child({ component: 'claim-status' });
   }
 
-  /** A claim was prepared with `devices`: write their entries (asynchronously; never throws). */
+  /**
+   * A claim was prepared with `devices`: write their entries (asynchronously; never throws). Nothing is
+   * written when this process already applied the same devices' entries and no other change is pending.
+   */
   prepared(ref: ClaimRef, devices: readonly PreparedDeviceKey[]): void {
-    this.enqueue(ref, { kind: 'prepared', devices: devices.map((d) => ({ poolName: d.poolName, deviceName: d.deviceName, ...(d.shareId === undefined ? {} : { shareId: d.shareId }) })) });
+    const keys = devices.map((d) => ({ poolName: d.poolName, deviceName: d.deviceName, ...(d.shareId === undefined ? {} : { shareId: d.shareId }) }));
+    if (!this.pending.has(ref.uid) && this.written.get(ref.uid) === this.signature(keys)) return;
+    this.enqueue(ref, { kind: 'prepared', devices: keys });
   }
 
   /** A claim was unprepared: remove its entries (asynchronously; never throws). */
@@ -155,13 +161,17 @@ export class ClaimStatusWriter {
     const log = this.log.child({ claimUid: p.ref.uid, claim: `${p.ref.namespace}/${p.ref.name}` });
     const current = (): boolean => this.pending.get(p.ref.uid)?.generation === p.generation;
     try {
-      const outcome = await this.attempt(p, log);
-      if (outcome === 'written') log.info({ change: p.want.kind }, p.want.kind === 'prepared' ? 'claim status.devices written' : 'claim status.devices entries removed');
-      else log.debug({ change: p.want.kind, outcome }, 'claim status.devices: nothing to write');
+      await this.attempt(p, log);
       if (current()) this.pending.delete(p.ref.uid);
     } catch (err) {
       if (!current()) return; // a newer change is queued; it starts afresh
       const status = err instanceof ApiError ? err.status : undefined;
+      if (status !== undefined && GONE.has(status)) {
+        this.pending.delete(p.ref.uid);
+        this.written.delete(p.ref.uid);
+        log.debug({ change: p.want.kind, status }, 'claim gone or re-created: its status.devices is not ours to write');
+        return;
+      }
       const attempts = p.backoff.failures + 1;
       if ((status !== undefined && PERMANENT.has(status)) || attempts >= this.maxAttempts) {
         this.pending.delete(p.ref.uid);
@@ -184,32 +194,35 @@ export class ClaimStatusWriter {
     }
   }
 
-  private async attempt(p: Pending, log: Logger): Promise<Outcome> {
+  /** The identity of a set of prepared devices (for "already written"). */
+  private signature(devices: readonly PreparedDeviceKey[]): string {
+    return devices
+      .map((d) => entryKey({ driver: this.options.driverName, pool: d.poolName, device: d.deviceName, ...(d.shareId === undefined ? {} : { shareID: d.shareId }) }))
+      .sort()
+      .join(' ');
+  }
+
+  private async attempt(p: Pending, log: Logger): Promise<void> {
     const { client, driverName } = this.options;
-    const raw = await client.read(p.ref);
-    if (raw === undefined) return 'gone';
-    const view = claimView(raw, driverName);
-    if (view.uid !== p.ref.uid) return 'replaced';
     if (p.want.kind === 'unprepared') {
-      if (view.ours.size === 0) return 'unchanged';
       await client.apply(p.ref, []);
-      return 'written';
+      this.written.delete(p.ref.uid);
+      log.info('claim status.devices: entries removed');
+      return;
     }
     const inventory = this.options.inventory();
-    const byName: ReadonlyMap<string, AllocatableDevice> = devicesByName(inventory);
+    const devices = p.want.devices;
     const { entries, skipped } = buildDeviceStatuses({
       driverName,
       nodeName: this.options.nodeName,
-      prepared: p.want.devices,
-      byName,
+      prepared: devices,
+      byName: devicesByName(inventory),
       driverVersion: inventory.system.driverVersion,
-      allocated: view.allocated,
-      existingReady: view.ready,
       now: (this.options.now ?? (() => new Date()))(),
     });
     if (skipped.length > 0) log.warn({ skipped }, 'some prepared devices get no status.devices entry');
-    if (sameEntries(view.ours, entries)) return 'unchanged';
     await client.apply(p.ref, entries);
-    return 'written';
+    this.written.set(p.ref.uid, this.signature(devices));
+    log.info({ devices: entries.map((e) => e.device) }, 'claim status.devices written');
   }
 }

@@ -1,14 +1,12 @@
 /**
- * The pure status builder (src/dra/claim-status/build.ts) and the claim view (claim-view.ts): entries keyed as
- * the API keys `status.devices` (driver/pool/device[/shareID]), a Ready condition whose time survives a
- * rewrite, `data` from the inventory (the mock dgx-h100: full GPUs and MIG devices), only devices allocated
- * in the claim, and the API's 10 Ki limit on `data` (pkg/apis/resource/types.go
+ * The pure status builder (src/dra/claim-status/build.ts): entries keyed as the API keys `status.devices`
+ * (driver/pool/device[/shareID]), a Ready condition, `data` from the inventory (the mock dgx-h100: full GPUs
+ * and MIG devices), devices no longer in the inventory left out, and the API's 10 Ki limit on `data` (pkg/apis/resource/types.go
  * AllocatedDeviceStatusDataMaxLength; the real API server accepting what is built is
  * test/upstream/claim-status.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { buildDeviceStatuses, DEVICE_STATUS_DATA_MAX_BYTES, entryKey, rfc3339Seconds, type BuildInput } from '../../../src/dra/claim-status/build.js';
-import { claimView, sameEntries } from '../../../src/dra/claim-status/claim-view.js';
+import { buildDeviceStatuses, DEVICE_STATUS_DATA_MAX_BYTES, entryKey, type BuildInput } from '../../../src/dra/claim-status/build.js';
 import { buildMockInventory, machineSpecByName } from '../../../src/gpu/mock/index.js';
 import type { Inventory } from '../../../src/gpu/types.js';
 import { allocatableDevices, devicesByName } from '../../../src/model/devices.js';
@@ -28,8 +26,6 @@ function input(over: Partial<BuildInput> & { inv?: Inventory } = {}): BuildInput
     prepared: [{ poolName: NODE, deviceName: gpu.name }],
     byName: devicesByName(inv),
     driverVersion: inv.system.driverVersion,
-    allocated: new Set(allocatableDevices(inv).map((d) => entryKey({ driver: DRIVER, pool: NODE, device: d.name }))),
-    existingReady: new Map(),
     now: NOW,
     ...over,
   };
@@ -67,15 +63,7 @@ describe('buildDeviceStatuses', () => {
     expect(mig.mig.memoryBytes).toBeLessThan(mig.gpu.memoryBytes);
   });
 
-  it('keeps the Ready condition\'s lastTransitionTime when it was already True, not when it was False', () => {
-    const key = entryKey({ driver: DRIVER, pool: NODE, device: gpu.name });
-    const kept = buildDeviceStatuses(input({ existingReady: new Map([[key, { status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' }]]) }));
-    expect(kept.entries[0]!.conditions[0]!.lastTransitionTime).toBe('2026-01-01T00:00:00Z');
-    const changed = buildDeviceStatuses(input({ existingReady: new Map([[key, { status: 'False', lastTransitionTime: '2026-01-01T00:00:00Z' }]]) }));
-    expect(changed.entries[0]!.conditions[0]!.lastTransitionTime).toBe(rfc3339Seconds(NOW));
-  });
-
-  it('leaves out devices not allocated in the claim or not in the inventory, saying why; duplicates once; sorted by key', () => {
+  it('leaves out devices not in the inventory, saying why; duplicates once; sorted by key', () => {
     const others = allocatableDevices(inventory).filter((d) => d.kind === 'gpu').slice(1, 3);
     const { entries, skipped } = buildDeviceStatuses(
       input({
@@ -83,23 +71,22 @@ describe('buildDeviceStatuses', () => {
           { poolName: NODE, deviceName: others[1]!.name },
           { poolName: NODE, deviceName: others[0]!.name },
           { poolName: NODE, deviceName: others[0]!.name },
-          { poolName: 'node-b', deviceName: gpu.name },
           { poolName: NODE, deviceName: 'gpu-99' },
         ],
-        allocated: new Set([...others.map((d) => entryKey({ driver: DRIVER, pool: NODE, device: d.name })), entryKey({ driver: DRIVER, pool: NODE, device: 'gpu-99' })]),
       }),
     );
     expect(entries.map((e) => e.device)).toEqual(others.map((d) => d.name).sort());
-    expect(skipped).toEqual([`${DRIVER}/node-b/${gpu.name}: not allocated in the claim as read`, `${DRIVER}/${NODE}/gpu-99: not in the current inventory`]);
+    expect(skipped).toEqual([`${DRIVER}/${NODE}/gpu-99: not in the current inventory`]);
   });
 
   it('keys a shared allocation by its shareID', () => {
     const shareId = '7c1f0d2e-1b2a-4c3d-8e4f-5a6b7c8d9e0f';
     const { entries, skipped } = buildDeviceStatuses(
-      input({ prepared: [{ poolName: NODE, deviceName: gpu.name, shareId }], allocated: new Set([entryKey({ driver: DRIVER, pool: NODE, device: gpu.name, shareID: shareId })]) }),
+      input({ prepared: [{ poolName: NODE, deviceName: gpu.name, shareId }] }),
     );
     expect(skipped).toEqual([]);
     expect(entries[0]).toMatchObject({ device: gpu.name, shareID: shareId });
+    expect(entryKey(entries[0]!)).toBe(`${DRIVER}/${NODE}/${gpu.name}/${shareId}`);
   });
 
   it("holds data to the API's 10 Ki: at the limit kept, one byte over left out", () => {
@@ -110,40 +97,5 @@ describe('buildDeviceStatuses', () => {
     const over = buildDeviceStatuses(input({ inv: sized('x'.repeat(DEVICE_STATUS_DATA_MAX_BYTES - overhead + 1)) }));
     expect(over.entries).toEqual([]);
     expect(over.skipped[0]).toContain('exceeds the API');
-  });
-});
-
-describe('claimView and sameEntries', () => {
-  const entry = buildDeviceStatuses(input()).entries[0]!;
-  const raw = {
-    metadata: { uid: 'u-1' },
-    status: {
-      allocation: { devices: { results: [{ driver: DRIVER, pool: NODE, device: gpu.name }, { driver: 'nic.example.com', pool: NODE, device: 'nic-0' }, 'junk', { driver: 1 }] } },
-      devices: [{ ...entry, data: { ...entry.data } }, { driver: 'nic.example.com', pool: NODE, device: 'nic-0' }, null, { driver: DRIVER }],
-    },
-  };
-
-  it("reads the UID, every allocated device, and only our driver's well-formed entries with their Ready condition", () => {
-    const v = claimView(raw, DRIVER);
-    expect(v.uid).toBe('u-1');
-    expect([...v.allocated]).toEqual([`${DRIVER}/${NODE}/${gpu.name}`, `nic.example.com/${NODE}/nic-0`]);
-    expect([...v.ours.keys()]).toEqual([`${DRIVER}/${NODE}/${gpu.name}`]);
-    expect(v.ready.get(`${DRIVER}/${NODE}/${gpu.name}`)).toEqual({ status: 'True', lastTransitionTime: entry.conditions[0]!.lastTransitionTime });
-  });
-
-  it('never throws on malformed claims', () => {
-    for (const bad of [null, 'x', 1, [], { status: 'x' }, { status: { allocation: 5, devices: 'y' } }, { metadata: { uid: 3 } }]) {
-      const v = claimView(bad, DRIVER);
-      expect(v.allocated.size + v.ours.size).toBe(0);
-    }
-  });
-
-  it('tells unchanged entries (whatever the key order) from changed ones', () => {
-    const reordered = JSON.parse(JSON.stringify({ data: entry.data, conditions: entry.conditions, device: entry.device, pool: entry.pool, driver: entry.driver })) as Record<string, unknown>;
-    const ours = new Map([[entryKey(entry), reordered]]);
-    expect(sameEntries(ours, [entry])).toBe(true);
-    expect(sameEntries(ours, [{ ...entry, data: { ...entry.data, memory: 1 } }])).toBe(false);
-    expect(sameEntries(ours, [])).toBe(false);
-    expect(sameEntries(new Map(), [])).toBe(true);
   });
 });

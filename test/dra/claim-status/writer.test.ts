@@ -1,8 +1,9 @@
 /**
  * The claim status writer (src/dra/claim-status/writer.ts) and the preparer decorator (preparer.ts), driven by
  * a fake client: what is written and when nothing is, retries of transient failures with backoff, bounded,
- * giving up at once on a refusal retrying cannot fix, latest change wins, a claim gone or replaced left alone,
- * stop drops what is pending; the kubelet's answers pass through unchanged and only successes are reported.
+ * giving up at once on a refusal retrying cannot fix, latest change wins, a claim gone or re-created
+ * forgotten, stop drops what is pending; the kubelet's answers pass through unchanged and only successes are
+ * reported.
  */
 import { describe, expect, it } from 'vitest';
 import type { DeviceStatusEntry } from '../../../src/dra/claim-status/build.js';
@@ -20,32 +21,21 @@ const NODE = 'node-a';
 const REF: ClaimRef = { namespace: 'ml' as DnsLabel, name: 'train' as DnsSubdomain, uid: '3f2a6c1e-8d4b-4e7a-9c0f-1b2d3e4f5a6b' as ObjectUid };
 const inventory = buildMockInventory(machineSpecByName('dgx-h100'), NODE);
 
-/** An API server of one claim: allocated with gpu-0 and gpu-1; applies are recorded and stored as SSA would. */
+/** An API server of one claim: applies are recorded and stored as server-side apply would store them. */
 class FakeApi implements ClaimStatusClient {
-  claim: { metadata: { uid: string }; status: { allocation: unknown; devices?: unknown[] } } | undefined = {
-    metadata: { uid: REF.uid },
-    status: { allocation: { devices: { results: ['gpu-0', 'gpu-1'].map((device) => ({ driver: DRIVER, pool: NODE, device })) } } },
-  };
+  devices: readonly DeviceStatusEntry[] | undefined;
   readonly applies: Array<readonly DeviceStatusEntry[]> = [];
-  reads = 0;
   /** Errors the next applies throw, in order. */
   failures: Error[] = [];
-
-  /** Reads wait for this, when set. */
+  /** Applies wait for this, when set. */
   hold: Promise<void> | undefined;
 
-  async read(): Promise<unknown> {
-    this.reads++;
-    await this.hold;
-    return structuredClone(this.claim);
-  }
-
-  apply(_ref: ClaimRef, entries: readonly DeviceStatusEntry[]): Promise<void> {
+  async apply(_ref: ClaimRef, entries: readonly DeviceStatusEntry[]): Promise<void> {
     this.applies.push(entries);
+    await this.hold;
     const failure = this.failures.shift();
-    if (failure !== undefined) return Promise.reject(failure);
-    if (this.claim !== undefined) this.claim.status.devices = structuredClone(entries) as unknown[];
-    return Promise.resolve();
+    if (failure !== undefined) throw failure;
+    this.devices = structuredClone(entries);
   }
 }
 
@@ -68,39 +58,37 @@ describe('ClaimStatusWriter', () => {
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
     await w.idle();
     expect(api.applies.map((a) => a.map((e) => e.device))).toEqual([['gpu-0']]);
+    expect(api.devices?.[0]?.data.uuid).toBe(inventory.gpus.find((g) => g.minor === 0)?.uuid);
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
     await w.idle();
     expect(api.applies).toHaveLength(1);
-    expect(api.reads).toBe(2);
   });
 
-  it('removes the entries at unprepare, and writes nothing for a claim without entries of ours', async () => {
+  it('removes the entries at unprepare (an apply of none), and writes them again at the next prepare', async () => {
     const api = new FakeApi();
     const w = writerFor(api);
-    w.unprepared(REF);
-    await w.idle();
-    expect(api.applies).toEqual([]);
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-1' }]);
     await w.idle();
     w.unprepared(REF);
     await w.idle();
-    expect(api.applies.map((a) => a.length)).toEqual([1, 0]);
-    expect(api.claim?.status.devices).toEqual([]);
+    expect(api.devices).toEqual([]);
+    w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-1' }]);
+    await w.idle();
+    expect(api.applies.map((a) => a.length)).toEqual([1, 0, 1]);
   });
 
   it('latest change wins: a prepare still queued when its claim is unprepared is never written', async () => {
     const api = new FakeApi();
     let release!: () => void;
     api.hold = new Promise<void>((r) => (release = r));
-    const OTHER: ClaimRef = { ...REF, name: 'busy' as DnsSubdomain, uid: '5f2a6c1e-8d4b-4e7a-9c0f-1b2d3e4f5a6b' as ObjectUid };
+    const BUSY: ClaimRef = { ...REF, name: 'busy' as DnsSubdomain, uid: '5f2a6c1e-8d4b-4e7a-9c0f-1b2d3e4f5a6b' as ObjectUid };
     const w = writerFor(api);
-    w.prepared(OTHER, [{ poolName: NODE, deviceName: 'gpu-0' }]); // in flight, its read held
+    w.prepared(BUSY, [{ poolName: NODE, deviceName: 'gpu-0' }]); // in flight, held
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-1' }]); // queued behind it
     w.unprepared(REF); // replaces the queued prepare
     release();
     await w.idle();
-    expect(api.applies).toEqual([]); // OTHER is not this claim (another UID); REF had nothing to remove
-    expect(api.reads).toBe(2);
+    expect(api.applies.map((a) => a.map((e) => e.device))).toEqual([['gpu-0'], []]);
   });
 
   it('retries a transient failure with backoff and succeeds', async () => {
@@ -110,17 +98,17 @@ describe('ClaimStatusWriter', () => {
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
     await w.idle();
     expect(api.applies).toHaveLength(3);
-    expect(api.claim?.status.devices).toHaveLength(1);
+    expect(api.devices).toHaveLength(1);
   });
 
-  it('gives up after maxAttempts transient failures, and at once on a refusal retrying cannot fix', async () => {
+  it('gives up after maxAttempts transient failures, and at once on a refusal retrying cannot fix or a claim gone', async () => {
     const api = new FakeApi();
     api.failures = Array.from({ length: 10 }, () => new ApiError('HTTP 503', 503));
     const w = writerFor(api, 3);
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
     await w.idle();
     expect(api.applies).toHaveLength(3);
-    for (const status of [403, 409, 422]) {
+    for (const status of [403, 422, 404, 409]) {
       const refused = new FakeApi();
       refused.failures = [new ApiError(`HTTP ${status}`, status)];
       const w2 = writerFor(refused);
@@ -130,20 +118,17 @@ describe('ClaimStatusWriter', () => {
     }
   });
 
-  it('leaves alone a claim that is gone or was re-created under its name', async () => {
-    const gone = new FakeApi();
-    gone.claim = undefined;
-    const w = writerFor(gone);
+  it('a claim gone or re-created (404, 409) is forgotten: its next prepare writes again', async () => {
+    const api = new FakeApi();
+    const w = writerFor(api);
     w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
     await w.idle();
-    expect(gone.applies).toEqual([]);
-    const replaced = new FakeApi();
-    replaced.claim!.metadata.uid = '00000000-0000-4000-8000-000000000000';
-    const w2 = writerFor(replaced);
-    w2.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
-    w2.unprepared(REF);
-    await w2.idle();
-    expect(replaced.applies).toEqual([]);
+    api.failures = [new ApiError('HTTP 404', 404)];
+    w.unprepared(REF);
+    await w.idle();
+    w.prepared(REF, [{ poolName: NODE, deviceName: 'gpu-0' }]);
+    await w.idle();
+    expect(api.applies.map((a) => a.length)).toEqual([1, 0, 1]);
   });
 
   it('stop drops a change waiting for its retry, and takes no more', async () => {
