@@ -270,7 +270,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceclaim-status (in-process CEL;
     expect(r.denied).toEqual(["gpulet running on node 'node-a' may only write status.devices of claims allocated on that node, not on 'node-b'"]);
     const twoTerms = claim('node-a', [entry(DRIVER, 'gpu-0')]) as { status: { allocation: { nodeSelector: { nodeSelectorTerms: unknown[] } } } };
     twoTerms.status.allocation.nodeSelector.nodeSelectorTerms.push({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-b'] }] });
-    const old = claim('node-a', undefined) as { status: Record<string, unknown> };
+    const old = claim('node-a', undefined);
     old.status['allocation'] = twoTerms.status.allocation;
     expect(run(update('node-a'), twoTerms, old).denied).toHaveLength(1);
   });
@@ -280,7 +280,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceclaim-status (in-process CEL;
     expect(run(update('node-a'), claim('node-a', [entry('nic.example.com', 'nic-0', { mac: 'y' })]), claim('node-a', [other])).denied).toEqual([
       'gpulet may only write status.devices entries of driver gpu.gpulet.dev',
     ]);
-    const unreserved = claim('node-a', undefined) as { status: Record<string, unknown> };
+    const unreserved = claim('node-a', undefined);
     unreserved.status['reservedFor'] = [];
     expect(run(update('node-a'), unreserved, claim('node-a', undefined)).denied).toEqual(["gpulet may not change a ResourceClaim's status.allocation or status.reservedFor"]);
     expect(run(update(undefined), claim('node-a', undefined), claim('node-a', undefined)).denied[0]).toMatch(/no node name/);
