@@ -235,7 +235,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceclaim-status (in-process CEL;
   });
   const entry = (driver: string, device: string, data: Record<string, unknown> = { uuid: 'GPU-1' }) => ({ driver, pool: 'node-a', device, data });
   /** A claim allocated on `node` (the scheduler's node selector), with `devices` as its status.devices. */
-  const claim = (node: string | undefined, devices: unknown[] | undefined) => ({
+  const claim = (node: string | undefined, devices: unknown[] | undefined): { status: Record<string, unknown> } => ({
     status: {
       ...(node === undefined
         ? {}
@@ -268,10 +268,12 @@ describe('ValidatingAdmissionPolicy gpulet-resourceclaim-status (in-process CEL;
   it("denies its entries on another node's claim, or on a claim whose allocation names no single node", () => {
     const r = run(update('node-a'), claim('node-b', [entry(DRIVER, 'gpu-0')]), claim('node-b', undefined));
     expect(r.denied).toEqual(["gpulet running on node 'node-a' may only write status.devices of claims allocated on that node, not on 'node-b'"]);
-    const twoTerms = claim('node-a', [entry(DRIVER, 'gpu-0')]) as { status: { allocation: { nodeSelector: { nodeSelectorTerms: unknown[] } } } };
-    twoTerms.status.allocation.nodeSelector.nodeSelectorTerms.push({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-b'] }] });
+    const twoTerms = claim('node-a', [entry(DRIVER, 'gpu-0')]);
+    const allocation = structuredClone(twoTerms.status['allocation']) as { nodeSelector: { nodeSelectorTerms: unknown[] } };
+    allocation.nodeSelector.nodeSelectorTerms.push({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-b'] }] });
+    twoTerms.status['allocation'] = allocation;
     const old = claim('node-a', undefined);
-    old.status['allocation'] = twoTerms.status.allocation;
+    old.status['allocation'] = allocation;
     expect(run(update('node-a'), twoTerms, old).denied).toHaveLength(1);
   });
 
