@@ -71,7 +71,6 @@ interface Pending {
   timer?: NodeJS.Timeout | undefined;
 }
 
-
 /** See file doc. */
 export class ClaimStatusWriter {
   private readonly pending = new Map<string, Pending>();
@@ -103,6 +102,7 @@ export class ClaimStatusWriter {
 
   /** A claim was unprepared: remove its entries (asynchronously; never throws). */
   unprepared(ref: ClaimRef): void {
+    this.written.delete(ref.uid); // whatever becomes of the removal, a later prepare writes again
     this.enqueue(ref, { kind: 'unprepared' });
   }
 
@@ -206,7 +206,6 @@ export class ClaimStatusWriter {
     const { client, driverName } = this.options;
     if (p.want.kind === 'unprepared') {
       await client.apply(p.ref, []);
-      this.written.delete(p.ref.uid);
       log.info('claim status.devices: entries removed');
       return;
     }
