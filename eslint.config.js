@@ -81,6 +81,17 @@ const LAYERS = [
       },
     ],
   },
+  {
+    files: ['src/dra/claim-status/**'],
+    rules: [
+      {
+        regex: UP + String.raw`(?:state|telemetry)/|` + UP + String.raw`(?:dra/)?(?:kubelet|slices)/`,
+        message:
+          "src/dra/claim-status (the claims' status.devices) imports neither src/state, src/telemetry, src/dra/kubelet " +
+          'nor src/dra/slices: it wraps the ClaimPreparer port of src/model/types.ts and reads the inventory.',
+      },
+    ],
+  },
 ];
 
 /**

@@ -3,8 +3,8 @@
  * stops them in reverse. No other module constructs another module's parts.
  *
  * Start order: GPU backend → health tracker → Kubernetes client (embedded API server in dev) → claim state
- * (checkpoint) → ResourceSlice publisher → telemetry (/metrics, /healthz, /readyz, OTLP) → kubelet plugin
- * (registration last, so the kubelet only sees a plugin that can serve).
+ * (checkpoint) → ResourceSlice publisher → telemetry (/metrics, /healthz, /readyz, OTLP) → claim status
+ * writer → kubelet plugin (registration last, so the kubelet only sees a plugin that can serve).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
@@ -21,6 +21,9 @@ import { SlicePublisher } from './dra/slices/publisher.js';
 import { taintsByUuid } from './dra/slices/taints.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
+import { createClaimStatusClient } from './dra/claim-status/client.js';
+import { withClaimStatus } from './dra/claim-status/preparer.js';
+import { ClaimStatusWriter } from './dra/claim-status/writer.js';
 import { ClaimOps } from './state/claim-ops.js';
 import { ClaimStore } from './state/claim-store.js';
 import { KubeClaimSource } from './state/claim-source.js';
@@ -200,12 +203,23 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
     telemetry.setReady(false, 'kubelet plugin not started');
 
+    // The claims' status.devices (KEP-4817), written after each prepare and removed after each unprepare;
+    // asynchronous, never failing or delaying the kubelet's answer (src/dra/claim-status/writer.ts).
+    const claimStatus = new ClaimStatusWriter({
+      client: createClaimStatusClient(kubeConfig, config.driverName),
+      driverName: config.driverName,
+      nodeName: config.nodeName,
+      inventory: () => backend.inventory(),
+      logger,
+    });
+    stops.push({ name: 'claim-status', stop: () => claimStatus.stop() });
+
     const plugin = await startKubeletPlugin({
       driverName: config.driverName,
       registryDir: config.pluginRegistryDir,
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer,
+      preparer: withClaimStatus(preparer, claimStatus),
       observer: telemetry.dra, // DRA operation metrics (src/telemetry/dra-metrics.ts)
       health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),

@@ -1,6 +1,6 @@
 /**
  * REST verbs on resources (no sockets): list/get (optionally as `Table`), create, replace, patch, delete,
- * deletecollection, the `status` subresource and `?dryRun=All`. Returns the HTTP status and body; throws `StatusError`.
+ * deletecollection, the `status` subresource, server-side apply (list-maps by key, apply.ts) and `?dryRun=All`. Returns the HTTP status and body; throws `StatusError`.
  * Semantics follow the real API server's generic handlers (`apiserver/pkg/endpoints/handlers`).
  */
 import type { KubeObject } from './types.js';
@@ -9,6 +9,7 @@ import type { ResourceRoute } from './routes.js';
 import { apiVersionOf, type ResourceDef } from './resources.js';
 import { decodeBody, decodeObject } from './body.js';
 import { mergePatch, jsonPatch, strategicMergePatch, type Json } from './patch.js';
+import { applyListMaps } from './apply.js';
 import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { toTable, wantsTable, type IncludeObject } from './table.js';
 import { StatusError, badRequest, notFound } from './status.js';
@@ -100,6 +101,24 @@ function applyPatch(current: KubeObject, patch: Buffer, contentType: string): Js
   }
 }
 
+/**
+ * A server-side apply (`application/apply-patch+yaml|json`) onto an existing object: list-maps merged by key
+ * with ownership per field manager (apply.ts), the rest as a strategic merge patch. The real server requires
+ * `fieldManager` on apply (400 otherwise).
+ */
+function serverSideApply(current: KubeObject, req: RestRequest, status: boolean): Json {
+  const manager = req.query.get('fieldManager');
+  if (manager === null || manager === '') throw badRequest('PATCH, application/apply-patch+yaml: fieldManager is required for apply requests');
+  const applied = decodeBody(req.body, req.contentType);
+  if (typeof applied !== 'object' || applied === null || Array.isArray(applied)) throw badRequest('the applied configuration must be an object');
+  const base = current as unknown as { [key: string]: Json };
+  const split = applyListMaps(current.kind, base, applied, manager, status ? 'status' : '');
+  const merged = strategicMergePatch(base, split.rest);
+  if (typeof merged !== 'object' || merged === null || Array.isArray(merged)) throw badRequest('the patch result is not an object');
+  split.finish(merged, `${new Date().toISOString().slice(0, 19)}Z`);
+  return merged;
+}
+
 function patch(store: ObjectStore, req: RestRequest, name: string, status: boolean, dryRun: boolean): RestReply {
   const { def, namespace } = req.route;
   const ct = req.contentType ?? '';
@@ -112,7 +131,7 @@ function patch(store: ObjectStore, req: RestRequest, name: string, status: boole
     }
     throw notFound(def.group, def.plural, name);
   }
-  const patched = applyPatch(current, req.body, ct);
+  const patched = ct.startsWith('application/apply-patch') ? serverSideApply(current, req, status) : applyPatch(current, req.body, ct);
   if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) throw badRequest('the patch result is not an object');
   const meta = patched['metadata'];
   const obj = { ...patched, metadata: typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? meta : {} } as KubeObject;

@@ -200,6 +200,8 @@ export class ObjectStore {
       next = structuredClone(cur);
       if (input['status'] === undefined) delete next['status'];
       else next['status'] = structuredClone(input['status']);
+      // A status write records its field manager's ownership too (server-side apply of a status: apply.ts).
+      if (input.metadata['managedFields'] !== undefined) next.metadata['managedFields'] = structuredClone(input.metadata['managedFields']);
     } else {
       next = structuredClone(input);
       next.apiVersion = cur.apiVersion;

@@ -157,8 +157,8 @@ describe('attribute and capacity names in the examples', () => {
 });
 
 describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
-  const policy = findOne<{ spec: PolicySpec & { matchConstraints: { resourceRules: Array<{ apiGroups: string[]; resources: string[]; operations: string[] }> } } }>(install, 'ValidatingAdmissionPolicy');
-  const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(install, 'ValidatingAdmissionPolicyBinding');
+  const policy = findOne<{ spec: PolicySpec & { matchConstraints: { resourceRules: Array<{ apiGroups: string[]; resources: string[]; operations: string[] }> } } }>(install, 'ValidatingAdmissionPolicy', 'gpulet-resourceslices');
+  const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(install, 'ValidatingAdmissionPolicyBinding', 'gpulet-resourceslices');
   const sa = findOne<{ metadata: { name: string; namespace: string } }>(install, 'ServiceAccount');
   const agent = `system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`;
   const onNode = (node: string | undefined, username = agent): AdmissionRequest => ({
@@ -173,7 +173,7 @@ describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
   const run = (req: AdmissionRequest, object: unknown, oldObject: unknown = null) => admit(policy.spec, req, object, oldObject);
 
   it('is bound with Deny to the agent, and covers create/update/delete of resourceslices', () => {
-    expect(binding.spec.policyName).toBe(findOne<{ metadata: { name: string } }>(install, 'ValidatingAdmissionPolicy').metadata.name);
+    expect(binding.spec.policyName).toBe(findOne<{ metadata: { name: string } }>(install, 'ValidatingAdmissionPolicy', 'gpulet-resourceslices').metadata.name);
     expect(binding.spec.validationActions).toContain('Deny');
     const rule = policy.spec.matchConstraints.resourceRules[0]!;
     expect(rule.apiGroups).toEqual(['resource.k8s.io']);
@@ -221,5 +221,74 @@ describe('ValidatingAdmissionPolicy gpulet-resourceslices', () => {
     expect(run(onNode('node-a', 'system:node:node-a'), sliceOn('node-b')).applies).toBe(false);
     expect(run(onNode(undefined, 'kubernetes-admin'), sliceOn('node-b')).applies).toBe(false);
     expect(run(onNode('node-a', 'system:serviceaccount:other:gpulet'), sliceOn('node-b')).applies).toBe(false);
+  });
+});
+
+describe('ValidatingAdmissionPolicy gpulet-resourceclaim-status (in-process CEL; the real API server: test/upstream/claim-status.test.ts)', () => {
+  const policy = findOne<{ spec: PolicySpec & { matchConstraints: { resourceRules: Array<{ resources: string[]; operations: string[] }> } } }>(install, 'ValidatingAdmissionPolicy', 'gpulet-resourceclaim-status');
+  const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(install, 'ValidatingAdmissionPolicyBinding', 'gpulet-resourceclaim-status');
+  const sa = findOne<{ metadata: { name: string; namespace: string } }>(install, 'ServiceAccount');
+  const agent = `system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`;
+  const update = (node: string | undefined, username = agent): AdmissionRequest => ({
+    operation: 'UPDATE',
+    userInfo: { username, extra: node === undefined ? {} : { 'authentication.kubernetes.io/node-name': [node] } },
+  });
+  const entry = (driver: string, device: string, data: Record<string, unknown> = { uuid: 'GPU-1' }) => ({ driver, pool: 'node-a', device, data });
+  /** A claim allocated on `node` (the scheduler's node selector), with `devices` as its status.devices. */
+  const claim = (node: string | undefined, devices: unknown[] | undefined): { status: Record<string, unknown> } => ({
+    status: {
+      ...(node === undefined
+        ? {}
+        : {
+            allocation: {
+              devices: { results: [{ request: 'gpu', driver: DRIVER, pool: node, device: 'gpu-0' }] },
+              nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+            },
+            reservedFor: [{ resource: 'pods', name: 'p', uid: 'u' }],
+          }),
+      ...(devices === undefined ? {} : { devices }),
+    },
+  });
+  const run = (req: AdmissionRequest, object: unknown, oldObject: unknown) => admit(policy.spec, req, object, oldObject);
+
+  it('is bound with Deny to updates of resourceclaims/status (what a server-side apply of the status is)', () => {
+    expect(binding.spec.policyName).toBe('gpulet-resourceclaim-status');
+    expect(binding.spec.validationActions).toContain('Deny');
+    expect(policy.spec.matchConstraints.resourceRules[0]).toMatchObject({ resources: ['resourceclaims/status'], operations: ['UPDATE'] });
+  });
+
+  it("admits writing and removing its own entries on its node's claim, other drivers' entries left as they were", () => {
+    const other = entry('nic.example.com', 'nic-0', { mac: 'x' });
+    expect(run(update('node-a'), claim('node-a', [other, entry(DRIVER, 'gpu-0')]), claim('node-a', [other])).denied).toEqual([]);
+    expect(run(update('node-a'), claim('node-a', [other]), claim('node-a', [other, entry(DRIVER, 'gpu-0')])).denied).toEqual([]);
+    // Nothing of ours changes (a removal on a claim the API server already deallocated): admitted on any claim.
+    expect(run(update('node-a'), claim(undefined, undefined), claim(undefined, undefined)).denied).toEqual([]);
+  });
+
+  it("denies its entries on another node's claim, or on a claim whose allocation names no single node", () => {
+    const r = run(update('node-a'), claim('node-b', [entry(DRIVER, 'gpu-0')]), claim('node-b', undefined));
+    expect(r.denied).toEqual(["gpulet running on node 'node-a' may only write status.devices of claims allocated on that node, not on 'node-b'"]);
+    const twoTerms = claim('node-a', [entry(DRIVER, 'gpu-0')]);
+    const allocation = structuredClone(twoTerms.status['allocation']) as { nodeSelector: { nodeSelectorTerms: unknown[] } };
+    allocation.nodeSelector.nodeSelectorTerms.push({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-b'] }] });
+    twoTerms.status['allocation'] = allocation;
+    const old = claim('node-a', undefined);
+    old.status['allocation'] = allocation;
+    expect(run(update('node-a'), twoTerms, old).denied).toHaveLength(1);
+  });
+
+  it("denies changing another driver's entry, the allocation or the reservations, and a token without a node", () => {
+    const other = entry('nic.example.com', 'nic-0', { mac: 'x' });
+    expect(run(update('node-a'), claim('node-a', [entry('nic.example.com', 'nic-0', { mac: 'y' })]), claim('node-a', [other])).denied).toEqual([
+      'gpulet may only write status.devices entries of driver gpu.gpulet.dev',
+    ]);
+    const unreserved = claim('node-a', undefined);
+    unreserved.status['reservedFor'] = [];
+    expect(run(update('node-a'), unreserved, claim('node-a', undefined)).denied).toEqual(["gpulet may not change a ResourceClaim's status.allocation or status.reservedFor"]);
+    expect(run(update(undefined), claim('node-a', undefined), claim('node-a', undefined)).denied[0]).toMatch(/no node name/);
+  });
+
+  it('does not apply to other users (the scheduler, controllers, admins)', () => {
+    expect(run(update(undefined, 'system:kube-scheduler'), claim('node-b', [entry('x.example.com', 'd')]), claim(undefined, undefined)).applies).toBe(false);
   });
 });

@@ -23,6 +23,14 @@ const EXPECTED: Record<string, { verbs: string[]; why: string }> = {
     verbs: ['get', 'list'],
     why: '§2 Prepare GETs each claim (status.allocation); §5 status.reservedFor attributes devices to pods; list for the rebuild after a lost checkpoint',
   },
+  'resource.k8s.io/resourceclaims/status': {
+    verbs: ['patch'],
+    why: "KEP-4817 the claim's status.devices: gpulet's entries applied after prepare, removed after unprepare (server-side apply is a PATCH)",
+  },
+  'resource.k8s.io/resourceclaims/driver': {
+    verbs: ['associated-node:patch'],
+    why: "the API server's per-driver check of a status.devices change (1.36+), for claims allocated on the agent's own node only",
+  },
   '/nodes': { verbs: ['get'], why: '§4 owner reference to the Node needs its UID' },
 };
 
@@ -55,14 +63,16 @@ describe('ClusterRole gpulet', () => {
     expect(Object.fromEntries(grants(role.rules))).toEqual(Object.fromEntries(expected));
   });
 
-  it('has no wildcard, no deletecollection, no resourceNames escape hatch and no non-resource URLs', () => {
+  it('has no wildcard, no deletecollection, no non-resource URLs, and resourceNames only to narrow the per-driver rule to gpulet', () => {
     for (const r of role.rules) {
       expect([...(r.apiGroups ?? []), ...(r.resources ?? []), ...r.verbs]).not.toContain('*');
       expect(r.verbs).not.toContain('deletecollection');
       expect(r.verbs).not.toContain('escalate');
       expect(r.verbs).not.toContain('bind');
+      expect(r.verbs.filter((v) => v.startsWith('arbitrary-node:'))).toEqual([]);
       expect(r.nonResourceURLs).toBeUndefined();
-      expect(r.resourceNames).toBeUndefined();
+      if (r.resources?.includes('resourceclaims/driver')) expect(r.resourceNames).toEqual(['gpu.gpulet.dev']);
+      else expect(r.resourceNames).toBeUndefined();
     }
   });
 
@@ -72,11 +82,12 @@ describe('ClusterRole gpulet', () => {
     expect(unused).toEqual([]);
   });
 
-  it('grants nothing that reads secrets or pods, or writes claims', () => {
+  it('grants nothing that reads secrets or pods, or writes claims beyond patching their status', () => {
     const keys = [...grants(role.rules).keys()];
     expect(keys.filter((k) => /secrets|configmaps|pods|serviceaccounts/.test(k))).toEqual([]);
-    expect(keys.some((k) => k.startsWith('resource.k8s.io/resourceclaims/'))).toBe(false);
-    expect(allows('resource.k8s.io/resourceclaims', 'update')).toBe(false);
+    expect(keys.filter((k) => k.startsWith('resource.k8s.io/resourceclaims/')).sort()).toEqual(['resource.k8s.io/resourceclaims/driver', 'resource.k8s.io/resourceclaims/status']);
+    for (const verb of ['create', 'update', 'patch', 'delete']) expect(allows('resource.k8s.io/resourceclaims', verb)).toBe(false);
+    expect(grants(role.rules).get('resource.k8s.io/resourceclaims/status')).toEqual(['patch']);
   });
 });
 
@@ -97,6 +108,7 @@ describe('the agent source (src/)', () => {
       'create resource.k8s.io/resourceslices',
       'list resource.k8s.io/resourceslices',
       'get resource.k8s.io/resourceclaims',
+      'patch resource.k8s.io/resourceclaims/status',
     ]));
   });
 

@@ -20,6 +20,8 @@ describe('daemonset/ manifests', () => {
         'rbac.authorization.k8s.io/v1 ClusterRoleBinding/gpulet',
         'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy/gpulet-resourceslices',
         'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding/gpulet-resourceslices',
+        'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy/gpulet-resourceclaim-status',
+        'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding/gpulet-resourceclaim-status',
         'resource.k8s.io/v1 DeviceClass/gpu.gpulet.dev',
         'resource.k8s.io/v1 DeviceClass/mig.gpulet.dev',
         'apps/v1 DaemonSet/gpulet',

@@ -1,7 +1,7 @@
 /**
  * The Kubernetes API calls the agent makes, found by scanning src/: every `@kubernetes/client-node` API method
  * called (checked against the real ResourceV1Api/CoreV1Api/... prototypes, so only real API methods count),
- * and watch/informer paths. Used by the RBAC tests: every call is granted, every grant is called.
+ * the authorization checks the API server adds to some of them, and watch/informer paths. Used by the RBAC tests: every call is granted, every grant is called.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -21,12 +21,28 @@ const API_CLASSES: Array<[string, object]> = [
   ['coordination.k8s.io', k8s.CoordinationV1Api.prototype],
 ];
 
-/** Plural resource of a client-node method, e.g. `readNamespacedResourceClaim` → `resourceclaims`. */
+/**
+ * Plural resource of a client-node method, e.g. `readNamespacedResourceClaim` → `resourceclaims`, and for the
+ * status subresource's methods `patchNamespacedResourceClaimStatus` → `resourceclaims/status`.
+ */
 function resourceOf(method: string): string | undefined {
-  const m = /^(?:read|list|create|replace|patch|deleteCollection|delete)(?:Namespaced)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?$/.exec(method);
-  if (!m || /Status$/.test(m[1]!)) return undefined;
+  const m = /^(?:read|list|create|replace|patch|deleteCollection|delete)(?:Namespaced)?([A-Z][A-Za-z]*?)(Status)?(ForAllNamespaces)?$/.exec(method);
+  if (!m) return undefined;
   const kind = m[1]!.toLowerCase();
-  return kind.endsWith('s') ? `${kind}es` : kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`;
+  const plural = kind.endsWith('s') ? `${kind}es` : kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`;
+  return m[2] === undefined ? plural : `${plural}/status`;
+}
+
+/**
+ * Authorization checks the API server makes on top of a call's own verb and resource. A write of a
+ * ResourceClaim's status that changes `status.devices` is also authorized per driver on the synthetic
+ * subresource `resourceclaims/driver`, with the verb `associated-node:<verb>` when the ServiceAccount's token
+ * names the node the claim is allocated on (k8s.io/kubernetes v1.37.2 pkg/registry/resource/utils.go
+ * `AuthorizedForDeviceStatus`, feature DRAResourceClaimGranularStatusAuthorization); gpulet's only status
+ * write is of its devices' entries on claims allocated on its node (src/dra/claim-status/).
+ */
+function impliedChecks(verb: string, key: string): string[] {
+  return key === 'resource.k8s.io/resourceclaims/status' ? [`associated-node:${verb} resource.k8s.io/resourceclaims/driver`] : [];
 }
 
 function tsFiles(dir: string): string[] {
@@ -48,7 +64,9 @@ export function callsInSrc(): Map<string, string[]> {
         if (typeof (proto as Record<string, unknown>)[method] !== 'function') continue;
         const verb = VERB_OF.find(([re]) => re.test(method))?.[1];
         const resource = resourceOf(method);
-        if (verb && resource) add(`${verb} ${group}/${resource}`, file);
+        if (!verb || !resource) continue;
+        add(`${verb} ${group}/${resource}`, file);
+        for (const implied of impliedChecks(verb, `${group}/${resource}`)) add(implied, file);
       }
     }
     // Watches and informers take a path: '/apis/<group>/<version>/[namespaces/x/]<resource>'.

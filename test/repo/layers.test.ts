@@ -7,7 +7,9 @@
  *
  * The rules: src/gpu imports nothing of src/model, src/dra, src/state, src/telemetry, src/k8s or the composition
  * root; src/model imports only src/gpu/types.ts and itself; src/telemetry imports neither src/dra nor src/state;
- * src/userspace imports only itself and the shared leaves; src/dra/slices and src/dra/kubelet never import each other; nothing in src/ imports dev/, test/ or bench/.
+ * src/userspace imports only itself and the shared leaves; src/dra/slices and src/dra/kubelet never import each
+ * other; src/dra/claim-status imports neither src/state, src/telemetry, src/dra/kubelet nor src/dra/slices;
+ * nothing in src/ imports dev/, test/ or bench/.
  */
 import path from 'node:path';
 import { ESLint } from 'eslint';
@@ -70,6 +72,11 @@ const FORBIDDEN: readonly Forbidden[] = [
   ['src/dra/slices/x.ts', "import { startKubeletPlugin } from '../kubelet/plugin.js';", /src\/dra\/slices .* never imports src\/dra\/kubelet/],
   ['src/dra/kubelet/x.ts', "import { buildResourceSlices } from '../slices/build.js';", /src\/dra\/kubelet .* never imports src\/dra\/slices/],
   ['src/dra/kubelet/x.ts', "export * from '../slices/plan.js';", /src\/dra\/kubelet .* never imports src\/dra\/slices/],
+  // src/dra/claim-status: none of the claim state, telemetry, the kubelet plugin, the publisher.
+  ['src/dra/claim-status/x.ts', "import { Preparer } from '../../state/preparer.js';", /src\/dra\/claim-status .* imports neither src\/state/],
+  ['src/dra/claim-status/x.ts', "import { startKubeletPlugin } from '../kubelet/plugin.js';", /src\/dra\/claim-status .* imports neither src\/state/],
+  ['src/dra/claim-status/x.ts', "import type { SliceSpec } from '../slices/build.js';", /src\/dra\/claim-status .* imports neither src\/state/],
+  ['src/dra/claim-status/x.ts', "type T = import('../../telemetry/exporters.js').Telemetry;", /src\/dra\/claim-status .* imports neither src\/state/],
   // Nothing in src/ imports dev/, test/ or bench/ — also from inside a layer, and dynamically.
   ['src/main.ts', "const { startEmbeddedApi } = await import('../dev/embedded.js');", /src\/ never imports dev\//],
   ['src/cli.ts', "import { embeddedApiProvider } from '../dev/embedded.js';", /src\/ never imports dev\//],
@@ -94,6 +101,9 @@ const ALLOWED: readonly Allowed[] = [
   ['src/dra/slices/x.ts', "import { deviceName } from '../../model/devices.js';"],
   ['src/dra/kubelet/x.ts', "import type { ClaimRef } from '../../model/types.js';"],
   ['src/dra/kubelet/x.ts', "import { registrationSocket } from './sockets.js';"],
+  ['src/dra/claim-status/x.ts', "import { devicesByName } from '../../model/devices.js';"],
+  ['src/dra/claim-status/x.ts', "import type { Inventory } from '../../gpu/types.js';"],
+  ['src/main.ts', "import { withClaimStatus } from './dra/claim-status/preparer.js';"],
   ['src/main.ts', "import { SlicePublisher } from './dra/slices/publisher.js';"],
   ['src/main.ts', "const { loadKubeConfig } = await import('./k8s/kubeconfig.js');"],
   ['src/cli.ts', "import { runMain } from './command.js';"],

@@ -359,7 +359,8 @@ describe.skipIf(unavailable !== undefined)('gpulet against the real kube-apiserv
       expect(claim.metadata?.name).toBe('rbac-claim');
       expect((await resource.listResourceClaimForAllNamespaces()).items.map((c) => c.metadata?.name)).toContain('rbac-claim');
       expect((await gpulet.makeApiClient(CoreV1Api).readNode({ name: NODE_A })).metadata?.name).toBe(NODE_A);
-      // ...and nothing it does not need: writing a claim's status, reading a slice by name, a secret.
+      // ...and nothing it does not need: replacing a claim's status (it only patches status.devices, by
+      // server-side apply: test/upstream/claim-status.test.ts), reading a slice by name, a secret.
       const denied = await rejection(resource.replaceNamespacedResourceClaimStatus({ namespace: 'default', name: 'rbac-claim', body: claim }));
       expect(denied.code).toBe(403);
       expect(denied.message).toContain(`system:serviceaccount:${NAMESPACE}:${SERVICE_ACCOUNT}`);

@@ -29,6 +29,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { buildResourceSlices } from '../../src/dra/slices/build.js';
+import { taintsByUuid } from '../../src/dra/slices/taints.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { DEFAULT_DRIVER_NAME, poolNameOf, type DnsSubdomain } from '../../src/model/names.js';
 import { REPO_ROOT } from '../helpers/repo.js';
@@ -345,7 +346,12 @@ describe.skipIf(unavailable !== undefined)('embedded dev server vs kube-apiserve
         poolName: poolNameOf(NODE as DnsSubdomain),
         inventory,
         generation: 0,
-        unhealthy: new Set([inventory.gpus[0]!.uuid]),
+        // A fatal XID (NoSchedule), an application XID (None) and an unmonitored GPU (None): every taint gpulet makes.
+        taints: taintsByUuid(DEFAULT_DRIVER_NAME, new Map([
+          [inventory.gpus[0]!.uuid, { xid: { xid: 79, fatal: true, sinceMs: 1_700_000_000_000, lastMs: 1_700_000_000_000 } }],
+          [inventory.gpus[1]!.uuid, { xid: { xid: 13, fatal: false, sinceMs: 1_700_000_000_000, lastMs: 1_700_000_000_000 } }],
+          [inventory.gpus[2]!.uuid, { unmonitored: { sinceMs: 1_700_000_000_000 } }],
+        ])),
       });
       for (const [i, s] of built.entries()) {
         const body = { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceSlice', metadata: { name: `gpulet-${i}`, labels: s.metadata.labels }, spec: s.spec };
