@@ -143,16 +143,16 @@ export function layoutViolations(geometry: MigGeometry, instances: readonly MigP
       owner[s] = p;
     }
     compute += supported.computeSlices;
-    const n = (perProfile.get(supported.id) ?? 0) + 1;
-    perProfile.set(supported.id, n);
-    if (n === supported.maxCount + 1) {
-      out.push({ rule: 'profile-maximum', message: `more than ${supported.maxCount} instances of ${supported.name} (GI profile ${supported.id})` });
-    }
     if (hasMediaExtensions(supported)) {
       if (media !== undefined) {
         out.push({ rule: 'media-extensions', message: `${placementLabel(p)} and ${placementLabel(media)} both ask for the media extensions` });
       }
       media ??= p;
+    }
+    const n = (perProfile.get(supported.id) ?? 0) + 1;
+    perProfile.set(supported.id, n);
+    if (n === supported.maxCount + 1) {
+      out.push({ rule: 'profile-maximum', message: `more than ${supported.maxCount} instances of ${supported.name} (GI profile ${supported.id})` });
     }
   }
   if (compute > geometry.computeSlices) {
