@@ -19,6 +19,8 @@
  *   NVML_ERROR_NOT_SUPPORTED otherwise).
  * - The whole GPU (no MIG instance; the full-GPU device) excludes every instance.
  */
+import type { MigDeviceInfo } from '../gpu/types.js';
+import { migDeviceName } from './devices.js';
 
 /**
  * One GPU-instance profile of a GPU model, with its possible placements. The field names are those of the
@@ -181,4 +183,26 @@ export function fitsHardwareRules(geometry: MigGeometry, existing: readonly MigP
 /** The profile of `geometry` with GI profile ID `id`, if the GPU supports it. */
 export function profileById(geometry: MigGeometry, id: number): MigProfileSpec | undefined {
   return geometry.profiles.find((p) => p.id === id);
+}
+
+/**
+ * The placement of an existing MIG instance (as discovery reports it: GI profile ID and placement) in
+ * `geometry`'s terms; undefined when the GPU's table has no such profile with that placement size.
+ */
+export function placementOfInstance(geometry: MigGeometry, mig: Pick<MigDeviceInfo, 'giProfileId' | 'placement'>): MigPlacement | undefined {
+  const profile = profileById(geometry, mig.giProfileId);
+  if (profile === undefined || profile.placementSize !== mig.placement.size) return undefined;
+  return { profile, start: mig.placement.start };
+}
+
+/**
+ * The possible placement a published device name stands for on the GPU with minor number `minor`
+ * (`gpu-<minor>-mig-<profile>-<giProfileId>-<start>`, src/model/devices.ts), or undefined when the name is
+ * not one of that GPU's placement devices. What prepare resolves an allocated device to before asking
+ * {@link fitsHardwareRules}.
+ */
+export function placementOfDeviceName(geometry: MigGeometry, minor: number, name: string): MigPlacement | undefined {
+  return possiblePlacements(geometry).find(
+    (p) => migDeviceName({ parentMinor: minor, profile: p.profile.name, giProfileId: p.profile.id, placement: { start: p.start, size: p.profile.placementSize } }) === name,
+  );
 }

@@ -6,9 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { GPU_MODELS } from '../../src/gpu/mock/index.js';
 import {
-  fitsHardwareRules, hasMediaExtensions, layoutViolations, possiblePlacements, type MigGeometry, type MigPlacement, type MigProfileSpec,
+  fitsHardwareRules, hasMediaExtensions, layoutViolations, placementOfDeviceName, placementOfInstance, possiblePlacements, type MigGeometry,
+  type MigPlacement, type MigProfileSpec,
 } from '../../src/model/mig-placements.js';
-import { geometryOf } from '../helpers/dynamic-mig.js';
+import { dynamicSlices, geometryOf, instanceAt, nodeOf, onWire } from '../helpers/dynamic-mig.js';
 
 const h100 = geometryOf('h100-80gb');
 const profile = (g: MigGeometry, name: string): MigProfileSpec => {
@@ -83,5 +84,30 @@ describe('the profile tables under the oracle', () => {
       for (const start of prof.placementStarts) if (layoutViolations(g, [...layout, { profile: prof, start }]).length === 0) layout.push({ profile: prof, start });
       expect(layout.length, prof.name).toBe(prof.maxCount);
     }
+  });
+});
+
+describe('what prepare resolves before asking fitsHardwareRules', () => {
+  it('every published placement device name resolves to its placement on its GPU, and nothing else does', () => {
+    const inv = nodeOf('h100-80gb', 2);
+    const names = onWire(dynamicSlices(inv)).flatMap((s) => s.spec.devices ?? []).filter((d) => d.consumesCounters && d.name.startsWith('gpu-1-mig-'));
+    expect(names).toHaveLength(25);
+    for (const d of names) {
+      const p = placementOfDeviceName(h100, 1, d.name);
+      expect(p, d.name).toBeDefined();
+      expect(d.name.endsWith(`-${p!.profile.id}-${p!.start}`)).toBe(true);
+      expect(d.attributes?.['profile']?.string).toBe(p!.profile.name);
+    }
+    expect(placementOfDeviceName(h100, 0, 'gpu-1-mig-1g10gb-19-0')).toBeUndefined();
+    expect(placementOfDeviceName(h100, 1, 'gpu-1')).toBeUndefined();
+    expect(placementOfDeviceName(h100, 1, 'gpu-1-mig-2g20gb-14-1')).toBeUndefined(); // not a possible start
+  });
+
+  it('an existing instance resolves by GI profile ID and placement size, or not at all', () => {
+    const gpu = nodeOf('h100-80gb').gpus[0]!;
+    const mig = instanceAt(gpu, at('3g.40gb', 4), 0);
+    expect(placementOfInstance(h100, mig)).toEqual(at('3g.40gb', 4));
+    expect(placementOfInstance(h100, { ...mig, giProfileId: 42 })).toBeUndefined();
+    expect(placementOfInstance(h100, { ...mig, placement: { start: 4, size: 2 } })).toBeUndefined();
   });
 });

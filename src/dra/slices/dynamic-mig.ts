@@ -31,13 +31,13 @@ import {
   type Counters,
 } from '../../model/mig-counters.js';
 import {
-  fitsHardwareRules, layoutViolations, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, possiblePlacements, profileById, type MigGeometry, type MigPlacement,
-  type MigProfileSpec,
+  fitsHardwareRules, layoutViolations, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, placementOfInstance, possiblePlacements, type MigGeometry,
+  type MigPlacement, type MigProfileSpec,
 } from '../../model/mig-placements.js';
 import { migModeOf, unmatchedOverrides, type MigModeConfig } from '../../model/mig-mode.js';
 import { dnsLabelProblem } from '../../model/names.js';
 import {
-  binaryQuantity, MAX_COUNTER_CONSUMPTIONS_PER_DEVICE, MAX_COUNTER_SETS_PER_SLICE, MAX_COUNTERS_PER_CONSUMPTION, MAX_COUNTERS_PER_COUNTER_SET,
+  binaryQuantity, MAX_COUNTER_SETS_PER_SLICE, MAX_COUNTERS_PER_CONSUMPTION, MAX_COUNTERS_PER_COUNTER_SET,
   MAX_DEVICES_PER_SLICE_WITH_COUNTERS,
 } from './limits.js';
 
@@ -87,15 +87,15 @@ function capacityOf(caps: Record<(typeof MIG_CAPACITY_NAMES)[number], bigint>): 
  * The placement of an existing instance in `geometry`'s terms.
  * @throws DynamicMigProblem when its GI profile is not in the GPU's table (what to do: publish the GPU statically).
  */
-export function placementOfInstance(geometry: MigGeometry, mig: MigDeviceInfo): MigPlacement {
-  const profile = profileById(geometry, mig.giProfileId);
-  if (profile === undefined || profile.placementSize !== mig.placement.size) {
+function placementOrThrow(geometry: MigGeometry, mig: MigDeviceInfo): MigPlacement {
+  const p = placementOfInstance(geometry, mig);
+  if (p === undefined) {
     throw new DynamicMigProblem(
       `GPU ${mig.parentUuid}: existing MIG instance ${mig.uuid} (${mig.profile}, GI profile ${mig.giProfileId}, placement ` +
         `${mig.placement.start}:${mig.placement.size}) is not in the GPU's MIG profile table; publish this GPU with --mig-mode <gpu>=static`,
     );
   }
-  return { profile, start: mig.placement.start };
+  return p;
 }
 
 function checkCounters(where: string, counters: Record<string, unknown>, max: number): void {
@@ -110,8 +110,9 @@ function checkCounters(where: string, counters: Record<string, unknown>, max: nu
 /**
  * Build one dynamic GPU's counter set and devices.
  * @throws DynamicMigProblem when an existing instance is not in the GPU's profile table, when the existing
- *   instances break the hardware rules together, or when a counter set or consumption breaks a v1 limit
- *   (`MAX_COUNTERS_PER_COUNTER_SET`, `MAX_COUNTERS_PER_CONSUMPTION`, DNS-label counter names).
+ *   instances break the hardware rules together or need more than the counters hold, or when a counter set or
+ *   consumption breaks a v1 limit (`MAX_COUNTERS_PER_COUNTER_SET`, `MAX_COUNTERS_PER_CONSUMPTION`, DNS-label
+ *   counter and counter-set names).
  */
 export function dynamicGpuPart(input: DynamicGpuInput): DynamicGpuPart {
   const { gpu, geometry } = input;
@@ -120,7 +121,7 @@ export function dynamicGpuPart(input: DynamicGpuInput): DynamicGpuPart {
   if (nameProblem !== undefined) throw new DynamicMigProblem(`GPU ${gpu.uuid}: counter set name ${setName} ${nameProblem}`);
   const full = gpuCounters(geometry);
   const foreignMigs = gpu.migDevices.filter((m) => !input.ownInstances.has(migDeviceName(m)));
-  const foreign = foreignMigs.map((m) => placementOfInstance(geometry, m));
+  const foreign = foreignMigs.map((m) => placementOrThrow(geometry, m));
   const broken = layoutViolations(geometry, foreign);
   if (broken.length > 0) {
     throw new DynamicMigProblem(`GPU ${gpu.uuid}: its existing MIG instances break the hardware rules (${broken.map((v) => v.message).join('; ')})`);
@@ -133,11 +134,11 @@ export function dynamicGpuPart(input: DynamicGpuInput): DynamicGpuPart {
   const counterSet: V1CounterSet = { name: setName, counters: quantities(available) };
   checkCounters(`counter set ${setName}`, counterSet.counters, MAX_COUNTERS_PER_COUNTER_SET);
 
+  // One consumption per device, from its own GPU's set (MAX_COUNTER_CONSUMPTIONS_PER_DEVICE is 2).
   const consumes = (c: Counters, device: string): V1DeviceCounterConsumption[] => {
-    const out: V1DeviceCounterConsumption[] = [{ counterSet: setName, counters: quantities(c) }];
-    if (out.length > MAX_COUNTER_CONSUMPTIONS_PER_DEVICE) throw new DynamicMigProblem(`device ${device}: too many counter consumptions`);
-    checkCounters(`device ${device} consumesCounters`, out[0]!.counters, MAX_COUNTERS_PER_CONSUMPTION);
-    return out;
+    const consumption: V1DeviceCounterConsumption = { counterSet: setName, counters: quantities(c) };
+    checkCounters(`device ${device} consumesCounters`, consumption.counters, MAX_COUNTERS_PER_CONSUMPTION);
+    return [consumption];
   };
 
   const devices: V1Device[] = [];
