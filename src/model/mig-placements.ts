@@ -206,3 +206,14 @@ export function placementOfDeviceName(geometry: MigGeometry, minor: number, name
     (p) => migDeviceName({ parentMinor: minor, profile: p.profile.name, giProfileId: p.profile.id, placement: { start: p.start, size: p.profile.placementSize } }) === name,
   );
 }
+
+/**
+ * Whether the GPU switches MIG mode without a GPU reset: Hopper and newer do, Ampere (A100, A30) does not — its
+ * `nvmlDeviceSetMigMode` leaves the change pending until a reset (NVIDIA's driver `supportsMIGModeToggle`:
+ * architecture ≥ NVML_DEVICE_ARCH_HOPPER; MIG guide, "Enable MIG Mode"). On such a GPU in MIG mode the full
+ * GPU cannot be handed out, so dynamic mode does not publish it (as NVIDIA's driver).
+ * @param architecture `GpuInfo.architecture` as NVIDIA's driver spells it (`Ampere`, `Hopper`, `Blackwell`).
+ */
+export function togglesMigModeWithoutReset(architecture: string): boolean {
+  return architecture !== 'Ampere';
+}

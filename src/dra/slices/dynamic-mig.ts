@@ -18,7 +18,8 @@
  * scheduler, so publishing them as ordinary consuming devices would let the scheduler give their slices to a
  * placement device). Each is published as the static MIG device it is (same name as its placement, with its
  * `uuid`, no `consumesCounters`), so a claim can still get it. With any foreign instance the full GPU is not
- * published, nor any placement that no longer fits the counters or the hardware rules.
+ * published, nor any placement that no longer fits the counters or the hardware rules. Nor is the full GPU of an
+ * Ampere GPU in MIG mode (leaving MIG mode needs a reset there; NVIDIA's driver does the same).
  *
  * Instances gpulet created for prepared claims (issue 12 item 3) are NOT foreign: the scheduler accounts for them
  * through the claims' allocations, so they stay placement devices; their names come in `ownInstances`.
@@ -31,8 +32,8 @@ import {
   type Counters,
 } from '../../model/mig-counters.js';
 import {
-  fitsHardwareRules, layoutViolations, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, placementOfInstance, possiblePlacements, type MigGeometry,
-  type MigPlacement, type MigProfileSpec,
+  fitsHardwareRules, layoutViolations, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, placementOfInstance, possiblePlacements,
+  togglesMigModeWithoutReset, type MigGeometry, type MigPlacement, type MigProfileSpec,
 } from '../../model/mig-placements.js';
 import { migModeOf, unmatchedOverrides, type MigModeConfig } from '../../model/mig-mode.js';
 import { dnsLabelProblem } from '../../model/names.js';
@@ -142,7 +143,8 @@ export function dynamicGpuPart(input: DynamicGpuInput): DynamicGpuPart {
   };
 
   const devices: V1Device[] = [];
-  if (foreign.length === 0) {
+  // The full GPU: not beside existing instances, nor on an Ampere GPU in MIG mode (MIG mode off needs a reset there).
+  if (foreign.length === 0 && (!gpu.migEnabled || togglesMigModeWithoutReset(gpu.architecture))) {
     const name = gpuDeviceName(gpu);
     devices.push({
       name,

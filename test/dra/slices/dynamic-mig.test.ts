@@ -152,6 +152,21 @@ describe('a dynamic node: the dgx-h100 mock machine with --mig-mode=dynamic', ()
   });
 });
 
+describe('the full GPU of a GPU in MIG mode without instances', () => {
+  it.each([
+    ['a100-40gb', false], // Ampere: leaving MIG mode needs a GPU reset (NVIDIA: supportsMIGModeToggle)
+    ['h100-80gb', true], // Hopper: MIG mode toggles without a reset
+  ] as const)('%s: published %s; the placements are published either way', (model, published) => {
+    const inv = nodeOf(model);
+    const migOn: Inventory = { ...inv, gpus: [{ ...inv.gpus[0]!, migEnabled: true, migDevices: [] }] };
+    const slices = dynamicSlices(migOn);
+    assertValid(slices);
+    const pool = readPool(onWire(slices));
+    expect(pool.devices.has('gpu-0')).toBe(published);
+    expect([...pool.devices.values()].filter((d) => d.placement !== undefined)).toHaveLength(25);
+  });
+});
+
 describe('modes side by side', () => {
   it('static (the default) builds exactly what gpulet built before dynamic MIG existed', () => {
     const inv = dgx();
