@@ -18,7 +18,7 @@ import {
   binaryQuantity, MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_GENERATE_NAME_LENGTH,
   MAX_STRING_VALUE_LENGTH, MAX_TAINTS_PER_DEVICE,
 } from './limits.js';
-import { DynamicMigProblem, dynamicSlices, type DynamicMigPolicy } from './dynamic-mig.js';
+import { DynamicMigProblem, dynamicSlices, type DynamicMigPolicy, type DynamicSlices } from './dynamic-mig.js';
 
 /** A slice could not be built: names the device and attribute at fault (or the pool generation). */
 export class SliceError extends GpuletError {
@@ -220,7 +220,7 @@ function chunk(devices: readonly V1Device[]): V1Device[][] {
 }
 
 /** The dynamic MIG GPUs' slices (src/dra/slices/dynamic-mig.ts), with gpulet's taints and device checks. */
-function dynamicMigSlices(input: BuildSlicesInput, policy: DynamicMigPolicy, versions: Versions, seen: Set<string>) {
+function dynamicMigSlices(input: BuildSlicesInput, policy: DynamicMigPolicy, versions: Versions, seen: Set<string>): DynamicSlices {
   try {
     return dynamicSlices({
       inventory: input.inventory,
@@ -247,10 +247,12 @@ function dynamicMigSlices(input: BuildSlicesInput, policy: DynamicMigPolicy, ver
 /**
  * Build the ResourceSlices of one node-local pool. Devices come from `allocatableDevices(inventory)` in its
  * stable order. A pool always has at least one slice (an empty `devices` list when there are no GPUs), so
- * consumers see the pool exists.
+ * consumers see the pool exists. GPUs in dynamic MIG mode (`input.dynamicMig`) come after the static slices:
+ * their counter sets in slices of their own, then one device slice per GPU (src/dra/slices/dynamic-mig.ts).
  * @throws SliceError naming the device and attribute when a value breaks a resource.k8s.io/v1 limit (string
  *   > 64 bytes, bad version, > 32 attributes + capacities, bad device or attribute name) or a device name
- *   repeats, or when the generation is not a non-negative integer; never truncates.
+ *   repeats, or when the generation is not a non-negative integer; naming the GPU when its dynamic MIG devices
+ *   cannot be published (an existing instance outside its profile table); never truncates.
  */
 export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
   validateGeneration(input);
