@@ -14,6 +14,7 @@ import {
   DEFAULT_DRIVER_NAME, dnsSubdomainSchema, driverNameSchema, objectUidSchema, poolNameOf,
   type DnsSubdomain, type DriverName, type ObjectUid, type PoolName,
 } from './model/names.js';
+import { parseMigMode, type MigModeConfig } from './model/mig-mode.js';
 import { OPTION_BOUNDS, optionProblem, type BoundedOption } from './options.js';
 import { FAULT_TAINT_EFFECTS, type FaultTaintEffect } from './dra/slices/taints.js';
 
@@ -54,6 +55,8 @@ export interface Config {
   readonly sysfsRoot: string;
   /** Retry GPU backend start-up (driver not loaded yet) instead of failing fast; not ready meanwhile. */
   readonly waitForDriver: boolean;
+  /** `--mig-mode`: static or dynamic MIG publishing, per GPU (src/model/mig-mode.ts). */
+  readonly migMode: MigModeConfig;
   readonly kubeApi: (typeof KUBE_API_MODES)[number];
   /** Kubeconfig file, for `kubeApi = kubeconfig`. */
   readonly kubeconfig: string | undefined;
@@ -137,6 +140,7 @@ const rawSchema = z.object({
   nvmlLibrary: z.string().min(1),
   sysfsRoot: z.string().min(1),
   waitForDriver: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
+  migMode: z.string(),
   kubeApi: z.enum(KUBE_API_MODES),
   kubeconfig: z.string().min(1).optional(),
   embeddedApiPort: bounded('port'),
@@ -178,6 +182,7 @@ export function buildCommand(): Command {
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
     .addOption(opt('--sysfs-root <dir>', 'GPULET_SYSFS_ROOT', 'where sysfs is mounted (PCIe roots; backend=nvml)', '/sys'))
     .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
+    .addOption(opt('--mig-mode <modes>', 'GPULET_MIG_MODE', 'MIG publishing: static | dynamic, with per-GPU overrides by UUID or NVML index (e.g. dynamic,GPU-…=static,3=static)', 'static'))
     .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is (embedded: the development API server of `npm start`)', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
     .addOption(opt('--embedded-api-port <port>', 'GPULET_EMBEDDED_API_PORT', 'port of the embedded API server (0 = free port)', '0'))
@@ -242,6 +247,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (r.kubeApi === 'kubeconfig' && !r.kubeconfig) {
     throw new ConfigError('--kube-api=kubeconfig needs --kubeconfig <path> (or KUBECONFIG)');
   }
+  const migMode = parseMigMode(r.migMode);
+  if (!migMode.ok) throw new ConfigError(`--mig-mode = ${JSON.stringify(r.migMode.slice(0, 80))}: ${migMode.problem}`);
   const devRoot = r.devRoot !== undefined ? (r.devRoot === '' ? undefined : abs(r.devRoot)) : r.backend === 'mock' ? path.join(stateDir, 'dev') : undefined;
   return {
     nodeName: r.nodeName,
@@ -253,6 +260,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     nvmlLibrary: r.nvmlLibrary,
     sysfsRoot: abs(r.sysfsRoot),
     waitForDriver: isTrue(r.waitForDriver),
+    migMode: migMode.config,
     kubeApi: r.kubeApi,
     kubeconfig: r.kubeconfig === undefined ? undefined : abs(r.kubeconfig),
     embeddedApiPort: r.embeddedApiPort,

@@ -19,6 +19,10 @@ import { loadKubeConfig } from './k8s/kubeconfig.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { taintsByUuid } from './dra/slices/taints.js';
+import { DynamicMigProblem, dynamicMigPolicy } from './dra/slices/dynamic-mig.js';
+import { ConfigError } from './errors.js';
+import { migProfilesByProductName } from './gpu/mock/index.js';
+import { formatMigMode } from './model/mig-mode.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
 import { createClaimStatusClient } from './dra/claim-status/client.js';
@@ -95,6 +99,20 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       'GPU inventory discovered',
     );
 
+    // --mig-mode: which GPUs publish every MIG placement (dynamic) with their profile tables (the catalogue of
+    // src/gpu/mock/models.ts, by product name, until NVML reads them: issue 12 item 4).
+    let migDecision;
+    try {
+      migDecision = dynamicMigPolicy(config.migMode, inventory, (gpu) => migProfilesByProductName(gpu.productName));
+    } catch (err) {
+      if (err instanceof DynamicMigProblem) throw new ConfigError(err.message, { cause: err });
+      throw err;
+    }
+    if (migDecision.unmatched.length > 0) {
+      logger.warn({ migMode: formatMigMode(config.migMode), unmatched: migDecision.unmatched }, '--mig-mode names GPUs this node does not have');
+    }
+    if (migDecision.dynamicGpus.length > 0) logger.info({ gpus: migDecision.dynamicGpus }, 'dynamic MIG: publishing every MIG placement of these GPUs');
+
     const health = new HealthTracker(inventory, { recoveryMs: config.healthRecoveryMs });
     const unsubscribeHealth = backend.onHealthEvent((event) => {
       logger.warn({ uuid: event.uuid, kind: event.kind, xid: event.xid }, event.message);
@@ -165,6 +183,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       nodeName: config.nodeName,
       poolName: config.poolName,
       logger,
+      ...(migDecision.policy === undefined ? {} : { dynamicMig: migDecision.policy }),
     });
     publisher.start();
     const taints = () => taintsByUuid(config.driverName, health.allConditions(), config.deviceTaintEffect);

@@ -6,10 +6,10 @@
  * `GetDevice()`), so CEL selectors carry over by changing the domain only; see docs/contracts.md §4 and
  * test/reference/examples.md for the worked example this reproduces.
  */
-import type { V1Device, V1DeviceAttribute, V1DeviceCapacity, V1DeviceTaint, V1ObjectMeta, V1OwnerReference, V1ResourceSliceSpec } from '@kubernetes/client-node';
+import type { V1CounterSet, V1Device, V1DeviceAttribute, V1DeviceCapacity, V1DeviceTaint, V1ObjectMeta, V1OwnerReference, V1ResourceSlice, V1ResourceSliceSpec } from '@kubernetes/client-node';
 import { GpuletError } from '../../errors.js';
 import type { GpuInfo, Inventory } from '../../gpu/types.js';
-import { allocatableDevices, type AllocatableDevice } from '../../model/devices.js';
+import { allocatableDevices, migDeviceName, type AllocatableDevice } from '../../model/devices.js';
 import { computeCapabilityVersion, cudaDriverVersion, isStrictSemver, normalizeVersion, SemverError } from './semver.js';
 import {
   deviceQualifiedNameProblem, dnsLabelProblem, labelNameProblem, labelValueProblem, type DnsSubdomain, type DriverName, type PoolName,
@@ -18,6 +18,7 @@ import {
   binaryQuantity, MAX_ATTRIBUTES_AND_CAPACITIES, MAX_DEVICES_PER_SLICE, MAX_DEVICES_PER_SLICE_WITH_TAINTS, MAX_GENERATE_NAME_LENGTH,
   MAX_STRING_VALUE_LENGTH, MAX_TAINTS_PER_DEVICE,
 } from './limits.js';
+import { DynamicMigProblem, dynamicSlices, type DynamicMigPolicy, type DynamicSlices } from './dynamic-mig.js';
 
 /** A slice could not be built: names the device and attribute at fault (or the pool generation). */
 export class SliceError extends GpuletError {
@@ -26,7 +27,11 @@ export class SliceError extends GpuletError {
   }
 }
 
-/** A ResourceSlice body ready to POST (metadata has `generateName`, never `name`). */
+/**
+ * A ResourceSlice body ready to POST (metadata has `generateName`, never `name`). A slice holds devices or, in
+ * dynamic MIG mode, counter sets (`sharedCounters`); a counter slice carries `devices: []` here, which the API
+ * rejects beside `sharedCounters` — {@link wireSlice} drops it, and the planner sends only wire bodies.
+ */
 export interface SliceSpec {
   apiVersion: 'resource.k8s.io/v1';
   kind: 'ResourceSlice';
@@ -55,6 +60,8 @@ export interface BuildSlicesInput {
    * the health conditions; devices not in the map are untainted.
    */
   readonly taints?: ReadonlyMap<string, readonly V1DeviceTaint[]>;
+  /** GPUs published in dynamic MIG mode (`--mig-mode`), with their MIG facts; absent: every GPU static. */
+  readonly dynamicMig?: DynamicMigPolicy;
 }
 
 /** Label keys put on every slice (label selectors; the publisher itself lists by field selector). */
@@ -212,20 +219,51 @@ function chunk(devices: readonly V1Device[]): V1Device[][] {
   return out;
 }
 
+/** The dynamic MIG GPUs' slices (src/dra/slices/dynamic-mig.ts), with gpulet's taints and device checks. */
+function dynamicMigSlices(input: BuildSlicesInput, policy: DynamicMigPolicy, versions: Versions, seen: Set<string>): DynamicSlices {
+  try {
+    return dynamicSlices({
+      inventory: input.inventory,
+      policy,
+      parentAttributes: (gpu) => parentAttributes(gpu, versions),
+      existingDevice: (gpu, mig) => ({ name: migDeviceName(mig), ...deviceBody({ kind: 'mig', name: migDeviceName(mig), uuid: mig.uuid, gpu, mig }, versions) }),
+      // A placement of a tainted GPU is as unusable as the GPU: it carries the GPU's taints (and an existing
+      // instance its own too; the GPU's win on a shared key, as a MIG device's effective conditions do).
+      taints: (uuids) => {
+        const byKey = new Map<string, V1DeviceTaint>();
+        for (const u of uuids) for (const t of input.taints?.get(u) ?? []) if (!byKey.has(t.key)) byKey.set(t.key, { ...t });
+        return byKey.size > 0 ? [...byKey.values()] : undefined;
+      },
+      check: (device) => {
+        if (seen.has(device.name)) throw new SliceError(`device ${device.name}: duplicate device name in pool ${input.poolName}`);
+        seen.add(device.name);
+        validateDevice(device);
+      },
+    });
+  } catch (err) {
+    if (err instanceof DynamicMigProblem) throw new SliceError(err.message, { cause: err });
+    throw err;
+  }
+}
+
 /**
  * Build the ResourceSlices of one node-local pool. Devices come from `allocatableDevices(inventory)` in its
  * stable order. A pool always has at least one slice (an empty `devices` list when there are no GPUs), so
- * consumers see the pool exists.
+ * consumers see the pool exists. GPUs in dynamic MIG mode (`input.dynamicMig`) come after the static slices:
+ * their counter sets in slices of their own, then one device slice per GPU (src/dra/slices/dynamic-mig.ts).
  * @throws SliceError naming the device and attribute when a value breaks a resource.k8s.io/v1 limit (string
  *   > 64 bytes, bad version, > 32 attributes + capacities, bad device or attribute name) or a device name
- *   repeats, or when the generation is not a non-negative integer; never truncates.
+ *   repeats, or when the generation is not a non-negative integer; naming the GPU when its dynamic MIG devices
+ *   cannot be published (an existing instance outside its profile table); never truncates.
  */
 export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
   validateGeneration(input);
   const versions = versionsOf(input.inventory);
   const seen = new Set<string>();
   const devices: V1Device[] = [];
+  const isDynamic = (gpu: GpuInfo): boolean => input.dynamicMig?.geometryOf(gpu) !== undefined;
   for (const d of allocatableDevices(input.inventory)) {
+    if (isDynamic(d.gpu)) continue; // published by dynamicSlices below
     if (seen.has(d.name)) throw new SliceError(`device ${d.name} (${d.uuid}): duplicate device name in pool ${input.poolName}`);
     seen.add(d.name);
     const device: V1Device = { name: d.name, ...deviceBody(d, versions) };
@@ -234,7 +272,13 @@ export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
     validateDevice(device);
     devices.push(device);
   }
-  const groups = chunk(devices);
+  const dynamic = input.dynamicMig === undefined ? undefined : dynamicMigSlices(input, input.dynamicMig, versions, seen);
+  const staticGroups = devices.length > 0 || dynamic === undefined || dynamic.counterGroups.length === 0 ? chunk(devices) : [];
+  const groups: Array<{ devices: V1Device[]; sharedCounters?: V1CounterSet[] }> = [
+    ...staticGroups.map((g) => ({ devices: g })),
+    ...(dynamic?.counterGroups ?? []).map((sharedCounters) => ({ devices: [], sharedCounters })),
+    ...(dynamic?.deviceGroups ?? []).map((g) => ({ devices: g })),
+  ];
   const ownerReferences: V1OwnerReference[] | undefined =
     input.nodeUid === undefined
       ? undefined
@@ -251,7 +295,20 @@ export function buildResourceSlices(input: BuildSlicesInput): SliceSpec[] {
       driver: input.driverName,
       nodeName: input.nodeName,
       pool: { name: input.poolName, generation: input.generation, resourceSliceCount: groups.length },
-      devices: group,
+      devices: group.devices,
+      ...(group.sharedCounters === undefined ? {} : { sharedCounters: group.sharedCounters }),
     },
   }));
+}
+
+/**
+ * The body as the API takes it: a counter slice without its empty `devices` (kubernetes v1.37.2
+ * pkg/apis/resource/validation `validateResourceSliceSpec`: "only one of `sharedCounters` or `devices` is
+ * allowed", and an empty list is not absent). Device slices are returned as they are.
+ */
+export function wireSlice(slice: V1ResourceSlice): V1ResourceSlice {
+  if (slice.spec.sharedCounters === undefined) return slice;
+  const spec: V1ResourceSliceSpec = { ...slice.spec };
+  delete spec.devices;
+  return { ...slice, spec };
 }

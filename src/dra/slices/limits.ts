@@ -9,6 +9,28 @@
 export const MAX_DEVICES_PER_SLICE = 128;
 /** Devices per slice when any device has taints or consumesCounters (`ResourceSliceMaxDevicesWithAdvancedFeatures` in 1.37). */
 export const MAX_DEVICES_PER_SLICE_WITH_TAINTS = 64;
+/**
+ * Devices per slice when any device consumes counters: the same `ResourceSliceMaxDevicesWithAdvancedFeatures`
+ * (k8s.io/api v0.37.2 resource/v1/types.go: "device taints, consuming counters, list attributes"; enforced by
+ * kubernetes v1.37.2 pkg/apis/resource/validation/validation.go `validateResourceSliceSpec`, `haveConsumesCounters`).
+ */
+export const MAX_DEVICES_PER_SLICE_WITH_COUNTERS = MAX_DEVICES_PER_SLICE_WITH_TAINTS;
+/**
+ * Counter sets per slice (`ResourceSliceMaxCounterSets`, types.go; `spec.sharedCounters` maxItems=8). A slice
+ * has either `sharedCounters` or `devices`, never both (validation.go: "only one of `sharedCounters` or
+ * `devices` is allowed"), so counter sets go in slices of their own.
+ */
+export const MAX_COUNTER_SETS_PER_SLICE = 8;
+/** Counters per counter set (`ResourceSliceMaxCountersPerCounterSet`; validation.go `validateCounterSet`). */
+export const MAX_COUNTERS_PER_COUNTER_SET = 32;
+/** Counter consumptions per device, one per counter set (`ResourceSliceMaxDeviceCounterConsumptionsPerDevice`). */
+export const MAX_COUNTER_CONSUMPTIONS_PER_DEVICE = 2;
+/** Counters per device counter consumption (`ResourceSliceMaxCountersPerDeviceCounterConsumption`). */
+export const MAX_COUNTERS_PER_CONSUMPTION = 32;
+/*
+ * No per-slice total of consumed counters exists in resource.k8s.io/v1 of 1.37 (validation.go checks only the
+ * limits above; counter and counter-set names are DNS labels, `validateCounterName`).
+ */
 /** Attributes + capacities per device (`ResourceSliceMaxAttributesAndCapacitiesPerDevice`). */
 export const MAX_ATTRIBUTES_AND_CAPACITIES = 32;
 /** Taints per device (`DeviceTaintsMaxLength`). */

@@ -5,7 +5,7 @@
  * update slices in place (PUT with resourceVersion), create missing ones, delete obsolete ones (uid precondition).
  */
 import type { V1Device, V1ObjectMeta, V1ResourceSlice } from '@kubernetes/client-node';
-import type { SliceSpec } from './build.js';
+import { wireSlice, type SliceSpec } from './build.js';
 
 /** One write. */
 export type SliceAction =
@@ -74,6 +74,7 @@ export function sliceContentKey(s: V1ResourceSlice, labelKeys: readonly string[]
     nodeName: spec.nodeName,
     pool: { name: spec.pool.name, resourceSliceCount: spec.pool.resourceSliceCount },
     devices: (spec.devices ?? []).map((d) => normDevice(d, ignoreTaints)),
+    sharedCounters: spec.sharedCounters ?? [],
     labels,
     owners,
   }));
@@ -117,16 +118,22 @@ export function planReconcile(input: PlanInput): ReconcilePlan {
   const actions: SliceAction[] = [];
   const creates: SliceAction[] = [];
   for (const want of desired) {
+    // Pair by the first device, or for a counter slice (dynamic MIG) by its first counter set.
     const first = want.spec.devices[0]?.name;
-    let idx = first === undefined ? -1 : unpaired.findIndex((s) => s.spec.devices?.some((d) => d.name === first) === true);
+    const firstSet = want.spec.sharedCounters?.[0]?.name;
+    let idx = first !== undefined
+      ? unpaired.findIndex((s) => s.spec.devices?.some((d) => d.name === first) === true)
+      : firstSet !== undefined
+        ? unpaired.findIndex((s) => s.spec.sharedCounters?.some((c) => c.name === firstSet) === true)
+        : -1;
     if (idx < 0 && unpaired.length > 0) idx = 0;
     const match = idx >= 0 ? unpaired.splice(idx, 1)[0] : undefined;
     if (match === undefined) {
-      creates.push({ op: 'create', body: want });
+      creates.push({ op: 'create', body: wireSlice(want) });
     } else {
       actions.push({
         op: 'update',
-        body: { apiVersion: want.apiVersion, kind: want.kind, metadata: updateMetadata(match.metadata ?? {}, want.metadata), spec: want.spec },
+        body: wireSlice({ apiVersion: want.apiVersion, kind: want.kind, metadata: updateMetadata(match.metadata ?? {}, want.metadata), spec: want.spec }),
       });
     }
   }

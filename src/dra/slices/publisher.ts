@@ -20,6 +20,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../../util/backof
 import { createSliceClient, httpStatusOf, type SliceClient } from './client.js';
 import { planReconcile } from './plan.js';
 import { buildResourceSlices, SliceError, type SliceSpec } from './build.js';
+import type { DynamicMigPolicy } from './dynamic-mig.js';
 
 /** Options of {@link SlicePublisher}. */
 export interface SlicePublisherOptions {
@@ -40,6 +41,8 @@ export interface SlicePublisherOptions {
   readonly client?: SliceClient;
   /** Uniform random source in [0, 1) for jitter (tests); default Math.random. */
   readonly random?: () => number;
+  /** GPUs published in dynamic MIG mode (`--mig-mode`); default none. */
+  readonly dynamicMig?: DynamicMigPolicy;
 }
 
 /** Counters for health checks and tests. */
@@ -220,6 +223,7 @@ export class SlicePublisher {
       buildResourceSlices({
         driverName, nodeName, poolName, inventory: desired.inventory, generation, taints: desired.taints,
         ...(nodeUid === undefined ? {} : { nodeUid }),
+        ...(this.opts.dynamicMig === undefined ? {} : { dynamicMig: this.opts.dynamicMig }),
       });
     build(0); // throws SliceError before any request when the inventory cannot be published
     const existing = await this.client.list(driverName, nodeName);

@@ -2,18 +2,19 @@
  * The GPU models the mock backend can build, as data. Product names, architectures, compute capabilities,
  * SM counts, memory sizes and power limits are what `nvidia-smi` / NVML report for these boards
  * (NVIDIA's product pages and data sheets, and `test/reference/mig-profiles.md`); PCI device IDs are NVIDIA's (A100-SXM4-40GB 0x20b0,
- * H100 SXM5 80GB 0x2330, H200 SXM 141GB 0x2335); idle power, clocks and thermal figures are typical values
+ * A100-SXM4-80GB 0x20b2, H100 SXM5 80GB 0x2330, H200 SXM 141GB 0x2335); idle power, clocks and thermal figures are typical values
  * used only to shape simulated readings.
  */
 import {
   A100_40GB_PROFILES,
+  A100_80GB_PROFILES,
   H100_80GB_PROFILES,
   H200_141GB_PROFILES,
   type MigProfile,
 } from './profiles.js';
 
 /** Names of the mock GPU models, as used in a {@link MachineSpec}. */
-export const GPU_MODEL_NAMES = ['a100-40gb', 'h100-80gb', 'h200-141gb'] as const;
+export const GPU_MODEL_NAMES = ['a100-40gb', 'a100-80gb', 'h100-80gb', 'h200-141gb'] as const;
 /** One of {@link GPU_MODEL_NAMES}. */
 export type GpuModelName = (typeof GPU_MODEL_NAMES)[number];
 
@@ -77,6 +78,25 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     vbiosVersion: '92.00.36.00.04',
     migProfiles: A100_40GB_PROFILES,
   },
+  'a100-80gb': {
+    productName: 'NVIDIA A100-SXM4-80GB',
+    architecture: 'Ampere',
+    computeCapability: { major: 8, minor: 0 },
+    multiprocessors: 108,
+    memoryMiB: 81920,
+    reservedMiB: 616,
+    powerLimitW: 400,
+    idlePowerW: 60,
+    smClockIdleMhz: 210,
+    smClockMaxMhz: 1410,
+    memoryClockMhz: 1593,
+    pciDevice: 0x20b2,
+    pciSubSystemId: 0x147f10de,
+    pcieBytesPerSecond: 25e9,
+    // GA100 boards' VBIOS versions are in the 92.00 series; this one is the A100-40GB's, not read off an 80GB board.
+    vbiosVersion: '92.00.36.00.04',
+    migProfiles: A100_80GB_PROFILES,
+  },
   'h100-80gb': {
     productName: 'NVIDIA H100 80GB HBM3',
     architecture: 'Hopper',
@@ -118,4 +138,14 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
 /** Whether `name` is a known model name. */
 export function isGpuModelName(name: string): name is GpuModelName {
   return (GPU_MODEL_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * The MIG profile table of a GPU by its product name (`nvmlDeviceGetName`), when it is one of the models above;
+ * undefined otherwise. Until the NVML backend reads the tables from the GPU itself
+ * (`nvmlDeviceGetGpuInstanceProfileInfoV` + `nvmlDeviceGetGpuInstancePossiblePlacements_v2`, issue 12 item 4),
+ * this is where dynamic MIG gets a GPU's profiles and placements from, on both backends.
+ */
+export function migProfilesByProductName(productName: string): readonly MigProfile[] | undefined {
+  return Object.values(GPU_MODELS).find((m) => m.productName === productName)?.migProfiles;
 }

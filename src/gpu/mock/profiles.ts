@@ -80,6 +80,21 @@ export const A100_40GB_PROFILES: readonly MigProfile[] = table([
 ]);
 
 /**
+ * A100-SXM4-80GB (108 SMs): the guide's A100 table with the 80 GB board's names and sizes ("For A100-SXM4-80GB,
+ * the profile names will change according to the memory proportion"); ids, counts, SMs, engines and placements
+ * as A100-40GB (test/reference/mig-profiles.md, "A100-SXM4-80GB").
+ */
+export const A100_80GB_PROFILES: readonly MigProfile[] = table([
+  ['1g.10gb', 19, 7, 14, 9856, 1, 0, 0, 0, ALL_SEVEN, 1],
+  ['1g.10gb+me', 20, 1, 14, 9856, 1, 1, 1, 1, ALL_SEVEN, 1],
+  ['1g.20gb', 15, 4, 14, 19968, 1, 1, 0, 0, [0, 2, 4, 6], 2],
+  ['2g.20gb', 14, 3, 28, 19968, 2, 1, 0, 0, [0, 2, 4], 2],
+  ['3g.40gb', 9, 2, 42, 40192, 3, 2, 0, 0, [0, 4], 4],
+  ['4g.40gb', 5, 1, 56, 40192, 4, 2, 0, 0, [0], 4],
+  ['7g.80gb', 0, 1, 98, 80384, 7, 5, 1, 1, [0], 8],
+]);
+
+/**
  * H100-SXM5-80GB (132 SMs). Memory sizes are marked `~` in the reference (derived from the guide's fractions,
  * not read off hardware); they equal the A100-80GB sizes.
  */

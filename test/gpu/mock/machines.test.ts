@@ -191,7 +191,7 @@ describe('custom MachineSpec', () => {
   });
 
   it('rejects unknown models and profiles, bad shapes and empty machines', () => {
-    expect(bad({ gpus: [{ model: 'b200' }] })).toMatch(/gpus\[0\]\.model: "b200" is not one of a100-40gb, h100-80gb, h200-141gb/);
+    expect(bad({ gpus: [{ model: 'b200' }] })).toMatch(/gpus\[0\]\.model: "b200" is not one of a100-40gb, a100-80gb, h100-80gb, h200-141gb/);
     expect(bad({ gpus: [{ model: 'h100-80gb', mig: [{ profile: '1g.5gb', placementStart: 0 }] }] })).toMatch(/unknown profile; valid: 1g\.10gb/);
     expect(bad({ gpus: [{ model: 'h100-80gb', mig: [{ profile: '1g.10gb', placementStart: 0.5 }] }] })).toMatch(/placementStart: integer/);
     expect(bad({ gpus: [] })).toMatch(/gpus: must be an array of 1–64/);

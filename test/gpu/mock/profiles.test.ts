@@ -70,6 +70,16 @@ describe('mock MIG profile tables vs test/reference/mig-profiles.md', () => {
     expect(GPU_MODELS['a100-40gb'].migProfiles.map(asRef)).toEqual(ref);
   });
 
+  it('A100-SXM4-80GB table matches the reference exactly, and is A100-40GB with the 80 GB names and sizes', () => {
+    const ref = tableUnder(md, 'A100-SXM4-80GB');
+    expect(ref).toHaveLength(7);
+    expect(GPU_MODELS['a100-80gb'].migProfiles.map(asRef)).toEqual(ref);
+    const sansNameSize = (r: RefRow): Omit<RefRow, 'name' | 'memoryMiB'> => ({
+      id: r.id, max: r.max, sms: r.sms, ce: r.ce, dec: r.dec, jpg: r.jpg, ofa: r.ofa, starts: r.starts, size: r.size,
+    });
+    expect(ref.map(sansNameSize)).toEqual(tableUnder(md, 'A100-SXM4-40GB').map(sansNameSize));
+  });
+
   it('H100-SXM5-80GB table matches the reference exactly', () => {
     const ref = tableUnder(md, 'H100-SXM5-80GB');
     expect(ref).toHaveLength(7);

@@ -1,0 +1,113 @@
+/**
+ * The placement oracle's answers and reasons on hand-picked layouts (the rules of test/reference/mig-profiles.md
+ * and nvml.h), as prepare will ask them: "does this placement still fit given the instances that exist".
+ * Agreement with the mock backend's independent layout check over random layouts is in mig-counters.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { GPU_MODELS } from '../../src/gpu/mock/index.js';
+import {
+  fitsHardwareRules, hasMediaExtensions, layoutViolations, placementOfDeviceName, placementOfInstance, possiblePlacements, type MigGeometry,
+  type MigPlacement, type MigProfileSpec,
+} from '../../src/model/mig-placements.js';
+import { dynamicSlices, geometryOf, instanceAt, nodeOf, onWire } from '../helpers/dynamic-mig.js';
+
+const h100 = geometryOf('h100-80gb');
+const profile = (g: MigGeometry, name: string): MigProfileSpec => {
+  const p = g.profiles.find((x) => x.name === name);
+  if (p === undefined) throw new Error(`no profile ${name}`);
+  return p;
+};
+const at = (name: string, start: number, g: MigGeometry = h100): MigPlacement => ({ profile: profile(g, name), start });
+
+describe('fitsHardwareRules (H100-80GB)', () => {
+  it('accepts a placement on free memory slices, and the whole GPU on an empty GPU', () => {
+    expect(fitsHardwareRules(h100, [at('3g.40gb', 0)], at('3g.40gb', 4))).toEqual({ ok: true });
+    expect(fitsHardwareRules(h100, [at('4g.40gb', 0), at('2g.20gb', 4)], at('1g.10gb+me', 6))).toEqual({ ok: true });
+    expect(fitsHardwareRules(h100, [], 'whole-gpu')).toEqual({ ok: true });
+  });
+
+  it('refuses an overlap, naming both instances and the memory slice', () => {
+    expect(fitsHardwareRules(h100, [at('1g.10gb', 5)], at('3g.40gb', 4))).toEqual({
+      ok: false,
+      rule: 'memory-slices',
+      reason: '3g.40gb (GI profile 9) at 4:4 overlaps 1g.10gb (GI profile 19) at 5:1 in memory slice 5',
+    });
+  });
+
+  it('refuses a second +me instance and a start NVML does not list', () => {
+    const me = fitsHardwareRules(h100, [at('1g.10gb+me', 0)], at('1g.10gb+me', 3));
+    expect(me.ok).toBe(false);
+    expect(!me.ok && [me.rule, me.reason]).toEqual(['media-extensions', '1g.10gb+me (GI profile 20) at 3:1 and 1g.10gb+me (GI profile 20) at 0:1 both ask for the media extensions']);
+    const placement = fitsHardwareRules(h100, [], at('2g.20gb', 1));
+    expect(!placement.ok && placement.rule).toBe('possible-placement');
+    expect(!placement.ok && placement.reason).toContain('starts: 0, 2, 4');
+  });
+
+  it('refuses more instances than the profile allows (a synthetic table: 1g.10gb at most twice)', () => {
+    const two: MigGeometry = { ...h100, profiles: h100.profiles.map((p) => (p.name === '1g.10gb' ? { ...p, maxCount: 2 } : p)) };
+    const r = fitsHardwareRules(two, [at('1g.10gb', 0, two), at('1g.10gb', 1, two)], at('1g.10gb', 2, two));
+    expect(!r.ok && [r.rule, r.reason]).toEqual(['profile-maximum', 'more than 2 instances of 1g.10gb (GI profile 19)']);
+  });
+
+  it('refuses the whole GPU beside an instance, and any instance beside the whole GPU', () => {
+    const r = fitsHardwareRules(h100, [at('1g.10gb', 6)], 'whole-gpu');
+    expect(!r.ok && [r.rule, r.reason]).toEqual(['whole-gpu', 'the whole GPU cannot be used beside MIG instance 1g.10gb (GI profile 19) at 6:1']);
+  });
+
+  it('refuses a GI profile the GPU does not support', () => {
+    const a100Only = at('1g.5gb', 0, geometryOf('a100-40gb'));
+    const r = fitsHardwareRules(h100, [], { ...a100Only, profile: { ...a100Only.profile, id: 99 } });
+    expect(!r.ok && r.rule).toBe('profile-supported');
+  });
+
+  it('does not blame the candidate for what the existing instances already break', () => {
+    // Two overlapping existing instances (impossible on hardware, but a bad report must not block a free slice).
+    expect(fitsHardwareRules(h100, [at('1g.10gb', 0), at('1g.20gb', 0)], at('1g.10gb', 6))).toEqual({ ok: true });
+  });
+
+  it('counts compute slices: a synthetic table with two 4-slice profiles is refused by that rule alone', () => {
+    const p4 = profile(h100, '4g.40gb');
+    const wide: MigGeometry = { ...h100, profiles: [{ ...p4, placementStarts: [0, 4], maxCount: 2 }] };
+    const r = fitsHardwareRules(wide, [{ profile: wide.profiles[0]!, start: 0 }], { profile: wide.profiles[0]!, start: 4 });
+    expect(!r.ok && [r.rule, r.reason]).toEqual(['compute-slices', 'the instances use 8 compute slices, the GPU has 7']);
+  });
+});
+
+describe('the profile tables under the oracle', () => {
+  it.each(Object.keys(GPU_MODELS) as (keyof typeof GPU_MODELS)[])('%s: every possible placement alone is accepted; one +me profile', (model) => {
+    const g = geometryOf(model);
+    for (const p of possiblePlacements(g)) expect(layoutViolations(g, [p])).toEqual([]);
+    expect(g.profiles.filter(hasMediaExtensions)).toHaveLength(1);
+    // The maxima the guide gives are reachable: maxCount instances of each profile fit together.
+    for (const prof of g.profiles) {
+      const layout: MigPlacement[] = [];
+      for (const start of prof.placementStarts) if (layoutViolations(g, [...layout, { profile: prof, start }]).length === 0) layout.push({ profile: prof, start });
+      expect(layout.length, prof.name).toBe(prof.maxCount);
+    }
+  });
+});
+
+describe('what prepare resolves before asking fitsHardwareRules', () => {
+  it('every published placement device name resolves to its placement on its GPU, and nothing else does', () => {
+    const inv = nodeOf('h100-80gb', 2);
+    const names = onWire(dynamicSlices(inv)).flatMap((s) => s.spec.devices ?? []).filter((d) => d.consumesCounters && d.name.startsWith('gpu-1-mig-'));
+    expect(names).toHaveLength(25);
+    for (const d of names) {
+      const p = placementOfDeviceName(h100, 1, d.name);
+      expect(p, d.name).toBeDefined();
+      expect(d.name.endsWith(`-${p!.profile.id}-${p!.start}`)).toBe(true);
+      expect(d.attributes?.['profile']?.string).toBe(p!.profile.name);
+    }
+    expect(placementOfDeviceName(h100, 0, 'gpu-1-mig-1g10gb-19-0')).toBeUndefined();
+    expect(placementOfDeviceName(h100, 1, 'gpu-1')).toBeUndefined();
+    expect(placementOfDeviceName(h100, 1, 'gpu-1-mig-2g20gb-14-1')).toBeUndefined(); // not a possible start
+  });
+
+  it('an existing instance resolves by GI profile ID and placement size, or not at all', () => {
+    const gpu = nodeOf('h100-80gb').gpus[0]!;
+    const mig = instanceAt(gpu, at('3g.40gb', 4), 0);
+    expect(placementOfInstance(h100, mig)).toEqual(at('3g.40gb', 4));
+    expect(placementOfInstance(h100, { ...mig, giProfileId: 42 })).toBeUndefined();
+    expect(placementOfInstance(h100, { ...mig, placement: { start: 4, size: 2 } })).toBeUndefined();
+  });
+});
