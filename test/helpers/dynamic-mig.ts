@@ -4,6 +4,7 @@
  * per-device consumption parsed from the Quantity strings (own parser, not gpulet's `binaryQuantity`), MIG
  * placements parsed from the device names (NVIDIA's `gpu-<minor>-mig-<profile>-<giProfileId>-<start>`).
  */
+import { taintsByUuid } from '../../src/dra/slices/taints.js';
 import type { V1ResourceSlice } from '@kubernetes/client-node';
 import { buildResourceSlices, wireSlice, type SliceSpec } from '../../src/dra/slices/build.js';
 import { dynamicMigPolicy } from '../../src/dra/slices/dynamic-mig.js';
@@ -53,7 +54,10 @@ export function nodeOf(model: GpuModelName, count = 1, existing: readonly MigPla
   return { ...inv, gpus: [gpu0, ...rest] };
 }
 
-/** gpulet's slices of `inventory` with `--mig-mode=<migMode>`, through the production policy. */
+/**
+ * gpulet's slices of `inventory` with `--mig-mode=<migMode>`, through the production policy; the GPUs in
+ * `unhealthy` have a fatal XID 79 (their `<driver>/xid` taint, as the health pipeline makes it).
+ */
 export function dynamicSlices(inventory: Inventory, migMode = 'dynamic', unhealthy?: ReadonlySet<string>): SliceSpec[] {
   const parsed = parseMigMode(migMode);
   if (!parsed.ok) throw new Error(parsed.problem);
@@ -65,7 +69,9 @@ export function dynamicSlices(inventory: Inventory, migMode = 'dynamic', unhealt
     inventory,
     generation: 1,
     ...(policy === undefined ? {} : { dynamicMig: policy }),
-    ...(unhealthy === undefined ? {} : { unhealthy }),
+    ...(unhealthy === undefined
+      ? {}
+      : { taints: taintsByUuid(DEFAULT_DRIVER_NAME, new Map([...unhealthy].map((u) => [u, { xid: { xid: 79, fatal: true, sinceMs: 0, lastMs: 0 } }]))) }),
   });
 }
 

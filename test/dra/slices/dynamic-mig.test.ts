@@ -202,7 +202,11 @@ describe('modes side by side', () => {
     const slices = dynamicSlices(inv, 'dynamic', new Set([inv.gpus[1]!.uuid]));
     assertValid(slices);
     for (const s of onWire(slices)) {
-      for (const d of s.spec.devices ?? []) expect((d.taints?.length ?? 0) > 0, d.name).toBe(d.name.startsWith('gpu-1'));
+      for (const d of s.spec.devices ?? []) {
+        expect((d.taints ?? []).map((t) => `${t.key}=${t.value}:${t.effect}`), d.name).toEqual(
+          d.name.startsWith('gpu-1') ? ['gpu.gpulet.dev/xid=79:NoSchedule'] : [],
+        );
+      }
     }
   });
 });
