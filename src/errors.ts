@@ -44,16 +44,30 @@ export class BackendError extends GpuletError {
   readonly nvmlCode: number | undefined;
   readonly nvmlName: string | undefined;
   readonly library: string | undefined;
+  /** Set by MIG management calls (`GpuBackend.mig`, src/gpu/types.ts): why the call failed. */
+  readonly migCode: MigErrorCode | undefined;
   constructor(
     message: string,
-    details: { nvmlCode?: number; nvmlName?: string; library?: string; cause?: unknown } = {},
+    details: { nvmlCode?: number; nvmlName?: string; library?: string; migCode?: MigErrorCode; cause?: unknown } = {},
   ) {
     super('BACKEND', message, { cause: details.cause });
     this.nvmlCode = details.nvmlCode;
     this.nvmlName = details.nvmlName;
     this.library = details.library;
+    this.migCode = details.migCode;
   }
 }
+
+/** Why a MIG management call failed: NVML's return code by name (`nvmlReturn_t`), or a backend reason. */
+export type MigErrorCode =
+  | 'INSUFFICIENT_RESOURCES' // NVML_ERROR_INSUFFICIENT_RESOURCES: the placement is taken or does not fit
+  | 'IN_USE' // NVML_ERROR_IN_USE: processes run on the instance, or MIG mode cannot change now
+  | 'NOT_SUPPORTED' // NVML_ERROR_NOT_SUPPORTED: no MIG on this GPU / driver, or MIG mode off
+  | 'NO_PERMISSION' // NVML_ERROR_NO_PERMISSION: needs root / CAP_SYS_ADMIN
+  | 'INVALID_ARGUMENT' // NVML_ERROR_INVALID_ARGUMENT: unknown profile or placement
+  | 'NOT_FOUND' // NVML_ERROR_NOT_FOUND: no such GPU or instance
+  | 'RESET_REQUIRED' // NVML_ERROR_RESET_REQUIRED / a pending mode change that needs a GPU reset
+  | 'UNKNOWN';
 
 /** A claim could not be prepared or unprepared. Always names the claim (`namespace/name`, UID). */
 export class ClaimError extends GpuletError {

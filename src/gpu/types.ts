@@ -230,4 +230,51 @@ export interface GpuBackend {
   onHealthEvent(listener: (event: HealthEvent) => void): () => void;
   /** Stop event threads and release the library. Idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * MIG management (dynamic MIG, issue 12): absent where the backend cannot create or destroy instances.
+   * After a successful create or destroy, `inventory()` lists the GPU's MIG devices as they now are.
+   */
+  readonly mig?: MigManager;
+}
+
+/** A GPU instance to create: its GI profile and exact memory-slice placement (`nvmlGpuInstancePlacement_t`). */
+export interface MigPlacementRequest {
+  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`), e.g. 19 for 1g.10gb on H100. */
+  readonly giProfileId: number;
+  /** First memory slice. */
+  readonly start: number;
+  /** Memory slices covered. */
+  readonly size: number;
+}
+
+export type { MigErrorCode } from '../errors.js';
+
+/**
+ * MIG management of one backend (NVML: `nvmlDeviceCreateGpuInstanceWithPlacement`,
+ * `nvmlGpuInstanceCreateComputeInstance`, `nvmlComputeInstanceDestroy`, `nvmlGpuInstanceDestroy`,
+ * `nvmlDeviceGetMigMode`, `nvmlDeviceSetMigMode`). Calls on one GPU are serialised by the backend.
+ * Every rejection is a `BackendError` (src/errors.ts) whose `migCode` is a {@link MigErrorCode}.
+ */
+export interface MigManager {
+  /**
+   * Create a GPU instance of `req.giProfileId` at exactly `req.start` on GPU `gpuUuid`, then one compute
+   * instance spanning it (the GI's full-size CI profile). If the compute instance cannot be made, the GPU
+   * instance is destroyed again before rejecting: no half-made state.
+   * @returns the new MIG device as discovery lists it (UUID, IDs, placement, engines, memory)
+   */
+  createMigDevice(gpuUuid: string, req: MigPlacementRequest): Promise<MigDeviceInfo>;
+  /**
+   * Destroy the compute instances and then GPU instance `gpuInstanceId` of GPU `gpuUuid`. Resolves when the
+   * instance does not exist (NOT_FOUND): idempotent, so recovery can repeat it.
+   */
+  destroyMigDevice(gpuUuid: string, gpuInstanceId: number): Promise<void>;
+  /** The GPU's MIG devices as they are now (read again, not the cached inventory). */
+  listMigDevices(gpuUuid: string): Promise<MigDeviceInfo[]>;
+  /** Current and pending MIG mode (`nvmlDeviceGetMigMode`). */
+  migMode(gpuUuid: string): Promise<{ readonly current: boolean; readonly pending: boolean }>;
+  /**
+   * Set MIG mode (`nvmlDeviceSetMigMode`). `resetRequired` when the new mode is pending until a GPU reset
+   * (A100 class; `activationStatus` NVML_ERROR_RESET_REQUIRED or pending != current).
+   */
+  setMigMode(gpuUuid: string, enabled: boolean): Promise<{ readonly current: boolean; readonly pending: boolean; readonly resetRequired: boolean }>;
 }
