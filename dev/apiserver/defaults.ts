@@ -5,7 +5,9 @@
  * - `ExactDeviceRequest` and `DeviceSubRequest` (ResourceClaim, ResourceClaimTemplate): `allocationMode`
  *   defaults to `ExactCount`, and `count` to 1 when the mode is `ExactCount` and count is 0 or unset;
  * - `DeviceToleration.operator` defaults to `Equal`;
- * - `DeviceTaint.timeAdded` (ResourceSlice devices) defaults to now, truncated to the second;
+ * - `DeviceTaint.timeAdded` (ResourceSlice devices) defaults to now, truncated to the second; a given one is
+ *   stored as `metav1.Time` encodes it (apimachinery `pkg/apis/meta/v1/time.go` MarshalJSON: UTC, RFC 3339,
+ *   fractional seconds dropped), e.g. `2023-11-14T22:13:20.123+01:00` → `2023-11-14T21:13:20Z`;
  * - a ResourceClaimTemplate's `spec.metadata` is `{}` when absent (a struct the Go types always serialise).
  */
 import type { KubeObject } from './types.js';
@@ -35,6 +37,20 @@ function defaultDeviceClaim(devices: unknown): void {
   }
 }
 
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
+
+/** RFC 3339 in UTC, whole seconds (truncated, as Go's `Time.Format(time.RFC3339)`). */
+function seconds(d: Date): string {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A `metav1.Time` value as the real server stores it; anything that is not RFC 3339 is left for validation. */
+function asMetaTime(v: unknown): unknown {
+  if (typeof v !== 'string' || !RFC3339.test(v)) return v;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? v : seconds(d);
+}
+
 /** Apply the scheme defaults of `kind` to `obj` (mutates it). `now` is the clock for `timeAdded`. */
 export function applyDefaults(kind: string, obj: KubeObject, now: Date = new Date()): void {
   const spec = recOrUndefined(obj['spec']);
@@ -49,8 +65,13 @@ export function applyDefaults(kind: string, obj: KubeObject, now: Date = new Dat
       if (spec['metadata'] === undefined) spec['metadata'] = {};
       break;
     case 'ResourceSlice': {
-      const added = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-      for (const d of items(spec['devices'])) for (const t of items(d['taints'])) if (t['timeAdded'] === undefined || t['timeAdded'] === null) t['timeAdded'] = added;
+      const added = seconds(now);
+      for (const d of items(spec['devices'])) {
+        for (const t of items(d['taints'])) {
+          if (t['timeAdded'] === undefined || t['timeAdded'] === null) t['timeAdded'] = added;
+          else t['timeAdded'] = asMetaTime(t['timeAdded']);
+        }
+      }
       break;
     }
     default:

@@ -107,6 +107,9 @@ export interface RunningPod {
   readonly cdiIds: readonly string[];
 }
 
+/** `waitRunning`'s claim name for the claim the scheduler made for a pod's extended resources (KEP-5004). */
+export const EXTENDED_RESOURCE_CLAIM = '<extended resources>';
+
 /** Wait until pod `name` runs with its CDI annotation; return it with its claim `claimName` (pod-level name) and allocation. */
 export async function waitRunning(kc: KubeConfig, name: string, claimName = 'gpu', timeoutMs = POD_TIMEOUT_MS): Promise<RunningPod> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -117,7 +120,11 @@ export async function waitRunning(kc: KubeConfig, name: string, claimName = 'gpu
     },
     { what: `pod ${name} to run with its CDI devices`, timeoutMs, detail: () => `pod ${name}` },
   );
-  const generated = pod.status?.resourceClaimStatuses?.find((s) => s.name === claimName)?.resourceClaimName;
+  // KEP-5004: a pod that asks for a DeviceClass's extended resource has the claim the scheduler made for it in
+  // status.extendedResourceClaimStatus (claimName EXTENDED_RESOURCE_CLAIM).
+  const generated = claimName === EXTENDED_RESOURCE_CLAIM
+    ? pod.status?.extendedResourceClaimStatus?.resourceClaimName
+    : pod.status?.resourceClaimStatuses?.find((s) => s.name === claimName)?.resourceClaimName;
   if (generated === undefined) throw new Error(`pod ${name} runs but names no claim for ${claimName}`);
   const claim = await kc.makeApiClient(ResourceV1Api).readNamespacedResourceClaim({ namespace: 'default', name: generated });
   const results = claim.status?.allocation?.devices?.results ?? [];

@@ -34,7 +34,7 @@ import { celDevice, deviceSelectorEnv, selects } from '../helpers/cel.js';
 import { exampleDocs, installDocs, type K8sObject } from '../helpers/manifests.js';
 import { BUILD_TIMEOUT_MS, buildCluster, clusterUnavailable, START_TIMEOUT_MS, startCluster, type UpstreamCluster } from '../helpers/upstream-cluster.js';
 import {
-  claimTemplate, createAll, deletePods, DRIVER, podWithTemplate, publishedDevices, startGpulet, waitRunning, waitUnschedulable,
+  claimTemplate, createAll, deletePods, DRIVER, EXTENDED_RESOURCE_CLAIM, podWithTemplate, publishedDevices, startGpulet, waitRunning, waitUnschedulable,
   type RequestSpec, type RunningPod,
 } from '../helpers/upstream-pods.js';
 import { manyGpus } from '../helpers/slices.js';
@@ -153,6 +153,21 @@ describe.skipIf(unavailable !== undefined)("the real kube-scheduler allocating g
 
     const allocated = new Set<string>();
     for (const pod of pods) {
+      if ((pod.spec?.resourceClaims ?? []).length === 0) {
+        // KEP-5004: the pod asks for an extended resource; the class that names it is the request's class, and
+        // the scheduler makes the claim (request names: one per container request, from extendedResourceClaimStatus).
+        const limits = Object.keys(pod.spec!.containers[0]!.resources?.limits ?? {});
+        const className = installDocs()
+          .filter((d) => d.obj.kind === 'DeviceClass')
+          .find((d) => limits.includes((d.obj['spec'] as { extendedResourceName?: string }).extendedResourceName ?? ''))?.obj.metadata.name;
+        expect(className, `a DeviceClass names one of ${limits.join(', ')}`).toBeDefined();
+        const run = await waitRunning(cluster.admin, pod.metadata!.name!, EXTENDED_RESOURCE_CLAIM);
+        const request = run.pod.status!.extendedResourceClaimStatus!.requestMappings[0]!.requestName;
+        const device = await expectAllocatedWithin(run, { deviceClassName: className! }, request);
+        expect(inventoryEntry(device).kind).toBe('gpu');
+        allocated.add(run.device.device);
+        continue;
+      }
       const podClaim = pod.spec!.resourceClaims![0]!;
       const template = templates.find((t) => t.metadata.name === podClaim.resourceClaimTemplateName)!;
       const [request] = requestsOf(template);

@@ -212,6 +212,9 @@ describe('embedded API server REST semantics', () => {
       const ok = await call('POST', SLICES, slice('v-ok', { devices: [{ name: 'g', taints: [{ key: 'k', effect: 'NoSchedule' }] }] }));
       expect(ok.status).toBe(201);
       expect(ok.body.spec.devices[0].taints[0].timeAdded).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/); // defaulted
+      // A given time is stored as metav1.Time encodes it: UTC, whole seconds (what @kubernetes/client-node sends has ms).
+      const given = await call('POST', SLICES, slice('v-time', { devices: [{ name: 'g', taints: [{ key: 'k', effect: 'NoSchedule', timeAdded: '2023-11-14T23:13:20.999+01:00' }] }] }));
+      expect(given.body.spec.devices[0].taints[0].timeAdded).toBe('2023-11-14T22:13:20Z');
       expect(ok.body.metadata.generation).toBe(1);
       const moved = await call('PUT', `${SLICES}/v-ok`, { ...ok.body, spec: { ...ok.body.spec, driver: 'other.gpulet.dev', nodeName: 'n2' } });
       expect(fields(moved.body)).toEqual(['FieldValueInvalid@spec.driver', 'FieldValueInvalid@spec.nodeName']); // immutable
