@@ -6,8 +6,9 @@
  * chart rendered them, `helm upgrade` to other values (driver userspace auto on a GPU Operator root, another
  * driver name and extended resource name, no NetworkPolicy) changes exactly those objects, and
  * `helm uninstall` removes every object it created. The real PodSecurity admission (the namespace warns at
- * baseline) names hostPath volumes as the only baseline control the agent's pod breaks, with and without the
- * driver userspace mounts.
+ * baseline) names hostPath volumes as the only baseline control the agent's pod breaks, naming exactly the
+ * volumes rendered (the default's driver userspace mounts on the host root, the upgrade's under the GPU
+ * Operator root).
  *
  * Skipped with a notice only where Go is absent (neither the cluster nor helm can be built then).
  */
