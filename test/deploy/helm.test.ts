@@ -10,7 +10,8 @@
  *   only ones src/ uses, and an environment the agent's own configuration loader parses;
  * - for each driver userspace source, the DaemonSet mounts exactly what that source reads, read-only;
  * - non-default values (driver name, extended resource name, NetworkPolicy off, port, image, scheduling)
- *   reach the objects that carry them, checked by evaluating the DeviceClass and admission-policy CEL;
+ *   reach the objects that carry them, checked by evaluating the DeviceClass and both admission policies' CEL
+ *   (ResourceSlices; claims' status.devices) and by the per-driver RBAC rule's resourceNames;
  * - values.schema.json and the templates refuse what must not be installed.
  */
 import { readFileSync } from 'node:fs';
@@ -41,20 +42,13 @@ const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kuber
  * equality ignores the field only while daemonset/ lacks it; once daemonset/ has it, the values are compared
  * and a test below asks for the entry to be removed.
  */
-const AHEAD_OF_DAEMONSET: ReadonlyArray<{ object: string; path: readonly string[]; why: string }> = [
-  {
-    object: 'DeviceClass/gpu.gpulet.dev',
-    path: ['spec', 'extendedResourceName'],
-    why: 'issue 11: DeviceClass spec.extendedResourceName gpulet.dev/gpu (KEP-5004) is being added to daemonset/06-deviceclasses.yaml',
-  },
-];
+const AHEAD_OF_DAEMONSET: ReadonlyArray<{ object: string; path: readonly string[]; why: string }> = [];
 
 /**
- * Environment variables the chart sets that the agent's configuration (src/config.ts) does not know yet:
- * issue 11 item 1 adds them (--driver-userspace, --nvidia-driver-root, --container-driver-root, named as
- * NVIDIA's driver names them). A test below asks for each to be removed here once src/config.ts reads it.
+ * Environment variables the chart sets that the agent's configuration (src/config.ts) does not know yet
+ * (added there by a change in flight). A test below asks for each to be removed here once src/config.ts reads it.
  */
-const PENDING_AGENT_ENV = ['GPULET_DRIVER_USERSPACE', 'NVIDIA_DRIVER_ROOT', 'CONTAINER_DRIVER_ROOT'];
+const PENDING_AGENT_ENV: readonly string[] = [];
 /** Environment variables the NVIDIA Container Toolkit reads from a container (runtimeClassName nvidia). */
 const NVIDIA_TOOLKIT_ENV = ['NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES', 'NVIDIA_MIG_MONITOR_DEVICES'];
 
@@ -299,32 +293,28 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
       cdi: '/var/run/cdi',
       state: '/var/lib/gpulet',
     };
+    /** What discover reads besides the library directory, as paths under the driver root (values.yaml, daemonset/07). */
+    const DISCOVER = {
+      '/etc/ld.so.cache': '/driver-root/etc/ld.so.cache',
+      '/usr/bin': '/driver-root/usr/bin',
+      '/lib/firmware/nvidia': '/driver-root/lib/firmware/nvidia',
+      '/var/run/nvidia-persistenced': '/driver-root/var/run/nvidia-persistenced',
+      '/var/run/nvidia-fabricmanager': '/driver-root/var/run/nvidia-fabricmanager',
+      '/tmp/nvidia-mps': '/driver-root/tmp/nvidia-mps',
+    };
+    const under = (root: string, m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([h, c]) => [path.posix.join(root, h), c]));
+    const LIBS = { '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu' };
+    const TOOLKIT = { '/etc/cdi': '/etc/cdi' };
     /** Read-only host mounts per source: host path -> container path (the facts of values.yaml's documentation). */
     const READ_ONLY: Record<string, Record<string, string>> = {
-      'default values': { '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu' },
-      'driverUserspace none': { '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu' },
-      'driverUserspace toolkit': { '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu', '/etc/cdi': '/etc/cdi' },
-      'driverUserspace discover, driver on the host': {
-        '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu',
-        '/etc/ld.so.cache': '/driver-root/etc/ld.so.cache',
-        '/usr/bin': '/driver-root/usr/bin',
-        '/lib/firmware/nvidia': '/driver-root/lib/firmware/nvidia',
-        '/run/nvidia-persistenced': '/driver-root/run/nvidia-persistenced',
-      },
-      'driverUserspace discover, GPU Operator driver root': {
-        '/run/nvidia/driver/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu',
-        '/run/nvidia/driver/etc/ld.so.cache': '/driver-root/etc/ld.so.cache',
-        '/run/nvidia/driver/usr/bin': '/driver-root/usr/bin',
-        '/run/nvidia/driver/lib/firmware/nvidia': '/driver-root/lib/firmware/nvidia',
-        '/run/nvidia/driver/run/nvidia-persistenced': '/driver-root/run/nvidia-persistenced',
-      },
+      'default values': { ...LIBS, ...DISCOVER, ...TOOLKIT },
+      'driverUserspace none': LIBS,
+      'driverUserspace toolkit': { ...LIBS, ...TOOLKIT },
+      'driverUserspace discover, driver on the host': { ...LIBS, ...DISCOVER },
+      'driverUserspace discover, GPU Operator driver root': under('/run/nvidia/driver', { ...LIBS, ...DISCOVER }),
       'driverUserspace auto, GPU Operator driver root, RHEL library dir': {
-        '/run/nvidia/driver/usr/lib64': '/driver-root/usr/lib64',
-        '/run/nvidia/driver/etc/ld.so.cache': '/driver-root/etc/ld.so.cache',
-        '/run/nvidia/driver/usr/bin': '/driver-root/usr/bin',
-        '/run/nvidia/driver/lib/firmware/nvidia': '/driver-root/lib/firmware/nvidia',
-        '/run/nvidia/driver/run/nvidia-persistenced': '/driver-root/run/nvidia-persistenced',
-        '/etc/cdi': '/etc/cdi',
+        ...under('/run/nvidia/driver', { '/usr/lib64': '/driver-root/usr/lib64', ...DISCOVER }),
+        ...TOOLKIT,
       },
       'mock backend, no runtime class': {},
     };
@@ -337,8 +327,10 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
       // and every driver mount is the host path under the driver root at the same place under the container's.
       const env = resolvedEnv(podOf(render(variant)).container.env ?? []);
       const values = VARIANTS[variant]!;
-      expect(env['GPULET_DRIVER_USERSPACE']).toBe(values['driverUserspace']);
-      const readsRoot = values['driverUserspace'] === 'discover' || values['driverUserspace'] === 'auto';
+      const source = values['backend'] === 'mock' ? 'none' : (values['driverUserspace'] ?? 'auto');
+      expect(env['GPULET_DRIVER_USERSPACE']).toBe(source);
+      expect(configOf(render(variant)).driverUserspace).toBe(source);
+      const readsRoot = source === 'discover' || source === 'auto';
       expect([env['NVIDIA_DRIVER_ROOT'], env['CONTAINER_DRIVER_ROOT']]).toEqual(readsRoot ? [values['nvidiaDriverRoot'] ?? '/', '/driver-root'] : [undefined, undefined]);
       if (readsRoot) {
         const hostRoot = env['NVIDIA_DRIVER_ROOT']!;
@@ -375,12 +367,47 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
     });
 
     it('the admission policy lets the agent write its own node\'s slices of driver gpu.example.com only', () => {
-      const policy = findOne<{ spec: PolicySpec }>(docs(), 'ValidatingAdmissionPolicy');
+      const policy = findOne<{ spec: PolicySpec }>(docs(), 'ValidatingAdmissionPolicy', 'gpulet-resourceslices');
       const request = { operation: 'CREATE' as const, userInfo: { username: `system:serviceaccount:${RELEASE_NAMESPACE}:gpulet`, extra: { 'authentication.kubernetes.io/node-name': ['node-a'] } } };
       const slice = (driver: string, node: string) => ({ spec: { driver, nodeName: node } });
       expect(admit(policy.spec, request, slice(DRIVER, 'node-a'), null)).toEqual({ applies: true, denied: [] });
       expect(admit(policy.spec, request, slice('gpu.gpulet.dev', 'node-a'), null).denied).toEqual([`gpulet may only write ResourceSlices of driver ${DRIVER}, not 'gpu.gpulet.dev'`]);
       expect(admit(policy.spec, request, slice(DRIVER, 'node-b'), null).denied).toHaveLength(1);
+    });
+
+    it("the claim-status policy lets the agent write driver gpu.example.com's status.devices entries only, on its own node's claims", () => {
+      const policy = findOne<{ spec: PolicySpec }>(docs(), 'ValidatingAdmissionPolicy', 'gpulet-resourceclaim-status');
+      const binding = findOne<{ spec: { policyName: string; validationActions: string[] } }>(docs(), 'ValidatingAdmissionPolicyBinding', 'gpulet-resourceclaim-status');
+      expect(binding.spec).toEqual({ policyName: 'gpulet-resourceclaim-status', validationActions: ['Deny', 'Audit'] });
+      const request = { operation: 'UPDATE' as const, userInfo: { username: `system:serviceaccount:${RELEASE_NAMESPACE}:gpulet`, extra: { 'authentication.kubernetes.io/node-name': ['node-a'] } } };
+      const claim = (node: string, devices: unknown[]) => ({
+        status: {
+          allocation: {
+            devices: { results: [{ request: 'gpu', driver: DRIVER, pool: node, device: 'gpu-0' }] },
+            nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }] },
+          },
+          devices,
+        },
+      });
+      const entry = (driver: string) => ({ driver, pool: 'node-a', device: 'gpu-0', data: { uuid: 'GPU-1' } });
+      expect(admit(policy.spec, request, claim('node-a', [entry(DRIVER)]), claim('node-a', []))).toEqual({ applies: true, denied: [] });
+      // The default driver's entries are another driver's now.
+      expect(admit(policy.spec, request, claim('node-a', [entry('gpu.gpulet.dev')]), claim('node-a', [])).denied).toEqual([
+        `gpulet may only write status.devices entries of driver ${DRIVER}`,
+      ]);
+      expect(admit(policy.spec, request, claim('node-b', [entry(DRIVER)]), claim('node-b', [])).denied).toEqual([
+        "gpulet running on node 'node-a' may only write status.devices of claims allocated on that node, not on 'node-b'",
+      ]);
+    });
+
+    it("RBAC grants the per-driver status check (resourceclaims/driver, associated-node:patch) for driver gpu.example.com only", () => {
+      const role = findOne<V1ClusterRole>(docs(), 'ClusterRole');
+      expect((role.rules ?? []).filter((r) => r.resources?.includes('resourceclaims/driver'))).toEqual([
+        { apiGroups: ['resource.k8s.io'], resources: ['resourceclaims/driver'], resourceNames: [DRIVER], verbs: ['associated-node:patch'] },
+      ]);
+      expect((role.rules ?? []).filter((r) => r.resources?.includes('resourceclaims/status'))).toEqual([
+        { apiGroups: ['resource.k8s.io'], resources: ['resourceclaims/status'], verbs: ['patch'] },
+      ]);
     });
 
     it('the agent runs as driver gpu.example.com, in its own kubelet plugin directory', () => {

@@ -6,8 +6,9 @@
  * chart rendered them, `helm upgrade` to other values (driver userspace auto on a GPU Operator root, another
  * driver name and extended resource name, no NetworkPolicy) changes exactly those objects, and
  * `helm uninstall` removes every object it created. The real PodSecurity admission (the namespace warns at
- * baseline) names hostPath volumes as the only baseline control the agent's pod breaks, with and without the
- * driver userspace mounts.
+ * baseline) names hostPath volumes as the only baseline control the agent's pod breaks, naming exactly the
+ * volumes rendered (the default's driver userspace mounts on the host root, the upgrade's under the GPU
+ * Operator root).
  *
  * Skipped with a notice only where Go is absent (neither the cluster nor helm can be built then).
  */
@@ -38,6 +39,11 @@ function chartWithoutKubeVersion(): string {
   writeFileSync(chartYaml, without);
   return dir;
 }
+/** The DaemonSet's hostPath volumes with driver userspace auto (the default, and the upgrade's on another root). */
+const DRIVER_USERSPACE_VOLUMES = [
+  'plugins-registry', 'plugin-dir', 'cdi', 'state', 'driver-libraries', 'driver-ld-cache', 'driver-binaries', 'driver-firmware',
+  'driver-persistenced', 'driver-fabricmanager', 'driver-mps', 'toolkit-cdi-0',
+];
 const UPGRADE = {
   driverUserspace: 'auto',
   nvidiaDriverRoot: '/run/nvidia/driver',
@@ -69,7 +75,7 @@ describe.skipIf(unavailable !== undefined)('helm install of the chart into the r
   it('installs with default values: the API server stores every object the chart renders, as rendered', async () => {
     const res = await helmAt(['install', 'gpulet', CHART]);
     expect(res.ok, res.stderr).toBe(true);
-    expect(warnings(res.stderr)).toEqual([hostPathWarning(['plugins-registry', 'plugin-dir', 'cdi', 'state', 'driver-libraries'])]);
+    expect(warnings(res.stderr)).toEqual([hostPathWarning(DRIVER_USERSPACE_VOLUMES)]);
     const objects = KubernetesObjectApi.makeApiClient(admin);
     for (const { obj } of await renderChart()) {
       const stored = await objects.read({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name, ...(obj.metadata.namespace === undefined ? {} : { namespace: obj.metadata.namespace }) } });
@@ -87,7 +93,7 @@ describe.skipIf(unavailable !== undefined)('helm install of the chart into the r
     const res = await helmAt(['upgrade', 'gpulet', CHART], UPGRADE);
     expect(res.ok, res.stderr).toBe(true);
     expect(warnings(res.stderr)).toEqual([
-      hostPathWarning(['plugins-registry', 'plugin-dir', 'cdi', 'state', 'driver-libraries', 'driver-ld-cache', 'driver-binaries', 'driver-firmware', 'driver-persistenced', 'toolkit-cdi-0']),
+      hostPathWarning(DRIVER_USERSPACE_VOLUMES),
     ]);
     const resource = admin.makeApiClient(ResourceV1Api);
     const names = (await resource.listDeviceClass()).items.map((c) => c.metadata?.name).sort();

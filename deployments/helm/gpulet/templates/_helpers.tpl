@@ -43,13 +43,17 @@ system:serviceaccount:{{ include "gpulet.namespace" . }}:gpulet
 {{ .Values.deviceClasses.mig.name | default (printf "mig.%s" (trimPrefix "gpu." .Values.driverName)) }}
 {{- end }}
 
+{{/* The driver userspace source the agent runs with: driverUserspace, none with the mock backend (no driver). */}}
+{{- define "gpulet.driverUserspace" -}}
+{{- if eq .Values.backend "mock" }}none{{ else }}{{ .Values.driverUserspace }}{{ end -}}
+{{- end }}
 {{/* Does the agent read the driver's userspace under the driver root (discover, auto)? "true" or "". */}}
 {{- define "gpulet.readsDriverRoot" -}}
-{{- if has .Values.driverUserspace (list "auto" "discover") }}true{{ end -}}
+{{- if has (include "gpulet.driverUserspace" .) (list "auto" "discover") }}true{{ end -}}
 {{- end }}
 {{/* Does the agent read the NVIDIA Container Toolkit's CDI specs (toolkit, auto)? "true" or "". */}}
 {{- define "gpulet.readsToolkitSpecs" -}}
-{{- if has .Values.driverUserspace (list "auto" "toolkit") }}true{{ end -}}
+{{- if has (include "gpulet.driverUserspace" .) (list "auto" "toolkit") }}true{{ end -}}
 {{- end }}
 
 {{/*
