@@ -200,6 +200,20 @@ describe('native MIG management on the fake libnvidia-ml', () => {
     expect((await session.readGpu(0)).migDevices).toEqual([]);
   });
 
+  it('runs off the JS thread: the event loop turns while a (slow) creation is in flight', async () => {
+    await writeFakeFaults(machine.files.faultsPath, { slowMs: { nvmlDeviceCreateGpuInstanceWithPlacement: 2000 } });
+    let done = false;
+    const p = profile('1g.10gb');
+    const creating = session.createMigDevice(0, p.id, 0, p.placementSize).then((r) => {
+      done = true;
+      return r;
+    });
+    // A blocking call would have finished (and its promise settled) before the next event-loop turn.
+    const doneAtNextTurn = await new Promise<boolean>((resolve) => setImmediate(() => resolve(done)));
+    expect(doneAtNextTurn).toBe(false);
+    expect((await creating).gpu.migDevices).toHaveLength(1);
+  });
+
   it('an unknown GPU index is an error naming it, not a crash', async () => {
     await expect(session.readGpu(99)).rejects.toThrow(/no readable GPU at discovery index 99/);
   });
