@@ -73,6 +73,8 @@ export class NvmlBackend implements GpuBackend {
   private discovery: NvmlDiscovery | undefined;
   /** Per GPU UUID: its MIG profiles with possible placements (NVML, while MIG mode is on). */
   private profiles = new Map<string, readonly NvmlMigProfile[]>();
+  /** Mapping problems already logged (bounded by the devices and profiles of the node). */
+  private readonly logged = new Set<string>();
   /** MIG management (issue 12): create / destroy at exact placements, MIG mode. */
   readonly mig: MigManager;
 
@@ -145,7 +147,11 @@ export class NvmlBackend implements GpuBackend {
       const gpu = mapped.inventory.gpus.find((x) => x.uuid === g.uuid);
       if (gpu) profiles.set(gpu.uuid, mapMigProfiles(g, gpu.memoryBytes, problems));
     }
-    for (const p of problems) this.opts.logger?.warn({ library: this.library }, `nvml: left out ${p}`);
+    for (const p of problems) {
+      if (this.logged.has(p)) continue; // once per process: a MIG change maps every GPU again
+      this.logged.add(p);
+      this.opts.logger?.warn({ library: this.library }, `nvml: left out ${p}`);
+    }
     this.inv = mapped.inventory;
     this.profiles = profiles;
   }
