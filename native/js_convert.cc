@@ -32,6 +32,7 @@ Napi::Object ProfileToJs(Napi::Env env, const GiProfileFacts& p) {
   o.Set("id", p.id);
   o.Set("name", p.name);
   o.Set("sliceCount", p.slice_count);
+  o.Set("instanceCount", p.instance_count);
   o.Set("multiprocessorCount", p.multiprocessor_count);
   o.Set("copyEngineCount", p.copy_engine_count);
   o.Set("decoderCount", p.decoder_count);
@@ -39,6 +40,14 @@ Napi::Object ProfileToJs(Napi::Env env, const GiProfileFacts& p) {
   o.Set("jpegCount", p.jpeg_count);
   o.Set("ofaCount", p.ofa_count);
   o.Set("memorySizeMB", Napi::Number::New(env, static_cast<double>(p.memory_size_mb)));
+  Napi::Array placements = Napi::Array::New(env, p.placements.size());
+  for (size_t i = 0; i < p.placements.size(); i++) {
+    Napi::Object pl = Napi::Object::New(env);
+    pl.Set("start", p.placements[i].start);
+    pl.Set("size", p.placements[i].size);
+    placements.Set(static_cast<uint32_t>(i), pl);
+  }
+  o.Set("placements", placements);
   return o;
 }
 
@@ -89,11 +98,16 @@ Napi::Object GpuToJs(Napi::Env env, const Library& lib, const GpuFacts& g) {
   Napi::Array migs = Napi::Array::New(env, g.migs.size());
   for (size_t j = 0; j < g.migs.size(); j++) migs.Set(static_cast<uint32_t>(j), MigToJs(env, lib, g.migs[j]));
   o.Set("migDevices", migs);
+  Napi::Array profiles = Napi::Array::New(env, g.profiles.size());
+  for (size_t j = 0; j < g.profiles.size(); j++) profiles.Set(static_cast<uint32_t>(j), ProfileToJs(env, g.profiles[j]));
+  o.Set("migProfiles", profiles);
   SetErrors(env, lib, o, g.errors, true);
   return o;
 }
 
 }  // namespace
+
+Napi::Object GpuFactsToJs(Napi::Env env, const Library& lib, const GpuFacts& g) { return GpuToJs(env, lib, g); }
 
 Napi::Value MakeNvmlError(Napi::Env env, const Library& lib, const Failure& failure) {
   std::string message = lib.ErrorString(failure.code);

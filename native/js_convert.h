@@ -19,6 +19,9 @@ struct AddonData {
 // An instance of the registered error class (a plain Error with code/name/nvmlFunction when none is set).
 Napi::Value MakeNvmlError(Napi::Env env, const Library& lib, const Failure& failure);
 
+// One GPU's facts, as in DiscoveryToJs's `gpus` (after a MIG change).
+Napi::Object GpuFactsToJs(Napi::Env env, const Library& lib, const GpuFacts& g);
+
 Napi::Object DiscoveryToJs(Napi::Env env, const Library& lib, const Discovery& d);
 Napi::Object ReadingToJs(Napi::Env env, const Library& lib, const Reading& r);
 

@@ -60,6 +60,7 @@ extern "C" {
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
 typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
+typedef struct nvmlComputeInstance_st *nvmlComputeInstance_t;
 typedef struct nvmlEventSet_st *nvmlEventSet_t;
 
 /* ---------------------------------------------------------------------------------------------------
@@ -368,6 +369,40 @@ typedef struct nvmlDeviceAddressingMode_v1_st {
 #define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2 0x9 /* @since 12.0 */
 /** Profile indexes gpulet scans: 0 .. GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN-1 (NVML 12.x PROFILE_COUNT). */
 #define GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN 10
+/** Most possible placements of one GI profile (nvmlDeviceGetGpuInstancePossiblePlacements_v2): 8 memory slices. */
+#define GPULET_NVML_MAX_PLACEMENTS 8
+
+/* Compute-instance profile INDEX (argument of nvmlGpuInstanceGetComputeInstanceProfileInfoV), by compute slices. */
+#define NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE 0x0
+#define NVML_COMPUTE_INSTANCE_PROFILE_2_SLICE 0x1
+#define NVML_COMPUTE_INSTANCE_PROFILE_3_SLICE 0x2
+#define NVML_COMPUTE_INSTANCE_PROFILE_4_SLICE 0x3
+#define NVML_COMPUTE_INSTANCE_PROFILE_7_SLICE 0x4
+#define NVML_COMPUTE_INSTANCE_PROFILE_8_SLICE 0x5
+#define NVML_COMPUTE_INSTANCE_PROFILE_6_SLICE 0x6
+/** Compute-instance profile indexes gpulet scans: 0 .. GPULET_NVML_COMPUTE_INSTANCE_PROFILE_SCAN-1 (11.8 PROFILE_COUNT). */
+#define GPULET_NVML_COMPUTE_INSTANCE_PROFILE_SCAN 7
+/** Engine profile: every engine but the multiprocessors shared between the GI's compute instances. */
+#define NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED 0x0
+/** Compute instances of one profile gpulet lists per GI (nvmlGpuInstanceGetComputeInstances): at most 8 (8 slices). */
+#define GPULET_NVML_MAX_COMPUTE_INSTANCES 8
+
+/** nvmlGpuInstanceGetComputeInstanceProfileInfoV: `version` must be nvmlComputeInstanceProfileInfo_v2. */
+typedef struct nvmlComputeInstanceProfileInfo_v2_st {
+  unsigned int version;
+  unsigned int id;
+  unsigned int sliceCount;
+  unsigned int instanceCount;
+  unsigned int multiprocessorCount;
+  unsigned int sharedCopyEngineCount;
+  unsigned int sharedDecoderCount;
+  unsigned int sharedEncoderCount;
+  unsigned int sharedJpegCount;
+  unsigned int sharedOfaCount;
+  char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+} nvmlComputeInstanceProfileInfo_v2_t;
+
+#define nvmlComputeInstanceProfileInfo_v2 NVML_STRUCT_VERSION(ComputeInstanceProfileInfo, 2)
 
 /* Event masks, clock-event reasons, field IDs, the function-pointer typedefs and the symbol table. */
 #include "nvml_abi_calls.h"

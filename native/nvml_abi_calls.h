@@ -133,6 +133,14 @@ typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceById_fn)(nvmlDevice_t device, uns
 typedef nvmlReturn_t (*nvmlGpuInstanceGetInfo_fn)(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfoV_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_v2_t *info);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfo_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_t *info);
+typedef nvmlReturn_t (*nvmlDeviceSetMigMode_fn)(nvmlDevice_t device, unsigned int mode, nvmlReturn_t *activationStatus);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstancePossiblePlacements_v2_fn)(nvmlDevice_t device, unsigned int profileId, nvmlGpuInstancePlacement_t *placements, unsigned int *count);
+typedef nvmlReturn_t (*nvmlDeviceCreateGpuInstanceWithPlacement_fn)(nvmlDevice_t device, unsigned int profileId, const nvmlGpuInstancePlacement_t *placement, nvmlGpuInstance_t *gpuInstance);
+typedef nvmlReturn_t (*nvmlGpuInstanceDestroy_fn)(nvmlGpuInstance_t gpuInstance);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstanceProfileInfoV_fn)(nvmlGpuInstance_t gpuInstance, unsigned int profile, unsigned int engProfile, nvmlComputeInstanceProfileInfo_v2_t *info);
+typedef nvmlReturn_t (*nvmlGpuInstanceCreateComputeInstance_fn)(nvmlGpuInstance_t gpuInstance, unsigned int profileId, nvmlComputeInstance_t *computeInstance);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstances_fn)(nvmlGpuInstance_t gpuInstance, unsigned int profileId, nvmlComputeInstance_t *computeInstances, unsigned int *count);
+typedef nvmlReturn_t (*nvmlComputeInstanceDestroy_fn)(nvmlComputeInstance_t computeInstance);
 typedef nvmlReturn_t (*nvmlDeviceGetSupportedEventTypes_fn)(nvmlDevice_t device, unsigned long long *eventTypes);
 typedef nvmlReturn_t (*nvmlEventSetCreate_fn)(nvmlEventSet_t *set);
 typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set);
@@ -147,6 +155,9 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
  * (nvmlMemory_v2_t vs nvmlMemory_t) and nvmlDeviceGetGpuInstanceProfileInfoV →
  * nvmlDeviceGetGpuInstanceProfileInfo (v2 vs v1 struct): callers must keep the two pointers apart.
  * nvmlDeviceGetCurrentClocksEventReasons (NVML 12.2+) falls back to the same-signature ThrottleReasons name.
+ * The MIG management calls (nvmlDeviceSetMigMode .. nvmlComputeInstanceDestroy, NVML 11.0+) have no fallback:
+ * where one is missing, `GpuBackend.mig` rejects with NOT_SUPPORTED naming it. The unversioned
+ * nvmlDeviceGetGpuInstancePossiblePlacements (R450) is not used: nvml.h maps the name to _v2.
  * nvmlDeviceGetAddressingMode is newer than Debian's 535 library and has no fallback: where it is missing the
  * reading is absent (resolved optionally, like every symbol not in nvml_lib.cc's required list).
  * ------------------------------------------------------------------------------------------------- */
@@ -195,6 +206,14 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
   X(nvmlDeviceGetGpuInstanceById, nvmlDeviceGetGpuInstanceById) \
   X(nvmlGpuInstanceGetInfo, nvmlGpuInstanceGetInfo) \
   X(nvmlDeviceGetGpuInstanceProfileInfoV, nvmlDeviceGetGpuInstanceProfileInfo) \
+  X(nvmlDeviceSetMigMode, nvmlDeviceSetMigMode) \
+  X(nvmlDeviceGetGpuInstancePossiblePlacements_v2, nvmlDeviceGetGpuInstancePossiblePlacements_v2) \
+  X(nvmlDeviceCreateGpuInstanceWithPlacement, nvmlDeviceCreateGpuInstanceWithPlacement) \
+  X(nvmlGpuInstanceDestroy, nvmlGpuInstanceDestroy) \
+  X(nvmlGpuInstanceGetComputeInstanceProfileInfoV, nvmlGpuInstanceGetComputeInstanceProfileInfoV) \
+  X(nvmlGpuInstanceCreateComputeInstance, nvmlGpuInstanceCreateComputeInstance) \
+  X(nvmlGpuInstanceGetComputeInstances, nvmlGpuInstanceGetComputeInstances) \
+  X(nvmlComputeInstanceDestroy, nvmlComputeInstanceDestroy) \
   X(nvmlDeviceGetSupportedEventTypes, nvmlDeviceGetSupportedEventTypes) \
   X(nvmlEventSetCreate, nvmlEventSetCreate) \
   X(nvmlDeviceRegisterEvents, nvmlDeviceRegisterEvents) \

@@ -38,6 +38,7 @@ template <typename Info>
 void CopyProfileCounts(const Info& info, GiProfileFacts* p) {
   p->id = info.id;
   p->slice_count = info.sliceCount;
+  p->instance_count = info.instanceCount;
   p->multiprocessor_count = info.multiprocessorCount;
   p->copy_engine_count = info.copyEngineCount;
   p->decoder_count = info.decoderCount;
@@ -45,6 +46,21 @@ void CopyProfileCounts(const Info& info, GiProfileFacts* p) {
   p->jpeg_count = info.jpegCount;
   p->ofa_count = info.ofaCount;
   p->memory_size_mb = info.memorySizeMB;
+}
+
+// Possible placements of profile `p` (nvmlDeviceGetGpuInstancePossiblePlacements_v2); left empty on failure.
+void ReadPlacements(const Library& lib, nvmlDevice_t dev, GiProfileFacts* p) {
+  if (lib.nvmlDeviceGetGpuInstancePossiblePlacements_v2 == nullptr) return;
+  nvmlGpuInstancePlacement_t buf[GPULET_NVML_MAX_PLACEMENTS];
+  std::memset(buf, 0, sizeof buf);
+  unsigned int count = 0;
+  // First the count (placements NULL), then the list, as nvml.h documents; more than the buffer is a failure.
+  if (lib.nvmlDeviceGetGpuInstancePossiblePlacements_v2(dev, p->id, nullptr, &count) != NVML_SUCCESS) return;
+  if (count > GPULET_NVML_MAX_PLACEMENTS) return;
+  unsigned int got = count;
+  if (lib.nvmlDeviceGetGpuInstancePossiblePlacements_v2(dev, p->id, buf, &got) != NVML_SUCCESS) return;
+  if (got > count) return;
+  p->placements.assign(buf, buf + got);
 }
 
 // Every GPU-instance profile the GPU answers for (indexes 0 .. SCAN-1); unsupported indexes are skipped.
@@ -72,6 +88,7 @@ std::vector<GiProfileFacts> ReadProfiles(const Library& lib, nvmlDevice_t dev, c
       return out;
     }
     if (r == NVML_SUCCESS) {
+      ReadPlacements(lib, dev, &p);
       out.push_back(p);
     } else if (r == NVML_ERROR_GPU_IS_LOST) {
       call(r, "nvmlDeviceGetGpuInstanceProfileInfoV");
@@ -212,7 +229,8 @@ void ReadGpu(const Library& lib, unsigned int i, GpuFacts* g, GpuHandles* h) {
   }
   unsigned int max = 0;
   if (!call(lib.nvmlDeviceGetMaxMigDeviceCount(dev, &max), "nvmlDeviceGetMaxMigDeviceCount")) return;
-  std::vector<GiProfileFacts> profiles = ReadProfiles(lib, dev, call);
+  g->profiles = ReadProfiles(lib, dev, call);
+  const std::vector<GiProfileFacts>& profiles = g->profiles;
   for (unsigned int j = 0; j < max && !g->error; j++) {
     nvmlDevice_t mig = nullptr;
     r = lib.nvmlDeviceGetMigDeviceHandleByIndex(dev, j, &mig);
@@ -232,6 +250,12 @@ void ReadGpu(const Library& lib, unsigned int i, GpuFacts* g, GpuHandles* h) {
 }
 
 }  // namespace
+
+void DiscoverGpu(const Library& lib, unsigned int index, GpuFacts* out, GpuHandles* handles) {
+  *out = GpuFacts{};
+  *handles = GpuHandles{};
+  ReadGpu(lib, index, out, handles);
+}
 
 bool Discover(const Library& lib, Discovery* out, std::vector<GpuHandles>* handles, Failure* fatal) {
   ReadSystem(lib, &out->system);

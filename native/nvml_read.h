@@ -33,10 +33,12 @@ struct PciFacts {
 };
 
 struct GiProfileFacts {
-  unsigned int index = 0, id = 0, slice_count = 0, multiprocessor_count = 0, copy_engine_count = 0,
-               decoder_count = 0, encoder_count = 0, jpeg_count = 0, ofa_count = 0;
+  unsigned int index = 0, id = 0, slice_count = 0, instance_count = 0, multiprocessor_count = 0,
+               copy_engine_count = 0, decoder_count = 0, encoder_count = 0, jpeg_count = 0, ofa_count = 0;
   unsigned long long memory_size_mb = 0;
   std::string name;
+  // nvmlDeviceGetGpuInstancePossiblePlacements_v2 (start, size); empty when the call is missing or failed.
+  std::vector<nvmlGpuInstancePlacement_t> placements;
 };
 
 struct MigFacts {
@@ -60,6 +62,8 @@ struct GpuFacts {
   std::optional<PciFacts> pci;
   std::optional<unsigned long long> memory_total;
   std::vector<MigFacts> migs;
+  // GPU-instance profiles with their possible placements; read only while MIG mode is on (current).
+  std::vector<GiProfileFacts> profiles;
   std::vector<Failure> errors;
 };
 
@@ -73,6 +77,9 @@ struct GpuHandles {
   nvmlDevice_t gpu = nullptr;
   std::vector<nvmlDevice_t> migs;
 };
+
+// Read GPU `index` again (its facts, MIG devices and profiles) and its handles: after a MIG change.
+void DiscoverGpu(const Library& lib, unsigned int index, GpuFacts* out, GpuHandles* handles);
 
 // Discover every GPU and MIG device. Returns false (with `fatal`) only when the device count itself fails.
 bool Discover(const Library& lib, Discovery* out, std::vector<GpuHandles>* handles, Failure* fatal);

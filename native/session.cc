@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "js_convert.h"
+#include "nvml_mig.h"
 
 namespace gpulet {
 
@@ -184,6 +185,144 @@ class ShutdownWorker : public PromiseWorker {
   }
 };
 
+// Base of the MIG workers: one GPU (discovery index) of an initialized session. Op() makes the NVML calls; when
+// `reread` is set, the GPU is then read again (facts, MIG devices, handles: created or destroyed MIG devices change
+// them) whatever Op() returned, and the result carries the new facts as `gpu`. Serialised with every other call
+// of the session by SessionState::mu (so MIG calls on one GPU never overlap, and never overlap a sample).
+class MigWorker : public PromiseWorker {
+ public:
+  MigWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu, bool reread)
+      : PromiseWorker(env, std::move(st)), gpu_(gpu), reread_(reread) {}
+
+ protected:
+  void Run() final {
+    if (!st_->initialized) {
+      SetError("NVML session: MIG call before init()");
+      return;
+    }
+    if (gpu_ >= st_->handles.size() || st_->handles[gpu_].gpu == nullptr) {
+      SetError("NVML session: no readable GPU at discovery index " + std::to_string(gpu_) + ": call discover() again");
+      return;
+    }
+    Op(st_->handles[gpu_].gpu);
+    if (!reread_) return;
+    GpuHandles h;
+    DiscoverGpu(*st_->lib, gpu_, &facts_, &h);
+    st_->handles[gpu_] = std::move(h);
+  }
+  virtual void Op(nvmlDevice_t dev) = 0;
+  virtual void Extra(Napi::Env env, Napi::Object o) {}
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    if (reread_) o.Set("gpu", GpuFactsToJs(env, *st_->lib, facts_));
+    Extra(env, o);
+    return o;
+  }
+  unsigned int gpu_;
+  bool reread_;
+  GpuFacts facts_;
+};
+
+class MigModeWorker : public MigWorker {
+ public:
+  MigModeWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu) : MigWorker(env, std::move(st), gpu, false) {}
+  void Op(nvmlDevice_t dev) override { failure_ = MigModeOf(*st_->lib, dev, &current_, &pending_); }
+  void Extra(Napi::Env env, Napi::Object o) override {
+    o.Set("current", Napi::Number::New(env, current_));
+    o.Set("pending", Napi::Number::New(env, pending_));
+  }
+
+ private:
+  unsigned int current_ = 0, pending_ = 0;
+};
+
+class SetMigModeWorker : public MigWorker {
+ public:
+  SetMigModeWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu, bool enable)
+      : MigWorker(env, std::move(st), gpu, true), enable_(enable) {}
+  void Op(nvmlDevice_t dev) override {
+    failure_ = SetMigModeOf(*st_->lib, dev, enable_, &activation_);
+    if (!failure_) failure_ = MigModeOf(*st_->lib, dev, &current_, &pending_);
+  }
+  void Extra(Napi::Env env, Napi::Object o) override {
+    o.Set("activationStatus", Napi::Number::New(env, static_cast<double>(activation_)));
+    o.Set("activationStatusName", Napi::String::New(env, ReturnName(activation_)));
+    o.Set("current", Napi::Number::New(env, current_));
+    o.Set("pending", Napi::Number::New(env, pending_));
+  }
+
+ private:
+  bool enable_;
+  nvmlReturn_t activation_ = NVML_SUCCESS;
+  unsigned int current_ = 0, pending_ = 0;
+};
+
+class CreateMigWorker : public MigWorker {
+ public:
+  CreateMigWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu, unsigned int profile,
+                  unsigned int start, unsigned int size)
+      : MigWorker(env, std::move(st), gpu, true), profile_(profile), start_(start), size_(size) {}
+  void Op(nvmlDevice_t dev) override { failure_ = CreateMigDevice(*st_->lib, dev, profile_, start_, size_, &created_, &rollback_); }
+  void Extra(Napi::Env env, Napi::Object o) override {
+    o.Set("gpuInstanceId", Napi::Number::New(env, created_.gpu_instance_id));
+    o.Set("computeInstanceProfileId", Napi::Number::New(env, created_.compute_instance_profile_id));
+  }
+  // A failure whose rollback (nvmlGpuInstanceDestroy) failed too carries that as `rollbackError`.
+  void OnOK() override {
+    if (failure_ && rollback_) {
+      Napi::Env env = Env();
+      Napi::HandleScope scope(env);
+      Napi::Value err = MakeNvmlError(env, *st_->lib, *failure_);
+      if (err.IsObject()) err.As<Napi::Object>().Set("rollbackError", MakeNvmlError(env, *st_->lib, *rollback_));
+      deferred_.Reject(err);
+      return;
+    }
+    MigWorker::OnOK();
+  }
+
+ private:
+  unsigned int profile_, start_, size_;
+  MigCreated created_;
+  std::optional<Failure> rollback_;
+};
+
+class DestroyMigWorker : public MigWorker {
+ public:
+  DestroyMigWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu, unsigned int gi)
+      : MigWorker(env, std::move(st), gpu, true), gi_(gi) {}
+  void Op(nvmlDevice_t dev) override { failure_ = DestroyMigDevice(*st_->lib, dev, gi_, &found_); }
+  void Extra(Napi::Env env, Napi::Object o) override { o.Set("found", Napi::Boolean::New(env, found_)); }
+
+ private:
+  unsigned int gi_;
+  bool found_ = false;
+};
+
+class ReadGpuWorker : public MigWorker {
+ public:
+  ReadGpuWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu) : MigWorker(env, std::move(st), gpu, true) {}
+  void Op(nvmlDevice_t) override {}
+};
+
+// Argument `i` as an unsigned 32-bit integer, or a TypeError naming `what`.
+unsigned int UintArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  }
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<unsigned int>(v))) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an unsigned 32-bit integer");
+  }
+  return static_cast<unsigned int>(v);
+}
+
+template <typename W>
+Napi::Value QueueWorker(W* w) {
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 nvmlReturn_t SessionState::CloseLocked() {
@@ -204,7 +343,11 @@ Napi::Function Session::Define(Napi::Env env) {
                      {InstanceMethod<&Session::Init>("init"), InstanceMethod<&Session::Discover>("discover"),
                       InstanceMethod<&Session::Sample>("sample"), InstanceMethod<&Session::StartEvents>("startEvents"),
                       InstanceMethod<&Session::StopEvents>("stopEvents"),
-                      InstanceMethod<&Session::Shutdown>("shutdown")});
+                      InstanceMethod<&Session::Shutdown>("shutdown"), InstanceMethod<&Session::MigMode>("migMode"),
+                      InstanceMethod<&Session::SetMigMode>("setMigMode"),
+                      InstanceMethod<&Session::CreateMigDevice>("createMigDevice"),
+                      InstanceMethod<&Session::DestroyMigDevice>("destroyMigDevice"),
+                      InstanceMethod<&Session::ReadGpu>("readGpu")});
 }
 
 Napi::Object Session::NewInstance(Napi::Env env, std::shared_ptr<Library> lib) {
@@ -288,6 +431,36 @@ Napi::Value Session::Shutdown(const Napi::CallbackInfo& info) {
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
+}
+
+Napi::Value Session::MigMode(const Napi::CallbackInfo& info) {
+  return QueueWorker(new MigModeWorker(info.Env(), state_, UintArg(info, 0, "migMode(gpu): gpu")));
+}
+
+Napi::Value Session::SetMigMode(const Napi::CallbackInfo& info) {
+  const unsigned int gpu = UintArg(info, 0, "setMigMode(gpu, enabled): gpu");
+  if (info.Length() < 2 || !info[1].IsBoolean()) {
+    throw Napi::TypeError::New(info.Env(), "setMigMode(gpu, enabled): enabled must be a boolean");
+  }
+  return QueueWorker(new SetMigModeWorker(info.Env(), state_, gpu, info[1].As<Napi::Boolean>().Value()));
+}
+
+Napi::Value Session::CreateMigDevice(const Napi::CallbackInfo& info) {
+  const unsigned int gpu = UintArg(info, 0, "createMigDevice(gpu, giProfileId, start, size): gpu");
+  const unsigned int profile = UintArg(info, 1, "createMigDevice(gpu, giProfileId, start, size): giProfileId");
+  const unsigned int start = UintArg(info, 2, "createMigDevice(gpu, giProfileId, start, size): start");
+  const unsigned int size = UintArg(info, 3, "createMigDevice(gpu, giProfileId, start, size): size");
+  return QueueWorker(new CreateMigWorker(info.Env(), state_, gpu, profile, start, size));
+}
+
+Napi::Value Session::DestroyMigDevice(const Napi::CallbackInfo& info) {
+  const unsigned int gpu = UintArg(info, 0, "destroyMigDevice(gpu, gpuInstanceId): gpu");
+  const unsigned int gi = UintArg(info, 1, "destroyMigDevice(gpu, gpuInstanceId): gpuInstanceId");
+  return QueueWorker(new DestroyMigWorker(info.Env(), state_, gpu, gi));
+}
+
+Napi::Value Session::ReadGpu(const Napi::CallbackInfo& info) {
+  return QueueWorker(new ReadGpuWorker(info.Env(), state_, UintArg(info, 0, "readGpu(gpu): gpu")));
 }
 
 }  // namespace gpulet

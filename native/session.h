@@ -10,12 +10,21 @@
 //   startEvents(cb): Promise<{ registered: number[], errors }>   cb(event) from the event thread
 //   stopEvents(): Promise<void>
 //   shutdown(): Promise<void>       stop events, nvmlShutdown, drop handles; idempotent
+//   migMode(gpu): Promise<{ current, pending }>                      nvmlDeviceGetMigMode (gpu: discovery index)
+//   setMigMode(gpu, enabled): Promise<{ activationStatus, activationStatusName, current, pending, gpu }>
+//   createMigDevice(gpu, giProfileId, start, size): Promise<{ gpuInstanceId, computeInstanceProfileId, gpu }>
+//                                   GI at the placement + its full CI; GI destroyed again if a later step fails
+//                                   (the rejection then carries `rollbackError` when that destroy failed too)
+//   destroyMigDevice(gpu, gpuInstanceId): Promise<{ found, gpu }>   CIs then GI; found false: no such GI
+//   readGpu(gpu): Promise<{ gpu }>  read one GPU again (facts, MIG devices, profiles with placements)
+// The MIG calls that change something (and readGpu) read the GPU again afterwards and replace its handles, so
+// later samples use the MIG devices as they now are; `gpu` is that GPU's facts, as in discover().gpus.
 // The session state is shared (std::shared_ptr) with in-flight workers; the finalizer shuts down a session
 // that JS forgot (or a worker thread that was terminated), so nvmlInit/nvmlShutdown stay balanced.
 //
 // Locking. SessionState::mu is held
 //   - by every worker for the whole of its Execute() on a libuv thread: init (nvmlInit_v2), discover (handles
-//     fetched and replaced), sample, startEvents (nvmlEventSetCreate + nvmlDeviceRegisterEvents),
+//     fetched and replaced), sample, the MIG calls (one GPU's handles replaced), startEvents (nvmlEventSetCreate + nvmlDeviceRegisterEvents),
 //     stopEvents and shutdown (EventWatcher::Stop(), then nvmlShutdown);
 //   - by the finalizer (~Session, on the JS thread) around CloseLocked().
 // It is NOT held by the event thread (events.h): its nvmlEventSetWait_v2 (up to 500 ms) runs concurrently with
@@ -70,6 +79,11 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value StartEvents(const Napi::CallbackInfo& info);
   Napi::Value StopEvents(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
+  Napi::Value MigMode(const Napi::CallbackInfo& info);
+  Napi::Value SetMigMode(const Napi::CallbackInfo& info);
+  Napi::Value CreateMigDevice(const Napi::CallbackInfo& info);
+  Napi::Value DestroyMigDevice(const Napi::CallbackInfo& info);
+  Napi::Value ReadGpu(const Napi::CallbackInfo& info);
 
   std::shared_ptr<SessionState> state_;
 };

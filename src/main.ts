@@ -22,6 +22,7 @@ import { taintsByUuid } from './dra/slices/taints.js';
 import { DynamicMigProblem, dynamicMigPolicy } from './dra/slices/dynamic-mig.js';
 import { ConfigError } from './errors.js';
 import { migProfilesByProductName } from './gpu/mock/index.js';
+import { NvmlBackend } from './gpu/nvml/index.js';
 import { formatMigMode } from './model/mig-mode.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
@@ -99,11 +100,11 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       'GPU inventory discovered',
     );
 
-    // --mig-mode: which GPUs publish every MIG placement (dynamic) with their profile tables (the catalogue of
-    // src/gpu/mock/models.ts, by product name, until NVML reads them: issue 12 item 4).
+    // --mig-mode: which GPUs publish every MIG placement (dynamic) with their profile tables: as NVML reports them
+    // (profiles + possible placements, read while MIG mode is on), else the catalogue of src/gpu/mock/models.ts.
     let migDecision;
     try {
-      migDecision = dynamicMigPolicy(config.migMode, inventory, (gpu) => migProfilesByProductName(gpu.productName));
+      migDecision = dynamicMigPolicy(config.migMode, inventory, (gpu) => (backend instanceof NvmlBackend ? backend.migProfiles(gpu.uuid) : undefined) ?? migProfilesByProductName(gpu.productName));
     } catch (err) {
       if (err instanceof DynamicMigProblem) throw new ConfigError(err.message, { cause: err });
       throw err;

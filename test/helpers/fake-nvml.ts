@@ -55,6 +55,14 @@ export interface FakeNvmlFaults {
   }[];
   /** nvmlInit_v2 fails with this NVML return code (e.g. 9, NVML_ERROR_DRIVER_NOT_LOADED). */
   readonly initError?: number;
+  /**
+   * Function name → NVML return code every call of it returns (after the lost / notSupported checks). E.g.
+   * `{ nvmlGpuInstanceCreateComputeInstance: 23 }`: a MIG creation that fails half-way (the GPU instance is
+   * made, its compute instance is not), so the caller's rollback is exercised.
+   */
+  readonly fail?: Readonly<Record<string, number>>;
+  /** MIG device (or GPU) UUIDs with processes running: nvmlComputeInstanceDestroy answers NVML_ERROR_IN_USE (19). */
+  readonly inUse?: readonly string[];
 }
 
 /** Files written by {@link writeFakeMachine} and the environment that points the fake at them. */

@@ -10,17 +10,22 @@
  *   doubling up to 5 min while devices stay lost); other devices go on. Handles are never refetched per sample.
  * - The inventory is stable after `init()`: a lost GPU stays in it (health marks it unhealthy). A refresh that
  *   finds a lost device answering again emits `gpu-recovered` for it.
+ * - `mig` (mig-manager.ts): MIG management. Each change reads the GPU again; the inventory takes the new read
+ *   (its MIG devices, and `migProfiles(uuid)` its profiles with possible placements), so it follows instances
+ *   as they come and go. A GPU whose read-back fails keeps its previous entry.
  * - A GPU whose events could not be registered (`registered[i] === 0`: unsupported, or an NVML error), or every
  *   GPU when the event thread could not start, gets one `unmonitored` HealthEvent; listeners that subscribe
  *   after `init()` receive these first (src/gpu/health.ts: the `<driver>/unmonitored` taint).
  */
 import { BackendError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { DeviceSample, GpuBackend, HealthEvent, Inventory, Sample } from '../types.js';
+import type { DeviceSample, GpuBackend, GpuInfo, HealthEvent, Inventory, MigManager, Sample } from '../types.js';
 import { loadAddon, type NativeAddon } from './addon.js';
 import { mapInventory, type PcieRootResolver } from './map-inventory.js';
+import { mapMigProfiles, type NvmlMigProfile } from './map-mig.js';
 import { PcieIntegrator, toDeviceSample, toHealthEvent } from './map-readings.js';
-import type { NvmlDiscovery, NvmlRawEvent } from './native-types.js';
+import { NvmlMigManager } from './mig-manager.js';
+import type { NvmlDiscovery, NvmlGpuFacts, NvmlRawEvent } from './native-types.js';
 import { NvmlError, NVML_RETURN } from './nvml-error.js';
 import { sysfsPcieRootResolver } from './pcie-root.js';
 import type { NvmlSession } from './session.js';
@@ -64,8 +69,22 @@ export class NvmlBackend implements GpuBackend {
   private readonly pcie = new PcieIntegrator();
   private readonly clock: () => number;
   private readonly pcieRoot: PcieRootResolver;
+  /** The discovery the inventory is mapped from (GPU entries replaced by MIG read-backs). */
+  private discovery: NvmlDiscovery | undefined;
+  /** Per GPU UUID: its MIG profiles with possible placements (NVML, while MIG mode is on). */
+  private profiles = new Map<string, readonly NvmlMigProfile[]>();
+  /** Mapping problems already logged (bounded by the devices and profiles of the node). */
+  private readonly logged = new Set<string>();
+  /** MIG management (issue 12): create / destroy at exact placements, MIG mode. */
+  readonly mig: MigManager;
 
   constructor(private readonly opts: NvmlBackendOptions) {
+    this.mig = new NvmlMigManager({
+      library: opts.library,
+      requireSession: () => this.requireSession(),
+      positionOf: (uuid) => this.positionOf(uuid),
+      applyGpu: (position, facts) => this.applyGpu(position, facts),
+    });
     this.clock = opts.clock ?? Date.now;
     this.pcieRoot = opts.pcieRoot ?? sysfsPcieRootResolver(opts.sysfsRoot);
     this.refreshDelay = opts.refreshDelayMs ?? 5000;
@@ -104,18 +123,65 @@ export class NvmlBackend implements GpuBackend {
     try {
       await session.init();
       const discovery = await session.discover();
-      const mapped = mapInventory(discovery, this.pcieRoot);
-      for (const p of mapped.problems) this.opts.logger?.warn({ library: this.library }, `nvml: left out ${p}`);
-      this.inv = mapped.inventory;
+      this.discovery = discovery;
+      this.remap();
       this.index(discovery);
       this.session = session;
       await this.startEvents(session);
     } catch (err) {
       this.session = undefined;
       this.inv = undefined;
+      this.discovery = undefined;
       await session.shutdown().catch(() => undefined);
       throw initFailed(this.library, err);
     }
+  }
+
+  /** Map {@link discovery} to the inventory and the MIG profile tables; problems go to the log. */
+  private remap(): void {
+    if (!this.discovery) return;
+    const mapped = mapInventory(this.discovery, this.pcieRoot);
+    const problems = [...mapped.problems];
+    const profiles = new Map<string, readonly NvmlMigProfile[]>();
+    for (const g of this.discovery.gpus) {
+      const gpu = mapped.inventory.gpus.find((x) => x.uuid === g.uuid);
+      if (gpu) profiles.set(gpu.uuid, mapMigProfiles(g, gpu.memoryBytes, problems));
+    }
+    for (const p of problems) {
+      if (this.logged.has(p)) continue; // once per process: a MIG change maps every GPU again
+      this.logged.add(p);
+      this.opts.logger?.warn({ library: this.library }, `nvml: left out ${p}`);
+    }
+    this.inv = mapped.inventory;
+    this.profiles = profiles;
+  }
+
+  /** Discovery index of GPU `uuid` (the addon's GPU argument), or undefined. */
+  private positionOf(uuid: string): number | undefined {
+    const i = this.gpuUuids.indexOf(uuid);
+    return i < 0 ? undefined : i;
+  }
+
+  /** Take a read-back of GPU `position` into the discovery and the inventory (not when it failed). */
+  private applyGpu(position: number, facts: NvmlGpuFacts): GpuInfo | undefined {
+    const d = this.discovery;
+    const uuid = this.gpuUuids[position];
+    if (!d || uuid === undefined || facts.error !== undefined || facts.uuid !== uuid) return undefined;
+    this.discovery = { system: d.system, gpus: d.gpus.map((g, i) => (i === position ? facts : g)) };
+    this.remap();
+    this.index(this.discovery);
+    return this.inv?.gpus.find((g) => g.uuid === uuid);
+  }
+
+  /**
+   * GPU `gpuUuid`'s MIG profiles with their possible placements, as NVML reports them
+   * (`nvmlDeviceGetGpuInstanceProfileInfoV`, `nvmlDeviceGetGpuInstancePossiblePlacements_v2`), in the shape of
+   * src/model/mig-placements.ts `MigProfileSpec`. Undefined for an unknown GPU or one with MIG mode off (NVML
+   * reads them only while MIG mode is on); current as of init() or the GPU's last MIG change.
+   */
+  migProfiles(gpuUuid: string): readonly NvmlMigProfile[] | undefined {
+    const p = this.profiles.get(gpuUuid);
+    return p !== undefined && p.length > 0 ? p : undefined;
   }
 
   private async startEvents(session: NvmlSession): Promise<void> {

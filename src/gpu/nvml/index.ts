@@ -9,3 +9,5 @@ export type { NvmlSession } from './session.js';
 export { mapInventory, normalizeBusId, brandName, architectureName, addressingModeName, migProfileName, type PcieRootResolver } from './map-inventory.js';
 export { pcieRootFromSysfs, sysfsPcieRootResolver } from './pcie-root.js';
 export { resolvedLibraryPath } from './startup-errors.js';
+export { mapMigProfiles, migError, migErrorCodeOf, type NvmlMigProfile } from './map-mig.js';
+export { NvmlMigManager, type MigHost } from './mig-manager.js';

@@ -38,7 +38,10 @@ export interface NvmlGiProfileFacts {
   readonly id: number;
   /** `name`, e.g. `MIG 1g.10gb`; empty when only the v1 call exists. */
   readonly name: string;
+  /** `sliceCount`: compute slices. */
   readonly sliceCount: number;
+  /** `instanceCount`: most instances of this profile on the GPU (absent / 0: not read). */
+  readonly instanceCount?: number;
   readonly multiprocessorCount: number;
   readonly copyEngineCount: number;
   readonly decoderCount: number;
@@ -47,6 +50,11 @@ export interface NvmlGiProfileFacts {
   readonly ofaCount: number;
   /** `memorySizeMB` (MiB). */
   readonly memorySizeMB: number;
+  /**
+   * `nvmlDeviceGetGpuInstancePossiblePlacements_v2` for this profile: the memory-slice placements a GPU instance
+   * of it may have. Absent or empty when the call is missing or failed.
+   */
+  readonly placements?: readonly { readonly start: number; readonly size: number }[];
 }
 
 /** One MIG device under a GPU (`nvmlDeviceGetMigDeviceHandleByIndex`). */
@@ -98,7 +106,39 @@ export interface NvmlGpuFacts {
   /** `nvmlDeviceGetVbiosVersion`, e.g. `96.00.74.00.0D`. */
   readonly vbiosVersion?: string;
   readonly migDevices: readonly NvmlMigFacts[];
+  /** GPU-instance profiles with their possible placements; read only while MIG mode is on (else absent or empty). */
+  readonly migProfiles?: readonly NvmlGiProfileFacts[];
   readonly errors: readonly NvmlError[];
+}
+
+/** `session.migMode(gpu)`: `nvmlDeviceGetMigMode` (1 = enabled). */
+export interface NvmlMigMode {
+  readonly current: number;
+  readonly pending: number;
+}
+
+/** `session.setMigMode(gpu, enabled)`: `nvmlDeviceSetMigMode`, then the mode and the GPU read again. */
+export interface NvmlSetMigModeResult extends NvmlMigMode {
+  /** `activationStatus` (`nvmlReturn_t`): 0, or e.g. 16 NVML_ERROR_RESET_REQUIRED (pending until a GPU reset). */
+  readonly activationStatus: number;
+  /** Its symbolic name, e.g. `NVML_ERROR_RESET_REQUIRED`. */
+  readonly activationStatusName: string;
+  readonly gpu: NvmlGpuFacts;
+}
+
+/** `session.createMigDevice(...)`: the new GPU instance and the GPU read again. */
+export interface NvmlCreateMigResult {
+  /** `nvmlGpuInstanceInfo_t.id` of the new GPU instance. */
+  readonly gpuInstanceId: number;
+  /** Compute-instance profile ID of its (full) compute instance. */
+  readonly computeInstanceProfileId: number;
+  readonly gpu: NvmlGpuFacts;
+}
+
+/** `session.destroyMigDevice(...)`: whether the GPU instance existed, and the GPU read again. */
+export interface NvmlDestroyMigResult {
+  readonly found: boolean;
+  readonly gpu: NvmlGpuFacts;
 }
 
 /** Result of a discovery (at init, and on a handle refresh). */

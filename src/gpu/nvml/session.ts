@@ -3,8 +3,28 @@
  * here, and every result goes through the validators of `validate.ts`, so nothing untyped leaves the loader.
  */
 import { BackendError } from '../../errors.js';
-import type { NvmlDiscovery, NvmlEventRegistration, NvmlRawEvent, NvmlSampleResult } from './native-types.js';
-import { validateDiscovery, validateEvent, validateRegistration, validateSample } from './validate.js';
+import type {
+  NvmlCreateMigResult,
+  NvmlDestroyMigResult,
+  NvmlDiscovery,
+  NvmlEventRegistration,
+  NvmlGpuFacts,
+  NvmlMigMode,
+  NvmlRawEvent,
+  NvmlSampleResult,
+  NvmlSetMigModeResult,
+} from './native-types.js';
+import {
+  validateCreateMig,
+  validateDestroyMig,
+  validateDiscovery,
+  validateEvent,
+  validateMigMode,
+  validateReadGpu,
+  validateRegistration,
+  validateSample,
+  validateSetMigMode,
+} from './validate.js';
 
 /**
  * One opened NVML library. Every method but the properties runs its NVML calls on a libuv worker thread;
@@ -33,6 +53,20 @@ export interface NvmlSession {
   stopEvents(): Promise<void>;
   /** Stop events, `nvmlShutdown`, drop handles. Idempotent. @throws NvmlError when nvmlShutdown fails. */
   shutdown(): Promise<void>;
+  /** `nvmlDeviceGetMigMode` of GPU `gpu` (discovery index). @throws NvmlError */
+  migMode(gpu: number): Promise<NvmlMigMode>;
+  /** `nvmlDeviceSetMigMode`, then the mode and the GPU read again. @throws NvmlError from the failing call */
+  setMigMode(gpu: number, enabled: boolean): Promise<NvmlSetMigModeResult>;
+  /**
+   * `nvmlDeviceCreateGpuInstanceWithPlacement` + the GI's full compute instance; the GI is destroyed again when
+   * a later step fails. The GPU is read again (its handles replaced) whatever happened.
+   * @throws NvmlError from the failing call; its `rollbackError` property is set when the rollback failed too
+   */
+  createMigDevice(gpu: number, giProfileId: number, start: number, size: number): Promise<NvmlCreateMigResult>;
+  /** Destroy GI `gpuInstanceId` and its compute instances (`found: false` when there is none). @throws NvmlError */
+  destroyMigDevice(gpu: number, gpuInstanceId: number): Promise<NvmlDestroyMigResult>;
+  /** Read GPU `gpu` again (facts, MIG devices, profiles) and replace its handles. */
+  readGpu(gpu: number): Promise<NvmlGpuFacts>;
 }
 
 type Method = (...args: unknown[]) => unknown;
@@ -61,6 +95,11 @@ export function wrapSession(raw: Record<string, unknown>, library: string): Nvml
   const startEvents = method(raw, 'startEvents', library);
   const stopEvents = method(raw, 'stopEvents', library);
   const shutdown = method(raw, 'shutdown', library);
+  const migMode = method(raw, 'migMode', library);
+  const setMigMode = method(raw, 'setMigMode', library);
+  const createMigDevice = method(raw, 'createMigDevice', library);
+  const destroyMigDevice = method(raw, 'destroyMigDevice', library);
+  const readGpu = method(raw, 'readGpu', library);
   const symbols: Record<string, string | null> = {};
   const rawSymbols = raw['symbols'];
   if (typeof rawSymbols === 'object' && rawSymbols !== null) {
@@ -93,5 +132,11 @@ export function wrapSession(raw: Record<string, unknown>, library: string): Nvml
     shutdown: async () => {
       await asPromise(shutdown());
     },
+    migMode: async (gpu) => validateMigMode(await asPromise(migMode(gpu))),
+    setMigMode: async (gpu, enabled) => validateSetMigMode(await asPromise(setMigMode(gpu, enabled))),
+    createMigDevice: async (gpu, giProfileId, start, size) =>
+      validateCreateMig(await asPromise(createMigDevice(gpu, giProfileId, start, size))),
+    destroyMigDevice: async (gpu, gpuInstanceId) => validateDestroyMig(await asPromise(destroyMigDevice(gpu, gpuInstanceId))),
+    readGpu: async (gpu) => validateReadGpu(await asPromise(readGpu(gpu))),
   };
 }

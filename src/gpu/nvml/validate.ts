@@ -17,6 +17,11 @@
  */
 import { z } from 'zod';
 import type {
+  NvmlCreateMigResult,
+  NvmlDestroyMigResult,
+  NvmlGpuFacts,
+  NvmlMigMode,
+  NvmlSetMigModeResult,
   NvmlDiscovery,
   NvmlEventRegistration,
   NvmlRawEvent,
@@ -31,6 +36,10 @@ import { NvmlError } from './nvml-error.js';
 export const MAX_NATIVE_GPUS = 64;
 /** MIG devices per GPU: NVIDIA's MIG user guide allows at most seven per GPU; twice that leaves room. */
 export const MAX_NATIVE_MIG_DEVICES = 14;
+/** GPU-instance profiles per GPU: NVML 12.x has 10 profile indexes (`NVML_GPU_INSTANCE_PROFILE_COUNT`); room left. */
+export const MAX_NATIVE_MIG_PROFILES = 16;
+/** Possible placements per profile: one per memory slice (8), `GPULET_NVML_MAX_PLACEMENTS` in native/nvml_abi.h. */
+export const MAX_NATIVE_PLACEMENTS = 8;
 /** NVML failures reported for one object (one per NVML call at most; gpulet makes about 30 per device). */
 export const MAX_NATIVE_ERRORS = 256;
 
@@ -85,6 +94,8 @@ const profileSchema = z.object({
   jpegCount: num,
   ofaCount: num,
   memorySizeMB: num,
+  instanceCount: num.optional(),
+  placements: z.array(z.object({ start: num, size: num })).max(MAX_NATIVE_PLACEMENTS).optional(),
 });
 
 const migSchema = z.object({
@@ -122,6 +133,7 @@ const gpuSchema = z.object({
   pci: pciSchema.optional(),
   // `null` reads as "no MIG devices", as the `?? []` of the checks this replaces did.
   migDevices: z.array(migSchema).max(MAX_NATIVE_MIG_DEVICES).nullish().transform((v) => v ?? []),
+  migProfiles: z.array(profileSchema).max(MAX_NATIVE_MIG_PROFILES).optional(),
 });
 
 const discoverySchema = z.object({
@@ -271,13 +283,57 @@ function present<T extends object>(o: T): Present<T> {
   return o as Present<T>;
 }
 
+/** One GPU's facts as the shapes declare them (optional fields absent, not undefined). */
+function gpuFacts(g: z.output<typeof gpuSchema>): NvmlGpuFacts {
+  const { migProfiles, migDevices, ...rest } = g;
+  return {
+    ...present(rest),
+    migDevices: migDevices.map((m) => {
+      const { profile, ...mig } = m;
+      return { ...present(mig), ...(profile === undefined ? {} : { profile: present(profile) }) };
+    }),
+    ...(migProfiles === undefined ? {} : { migProfiles: migProfiles.map((p) => present(p)) }),
+  };
+}
+
 /** Validate `session.discover()`'s result. @throws MalformedNativeValue */
 export function validateDiscovery(raw: unknown): NvmlDiscovery {
   const d = parse(discoverySchema, raw, '', 'discovery', discoveryDevice);
-  return {
-    system: present(d.system),
-    gpus: d.gpus.map((g) => ({ ...present(g), migDevices: g.migDevices.map((m) => present(m)) })),
-  };
+  return { system: present(d.system), gpus: d.gpus.map(gpuFacts) };
+}
+
+const migModeSchema = z.object({ current: num, pending: num });
+const setMigModeSchema = z.object({ current: num, pending: num, activationStatus: num, activationStatusName: str(80), gpu: gpuSchema });
+const createMigSchema = z.object({ gpuInstanceId: num, computeInstanceProfileId: num, gpu: gpuSchema });
+const destroyMigSchema = z.object({ found: z.boolean(), gpu: gpuSchema });
+const readGpuSchema = z.object({ gpu: gpuSchema });
+
+/** Validate `session.migMode(gpu)`'s result. @throws MalformedNativeValue */
+export function validateMigMode(raw: unknown): NvmlMigMode {
+  return parse(migModeSchema, raw, 'migMode', 'migMode');
+}
+
+/** Validate `session.setMigMode(gpu, enabled)`'s result. @throws MalformedNativeValue */
+export function validateSetMigMode(raw: unknown): NvmlSetMigModeResult {
+  const r = parse(setMigModeSchema, raw, 'setMigMode', 'setMigMode');
+  return { ...r, gpu: gpuFacts(r.gpu) };
+}
+
+/** Validate `session.createMigDevice(...)`'s result. @throws MalformedNativeValue */
+export function validateCreateMig(raw: unknown): NvmlCreateMigResult {
+  const r = parse(createMigSchema, raw, 'createMigDevice', 'createMigDevice');
+  return { ...r, gpu: gpuFacts(r.gpu) };
+}
+
+/** Validate `session.destroyMigDevice(...)`'s result. @throws MalformedNativeValue */
+export function validateDestroyMig(raw: unknown): NvmlDestroyMigResult {
+  const r = parse(destroyMigSchema, raw, 'destroyMigDevice', 'destroyMigDevice');
+  return { found: r.found, gpu: gpuFacts(r.gpu) };
+}
+
+/** Validate `session.readGpu(gpu)`'s result: the GPU's facts. @throws MalformedNativeValue */
+export function validateReadGpu(raw: unknown): NvmlGpuFacts {
+  return gpuFacts(parse(readGpuSchema, raw, 'readGpu', 'readGpu').gpu);
 }
 
 /** Validate `session.sample()`'s result. @throws MalformedNativeValue */

@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { NvmlError } from '../../../src/gpu/nvml/nvml-error.js';
 import {
-  MalformedNativeValue, MAX_NATIVE_GPUS, MAX_NATIVE_MIG_DEVICES, validateDiscovery, validateEvent, validateRegistration, validateSample,
+  MalformedNativeValue, MAX_NATIVE_GPUS, MAX_NATIVE_MIG_DEVICES, MAX_NATIVE_PLACEMENTS, validateCreateMig, validateDestroyMig,
+  validateDiscovery, validateEvent, validateMigMode, validateReadGpu, validateRegistration, validateSample, validateSetMigMode,
 } from '../../../src/gpu/nvml/validate.js';
 
 const lost = (): NvmlError => new NvmlError('GPU is lost', 15, 'NVML_ERROR_GPU_IS_LOST', 'nvmlDeviceGetUUID');
@@ -150,5 +151,31 @@ describe('validateEvent and validateRegistration', () => {
     expect(malformed(() => validateRegistration({ errors: [] })).path).toBe('registration.registered');
     expect(malformed(() => validateRegistration({ registered: [1, '2'] })).path).toBe('registration.registered[1]');
     expect(malformed(() => validateRegistration({ registered: Array.from({ length: MAX_NATIVE_GPUS + 1 }, () => 0) })).path).toBe('registration.registered');
+  });
+});
+
+describe('MIG results (createMigDevice, destroyMigDevice, setMigMode, migMode, readGpu)', () => {
+  const placements = [0, 1, 2, 3, 4, 5, 6].map((start) => ({ start, size: 1 }));
+  const withProfiles = () => ({ ...structuredClone(gpu), migProfiles: [{ ...profile, instanceCount: 7, placements }] });
+
+  it('pass well-formed results through, with the GPU read again and its profiles and placements', () => {
+    const created = validateCreateMig({ gpuInstanceId: 9, computeInstanceProfileId: 0, gpu: withProfiles() });
+    expect(created.gpuInstanceId).toBe(9);
+    expect(created.gpu.migProfiles?.[0]).toEqual({ ...profile, instanceCount: 7, placements });
+    expect(created.gpu.migDevices[0]?.profile).toEqual(profile);
+    expect(validateDestroyMig({ found: false, gpu: structuredClone(gpu) })).toEqual({ found: false, gpu: { ...gpu, migDevices: [mig] } });
+    expect(validateSetMigMode({ current: 0, pending: 1, activationStatus: 16, activationStatusName: 'NVML_ERROR_RESET_REQUIRED', gpu: structuredClone(gpu) }))
+      .toMatchObject({ current: 0, pending: 1, activationStatus: 16 });
+    expect(validateMigMode({ current: 1, pending: 1 })).toEqual({ current: 1, pending: 1 });
+    expect(validateReadGpu({ gpu: withProfiles() }).uuid).toBe(GPU_UUID);
+  });
+
+  it('refuse malformed ones, naming the field', () => {
+    expect(malformed(() => validateCreateMig({ computeInstanceProfileId: 0, gpu: structuredClone(gpu) })).path).toBe('createMigDevice.gpuInstanceId');
+    expect(malformed(() => validateDestroyMig({ found: 'yes', gpu: structuredClone(gpu) })).path).toBe('destroyMigDevice.found');
+    expect(malformed(() => validateMigMode({ current: 1 })).path).toBe('migMode.pending');
+    expect(malformed(() => validateReadGpu({ gpu: { ...structuredClone(gpu), index: 'x' } })).path).toBe('readGpu.gpu.index');
+    const tooMany = { ...withProfiles(), migProfiles: [{ ...profile, placements: Array.from({ length: MAX_NATIVE_PLACEMENTS + 1 }, (_, start) => ({ start, size: 1 })) }] };
+    expect(malformed(() => validateReadGpu({ gpu: tooMany })).path).toBe('readGpu.gpu.migProfiles[0].placements');
   });
 });
