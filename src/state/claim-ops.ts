@@ -374,7 +374,18 @@ export class ClaimOps {
     try {
       for (const p of placements) {
         const req = { giProfileId: p.placement.profile.id, start: p.placement.start, size: p.placement.profile.placementSize };
-        const mig = await this.migCall(ref, p, () => manager.createMigDevice(p.gpu.uuid, req));
+        const where: CheckpointMig = migIntent(p);
+        const before = new Set(await this.migCall(ref, p, () => ownedInstanceIds(manager, where)));
+        let mig: MigDeviceInfo;
+        try {
+          mig = await this.migCall(ref, p, () => manager.createMigDevice(p.gpu.uuid, req));
+        } catch (err) {
+          // A creation that failed half-way and could not undo itself leaves a GPU instance at the placement
+          // that was not there before: it is this attempt's, and the rollback destroys it.
+          const after = await ownedInstanceIds(manager, where).catch(() => [] as number[]);
+          for (const id of after) if (!before.has(id)) attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: id });
+          throw err;
+        }
         attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: mig.gpuInstanceId });
         made.set(p.name, mig);
         log.info({ device: p.name, migUuid: mig.uuid, gpuInstanceId: mig.gpuInstanceId }, 'dynamic MIG: MIG device created');
