@@ -3,13 +3,13 @@
  * of the older shape, and the checks that make the file untrusted input. Pure, no I/O.
  *
  * ```json
- * {"namespace", "name", "uid", "state": "PrepareMigCreating" | "PrepareStarted" | "PrepareCompleted",
+ * {"namespace", "name", "uid", "state": "PrepareMigCreating" | "PrepareStarted" | "PrepareCompleted" | "UnprepareStarted",
  *  "devices": [{"requestNames", "poolName", "deviceName", "uuid", "cdiDeviceIds", "shareId"?,
  *               "mig"?: {"gpuUuid", "giProfileId", "start", "size", "gpuInstanceId"?}}],
  *  "pods": [{"namespace", "name", "uid"}],
  *  "configs": [{"devices": ["<device name>", ...], "env": {"NAME": "value"}}]}
  * ```
- * `mig` and the state `PrepareMigCreating` are dynamic MIG's (issue 12): a file without them (every older one)
+ * `mig` and the states `PrepareMigCreating` and `UnprepareStarted` are dynamic MIG's (issue 12): a file without them (every older one)
  * loads unchanged; an older gpulet drops an entry that has them (its schema refuses the state / keeps no `mig`),
  * so downgrade only with no dynamic MIG claim prepared.
  * `configs` holds the claim's opaque-config env once (claim-env.ts: `devices: []` = every device of the claim).
@@ -38,9 +38,11 @@ import { gpuEnvSchema } from './opaque-config.js';
 /**
  * Prepare state of a claim: `PrepareMigCreating` (dynamic MIG: the intent to create MIG devices is recorded,
  * before the first MIG call; the devices' `mig` say where), `PrepareStarted` (devices known, spec not yet
- * written), `PrepareCompleted`. Start-up recovery rolls back every state but `PrepareCompleted` (reconcile.ts).
+ * written), `PrepareCompleted`, and `UnprepareStarted` (dynamic MIG: the spec is removed and the MIG devices
+ * gpulet created are being destroyed). Start-up recovery rolls back every state but `PrepareCompleted`
+ * (reconcile.ts): spec removed, recorded MIG devices destroyed, entry removed.
  */
-export type ClaimState = 'PrepareMigCreating' | 'PrepareStarted' | 'PrepareCompleted';
+export type ClaimState = 'PrepareMigCreating' | 'PrepareStarted' | 'PrepareCompleted' | 'UnprepareStarted';
 
 /**
  * A MIG device gpulet creates (or created) for a device of a claim (dynamic MIG, issue 12): where, and once made,
@@ -124,7 +126,7 @@ const configSchema = z.object({
 /** One claim's entry (its key, its CDI IDs, its configs' devices and its env size are checked by {@link decodeEntry}). */
 const entrySchema = z.object({
   ...objectRefShape,
-  state: z.enum(['PrepareMigCreating', 'PrepareStarted', 'PrepareCompleted']),
+  state: z.enum(['PrepareMigCreating', 'PrepareStarted', 'PrepareCompleted', 'UnprepareStarted']),
   devices: z.array(deviceSchema).max(MAX_ALLOCATION_RESULTS),
   pods: z.array(objectRefSchema),
   configs: z.array(configSchema).max(MAX_CLAIM_CONFIGS).exactOptional(),

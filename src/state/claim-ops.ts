@@ -18,7 +18,8 @@
  * before the attempt (a claim whose entry was lost, adopted by a rebuild; or a recorded claim prepared again)
  * is left: it may be a running pod's, and only the API server can say it is not (reconcile.ts). A failure for
  * a PrepareCompleted claim answered from its record (its spec cannot be checked or written back) removes
- * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry. Every answer of success
+ * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry (dynamic MIG, between
+ * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed). Every answer of success
  * is given after its spec and checkpoint entry are on disk (and their directories synced); an I/O error (its
  * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
@@ -189,7 +190,12 @@ export class ClaimOps {
       this.store.assertLive();
       await this.cdi.remove(ref.uid);
       faultPoint('unprepare:after-cdi-removed');
-      if (existing !== undefined && (await this.destroyOwned(existing, log)) > 0) faultPoint('unprepare:after-mig-destroyed');
+      if (existing?.devices.some((d) => d.mig !== undefined) === true) {
+        // Dynamic MIG: say so before destroying, so a crash from here on ends in recovery finishing the unprepare.
+        if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
+        await this.destroyOwned(existing, log);
+        faultPoint('unprepare:after-mig-destroyed');
+      }
       if (existing !== undefined) await this.store.commit(ref.uid, undefined);
       faultPoint('unprepare:after-checkpoint');
       log.info({ known: existing !== undefined }, 'claim unprepared');
