@@ -66,7 +66,7 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     source.put(allocatedClaim(ref, devices.map((device) => ({ device })), { reservedFor: [POD] }));
     return ref;
   };
-  const spec = async (uid: string) => JSON.parse(await readFile(join(dir, 'cdi', `k8s.${DRIVER}-claim_${uid}.json`), 'utf8'));
+  const spec = async (uid: string) => JSON.parse(await readFile(join(dir, 'cdi', `k8s.${DRIVER}-claim_${uid}.json`), 'utf8')) as { devices: { containerEdits: { env: string[]; deviceNodes: { path: string }[] } }[] };
   type Claims = Record<string, { state: string; devices: { mig?: unknown; uuid: string }[] }>;
   const checkpoint = async (): Promise<Claims> =>
     readFile(join(dir, 'checkpoint.json'), 'utf8').then((t) => JSON.parse(t).claims as Claims, () => ({}));
@@ -81,10 +81,10 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     const mig = backend.inventory().gpus[0]!.migDevices[0]!;
     expect(mig.placement).toEqual({ start: 3, size: 1 });
     const doc = await spec(ref.uid);
-    const edits = doc.devices[0].containerEdits;
+    const edits = doc.devices[0]!.containerEdits;
     expect(edits.env).toContain(`GPULET_DEVICE_GPU_0_MIG_1G10GB_19_3=${mig.uuid}`);
     const gi = 3 + 135 * 0 + 9 * mig.gpuInstanceId;
-    expect(edits.deviceNodes.map((n: { path: string }) => n.path)).toEqual(
+    expect(edits.deviceNodes.map((n) => n.path)).toEqual(
       expect.arrayContaining([`/dev/nvidia-caps/nvidia-cap${gi}`, `/dev/nvidia-caps/nvidia-cap${gi + 1 + mig.computeInstanceId}`]),
     );
     const entry = (await checkpoint())[ref.uid]!;
