@@ -135,7 +135,7 @@ class MockGpuBackend implements MockBackend {
     if (sameMigs && old.migEnabled === state.migEnabled) return;
     const gpu = { ...old, migEnabled: state.migEnabled, migDevices };
     this.inv = { ...inv, gpus: inv.gpus.map((g, i) => (i === index ? gpu : g)) };
-    this.sims[index] = new GpuSimulator(gpu, GPU_MODELS[spec.model]);
+    this.sims[index]?.setInfo(gpu);
   }
 
   inventory(): Inventory {

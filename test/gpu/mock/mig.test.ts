@@ -94,6 +94,25 @@ describe('mock MIG manager', () => {
     expect(await backend.mig.listMigDevices(uuid())).toEqual([]); // a GPU instance without compute instance is no MIG device
   });
 
+  it('samples follow the instances: a new MIG device is sampled, a destroyed one is not; GPU energy never goes back', async () => {
+    let t = 1_700_000_000_000;
+    const b = createMockBackend({ machine: { gpus: [{ model: 'h100-80gb', mig: [] }] }, nodeName: 'node-a', clock: () => t });
+    await b.init();
+    const gpu = b.inventory().gpus[0]!.uuid;
+    const energy = async (): Promise<number> => (await b.sample()).devices.find((d) => d.uuid === gpu)!.energyMillijoules!;
+    const e0 = await energy();
+    t += 10_000;
+    const made = await b.mig.createMigDevice(gpu, { giProfileId: 19, start: 0, size: 1 });
+    expect((await b.sample()).devices.map((d) => d.uuid)).toEqual([gpu, made.uuid]);
+    const e1 = await energy();
+    expect(e1).toBeGreaterThanOrEqual(e0);
+    t += 10_000;
+    await b.mig.destroyMigDevice(gpu, made.gpuInstanceId);
+    expect((await b.sample()).devices.map((d) => d.uuid)).toEqual([gpu]);
+    expect(await energy()).toBeGreaterThanOrEqual(e1);
+    await b.shutdown();
+  });
+
   it('a restarted backend on the same state file has the same instances (a GPU keeps them across an agent restart)', async () => {
     const made = await backend.mig.createMigDevice(uuid(), { giProfileId: 14, start: 0, size: 2 });
     const again = await mk('h100-80gb');
