@@ -18,6 +18,7 @@ import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/serv
 import type { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import type { ClaimRef } from '../../src/model/types.js';
 import { tempDir } from '../helpers/agent.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   allocateClaim, assertConsistent, bootIdFile, expectedCdiIds, killGroup, kubeletFor, NODE, specUids, spawnAgent, stopAgent, verifiedCheckpoint,
   type AgentRun,
@@ -88,6 +89,32 @@ const chain: { point: string; op: 'prepare' | 'unprepare'; start: number; entry:
 ];
 const deviceAt = (start: number): string => `gpu-0-mig-1g10gb-19-${start}`;
 
+interface SliceDevice {
+  readonly name: string;
+  readonly attributes?: Record<string, { string?: string }>;
+  readonly consumesCounters?: unknown[];
+}
+/** The node's published devices by name, as the API server holds them. */
+function publishedDevices(server: EmbeddedApiServer): Map<string, SliceDevice> {
+  const slices = server.list('resource.k8s.io/v1', 'ResourceSlice') as unknown as { spec: { nodeName?: string; devices?: SliceDevice[] } }[];
+  return new Map(slices.filter((s) => s.spec.nodeName === NODE).flatMap((s) => s.spec.devices ?? []).map((d) => [d.name, d]));
+}
+/**
+ * Wait until the slices publish the placements gpulet's claims hold as placement devices (consuming counters, no
+ * uuid) and the foreign instance as the static device it is (its uuid, no counters).
+ */
+async function expectPublished(server: EmbeddedApiServer, own: readonly number[]): Promise<void> {
+  await waitFor(() => {
+    const devices = publishedDevices(server);
+    const foreign = devices.get(deviceAt(FOREIGN.placementStart));
+    if (foreign?.attributes?.['uuid']?.string?.startsWith('MIG-') !== true || foreign.consumesCounters !== undefined) return false;
+    return own.every((s) => {
+      const d = devices.get(deviceAt(s));
+      return d !== undefined && d.attributes?.['uuid'] === undefined && (d.consumesCounters?.length ?? 0) > 0;
+    });
+  }, { what: `slices with own placements ${own.join(',')} consuming counters and the foreign instance static` });
+}
+
 describe('dynamic MIG: kill -9 at every step of creating and destroying a MIG device, then restart', () => {
   let dir: string;
   const claims = new Map<string, ClaimRef>();
@@ -140,7 +167,7 @@ describe('dynamic MIG: kill -9 at every step of creating and destroying a MIG de
   });
 
   it('after the last restart the retries succeed, and at the end only the foreign instance is left', async () => {
-    const { run, kubelet } = await start(dir);
+    let { run, kubelet } = await start(dir);
     await expectNoLeak();
     const unprepares = chain.filter((c) => c.op === 'unprepare').map((c) => claims.get(c.point)!);
     const unanswer = await kubelet.unprepare(unprepares);
@@ -153,6 +180,16 @@ describe('dynamic MIG: kill -9 at every step of creating and destroying a MIG de
       expect(answer.claims[ref.uid]?.devices.flatMap((d) => d.cdi_device_ids)).toEqual(expectedCdiIds(ref, [deviceAt(chain[i]!.start)]));
     }
     expect((await gpuInstances(dir)).map(label).sort()).toEqual([label(FOREIGN), ...chain.filter((c) => c.op === 'prepare').map((c) => `1g.10gb@${c.start}`)].sort());
+    // gpulet's instances stay placement devices consuming their counters (the allocations account for them);
+    // the foreign one is published as the static device it is — also from a fresh start (the names of gpulet's
+    // instances come from the checkpoint): stop, delete the slices, start again, and read what it publishes.
+    await expectPublished(server, chain.filter((c) => c.op === 'prepare').map((c) => c.start));
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+    for (const o of server.list('resource.k8s.io/v1', 'ResourceSlice')) server.delete('resource.k8s.io/v1', 'ResourceSlice', undefined, o.metadata?.name ?? '');
+    expect(publishedDevices(server).size).toBe(0);
+    ({ run, kubelet } = await start(dir));
+    await expectPublished(server, chain.filter((c) => c.op === 'prepare').map((c) => c.start));
     const released = await kubelet.unprepare(prepares);
     for (const ref of prepares) expect(released.claims[ref.uid]?.error, ref.name).toBe('');
     expect((await gpuInstances(dir)).map(label)).toEqual([label(FOREIGN)]);
