@@ -198,3 +198,27 @@ describe('dynamic MIG: kill -9 at every step of creating and destroying a MIG de
     expect(await stopAgent(run)).toBe(0);
   });
 });
+
+describe('--mig-enable on an A100 (MIG mode pending until a GPU reset)', () => {
+  it('says the GPU needs a reset and keeps publishing it as a full GPU, not nothing', async () => {
+    const dir = await tempDir('gpulet-migenable-');
+    dirs.push(dir);
+    await writeFile(bootIdFile(dir), `${randomUUID()}\n`);
+    const run = await spawnAgent({ dir, server, env: { ...ENV, GPULET_MOCK_MACHINE: 'a100-40gb' } });
+    runs.push(run);
+    expect(run.stderr()).toMatch(/MIG mode is pending until a GPU reset/);
+    const doc = JSON.parse(await readFile(join(dir, 'mock-mig-state.json'), 'utf8')) as { gpus: Record<string, { migEnabled: boolean; pendingMigEnabled: boolean }> };
+    expect(Object.values(doc.gpus)).toEqual([{ migEnabled: false, pendingMigEnabled: true, instances: [] }]);
+    const kubelet = await kubeletFor(dir);
+    kubelets.push(kubelet);
+    await waitFor(() => {
+      const devices = publishedDevices(server);
+      const gpu = devices.get('gpu-0');
+      // the full GPU, static (no counters), and no placement device
+      return gpu !== undefined && gpu.consumesCounters === undefined && gpu.attributes?.['productName']?.string?.includes('A100') === true &&
+        ![...devices.keys()].some((n) => n.startsWith('gpu-0-mig-'));
+    }, { what: 'the A100 published as a full GPU' });
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+  });
+});
