@@ -24,6 +24,13 @@
  * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
  * each entry on load; here: the claim's name, our pool and inventory; CDI IDs are always derived).
+ * Dynamic MIG (issue 12; `options.dynamicMig`): a device name of a dynamic GPU that is a possible placement with
+ * no instance resolves to that placement (`prepareDevicesByName`); prepare checks `fitsHardwareRules` against the
+ * instances that exist, records the intent (`PrepareMigCreating`) before the first MIG call, creates each instance
+ * at exactly its placement, records its GPU-instance ID and MIG UUID (`PrepareStarted`), then continues as above
+ * with the new MIG device. Unprepare records `UnprepareStarted` before destroying the instances the entry records;
+ * only those are ever destroyed (`destroyOwned`). Recovery (reconcile.ts) rolls back every state but
+ * PrepareCompleted through `unprepareOne`, which destroys them too.
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
  * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. The steps take
