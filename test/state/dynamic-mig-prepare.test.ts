@@ -91,6 +91,8 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     expect(entry.state).toBe('PrepareCompleted');
     expect(entry.devices[0]).toMatchObject({ uuid: mig.uuid, mig: { gpuUuid: gpuUuid(), giProfileId: 19, start: 3, size: 1, gpuInstanceId: mig.gpuInstanceId } });
     expect([...ownMigDeviceNames(s.store.entries())]).toEqual([SMALL]);
+    // telemetry attributes the new MIG device's readings to the claim, under the placement device's name
+    expect(s.ownership.owners().get(mig.uuid)?.map((o) => [o.deviceName, o.claim.uid])).toEqual([[SMALL, ref.uid]]);
     expect(changes).toBe(1);
     // prepared again: answered from the record, nothing created
     expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
