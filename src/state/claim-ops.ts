@@ -157,8 +157,6 @@ export class ClaimOps {
     }
     await this.options.userspace?.refresh(this.options.inventory().system.driverVersion);
     if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined) return this.preparedAgain(ref, existing, log);
-    // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
-    // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
     // An unfinished dynamic MIG prepare of this claim (its rollback could not destroy an instance): finish that
     // rollback before creating again, so the claim never holds two instances; on failure the entry stays.
     if (existing !== undefined && existing.state !== 'PrepareCompleted') {
@@ -170,6 +168,8 @@ export class ClaimOps {
         return { error: error.message };
       }
     }
+    // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
+    // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
     const attempt: Attempt = { hadSpec: true, created: [] };
     try {
       attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
@@ -442,7 +442,12 @@ export class ClaimOps {
     try {
       for (const m of migs) {
         for (const id of await ownedInstanceIds(manager, m)) {
-          await manager.destroyMigDevice(m.gpuUuid, id);
+          try {
+            await manager.destroyMigDevice(m.gpuUuid, id);
+          } catch (err) {
+            const code = err instanceof BackendError && err.migCode !== undefined ? ` (${err.migCode})` : '';
+            throw new Error(`cannot destroy GPU instance ${id} (GI profile ${m.giProfileId} at ${m.start}:${m.size}) on GPU ${m.gpuUuid}${code}: ${errorMessage(err)}`, { cause: err });
+          }
           destroyed++;
           log.info({ gpuUuid: m.gpuUuid, gpuInstanceId: id, placement: `${m.start}:${m.size}` }, 'dynamic MIG: MIG device destroyed');
         }

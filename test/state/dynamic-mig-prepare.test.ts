@@ -124,6 +124,22 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     expect(backend.inventory().gpus[0]!.migDevices.map((m) => m.uuid)).toEqual([foreign.uuid]);
   });
 
+  it('an instance that cannot be destroyed (IN_USE) fails the unprepare and keeps the claim; the retry destroys it', async () => {
+    const s = state();
+    await s.store.init();
+    const ref = claimFor([SMALL]);
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
+    const mig = backend.inventory().gpus[0]!.migDevices[0]!;
+    backend.mig.setMigBusy(mig.uuid, true);
+    expect((await s.preparer.unprepare([ref])).get(ref.uid)?.error).toContain('IN_USE');
+    expect(await instances()).toEqual(['19@3']);
+    expect(s.store.entries()[ref.uid]).toBeDefined();
+    backend.mig.setMigBusy(mig.uuid, false);
+    expect((await s.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
+    expect(await instances()).toEqual([]);
+    expect(await checkpoint()).toEqual({});
+  });
+
   it('a creation failing half-way (compute instance) fails the claim with NVML\'s code and leaves nothing', async () => {
     const s = state();
     await s.store.init();
