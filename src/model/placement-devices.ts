@@ -4,9 +4,8 @@
  * claim allocated a placement device resolves here instead, so prepare can create the instance. Pure.
  */
 import type { GpuInfo, Inventory } from '../gpu/types.js';
-import { allocatableDevices, type AllocatableDevice } from './devices.js';
-import { placementOfDeviceName, possiblePlacements, type MigGeometry, type MigPlacement } from './mig-placements.js';
-import { migDeviceName } from './devices.js';
+import { allocatableDevices, migDeviceName, type AllocatableDevice } from './devices.js';
+import { possiblePlacements, type MigGeometry, type MigPlacement } from './mig-placements.js';
 
 /** A possible MIG placement of a dynamic GPU, allocated by name before its instance exists. */
 export interface PlacementDevice {
@@ -43,15 +42,4 @@ export function prepareDevicesByName(inventory: Inventory, geometryOf: (gpu: Gpu
   }
   for (const d of allocatableDevices(inventory)) out.set(d.name, d); // an existing instance wins over its placement
   return out;
-}
-
-/** The placement device `name` stands for on a dynamic GPU of `inventory`, or undefined. */
-export function placementDeviceOf(inventory: Inventory, geometryOf: (gpu: GpuInfo) => MigGeometry | undefined, name: string): PlacementDevice | undefined {
-  for (const gpu of inventory.gpus) {
-    const geometry = geometryOf(gpu);
-    if (geometry === undefined) continue;
-    const placement = placementOfDeviceName(geometry, gpu.minor, name);
-    if (placement !== undefined) return { kind: 'placement', name, gpu, geometry, placement };
-  }
-  return undefined;
 }
