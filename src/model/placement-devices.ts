@@ -4,7 +4,7 @@
  * claim allocated a placement device resolves here instead, so prepare can create the instance. Pure.
  */
 import type { GpuInfo, Inventory } from '../gpu/types.js';
-import { allocatableDevices, migDeviceName, type AllocatableDevice } from './devices.js';
+import { allocatableDevices, gpuDeviceName, migDeviceName, type AllocatableDevice } from './devices.js';
 import { possiblePlacements, type MigGeometry, type MigPlacement } from './mig-placements.js';
 
 /** A possible MIG placement of a dynamic GPU, allocated by name before its instance exists. */
@@ -17,8 +17,18 @@ export interface PlacementDevice {
   readonly placement: MigPlacement;
 }
 
-/** What a claim's device name may resolve to at prepare: an existing device, or a placement to create. */
-export type PrepareDevice = AllocatableDevice | PlacementDevice;
+/**
+ * The full GPU `gpu-<minor>` of a dynamic GPU in MIG mode: published (consuming every counter) but not an
+ * allocatable device of the inventory, since handing it out needs MIG mode off (not done by gpulet yet).
+ */
+export interface WholeMigGpuDevice {
+  readonly kind: 'whole-gpu';
+  readonly name: string;
+  readonly gpu: GpuInfo;
+}
+
+/** What a claim's device name may resolve to at prepare: an existing device, a placement to create, or a full GPU in MIG mode. */
+export type PrepareDevice = AllocatableDevice | PlacementDevice | WholeMigGpuDevice;
 
 /** The device name of a placement on GPU `minor`. */
 export function placementDeviceName(minor: number, p: MigPlacement): string {
@@ -35,6 +45,7 @@ export function prepareDevicesByName(inventory: Inventory, geometryOf: (gpu: Gpu
   for (const gpu of [...inventory.gpus].sort((a, b) => a.minor - b.minor)) {
     const geometry = geometryOf(gpu);
     if (geometry === undefined) continue;
+    if (gpu.migEnabled) out.set(gpuDeviceName(gpu), { kind: 'whole-gpu', name: gpuDeviceName(gpu), gpu });
     for (const placement of possiblePlacements(geometry)) {
       const name = placementDeviceName(gpu.minor, placement);
       out.set(name, { kind: 'placement', name, gpu, geometry, placement });

@@ -305,11 +305,19 @@ export class ClaimOps {
         ? resolveAllocation({ claim, ref, driverName, poolName, devices: devicesByName(inventory) })
         : resolveAllocation({ claim, ref, driverName, poolName, devices: prepareDevicesByName(inventory, (g) => dyn.geometryOf(g)) });
     if (dyn !== undefined) this.refuseOthersInstances(ref, allocation.devices.map((d) => d.deviceName));
+    const whole = allocation.devices.find((d) => d.device.kind === 'whole-gpu');
+    if (whole !== undefined) {
+      throw new ClaimError(
+        ref,
+        `device ${whole.deviceName} is the full GPU of a dynamic MIG GPU in MIG mode; gpulet does not turn MIG mode off to hand it out ` +
+          '(not implemented yet): request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
+      );
+    }
     let devices: CheckpointClaim['devices'] = allocation.devices.map((d) => ({
       requestNames: d.requestNames,
       poolName: d.poolName,
       deviceName: d.deviceName,
-      uuid: d.device.kind === 'placement' ? '' : d.device.uuid,
+      uuid: d.device.kind === 'placement' || d.device.kind === 'whole-gpu' ? '' : d.device.uuid,
       cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
       ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
       ...(d.device.kind === 'placement' ? { mig: migIntent(d.device) } : {}),

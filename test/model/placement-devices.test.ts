@@ -21,7 +21,7 @@ describe('prepareDevicesByName', () => {
     expect(names).toHaveLength(possiblePlacements(g).length);
     for (const n of names) expect(byName.get(n)?.kind, n).toBe('placement');
     expect(byName.get('gpu-0-mig-3g40gb-9-4')).toMatchObject({ kind: 'placement', placement: { start: 4, profile: { id: 9 } } });
-    expect(byName.get('gpu-0')?.kind).toBe('gpu');
+    expect(byName.get('gpu-0')?.kind).toBe('gpu'); // MIG mode off: the GPU itself
     expect(byName.get('gpu-1')?.kind).toBe('gpu');
     expect([...byName.keys()].filter((n) => n.startsWith('gpu-1-mig-'))).toEqual([]); // static GPU: none
   });
@@ -33,5 +33,6 @@ describe('prepareDevicesByName', () => {
     const byName = prepareDevicesByName(inv, () => g);
     expect(byName.get('gpu-0-mig-1g10gb-19-6')?.kind).toBe('mig');
     expect(byName.get('gpu-0-mig-1g10gb-19-5')?.kind).toBe('placement');
+    expect(byName.get('gpu-0')?.kind).toBe('whole-gpu'); // MIG mode on: published, not preparable
   });
 });

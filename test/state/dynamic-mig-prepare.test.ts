@@ -140,6 +140,15 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     expect(await checkpoint()).toEqual({});
   });
 
+  it('the full GPU of a dynamic GPU in MIG mode is refused with the reason, nothing created', async () => {
+    const s = state();
+    await s.store.init();
+    const ref = claimFor(['gpu-0']);
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toMatch(/device gpu-0 is the full GPU of a dynamic MIG GPU in MIG mode/);
+    expect(await instances()).toEqual([]);
+    expect(await checkpoint()).toEqual({});
+  });
+
   it('a creation failing half-way (compute instance) fails the claim with NVML\'s code and leaves nothing', async () => {
     const s = state();
     await s.store.init();
