@@ -57,6 +57,10 @@ export interface Config {
   readonly waitForDriver: boolean;
   /** `--mig-mode`: static or dynamic MIG publishing, per GPU (src/model/mig-mode.ts). */
   readonly migMode: MigModeConfig;
+  /** `--mig-enable`: turn MIG mode on at start-up for the GPUs of `--mig-mode dynamic` that have it off. */
+  readonly migEnable: boolean;
+  /** Mock backend: the file its MIG state (mode, instances) is kept in across restarts (`<state-dir>/mock-mig-state.json`). */
+  readonly mockMigStateFile: string | undefined;
   readonly kubeApi: (typeof KUBE_API_MODES)[number];
   /** Kubeconfig file, for `kubeApi = kubeconfig`. */
   readonly kubeconfig: string | undefined;
@@ -141,6 +145,7 @@ const rawSchema = z.object({
   sysfsRoot: z.string().min(1),
   waitForDriver: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   migMode: z.string(),
+  migEnable: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
   kubeApi: z.enum(KUBE_API_MODES),
   kubeconfig: z.string().min(1).optional(),
   embeddedApiPort: bounded('port'),
@@ -182,6 +187,7 @@ export function buildCommand(): Command {
     .addOption(opt('--nvml-library <path>', 'GPULET_NVML_LIBRARY', 'NVML library to dlopen (backend=nvml)', 'libnvidia-ml.so.1'))
     .addOption(opt('--sysfs-root <dir>', 'GPULET_SYSFS_ROOT', 'where sysfs is mounted (PCIe roots; backend=nvml)', '/sys'))
     .addOption(opt('--wait-for-driver [bool]', 'GPULET_WAIT_FOR_DRIVER', 'retry GPU start-up until the driver is loaded (not ready meanwhile) instead of failing fast', 'false'))
+    .addOption(opt('--mig-enable [bool]', 'GPULET_MIG_ENABLE', 'turn MIG mode on at start-up for GPUs of --mig-mode dynamic that have it off (an A100 needs a GPU reset after: gpulet says so)', 'false'))
     .addOption(opt('--mig-mode <modes>', 'GPULET_MIG_MODE', 'MIG publishing: static | dynamic, with per-GPU overrides by UUID or NVML index (e.g. dynamic,GPU-…=static,3=static)', 'static'))
     .addOption(opt('--kube-api <mode>', 'GPULET_KUBE_API', 'where the Kubernetes API is (embedded: the development API server of `npm start`)', 'embedded').choices(KUBE_API_MODES))
     .addOption(opt('--kubeconfig <path>', 'KUBECONFIG', 'kubeconfig file (kube-api=kubeconfig)'))
@@ -261,6 +267,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     sysfsRoot: abs(r.sysfsRoot),
     waitForDriver: isTrue(r.waitForDriver),
     migMode: migMode.config,
+    migEnable: isTrue(r.migEnable),
+    mockMigStateFile: r.backend === 'mock' ? path.join(stateDir, 'mock-mig-state.json') : undefined,
     kubeApi: r.kubeApi,
     kubeconfig: r.kubeconfig === undefined ? undefined : abs(r.kubeconfig),
     embeddedApiPort: r.embeddedApiPort,

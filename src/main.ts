@@ -13,13 +13,14 @@ import { initBackend } from './gpu/wait-for-driver.js';
 import { startHttpServer } from './telemetry/http.js';
 import { HealthTracker } from './gpu/health.js';
 import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
-import type { GpuBackend } from './gpu/types.js';
+import type { GpuBackend, GpuInfo } from './gpu/types.js';
+import { errorMessage } from './errors.js';
 import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { taintsByUuid } from './dra/slices/taints.js';
-import { DynamicMigProblem, dynamicMigPolicy } from './dra/slices/dynamic-mig.js';
+import { DynamicMigProblem, dynamicMigPolicy, type DynamicMigPolicy } from './dra/slices/dynamic-mig.js';
 import { ConfigError } from './errors.js';
 import { migProfilesByProductName } from './gpu/mock/index.js';
 import { NvmlBackend } from './gpu/nvml/index.js';
@@ -29,7 +30,7 @@ import { deviceHealthSource } from './dra/kubelet/device-health.js';
 import { createClaimStatusClient } from './dra/claim-status/client.js';
 import { withClaimStatus } from './dra/claim-status/preparer.js';
 import { ClaimStatusWriter } from './dra/claim-status/writer.js';
-import { ClaimOps } from './state/claim-ops.js';
+import { ClaimOps, ownMigDeviceNames } from './state/claim-ops.js';
 import { ClaimStore } from './state/claim-store.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { OwnershipView } from './state/ownership.js';
@@ -109,6 +110,26 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       if (err instanceof DynamicMigProblem) throw new ConfigError(err.message, { cause: err });
       throw err;
     }
+    if (config.migEnable && migDecision.dynamicGpus.length > 0) await enableMig(backend, migDecision.dynamicGpus, logger);
+    // A dynamic GPU with MIG mode off is published as the full GPU it is (static), not as placements nothing can
+    // create; its MIG devices gpulet made are the checkpoint's (ownInstances: they stay placement devices).
+    let ownInstances: () => ReadonlySet<string> = () => new Set();
+    const dynamicPolicy: DynamicMigPolicy | undefined =
+      migDecision.policy === undefined
+        ? undefined
+        : {
+            geometryOf: (gpu) => (gpu.migEnabled ? migDecision.policy?.geometryOf(gpu) : undefined),
+            get ownInstances() {
+              return ownInstances();
+            },
+          };
+    for (const gpu of backend.inventory().gpus) {
+      if (migDecision.dynamicGpus.includes(gpu.uuid) && !gpu.migEnabled) {
+        logger.warn({ uuid: gpu.uuid, index: gpu.index }, 'dynamic MIG: MIG mode is off on this GPU; publishing it as a full GPU (start with --mig-enable to turn MIG mode on)');
+      }
+    }
+    // After each MIG device created or destroyed: the slices follow the inventory (bound once the publisher runs).
+    let inventoryChanged = (): void => {};
     if (migDecision.unmatched.length > 0) {
       logger.warn({ migMode: formatMigMode(config.migMode), unmatched: migDecision.unmatched }, '--mig-mode names GPUs this node does not have');
     }
@@ -166,8 +187,12 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       cdiDir: config.cdiDir,
       ...(config.devRoot === undefined ? {} : { devRoot: config.devRoot }),
       userspace,
+      ...(dynamicPolicy === undefined
+        ? {}
+        : { dynamicMig: { geometryOf: (gpu: GpuInfo) => dynamicPolicy.geometryOf(gpu), manager: backend.mig, onInventoryChange: () => inventoryChanged() } }),
       logger,
     });
+    ownInstances = () => ownMigDeviceNames(store.entries());
     const preparer = new Preparer({ store, ops });
     const recovery = new ClaimRecovery({ store, ops, logger });
     const claims = new OwnershipView(store);
@@ -184,11 +209,12 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       nodeName: config.nodeName,
       poolName: config.poolName,
       logger,
-      ...(migDecision.policy === undefined ? {} : { dynamicMig: migDecision.policy }),
+      ...(dynamicPolicy === undefined ? {} : { dynamicMig: dynamicPolicy }),
     });
     publisher.start();
     const taints = () => taintsByUuid(config.driverName, health.allConditions(), config.deviceTaintEffect);
-    publisher.update(inventory, taints());
+    publisher.update(backend.inventory(), taints());
+    inventoryChanged = () => publisher.update(backend.inventory(), taints());
     const unsubscribeSlices = health.onChange(() => publisher.update(backend.inventory(), taints()));
     stops.push({
       name: 'publisher',
@@ -282,6 +308,37 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
   } catch (err: unknown) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * `--mig-enable`: turn MIG mode on for the dynamic GPUs that have it off (`nvmlDeviceSetMigMode`). Hopper and
+ * newer switch at once; an A100-class GPU keeps the change pending until a GPU reset, which gpulet never does
+ * itself: it logs an error saying so, and the GPU stays published as a full GPU. Never throws (each GPU's
+ * failure is logged with NVML's reason).
+ */
+async function enableMig(backend: GpuBackend, dynamicGpus: readonly string[], logger: Logger): Promise<void> {
+  for (const gpu of backend.inventory().gpus) {
+    if (!dynamicGpus.includes(gpu.uuid) || gpu.migEnabled) continue;
+    const log = logger.child({ uuid: gpu.uuid, index: gpu.index, product: gpu.productName });
+    if (backend.mig === undefined) {
+      log.error('--mig-enable: this GPU backend cannot set MIG mode; the GPU is published as a full GPU');
+      continue;
+    }
+    try {
+      const mode = await backend.mig.setMigMode(gpu.uuid, true);
+      if (mode.resetRequired || !mode.current) {
+        log.error(
+          { current: mode.current, pending: mode.pending },
+          '--mig-enable: MIG mode is pending until a GPU reset (A100 class: nvidia-smi -r -i <index> with no processes on the GPU, or a reboot; ' +
+            'cloud VMs often cannot reset a GPU); until then the GPU is published as a full GPU',
+        );
+      } else {
+        log.info('--mig-enable: MIG mode turned on');
+      }
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, '--mig-enable: cannot turn MIG mode on; the GPU is published as a full GPU');
+    }
   }
 }
 

@@ -131,3 +131,18 @@ describe('config', () => {
     expect(() => loadConfig(['--nvidia-driver-root', 'run/nvidia/driver'], {}, cwd)).toThrow(/--nvidia-driver-root .*absolute host path/);
   });
 });
+
+describe('--mig-enable and the mock MIG state file', () => {
+  const cwd = '/srv/gpulet';
+  it('is off by default; the flag and GPULET_MIG_ENABLE turn it on; the mock keeps its MIG state in the state dir', () => {
+    const c = loadConfig([], { NODE_NAME: 'node-a' }, cwd);
+    expect(c.migEnable).toBe(false);
+    expect(c.mockMigStateFile).toBe(path.join(c.stateDir, 'mock-mig-state.json'));
+    expect(loadConfig(['--mig-enable'], { NODE_NAME: 'node-a' }, cwd).migEnable).toBe(true);
+    expect(loadConfig([], { NODE_NAME: 'node-a', GPULET_MIG_ENABLE: 'true' }, cwd).migEnable).toBe(true);
+    expect(loadConfig(['--backend', 'nvml'], { NODE_NAME: 'node-a' }, cwd).mockMigStateFile).toBeUndefined();
+  });
+  it('refuses a value that is not a boolean', () => {
+    expect(() => loadConfig([], { NODE_NAME: 'node-a', GPULET_MIG_ENABLE: 'yes please' }, cwd)).toThrow(ConfigError);
+  });
+});

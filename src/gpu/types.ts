@@ -270,6 +270,13 @@ export interface MigManager {
   destroyMigDevice(gpuUuid: string, gpuInstanceId: number): Promise<void>;
   /** The GPU's MIG devices as they are now (read again, not the cached inventory). */
   listMigDevices(gpuUuid: string): Promise<MigDeviceInfo[]>;
+  /**
+   * Every GPU instance of the GPU, with or without a compute instance (`nvmlDeviceGetGpuInstances` per GI
+   * profile, `nvmlGpuInstanceGetInfo`). Optional: recovery uses it to find a GPU instance whose creation was
+   * interrupted before its compute instance (not a MIG device, so not in `listMigDevices`); without it, such an
+   * instance is found only once it is a MIG device.
+   */
+  gpuInstances?(gpuUuid: string): Promise<Array<{ readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } }>>;
   /** Current and pending MIG mode (`nvmlDeviceGetMigMode`). */
   migMode(gpuUuid: string): Promise<{ readonly current: boolean; readonly pending: boolean }>;
   /**

@@ -18,6 +18,7 @@
  */
 import { parsePodRef } from '../model/claim-ref.js';
 import type { AllocatableDevice } from '../model/devices.js';
+import type { PrepareDevice } from '../model/placement-devices.js';
 import type { DnsLabel } from '../model/names.js';
 import type { ClaimRef, PodRef } from '../model/types.js';
 import { ClaimError, quoteBounded } from '../errors.js';
@@ -29,7 +30,7 @@ import { isJsonObject, parseGpuConfig } from './opaque-config.js';
 export const MAX_ALLOCATION_RESULTS = 32;
 
 /** One device to prepare for a claim. */
-export interface AllocatedDevice {
+export interface AllocatedDevice<D extends PrepareDevice = AllocatableDevice> {
   /** Request names (subrequest stripped), in result order, without duplicates. */
   readonly requestNames: readonly string[];
   readonly poolName: string;
@@ -37,14 +38,14 @@ export interface AllocatedDevice {
   readonly deviceName: string;
   /** `shareID` of the result(s), when the allocation shares the device. */
   readonly shareId?: string;
-  /** The inventory's device (GPU or MIG device) of that name. */
-  readonly device: AllocatableDevice;
+  /** The inventory's device (GPU or MIG device) of that name, or the placement device of a dynamic GPU. */
+  readonly device: D;
 }
 
 /** What prepare needs from a claim. */
-export interface ClaimAllocation {
+export interface ClaimAllocation<D extends PrepareDevice = AllocatableDevice> {
   /** Devices in result order; one entry per (device, shareID) pair. */
-  readonly devices: readonly AllocatedDevice[];
+  readonly devices: readonly AllocatedDevice<D>[];
   /**
    * Our driver's opaque configs that set variables for some of these devices, in allocation order, each with
    * the device names it applies to (`[]`: all; claim-env.ts). Within `MAX_CLAIM_ENV_BYTES`.
@@ -55,7 +56,7 @@ export interface ClaimAllocation {
 }
 
 /** Input of {@link resolveAllocation}. */
-export interface ResolveAllocationInput {
+export interface ResolveAllocationInput<D extends PrepareDevice = AllocatableDevice> {
   /** The claim as read from the API server (its metadata checked). */
   readonly claim: ApiClaim;
   /** The claim as the kubelet named it. */
@@ -64,8 +65,11 @@ export interface ResolveAllocationInput {
   readonly driverName: string;
   /** Our pool name (the node name). */
   readonly poolName: string;
-  /** Allocatable devices of the current inventory by name (`devicesByName` of src/model/devices.ts). */
-  readonly devices: ReadonlyMap<string, AllocatableDevice>;
+  /**
+   * Devices of the current inventory by name (`devicesByName` of src/model/devices.ts), with the placement
+   * devices of dynamic GPUs (`prepareDevicesByName`, src/model/placement-devices.ts) when there are any.
+   */
+  readonly devices: ReadonlyMap<string, D>;
 }
 
 /** `req/sub` → `req` (KEP-4816 prioritized list: the kubelet wants the parent request name). */
@@ -79,7 +83,7 @@ export function stripSubrequest(request: string): string {
  * @throws ClaimError naming the claim and the reason: not allocated, UID mismatch, too many results,
  *   malformed result, another pool, unknown device, no results for our driver, invalid opaque config.
  */
-export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocation {
+export function resolveAllocation<D extends PrepareDevice = AllocatableDevice>(input: ResolveAllocationInput<D>): ClaimAllocation<D> {
   const { claim, ref, driverName, poolName } = input;
   const fail = (reason: string): never => {
     throw new ClaimError(ref, reason);
@@ -108,7 +112,7 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
 
   const ourConfigs = parseConfigs(configs, driverName, fail);
 
-  const byKey = new Map<string, { names: string[]; device: AllocatableDevice; shareId?: string }>();
+  const byKey = new Map<string, { names: string[]; device: D; shareId?: string }>();
   /** Requests (as the results name them, subrequest included) of each device name. */
   const requestsOf = new Map<string, string[]>();
   results.forEach((raw, i) => {
@@ -136,7 +140,7 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     const key = `${deviceName as string}\u0000${shareId ?? ''}`;
     let entry = byKey.get(key);
     if (entry === undefined) {
-      entry = { names: [], device: device as AllocatableDevice, ...(shareId !== undefined ? { shareId } : {}) };
+      entry = { names: [], device: device as D, ...(shareId !== undefined ? { shareId } : {}) };
       byKey.set(key, entry);
     }
     const name = stripSubrequest(request as string);
@@ -148,7 +152,7 @@ export function resolveAllocation(input: ResolveAllocationInput): ClaimAllocatio
     fail(`no allocation results for driver ${JSON.stringify(driverName)} (the claim holds only other drivers' devices)`);
   }
 
-  const devices: AllocatedDevice[] = [...byKey.values()].map((e) => ({
+  const devices: AllocatedDevice<D>[] = [...byKey.values()].map((e) => ({
     requestNames: e.names,
     poolName,
     deviceName: e.device.name,

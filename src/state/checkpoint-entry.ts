@@ -3,11 +3,15 @@
  * of the older shape, and the checks that make the file untrusted input. Pure, no I/O.
  *
  * ```json
- * {"namespace", "name", "uid", "state": "PrepareStarted" | "PrepareCompleted",
- *  "devices": [{"requestNames", "poolName", "deviceName", "uuid", "cdiDeviceIds", "shareId"?}],
+ * {"namespace", "name", "uid", "state": "PrepareMigCreating" | "PrepareStarted" | "PrepareCompleted" | "UnprepareStarted",
+ *  "devices": [{"requestNames", "poolName", "deviceName", "uuid", "cdiDeviceIds", "shareId"?,
+ *               "mig"?: {"gpuUuid", "giProfileId", "start", "size", "gpuInstanceId"?}}],
  *  "pods": [{"namespace", "name", "uid"}],
  *  "configs": [{"devices": ["<device name>", ...], "env": {"NAME": "value"}}]}
  * ```
+ * `mig` and the states `PrepareMigCreating` and `UnprepareStarted` are dynamic MIG's (issue 12): a file without them (every older one)
+ * loads unchanged; an older gpulet drops an entry that has them (its schema refuses the state / keeps no `mig`),
+ * so downgrade only with no dynamic MIG claim prepared.
  * `configs` holds the claim's opaque-config env once (claim-env.ts: `devices: []` = every device of the claim).
  * The older shape (before configs were stored per claim) has no `configs` and each device may carry its merged
  * `env`; it is read as one config per distinct env (`configsFromDeviceEnv`), so a file written by an older
@@ -31,8 +35,30 @@ import { MAX_ALLOCATION_RESULTS } from './allocation.js';
 import { claimEnvProblem, configsFromDeviceEnv, MAX_CLAIM_CONFIGS, type ClaimConfig } from './claim-env.js';
 import { gpuEnvSchema } from './opaque-config.js';
 
-/** Two-phase prepare state of a claim. */
-export type ClaimState = 'PrepareStarted' | 'PrepareCompleted';
+/**
+ * Prepare state of a claim: `PrepareMigCreating` (dynamic MIG: the intent to create MIG devices is recorded,
+ * before the first MIG call; the devices' `mig` say where), `PrepareStarted` (devices known, spec not yet
+ * written), `PrepareCompleted`, and `UnprepareStarted` (dynamic MIG: the spec is removed and the MIG devices
+ * gpulet created are being destroyed). Start-up recovery rolls back every state but `PrepareCompleted`
+ * (reconcile.ts): spec removed, recorded MIG devices destroyed, entry removed.
+ */
+export type ClaimState = 'PrepareMigCreating' | 'PrepareStarted' | 'PrepareCompleted' | 'UnprepareStarted';
+
+/**
+ * A MIG device gpulet creates (or created) for a device of a claim (dynamic MIG, issue 12): where, and once made,
+ * its GPU-instance ID and UUID. Only instances recorded here are ever destroyed by gpulet.
+ */
+export interface CheckpointMig {
+  /** The parent GPU's UUID (`GPU-...`). */
+  readonly gpuUuid: string;
+  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`). */
+  readonly giProfileId: number;
+  /** Placement in memory slices (`nvmlGpuInstancePlacement_t`). */
+  readonly start: number;
+  readonly size: number;
+  /** Set once the instance exists: its GPU-instance ID (`nvmlDeviceGetGpuInstanceId`). */
+  readonly gpuInstanceId?: number;
+}
 
 /** A prepared device as recorded (the kubelet `Device` message plus the device's UUID). */
 export interface CheckpointDevice {
@@ -47,6 +73,8 @@ export interface CheckpointDevice {
    */
   readonly cdiDeviceIds: readonly string[];
   readonly shareId?: string;
+  /** Dynamic MIG: the instance gpulet creates for this device (absent for every other device). */
+  readonly mig?: CheckpointMig;
 }
 
 /**
@@ -78,6 +106,15 @@ const deviceSchema = z.object({
   cdiDeviceIds: z.array(z.string()).max(MAX_ALLOCATION_RESULTS),
   shareId: z.string().exactOptional(),
   env: gpuEnvSchema.exactOptional(),
+  mig: z
+    .object({
+      gpuUuid: z.string().min(1).max(MAX_DEVICE_UUID_LENGTH),
+      giProfileId: z.number().int().min(0).max(1024),
+      start: z.number().int().min(0).max(64),
+      size: z.number().int().min(1).max(64),
+      gpuInstanceId: z.number().int().min(0).max(1024).exactOptional(),
+    })
+    .exactOptional(),
 });
 
 /** A stored config: device names of the claim (`[]`: all) and a non-empty env. */
@@ -89,7 +126,7 @@ const configSchema = z.object({
 /** One claim's entry (its key, its CDI IDs, its configs' devices and its env size are checked by {@link decodeEntry}). */
 const entrySchema = z.object({
   ...objectRefShape,
-  state: z.enum(['PrepareStarted', 'PrepareCompleted']),
+  state: z.enum(['PrepareMigCreating', 'PrepareStarted', 'PrepareCompleted', 'UnprepareStarted']),
   devices: z.array(deviceSchema).max(MAX_ALLOCATION_RESULTS),
   pods: z.array(objectRefSchema),
   configs: z.array(configSchema).max(MAX_CLAIM_CONFIGS).exactOptional(),

@@ -18,11 +18,19 @@
  * before the attempt (a claim whose entry was lost, adopted by a rebuild; or a recorded claim prepared again)
  * is left: it may be a running pod's, and only the API server can say it is not (reconcile.ts). A failure for
  * a PrepareCompleted claim answered from its record (its spec cannot be checked or written back) removes
- * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry. Every answer of success
+ * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry (dynamic MIG, between
+ * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed). Every answer of success
  * is given after its spec and checkpoint entry are on disk (and their directories synced); an I/O error (its
  * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
  * each entry on load; here: the claim's name, our pool and inventory; CDI IDs are always derived).
+ * Dynamic MIG (issue 12; `options.dynamicMig`): a device name of a dynamic GPU that is a possible placement with
+ * no instance resolves to that placement (`prepareDevicesByName`); prepare checks `fitsHardwareRules` against the
+ * instances that exist, records the intent (`PrepareMigCreating`) before the first MIG call, creates each instance
+ * at exactly its placement, records its GPU-instance ID and MIG UUID (`PrepareStarted`), then continues as above
+ * with the new MIG device. Unprepare records `UnprepareStarted` before destroying the instances the entry records;
+ * only those are ever destroyed (`destroyOwned`). Recovery (reconcile.ts) rolls back every state but
+ * PrepareCompleted through `unprepareOne`, which destroys them too.
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
  * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. The steps take
@@ -36,12 +44,16 @@ import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '.
 import { CdiError, ClaimError, errorMessage } from '../errors.js';
 import { errnoOf } from './plain-file.js';
 import { faultPoint } from '../util/fault-points.js';
-import type { Inventory } from '../gpu/types.js';
+import type { GpuInfo, Inventory, MigDeviceInfo, MigManager } from '../gpu/types.js';
+import { BackendError } from '../errors.js';
+import { fitsHardwareRules, placementLabel, placementOfInstance, type MigGeometry, type MigPlacement } from '../model/mig-placements.js';
+import { prepareDevicesByName, type PlacementDevice } from '../model/placement-devices.js';
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
 import { CdiWriter } from './cdi-writer.js';
-import type { CheckpointClaim } from './checkpoint.js';
+import type { CheckpointClaim, CheckpointClaims } from './checkpoint.js';
+import type { CheckpointMig } from './checkpoint-entry.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
 import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
@@ -72,7 +84,36 @@ export interface ClaimOpsOptions {
    * prepare (a no-op while the version is unchanged), its edits in every spec, its extra CDI IDs in answers.
    */
   readonly userspace?: UserspacePort;
+  /** Dynamic MIG (issue 12): which GPUs publish placement devices, and the backend's MIG management. */
+  readonly dynamicMig?: DynamicMigOps;
   readonly logger: Logger;
+}
+
+/** What prepare and unprepare need for dynamic MIG. */
+export interface DynamicMigOps {
+  /** The MIG geometry of a GPU published in dynamic mode (`DynamicMigPolicy.geometryOf`); undefined: static. */
+  geometryOf(gpu: GpuInfo): MigGeometry | undefined;
+  /** The backend's MIG management (`GpuBackend.mig`); undefined when the backend has none. */
+  readonly manager: MigManager | undefined;
+  /** Called after MIG devices were created or destroyed (the ResourceSlices follow the inventory). */
+  readonly onInventoryChange?: () => void;
+}
+
+/**
+ * Device names of the MIG devices gpulet created (or is creating) for recorded claims, from the checkpoint: the
+ * `ownInstances` of the dynamic MIG policy (src/dra/slices/dynamic-mig.ts), so they stay placement devices
+ * (accounted by their claims' allocations), never foreign ones.
+ */
+export function ownMigDeviceNames(entries: CheckpointClaims): Set<string> {
+  const out = new Set<string>();
+  for (const e of Object.values(entries)) for (const d of e.devices) if (d.mig !== undefined) out.add(d.deviceName);
+  return out;
+}
+
+/** One MIG device an attempt created, for its rollback. */
+interface CreatedMig {
+  readonly gpuUuid: string;
+  readonly gpuInstanceId: number;
 }
 
 /** The per-claim steps (see file doc). Call every method inside a session of the store. */
@@ -116,19 +157,30 @@ export class ClaimOps {
     }
     await this.options.userspace?.refresh(this.options.inventory().system.driverVersion);
     if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined) return this.preparedAgain(ref, existing, log);
+    // An unfinished dynamic MIG prepare of this claim (its rollback could not destroy an instance): finish that
+    // rollback before creating again, so the claim never holds two instances; on failure the entry stays.
+    if (existing !== undefined && existing.state !== 'PrepareCompleted') {
+      try {
+        await this.destroyOwned(existing, log);
+      } catch (err) {
+        const error = new ClaimError(ref, `an earlier attempt's MIG device cannot be destroyed: ${errorMessage(err)}; its checkpoint entry is kept (the kubelet retries)`, { cause: err });
+        log.warn({ err: error }, 'prepare failed');
+        return { error: error.message };
+      }
+    }
     // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
     // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
-    const attempt = { hadSpec: true };
+    const attempt: Attempt = { hadSpec: true, created: [] };
     try {
       attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
-      const devices = await this.prepareFresh(ref, listed);
+      const devices = await this.prepareFresh(ref, listed, attempt, log);
       const answer = devices.map((d) => this.preparedDevice(ref.uid, d));
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
       return { devices: answer };
     } catch (err) {
       const error = err instanceof ClaimError ? err : new ClaimError(ref, withRetry(errorMessage(err), err, 'the claim was rolled back'), { cause: err });
       log.warn({ err: error }, 'prepare failed; rolling back');
-      await this.rollback(ref, attempt.hadSpec, log);
+      await this.rollback(ref, attempt, log);
       return { error: error.message };
     }
   }
@@ -145,6 +197,12 @@ export class ClaimOps {
       this.store.assertLive();
       await this.cdi.remove(ref.uid);
       faultPoint('unprepare:after-cdi-removed');
+      if (existing?.devices.some((d) => d.mig !== undefined) === true) {
+        // Dynamic MIG: say so before destroying, so a crash from here on ends in recovery finishing the unprepare.
+        if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
+        await this.destroyOwned(existing, log);
+        faultPoint('unprepare:after-mig-destroyed');
+      }
       if (existing !== undefined) await this.store.commit(ref.uid, undefined);
       faultPoint('unprepare:after-checkpoint');
       log.info({ known: existing !== undefined }, 'claim unprepared');
@@ -229,7 +287,7 @@ export class ClaimOps {
     }
   }
 
-  private async prepareFresh(ref: ClaimRef, listed?: ApiClaim): Promise<CheckpointClaim['devices']> {
+  private async prepareFresh(ref: ClaimRef, listed: ApiClaim | undefined, attempt: Attempt, log: Logger): Promise<CheckpointClaim['devices']> {
     let claim = listed;
     if (claim === undefined) {
       try {
@@ -240,17 +298,36 @@ export class ClaimOps {
       faultPoint('prepare:after-get');
     }
     const { driverName, poolName } = this;
-    const byName = devicesByName(this.options.inventory());
-    const allocation = resolveAllocation({ claim, ref, driverName, poolName, devices: byName });
-    const devices = allocation.devices.map((d) => ({
+    const dyn = this.options.dynamicMig;
+    const inventory = this.options.inventory();
+    const allocation =
+      dyn === undefined
+        ? resolveAllocation({ claim, ref, driverName, poolName, devices: devicesByName(inventory) })
+        : resolveAllocation({ claim, ref, driverName, poolName, devices: prepareDevicesByName(inventory, (g) => dyn.geometryOf(g)) });
+    if (dyn !== undefined) this.refuseOthersInstances(ref, allocation.devices.map((d) => d.deviceName));
+    const whole = allocation.devices.find((d) => d.device.kind === 'whole-gpu');
+    if (whole !== undefined) {
+      throw new ClaimError(
+        ref,
+        `device ${whole.deviceName} is the full GPU of a dynamic MIG GPU in MIG mode; gpulet does not turn MIG mode off to hand it out ` +
+          '(not implemented yet): request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
+      );
+    }
+    let devices: CheckpointClaim['devices'] = allocation.devices.map((d) => ({
       requestNames: d.requestNames,
       poolName: d.poolName,
       deviceName: d.deviceName,
-      uuid: d.device.uuid,
+      uuid: d.device.kind === 'placement' || d.device.kind === 'whole-gpu' ? '' : d.device.uuid,
       cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
       ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
+      ...(d.device.kind === 'placement' ? { mig: migIntent(d.device) } : {}),
     }));
+    const placements = [...new Map(allocation.devices.flatMap((d) => (d.device.kind === 'placement' ? [[d.deviceName, d.device] as const] : []))).values()];
+    if (placements.length > 0) {
+      devices = await this.createMigDevices(ref, { ...ref, state: 'PrepareMigCreating', devices, pods: allocation.pods, configs: allocation.configs }, placements, attempt, log);
+    }
     const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
+    const byName = devicesByName(this.options.inventory());
     const spec = this.specOf(ref.uid, entry, byName);
     await this.store.commit(ref.uid, entry);
     faultPoint('prepare:after-started');
@@ -262,15 +339,155 @@ export class ClaimOps {
     return devices;
   }
 
-  /** Remove what a failed prepare may have left: the spec (unless it was there before), then the entry.
-   * Never rejects (failures are logged). */
-  private async rollback(ref: ClaimRef, hadSpec: boolean, log: Logger): Promise<void> {
+  /**
+   * Refuse a claim allocated a device that is a MIG instance gpulet created for another claim (a double booking
+   * the counters should prevent): it would share that claim's instance.
+   * @throws ClaimError naming the device and the other claim.
+   */
+  private refuseOthersInstances(ref: ClaimRef, names: readonly string[]): void {
+    for (const e of Object.values(this.store.entries())) {
+      if (e.uid === ref.uid) continue;
+      const d = e.devices.find((x) => x.mig !== undefined && names.includes(x.deviceName));
+      if (d !== undefined) {
+        throw new ClaimError(ref, `device ${d.deviceName} is the MIG instance gpulet created for claim ${e.namespace}/${e.name}; refusing to share it (the kubelet retries once that claim is unprepared)`);
+      }
+    }
+  }
+
+  /**
+   * Dynamic MIG: check each placement against the instances that exist (`fitsHardwareRules`), record the intent
+   * (`PrepareMigCreating`), then create each instance at exactly its placement. The created instances go into
+   * `attempt.created` (the rollback destroys them).
+   * @returns the devices with the new MIG UUIDs and GPU-instance IDs.
+   * @throws ClaimError with the rule or NVML's reason (nothing created by this attempt is left: the caller rolls back).
+   */
+  private async createMigDevices(
+    ref: ClaimRef, intent: CheckpointClaim, placements: readonly PlacementDevice[], attempt: Attempt, log: Logger,
+  ): Promise<CheckpointClaim['devices']> {
+    const manager = this.options.dynamicMig?.manager;
+    if (manager === undefined) {
+      throw new ClaimError(ref, `device ${placements[0]?.name ?? ''} is a dynamic MIG placement, but this GPU backend cannot create MIG devices; set the GPU to --mig-mode static`);
+    }
+    const byGpu = new Map<string, MigPlacement[]>();
+    for (const p of placements) {
+      let existing = byGpu.get(p.gpu.uuid);
+      if (existing === undefined) {
+        const listed = await this.migCall(ref, p, () => manager.listMigDevices(p.gpu.uuid));
+        existing = listed.flatMap((m) => {
+          const at = placementOfInstance(p.geometry, m);
+          return at === undefined ? [] : [at];
+        });
+        byGpu.set(p.gpu.uuid, existing);
+      }
+      const fit = fitsHardwareRules(p.geometry, existing, p.placement);
+      if (!fit.ok) {
+        throw new ClaimError(
+          ref,
+          `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}) cannot be created beside the GPU's MIG instances: ` +
+            `${fit.rule}: ${fit.reason}; nothing was created (the kubelet retries; delete the pod to have the scheduler place the claim again)`,
+        );
+      }
+      existing.push(p.placement);
+    }
+    await this.store.commit(ref.uid, intent);
+    faultPoint('mig:after-intent');
+    const made = new Map<string, MigDeviceInfo>();
+    try {
+      for (const p of placements) {
+        const req = { giProfileId: p.placement.profile.id, start: p.placement.start, size: p.placement.profile.placementSize };
+        const where: CheckpointMig = migIntent(p);
+        const before = new Set(await this.migCall(ref, p, () => ownedInstanceIds(manager, where)));
+        let mig: MigDeviceInfo;
+        try {
+          mig = await this.migCall(ref, p, () => manager.createMigDevice(p.gpu.uuid, req));
+        } catch (err) {
+          // A creation that failed half-way and could not undo itself leaves a GPU instance at the placement
+          // that was not there before: it is this attempt's, and the rollback destroys it.
+          const after = await ownedInstanceIds(manager, where).catch(() => [] as number[]);
+          for (const id of after) if (!before.has(id)) attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: id });
+          throw err;
+        }
+        attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: mig.gpuInstanceId });
+        made.set(p.name, mig);
+        log.info({ device: p.name, migUuid: mig.uuid, gpuInstanceId: mig.gpuInstanceId }, 'dynamic MIG: MIG device created');
+      }
+    } finally {
+      if (made.size > 0) this.options.dynamicMig?.onInventoryChange?.();
+    }
+    faultPoint('mig:after-create');
+    return intent.devices.map((d) => {
+      const mig = made.get(d.deviceName);
+      return mig === undefined || d.mig === undefined ? d : { ...d, uuid: mig.uuid, mig: { ...d.mig, gpuInstanceId: mig.gpuInstanceId } };
+    });
+  }
+
+  /**
+   * A MIG call for placement device `p`, its rejection turned into a ClaimError naming the device and NVML's code.
+   * @throws ClaimError
+   */
+  private async migCall<T>(ref: ClaimRef, p: PlacementDevice, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      const code = err instanceof BackendError && err.migCode !== undefined ? ` (${err.migCode})` : '';
+      throw new ClaimError(ref, `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}): MIG call failed${code}: ${errorMessage(err)}; the kubelet retries`, { cause: err });
+    }
+  }
+
+  /**
+   * Destroy the MIG devices gpulet created for a recorded claim (its devices' `mig`), found on the GPU by
+   * their recorded GPU-instance ID, or — for an intent whose creation never reported back — by profile and exact
+   * placement. Instances not recorded are never touched. Idempotent.
+   * @returns how many instances were destroyed.
+   * @throws Error naming the instance when one cannot be listed or destroyed (the caller keeps the entry).
+   */
+  async destroyOwned(entry: Pick<CheckpointClaim, 'devices'>, log: Logger): Promise<number> {
+    const migs = [...new Map(entry.devices.flatMap((d) => (d.mig === undefined ? [] : [[`${d.mig.gpuUuid}/${d.mig.start}`, d.mig] as const]))).values()];
+    if (migs.length === 0) return 0;
+    const manager = this.options.dynamicMig?.manager;
+    if (manager === undefined) throw new Error('the claim holds MIG devices gpulet created, but this GPU backend cannot destroy them; start gpulet with its GPU backend');
+    let destroyed = 0;
+    try {
+      for (const m of migs) {
+        for (const id of await ownedInstanceIds(manager, m)) {
+          try {
+            await manager.destroyMigDevice(m.gpuUuid, id);
+          } catch (err) {
+            const code = err instanceof BackendError && err.migCode !== undefined ? ` (${err.migCode})` : '';
+            throw new Error(`cannot destroy GPU instance ${id} (GI profile ${m.giProfileId} at ${m.start}:${m.size}) on GPU ${m.gpuUuid}${code}: ${errorMessage(err)}`, { cause: err });
+          }
+          destroyed++;
+          log.info({ gpuUuid: m.gpuUuid, gpuInstanceId: id, placement: `${m.start}:${m.size}` }, 'dynamic MIG: MIG device destroyed');
+        }
+      }
+    } finally {
+      if (destroyed > 0) this.options.dynamicMig?.onInventoryChange?.();
+    }
+    return destroyed;
+  }
+
+  /** Remove what a failed prepare may have left: the spec (unless it was there before), the MIG devices it
+   * created, then the entry (kept when a MIG device could not be destroyed: the next prepare of the claim or
+   * start-up recovery destroys it). Never rejects (failures are logged). */
+  private async rollback(ref: ClaimRef, attempt: Attempt, log: Logger): Promise<void> {
     try {
       this.store.assertLive();
-      if (!hadSpec) await this.cdi.remove(ref.uid);
+      if (!attempt.hadSpec) await this.cdi.remove(ref.uid);
     } catch (err) {
       log.error({ err }, 'rollback: cannot remove CDI spec');
     }
+    const manager = this.options.dynamicMig?.manager;
+    let left = 0;
+    for (const c of attempt.created) {
+      try {
+        await manager?.destroyMigDevice(c.gpuUuid, c.gpuInstanceId);
+      } catch (err) {
+        left++;
+        log.error({ err, gpuUuid: c.gpuUuid, gpuInstanceId: c.gpuInstanceId }, 'rollback: cannot destroy the MIG device this prepare created; its checkpoint entry is kept for recovery');
+      }
+    }
+    if (attempt.created.length > 0) this.options.dynamicMig?.onInventoryChange?.();
+    if (left > 0) return;
     if (this.store.entries()[ref.uid] === undefined) return;
     try {
       await this.store.commit(ref.uid, undefined);
@@ -278,6 +495,39 @@ export class ClaimOps {
       log.error({ err }, 'rollback: cannot persist checkpoint without the claim');
     }
   }
+}
+
+/** What one prepare attempt did, for its rollback. */
+interface Attempt {
+  /** A spec was there before the attempt (it is left). */
+  hadSpec: boolean;
+  /** MIG devices the attempt created. */
+  readonly created: CreatedMig[];
+}
+
+/** The intent recorded for a placement device before its instance is created. */
+function migIntent(d: PlacementDevice): CheckpointMig {
+  return { gpuUuid: d.gpu.uuid, giProfileId: d.placement.profile.id, start: d.placement.start, size: d.placement.profile.placementSize };
+}
+
+/**
+ * GPU-instance IDs on `m.gpuUuid` that are the recorded instance: same GI profile and exact placement, and the
+ * recorded GPU-instance ID when there is one. Uses `gpuInstances` when the backend has it (it also sees a GPU
+ * instance without its compute instance), else `listMigDevices`. A GPU that is gone (NOT_FOUND) has none.
+ */
+async function ownedInstanceIds(manager: MigManager, m: CheckpointMig): Promise<number[]> {
+  let list: ReadonlyArray<{ readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } }>;
+  try {
+    list = manager.gpuInstances !== undefined ? await manager.gpuInstances(m.gpuUuid) : await manager.listMigDevices(m.gpuUuid);
+  } catch (err) {
+    if (err instanceof BackendError && err.migCode === 'NOT_FOUND') return [];
+    throw err;
+  }
+  const ids = list
+    .filter((i) => i.giProfileId === m.giProfileId && i.placement.start === m.start && i.placement.size === m.size)
+    .filter((i) => m.gpuInstanceId === undefined || i.gpuInstanceId === m.gpuInstanceId)
+    .map((i) => i.gpuInstanceId);
+  return [...new Set(ids)];
 }
 
 /** `message`, plus — for a failure with an errno (an I/O error) — what was left and that the call is retryable. */

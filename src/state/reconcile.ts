@@ -3,8 +3,9 @@
  * a lost checkpoint. The periodic clean-up is in `claim-cleanup.ts` (re-exported here).
  *
  * `reconcileClaims` runs once, after `ClaimStore.init()` and before the kubelet plugin registers:
- * 1. PrepareStarted entries (a crash mid-prepare) are rolled back: spec and entry removed. The kubelet got no
- *    answer, so it retries and the claim is prepared afresh.
+ * 1. PrepareStarted and PrepareMigCreating entries (a crash mid-prepare) are rolled back: spec removed, the MIG
+ *    devices the entry records as gpulet's destroyed (dynamic MIG; claim-ops.ts `destroyOwned`), entry removed.
+ *    The kubelet got no answer, so it retries and the claim is prepared afresh.
  * 2. The checkpoint is trusted to list every prepared claim only when all of these hold; otherwise a rebuild
  *    from the API server is due (the reason is logged):
  *    - it was read intact (an unusable one was set aside by `init()`);
@@ -174,7 +175,7 @@ async function reconcileLocked(options: ReconcileOptions): Promise<ReconcileRepo
   };
   const abort = (rebuilt?: readonly string[]): ReconcileReport => ({ rebooted, rolledBack, rebuilt, dropped, restored, orphans: [], errors, aborted: true });
 
-  for (const entry of Object.values(store.entries()).filter((e) => e.state === 'PrepareStarted')) {
+  for (const entry of Object.values(store.entries()).filter((e) => e.state !== 'PrepareCompleted')) {
     if (stopped('rollback')) return abort();
     const result = await recovery.drop(refOf(entry));
     if (result.error === undefined) rolledBack.push(entry.uid);

@@ -14,12 +14,20 @@ export const FAULT_POINTS = [
   'prepare:after-get',
   /** Prepare: the checkpoint says PrepareStarted, no CDI spec yet. */
   'prepare:after-started',
+  /** Dynamic MIG prepare: the intent (GPU, profile, placement) is in the checkpoint, no MIG call made yet. */
+  'mig:after-intent',
+  /** Dynamic MIG prepare (mock backend): the GPU instance exists, its compute instance not yet. */
+  'mig:after-gpu-instance',
+  /** Dynamic MIG prepare: the MIG device exists, the checkpoint still holds only the intent. */
+  'mig:after-create',
   /** Prepare: the CDI spec is written, the checkpoint still says PrepareStarted. */
   'prepare:after-cdi',
   /** Prepare: the checkpoint says PrepareCompleted, the kubelet has no answer yet. */
   'prepare:after-completed',
   /** Unprepare: the CDI spec is removed, the checkpoint entry is still there. */
   'unprepare:after-cdi-removed',
+  /** Dynamic MIG unprepare: the CDI spec is removed and the claim's MIG devices destroyed, the entry is still there. */
+  'unprepare:after-mig-destroyed',
   /** Unprepare: the entry is gone from the checkpoint, the kubelet has no answer yet. */
   'unprepare:after-checkpoint',
   /** Any atomic write (checkpoint or CDI spec): the temp file is written and fsynced, not yet renamed. */

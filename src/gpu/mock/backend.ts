@@ -5,7 +5,8 @@
 import { BackendError, ConfigError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { DeviceSample, GpuBackend, HealthEvent, Inventory, Sample } from '../types.js';
-import { buildMockInventory } from './inventory.js';
+import { buildMockInventory, mockMigDevices } from './inventory.js';
+import { MockMig, type MockMigGpuState } from './mig.js';
 import { GPU_MODELS } from './models.js';
 import { GpuSimulator } from './simulate.js';
 import { machineSpecByName, type MachineSpec } from './spec.js';
@@ -24,6 +25,11 @@ export interface MockBackendOptions {
   readonly clock?: () => number;
   /** Logger for listener failures. Optional. */
   readonly logger?: Logger;
+  /**
+   * Keep the MIG state (mode, GPU and compute instances) in this file, read at `init()` and written on every
+   * change, so instances survive an agent restart as a real GPU's do (src/gpu/mock/mig.ts). Default: in memory.
+   */
+  readonly migStateFile?: string;
 }
 
 /** The mock backend: a {@link GpuBackend} plus fault injection. */
@@ -57,6 +63,8 @@ export interface MockBackend extends GpuBackend {
    * when `uuid` is omitted. Pass an empty list to clear. @throws BackendError for an unknown UUID.
    */
   setUnsupported(readings: readonly ReadingName[], uuid?: string): void;
+  /** MIG management, with the mock's fault switch (`injectFault`), `setMigBusy` and a reset (`applyPending`). */
+  readonly mig: MockMig;
 }
 
 class MockGpuBackend implements MockBackend {
@@ -68,14 +76,34 @@ class MockGpuBackend implements MockBackend {
   private readonly unsupported = new Map<string, ReadonlySet<ReadingName>>();
   private closed = false;
   private readonly clock: () => number;
+  readonly mig: MockMig;
 
   constructor(
     readonly machine: MachineSpec,
     readonly nodeName: string,
     clock: (() => number) | undefined,
     private readonly logger: Logger | undefined,
+    migStateFile: string | undefined,
   ) {
     this.clock = clock ?? Date.now;
+    const initial = new Map<number, MockMigGpuState>(
+      machine.gpus.map((g, i) => [i, {
+        migEnabled: g.mig !== undefined,
+        pendingMigEnabled: g.mig !== undefined,
+        instances: (g.mig ?? []).map((m) => ({ profile: m.profile, placementStart: m.placementStart, computeInstance: true })),
+      }]),
+    );
+    this.mig = new MockMig(
+      {
+        nodeName,
+        uuidOf: (i) => this.inventory().gpus[i]?.uuid ?? '',
+        modelOf: (i) => this.machine.gpus[i]?.model ?? 'h100-80gb',
+        gpuByUuid: (uuid) => this.inv?.gpus.find((g) => g.uuid === uuid),
+        changed: (i) => this.rebuildGpu(i),
+      },
+      initial,
+      migStateFile,
+    );
   }
 
   init(): Promise<void> {
@@ -83,8 +111,31 @@ class MockGpuBackend implements MockBackend {
     if (!this.inv) {
       this.inv = buildMockInventory(this.machine, this.nodeName);
       this.sims = this.inv.gpus.map((g, i) => new GpuSimulator(g, GPU_MODELS[this.machine.gpus[i]?.model ?? 'h100-80gb']));
+      try {
+        this.mig.load();
+      } catch (err) {
+        this.inv = undefined;
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      for (let i = 0; i < this.inv.gpus.length; i++) this.rebuildGpu(i);
     }
     return Promise.resolve();
+  }
+
+  /** Replace GPU `index`'s inventory entry and simulator after a MIG change (mode, instances). */
+  private rebuildGpu(index: number): void {
+    const inv = this.inv;
+    const old = inv?.gpus[index];
+    const spec = this.machine.gpus[index];
+    if (inv === undefined || old === undefined || spec === undefined) return;
+    const state = this.mig.stateOf(index);
+    const layout = state.instances.filter((m) => m.computeInstance).map((m) => ({ profile: m.profile, placementStart: m.placementStart }));
+    const migDevices = state.migEnabled ? mockMigDevices({ ...spec, mig: layout }, this.nodeName, index, old.uuid) : [];
+    const sameMigs = migDevices.length === old.migDevices.length && migDevices.every((m, i) => m.uuid === old.migDevices[i]?.uuid);
+    if (sameMigs && old.migEnabled === state.migEnabled) return;
+    const gpu = { ...old, migEnabled: state.migEnabled, migDevices };
+    this.inv = { ...inv, gpus: inv.gpus.map((g, i) => (i === index ? gpu : g)) };
+    this.sims[index]?.setInfo(gpu);
   }
 
   inventory(): Inventory {
@@ -197,5 +248,5 @@ export function createMockBackend(opts: MockBackendOptions): MockBackend {
     throw new ConfigError('mock backend: nodeName must be a non-empty string (it seeds device identities)');
   }
   const spec = typeof opts.machine === 'string' ? machineSpecByName(opts.machine) : validateMachineSpec(opts.machine);
-  return new MockGpuBackend(spec, opts.nodeName, opts.clock, opts.logger);
+  return new MockGpuBackend(spec, opts.nodeName, opts.clock, opts.logger, opts.migStateFile);
 }

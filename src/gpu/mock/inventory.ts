@@ -27,7 +27,13 @@ export const MOCK_SYSTEM: SystemInfo = {
 
 const MIB = 1024 * 1024;
 
-function migDevices(spec: GpuSpec, nodeName: string, index: number, parentUuid: string): MigDeviceInfo[] {
+/**
+ * The MIG devices of GPU `index` (model `spec.model`) for a layout of `{profile, placementStart}` instances, as
+ * discovery lists them: indexed by placement start, UUIDs from node name, GPU index and GI ID (so an instance made
+ * again at the same placement gets the same UUID, as `mockMigUuid` documents).
+ * @throws Error for a profile the model does not have (the layout must have been validated).
+ */
+export function mockMigDevices(spec: GpuSpec, nodeName: string, index: number, parentUuid: string): MigDeviceInfo[] {
   const model = GPU_MODELS[spec.model];
   const layout = [...(spec.mig ?? [])].sort((a, b) => a.placementStart - b.placementStart);
   return layout.map((inst, migIndex): MigDeviceInfo => {
@@ -84,7 +90,7 @@ export function buildMockInventory(spec: MachineSpec, nodeName: string): Invento
       multiprocessors: model.multiprocessors,
       powerLimitMilliwatts: model.powerLimitW * 1000,
       migEnabled: g.mig !== undefined,
-      migDevices: migDevices(g, nodeName, index, uuid),
+      migDevices: mockMigDevices(g, nodeName, index, uuid),
       addressingMode: MOCK_ADDRESSING_MODE,
       vbiosVersion: model.vbiosVersion,
     };

@@ -32,9 +32,13 @@ interface MigSim {
 }
 
 /** Simulator of one GPU (and its MIG devices). */
+function migSim(m: MigDeviceInfo): MigSim {
+  return { info: m, curve: loadCurve(mockSeed(m.uuid)), computeSlices: Number(/^(\d+)g\./.exec(m.profile)?.[1] ?? '1') };
+}
+
 export class GpuSimulator {
   private readonly curve: LoadCurve;
-  private readonly migs: readonly MigSim[];
+  private migs: readonly MigSim[];
   private lastTSec: number | undefined;
   private lastPowerMw = 0;
   private energyMj: number;
@@ -45,19 +49,24 @@ export class GpuSimulator {
   private eccUncorrected = 0;
 
   constructor(
-    readonly info: GpuInfo,
+    public info: GpuInfo,
     private readonly model: GpuModel,
   ) {
     const seed = mockSeed(info.uuid);
     this.curve = loadCurve(seed);
-    this.migs = info.migDevices.map((m) => ({
-      info: m,
-      curve: loadCurve(mockSeed(m.uuid)),
-      computeSlices: Number(/^(\d+)g\./.exec(m.profile)?.[1] ?? '1'),
-    }));
+    this.migs = info.migDevices.map(migSim);
     // Energy since the driver loaded: 1–30 days at idle power, so counters start large like real ones.
     const uptimeS = 86_400 * (1 + 29 * ((seed >>> 8) / 2 ** 24));
     this.energyMj = Math.round(uptimeS * model.idlePowerW * 1000);
+  }
+
+  /**
+   * The GPU's MIG mode or devices changed (dynamic MIG, src/gpu/mock/mig.ts): follow `info`, keeping the GPU's
+   * integrators (energy, PCIe bytes, ECC counts never go back) and each remaining MIG device's curve.
+   */
+  setInfo(info: GpuInfo): void {
+    this.info = info;
+    this.migs = info.migDevices.map((m) => this.migs.find((old) => old.info.uuid === m.uuid) ?? migSim(m));
   }
 
   /** Count one ECC error (from an injected `ecc-single-bit` / `ecc-double-bit` health event). */
