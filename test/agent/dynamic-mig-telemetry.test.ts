@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromSample } from '../helpers/promtext.js';
 import { allocatedClaim, removeDir, scrape, startHarness, tempDir, type Harness } from '../helpers/agent.js';
 import { attrs, startOtlpReceiver, type OtlpReceiver, type OtlpRequest } from '../helpers/otlp-receiver.js';
-import { WAIT_TIMEOUT_MS, waitFor } from '../helpers/wait.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** 2g.20gb (GI profile 14) at memory slice 2 of GPU 0 (NVIDIA's name `gpu-<minor>-mig-<profile>-<giProfileId>-<start>`). */
 const DEVICE = 'gpu-0-mig-2g20gb-14-2';
@@ -73,6 +73,7 @@ describe('dynamic MIG: telemetry follows the instances prepare creates and unpre
     const ref = await allocatedClaim(h.api, 'mig-telemetry', [{ device: DEVICE }], { pod });
     const prepared = await h.kubelet.prepare([ref]);
     expect(prepared.claims[ref.uid]?.error).toBe('');
+    const preparedAt = receiver.requests.length;
     const created = migUuids();
     expect(created).toHaveLength(1);
     const uuid = created[0]!;
@@ -92,9 +93,16 @@ describe('dynamic MIG: telemetry follows the instances prepare creates and unpre
       expect(s.labels, s.name).toMatchObject({ pod: 'trainer', namespace: 'default', dra_claim_name: 'mig-telemetry', dra_device_name: DEVICE, dra_mig_device_uuid: uuid, GPU_I_PROFILE: '2g.20gb' });
     }
 
-    // OTLP: an export with readings of the new device, attributed to the claim.
-    const withDevice = await receiver.waitFor((r) => otlpPointsOf(r, uuid).some((p) => p.metric === 'hw.gpu.memory.usage'), WAIT_TIMEOUT_MS);
-    for (const p of otlpPointsOf(withDevice, uuid)) expect(p.attributes, p.metric).toMatchObject(claimAttrs);
+    // OTLP: an export collected after the prepare answered (the one in flight then skipped: it may predate the
+    // PrepareCompleted commit, when the new device was present but not yet the claim's) has readings of the new
+    // device, all attributed to the claim.
+    const afterPrepare = preparedAt + 1;
+    let withDevice: OtlpRequest | undefined;
+    await waitFor(() => {
+      withDevice = receiver.requests.slice(afterPrepare).find((r) => otlpPointsOf(r, uuid).some((p) => p.metric === 'hw.gpu.memory.usage'));
+      return withDevice !== undefined;
+    }, { what: `an OTLP export with readings of ${uuid}` });
+    for (const p of otlpPointsOf(withDevice!, uuid)) expect(p.attributes, p.metric).toMatchObject(claimAttrs);
 
     // Unprepare destroys the instance: from the answer on, no series of it on /metrics.
     const unprepared = await h.kubelet.unprepare([ref]);
