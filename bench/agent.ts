@@ -30,12 +30,13 @@ export interface BenchAgent {
 /**
  * Start the agent and the kubelet simulator; waits for registration and for the slices to be published.
  * @param sampleIntervalMs GPU sampling interval of the agent (1000 = 1 Hz)
+ * @param extraArgs more CLI arguments (later flags win), e.g. `--mock-machine h100-80gb --mig-mode dynamic`
  * @throws whatever startAgent throws, or Error when the plugin does not register within 10 s
  */
-export async function startBenchAgent(sampleIntervalMs: number): Promise<BenchAgent> {
+export async function startBenchAgent(sampleIntervalMs: number, extraArgs: readonly string[] = []): Promise<BenchAgent> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-'));
   const config = loadConfig(
-    ['--node-name', 'bench-node', '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--sample-interval', String(sampleIntervalMs), '--log-level', 'silent'],
+    ['--node-name', 'bench-node', '--state-dir', dir, '--metrics-address', '127.0.0.1:0', '--sample-interval', String(sampleIntervalMs), '--log-level', 'silent', ...extraArgs],
     {},
     dir,
   );

@@ -7,6 +7,7 @@ import { startBenchAgent } from './agent.js';
 import { footprintInProcess } from './footprint.js';
 import { footprintStandalone } from './footprint-process.js';
 import { benchNvml } from './nvml.js';
+import { benchDynamicMig } from './dynamic-mig.js';
 import { benchPrepare } from './prepare.js';
 import { benchPure } from './pure.js';
 import { benchScrape } from './scrape.js';
@@ -87,6 +88,7 @@ async function main(): Promise<void> {
       await env.close();
     }
   }
+  if (only.has('prepare')) sections.push({ title: '3b. dynamic MIG prepare (creates the instance) vs static MIG', rows: await benchDynamicMig(opts) });
   if (only.has('startup')) startup.push(...(await benchStartup(opts)));
   if (only.has('footprint')) footprint.push(...(await footprintStandalone(opts, long ? 120_000 : 15_000)));
   sections.push({ title: '4. start-up', rows: startup }, { title: '5. footprint (dgx-h100; in-process 1 Hz; standalone with Prometheus + OTLP at 1 s and 5 s)', rows: footprint });

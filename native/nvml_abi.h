@@ -371,6 +371,8 @@ typedef struct nvmlDeviceAddressingMode_v1_st {
 #define GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN 10
 /** Most possible placements of one GI profile (nvmlDeviceGetGpuInstancePossiblePlacements_v2): 8 memory slices. */
 #define GPULET_NVML_MAX_PLACEMENTS 8
+/** Most GPU instances of one GI profile gpulet lists (nvmlDeviceGetGpuInstances): 8 memory slices, one GI each at most. */
+#define GPULET_NVML_MAX_GPU_INSTANCES 8
 
 /* Compute-instance profile INDEX (argument of nvmlGpuInstanceGetComputeInstanceProfileInfoV), by compute slices. */
 #define NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE 0x0

@@ -129,6 +129,7 @@ typedef nvmlReturn_t (*nvmlDeviceGetMigDeviceHandleByIndex_fn)(nvmlDevice_t devi
 typedef nvmlReturn_t (*nvmlDeviceGetDeviceHandleFromMigDeviceHandle_fn)(nvmlDevice_t migDevice, nvmlDevice_t *device);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
 typedef nvmlReturn_t (*nvmlDeviceGetComputeInstanceId_fn)(nvmlDevice_t device, unsigned int *id);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstances_fn)(nvmlDevice_t device, unsigned int profileId, nvmlGpuInstance_t *gpuInstances, unsigned int *count);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceById_fn)(nvmlDevice_t device, unsigned int id, nvmlGpuInstance_t *gpuInstance);
 typedef nvmlReturn_t (*nvmlGpuInstanceGetInfo_fn)(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfoV_fn)(nvmlDevice_t device, unsigned int profile, nvmlGpuInstanceProfileInfo_v2_t *info);
@@ -204,6 +205,7 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
   X(nvmlDeviceGetGpuInstanceId, nvmlDeviceGetGpuInstanceId) \
   X(nvmlDeviceGetComputeInstanceId, nvmlDeviceGetComputeInstanceId) \
   X(nvmlDeviceGetGpuInstanceById, nvmlDeviceGetGpuInstanceById) \
+  X(nvmlDeviceGetGpuInstances, nvmlDeviceGetGpuInstances) \
   X(nvmlGpuInstanceGetInfo, nvmlGpuInstanceGetInfo) \
   X(nvmlDeviceGetGpuInstanceProfileInfoV, nvmlDeviceGetGpuInstanceProfileInfo) \
   X(nvmlDeviceSetMigMode, nvmlDeviceSetMigMode) \

@@ -97,6 +97,47 @@ std::optional<Failure> CreateMigDevice(const Library& lib, nvmlDevice_t dev, uns
   return f;
 }
 
+std::optional<Failure> ListGpuInstances(const Library& lib, nvmlDevice_t dev, std::vector<GpuInstanceListed>* out) {
+  if (lib.nvmlDeviceGetGpuInstanceProfileInfoV == nullptr && lib.gi_profile_info_v1 == nullptr) {
+    return Failure{NVML_ERROR_FUNCTION_NOT_FOUND, "nvmlDeviceGetGpuInstanceProfileInfoV"};
+  }
+  GPULET_REQUIRE(nvmlDeviceGetGpuInstances)
+  GPULET_REQUIRE(nvmlGpuInstanceGetInfo)
+  for (unsigned int idx = 0; idx < GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN; idx++) {
+    unsigned int profile_id = 0;
+    nvmlReturn_t r;
+    if (lib.nvmlDeviceGetGpuInstanceProfileInfoV != nullptr) {
+      nvmlGpuInstanceProfileInfo_v2_t profile;
+      std::memset(&profile, 0, sizeof profile);
+      profile.version = nvmlGpuInstanceProfileInfo_v2;
+      r = lib.nvmlDeviceGetGpuInstanceProfileInfoV(dev, idx, &profile);
+      profile_id = profile.id;
+    } else {  // the v1 call (R450): same ID field, older struct
+      nvmlGpuInstanceProfileInfo_t profile;
+      std::memset(&profile, 0, sizeof profile);
+      r = lib.gi_profile_info_v1(dev, idx, &profile);
+      profile_id = profile.id;
+    }
+    // NOT_SUPPORTED / INVALID_ARGUMENT: this profile index does not exist on this GPU.
+    if (r == NVML_ERROR_NOT_SUPPORTED || r == NVML_ERROR_INVALID_ARGUMENT) continue;
+    if (r != NVML_SUCCESS) return Failure{r, "nvmlDeviceGetGpuInstanceProfileInfoV"};
+    nvmlGpuInstance_t gis[GPULET_NVML_MAX_GPU_INSTANCES];
+    unsigned int count = 0;
+    std::optional<Failure> f =
+        Check(lib.nvmlDeviceGetGpuInstances(dev, profile_id, gis, &count), "nvmlDeviceGetGpuInstances");
+    if (f) return f;
+    if (count > GPULET_NVML_MAX_GPU_INSTANCES) count = GPULET_NVML_MAX_GPU_INSTANCES;
+    for (unsigned int i = 0; i < count; i++) {
+      nvmlGpuInstanceInfo_t info;
+      std::memset(&info, 0, sizeof info);
+      f = Check(lib.nvmlGpuInstanceGetInfo(gis[i], &info), "nvmlGpuInstanceGetInfo");
+      if (f) return f;
+      out->push_back(GpuInstanceListed{info.id, info.profileId, info.placement.start, info.placement.size});
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Failure> DestroyMigDevice(const Library& lib, nvmlDevice_t dev, unsigned int gpu_instance_id, bool* found) {
   GPULET_REQUIRE(nvmlDeviceGetGpuInstanceById)
   GPULET_REQUIRE(nvmlGpuInstanceGetComputeInstanceProfileInfoV)

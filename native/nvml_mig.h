@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "nvml_lib.h"
 #include "nvml_read.h"
@@ -32,6 +33,20 @@ struct MigCreated {
 std::optional<Failure> CreateMigDevice(const Library& lib, nvmlDevice_t dev, unsigned int gi_profile_id,
                                        unsigned int start, unsigned int size, MigCreated* out,
                                        std::optional<Failure>* rollback);
+
+// One GPU instance as nvmlGpuInstanceGetInfo reports it: ID, GI profile ID and memory-slice placement.
+struct GpuInstanceListed {
+  unsigned int gpu_instance_id = 0;
+  unsigned int gi_profile_id = 0;
+  unsigned int start = 0;
+  unsigned int size = 0;
+};
+
+// Every GPU instance of the GPU, with or without a compute instance: for each GI profile the GPU answers for
+// (nvmlDeviceGetGpuInstanceProfileInfoV over indexes 0 .. GPULET_NVML_GPU_INSTANCE_PROFILE_SCAN-1; an index it
+// answers NOT_SUPPORTED / INVALID_ARGUMENT for is skipped), nvmlDeviceGetGpuInstances with the profile's ID, then
+// nvmlGpuInstanceGetInfo of each. The first other failure is returned (what was listed so far is in `out`).
+std::optional<Failure> ListGpuInstances(const Library& lib, nvmlDevice_t dev, std::vector<GpuInstanceListed>* out);
 
 // nvmlDeviceGetGpuInstanceById; then every compute instance of it (nvmlGpuInstanceGetComputeInstances over the
 // compute-instance profiles, nvmlComputeInstanceDestroy) and the GI (nvmlGpuInstanceDestroy). `found` is false

@@ -298,6 +298,28 @@ class DestroyMigWorker : public MigWorker {
   bool found_ = false;
 };
 
+class GpuInstancesWorker : public MigWorker {
+ public:
+  GpuInstancesWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu)
+      : MigWorker(env, std::move(st), gpu, false) {}
+  void Op(nvmlDevice_t dev) override { failure_ = ListGpuInstances(*st_->lib, dev, &listed_); }
+  void Extra(Napi::Env env, Napi::Object o) override {
+    Napi::Array list = Napi::Array::New(env, listed_.size());
+    for (size_t i = 0; i < listed_.size(); i++) {
+      Napi::Object gi = Napi::Object::New(env);
+      gi.Set("gpuInstanceId", Napi::Number::New(env, listed_[i].gpu_instance_id));
+      gi.Set("giProfileId", Napi::Number::New(env, listed_[i].gi_profile_id));
+      gi.Set("start", Napi::Number::New(env, listed_[i].start));
+      gi.Set("size", Napi::Number::New(env, listed_[i].size));
+      list.Set(static_cast<uint32_t>(i), gi);
+    }
+    o.Set("gpuInstances", list);
+  }
+
+ private:
+  std::vector<GpuInstanceListed> listed_;
+};
+
 class ReadGpuWorker : public MigWorker {
  public:
   ReadGpuWorker(Napi::Env env, std::shared_ptr<SessionState> st, unsigned int gpu) : MigWorker(env, std::move(st), gpu, true) {}
@@ -347,6 +369,7 @@ Napi::Function Session::Define(Napi::Env env) {
                       InstanceMethod<&Session::SetMigMode>("setMigMode"),
                       InstanceMethod<&Session::CreateMigDevice>("createMigDevice"),
                       InstanceMethod<&Session::DestroyMigDevice>("destroyMigDevice"),
+                      InstanceMethod<&Session::GpuInstances>("gpuInstances"),
                       InstanceMethod<&Session::ReadGpu>("readGpu")});
 }
 
@@ -457,6 +480,10 @@ Napi::Value Session::DestroyMigDevice(const Napi::CallbackInfo& info) {
   const unsigned int gpu = UintArg(info, 0, "destroyMigDevice(gpu, gpuInstanceId): gpu");
   const unsigned int gi = UintArg(info, 1, "destroyMigDevice(gpu, gpuInstanceId): gpuInstanceId");
   return QueueWorker(new DestroyMigWorker(info.Env(), state_, gpu, gi));
+}
+
+Napi::Value Session::GpuInstances(const Napi::CallbackInfo& info) {
+  return QueueWorker(new GpuInstancesWorker(info.Env(), state_, UintArg(info, 0, "gpuInstances(gpu): gpu")));
 }
 
 Napi::Value Session::ReadGpu(const Napi::CallbackInfo& info) {

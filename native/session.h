@@ -16,6 +16,8 @@
 //                                   GI at the placement + its full CI; GI destroyed again if a later step fails
 //                                   (the rejection then carries `rollbackError` when that destroy failed too)
 //   destroyMigDevice(gpu, gpuInstanceId): Promise<{ found, gpu }>   CIs then GI; found false: no such GI
+//   gpuInstances(gpu): Promise<{ gpuInstances: [{ gpuInstanceId, giProfileId, start, size }] }>  every GI, with or
+//     without a compute instance (nvmlDeviceGetGpuInstances per GI profile, nvmlGpuInstanceGetInfo); no re-read
 //   readGpu(gpu): Promise<{ gpu }>  read one GPU again (facts, MIG devices, profiles with placements)
 // The MIG calls that change something (and readGpu) read the GPU again afterwards and replace its handles, so
 // later samples use the MIG devices as they now are; `gpu` is that GPU's facts, as in discover().gpus.
@@ -83,6 +85,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value SetMigMode(const Napi::CallbackInfo& info);
   Napi::Value CreateMigDevice(const Napi::CallbackInfo& info);
   Napi::Value DestroyMigDevice(const Napi::CallbackInfo& info);
+  Napi::Value GpuInstances(const Napi::CallbackInfo& info);
   Napi::Value ReadGpu(const Napi::CallbackInfo& info);
 
   std::shared_ptr<SessionState> state_;

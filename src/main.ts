@@ -247,6 +247,12 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
+    // A dynamic MIG instance created or destroyed: the slices and the telemetry follow it (issue 12 item 6).
+    const slicesFollow = inventoryChanged;
+    inventoryChanged = () => {
+      slicesFollow();
+      telemetry.inventoryChanged();
+    };
     telemetry.setReady(false, 'kubelet plugin not started');
 
     // The claims' status.devices (KEP-4817), written after each prepare and removed after each unprepare;

@@ -17,7 +17,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type 
 import type { OwnershipSource } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
-import type { GpuBackend, Inventory } from '../gpu/types.js';
+import type { GpuBackend, Inventory, Sample } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import type { DriverName, PoolName } from '../model/names.js';
 import { checkOption, OPTION_BOUNDS } from '../options.js';
@@ -106,6 +106,14 @@ export interface Telemetry {
   scrapeStats(): ScrapeCacheStats & HttpServerStats;
   /** The DRA operation metrics: hand it to the kubelet plugin as its call observer (src/main.ts does). */
   readonly dra: DraMetrics;
+  /**
+   * The backend's inventory changed (a dynamic MIG instance created by prepare or destroyed by unprepare, issue
+   * 12): take a sample now (after the one in flight, which may predate the change) so the new device's readings
+   * appear without waiting an interval, and drop the rendered `/metrics` body so no scrape is answered with
+   * the departed device. Series of devices no longer in the inventory are never observed, whether this is
+   * called or not (see `startTelemetry`); this only makes the change visible sooner. Never rejects.
+   */
+  inventoryChanged(): void;
 }
 
 /** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
@@ -175,12 +183,23 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     }
     return identities;
   };
-  const context = (): ObservationContext => ({
-    sample: sampler.latest(),
-    identities: currentIdentities(),
-    owners: opts.ownership.owners(),
-    health: opts.health,
-  });
+  // A sample may list a device the inventory no longer has (a MIG instance destroyed since the sample was
+  // taken): its readings must leave with the device, not one sample interval later. Filtered once per
+  // (sample, inventory) pair, so a scrape pays a map lookup.
+  let filtered: { readonly sample: Sample; readonly identities: ReadonlyMap<string, DeviceIdentity>; readonly result: Sample } | undefined;
+  const currentSample = (ids: ReadonlyMap<string, DeviceIdentity>): Sample | undefined => {
+    const sample = sampler.latest();
+    if (sample === undefined) return undefined;
+    if (filtered?.sample === sample && filtered.identities === ids) return filtered.result;
+    const devices = sample.devices.filter((d) => ids.has(d.uuid));
+    const result = devices.length === sample.devices.length ? sample : { timestampMs: sample.timestampMs, devices };
+    filtered = { sample, identities: ids, result };
+    return result;
+  };
+  const context = (): ObservationContext => {
+    const ids = currentIdentities();
+    return { sample: currentSample(ids), identities: ids, owners: opts.ownership.owners(), health: opts.health };
+  };
   const registration = registerInstruments(meter, INSTRUMENTS, context, logger);
   observed = () => registration.observed();
   const unregister = (): void => registration.unregister();
@@ -245,6 +264,10 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     forceFlush: () => bounded(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
     scrapeStats: () => ({ ...scrapes.stats(), ...httpServer.stats() }),
     dra,
+    inventoryChanged() {
+      scrapes.invalidate();
+      void sampler.refresh().then(() => scrapes.invalidate());
+    },
     shutdown() {
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };

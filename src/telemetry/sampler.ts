@@ -68,6 +68,16 @@ export class Sampler {
     return this.inFlight;
   }
 
+  /**
+   * Take a fresh sample: wait for the one in flight (which may have started before a change the caller wants
+   * reflected, e.g. a MIG instance created), then take (or join) a new one. Resolves when it settles; never
+   * rejects.
+   */
+  async refresh(): Promise<void> {
+    await this.inFlight;
+    await this.sampleNow();
+  }
+
   /** Start periodic sampling (idempotent). The first periodic sample starts after one interval. */
   start(): void {
     if (this.running) return;

@@ -453,6 +453,27 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
     });
   });
 
+  describe('dynamicMig.enabled (README "Dynamic MIG": NVML MIG management needs root with CAP_SYS_ADMIN)', () => {
+    it('adds exactly SYS_ADMIN, the toolkit\'s MIG capability devices and --mig-mode dynamic; the default adds none of it', async () => {
+      const docs = await renderChart({ dynamicMig: { enabled: true, enableMigMode: true } });
+      const { pod, container } = podOf(docs);
+      expect(container.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['SYS_ADMIN'] });
+      expect(container.securityContext?.privileged).toBe(false);
+      const env = resolvedEnv(container.env ?? []);
+      expect([env['NVIDIA_MIG_CONFIG_DEVICES'], env['NVIDIA_MIG_MONITOR_DEVICES']]).toEqual(['all', 'all']);
+      const config = configOf(docs);
+      expect(config.migMode.default).toBe('dynamic');
+      expect(config.migEnable).toBe(true);
+      // The one Pod Security control it breaks beyond daemonset/'s is the added capability.
+      expect(baselineViolations(pod)).toEqual(['capabilities', 'hostPath volumes']);
+      const known = new Set([...buildCommand().options.map((o) => o.envVar), ...NVIDIA_TOOLKIT_ENV, 'NVIDIA_MIG_CONFIG_DEVICES', ...PENDING_AGENT_ENV]);
+      expect((container.env ?? []).map((e) => e.name).filter((n) => !known.has(n))).toEqual([]);
+      const plain = podOf(render('default values')).container;
+      expect(plain.securityContext?.capabilities).toEqual({ drop: ['ALL'] });
+      expect((plain.env ?? []).map((e) => e.name).filter((n) => n.startsWith('NVIDIA_MIG') || n.startsWith('GPULET_MIG'))).toEqual([]);
+    });
+  });
+
   describe('refuses what must not be installed', () => {
     it.each([
       ['an unknown userspace source', { driverUserspace: 'host' }, /driverUserspace/],

@@ -151,6 +151,25 @@ export class NvmlMigManager implements MigManager {
     });
   }
 
+  /**
+   * Every GPU instance of the GPU, with or without a compute instance (`nvmlDeviceGetGpuInstances` per GI
+   * profile, `nvmlGpuInstanceGetInfo`): recovery finds with it a GPU instance whose creation stopped before its
+   * compute instance (it is no MIG device, so `listMigDevices` does not show it).
+   * @throws BackendError with a `migCode` (e.g. NOT_SUPPORTED with MIG mode off, NO_PERMISSION without root)
+   */
+  gpuInstances(gpuUuid: string): Promise<Array<{ readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } }>> {
+    const what = 'listing GPU instances';
+    return this.serial(gpuUuid, async () => {
+      const pos = this.position(what, gpuUuid);
+      try {
+        const listed = await this.host.requireSession().gpuInstances(pos);
+        return listed.map((g) => ({ gpuInstanceId: g.gpuInstanceId, giProfileId: g.giProfileId, placement: { start: g.start, size: g.size } }));
+      } catch (err) {
+        throw migError(what, gpuUuid, err, this.host.library);
+      }
+    });
+  }
+
   migMode(gpuUuid: string): Promise<{ readonly current: boolean; readonly pending: boolean }> {
     const what = 'reading MIG mode';
     return this.serial(gpuUuid, async () => {

@@ -141,6 +141,15 @@ export interface NvmlDestroyMigResult {
   readonly gpu: NvmlGpuFacts;
 }
 
+/** One GPU instance of `session.gpuInstances(gpu)`: `nvmlGpuInstanceInfo_t` (`id`, `profileId`, `placement`). */
+export interface NvmlGpuInstanceListed {
+  readonly gpuInstanceId: number;
+  readonly giProfileId: number;
+  /** First memory slice and memory slices covered (`nvmlGpuInstancePlacement_t`). */
+  readonly start: number;
+  readonly size: number;
+}
+
 /** Result of a discovery (at init, and on a handle refresh). */
 export interface NvmlDiscovery {
   readonly system: NvmlSystemFacts;

@@ -6,6 +6,7 @@ import { BackendError } from '../../errors.js';
 import type {
   NvmlCreateMigResult,
   NvmlDestroyMigResult,
+  NvmlGpuInstanceListed,
   NvmlDiscovery,
   NvmlEventRegistration,
   NvmlGpuFacts,
@@ -17,6 +18,7 @@ import type {
 import {
   validateCreateMig,
   validateDestroyMig,
+  validateGpuInstances,
   validateDiscovery,
   validateEvent,
   validateMigMode,
@@ -65,6 +67,11 @@ export interface NvmlSession {
   createMigDevice(gpu: number, giProfileId: number, start: number, size: number): Promise<NvmlCreateMigResult>;
   /** Destroy GI `gpuInstanceId` and its compute instances (`found: false` when there is none). @throws NvmlError */
   destroyMigDevice(gpu: number, gpuInstanceId: number): Promise<NvmlDestroyMigResult>;
+  /**
+   * Every GPU instance of GPU `gpu`, with or without a compute instance (`nvmlDeviceGetGpuInstances` per GI
+   * profile, `nvmlGpuInstanceGetInfo`). Reads only: the GPU's handles are not replaced. @throws NvmlError
+   */
+  gpuInstances(gpu: number): Promise<NvmlGpuInstanceListed[]>;
   /** Read GPU `gpu` again (facts, MIG devices, profiles) and replace its handles. */
   readGpu(gpu: number): Promise<NvmlGpuFacts>;
 }
@@ -100,6 +107,7 @@ export function wrapSession(raw: Record<string, unknown>, library: string): Nvml
   const createMigDevice = method(raw, 'createMigDevice', library);
   const destroyMigDevice = method(raw, 'destroyMigDevice', library);
   const readGpu = method(raw, 'readGpu', library);
+  const gpuInstances = method(raw, 'gpuInstances', library);
   const symbols: Record<string, string | null> = {};
   const rawSymbols = raw['symbols'];
   if (typeof rawSymbols === 'object' && rawSymbols !== null) {
@@ -138,5 +146,6 @@ export function wrapSession(raw: Record<string, unknown>, library: string): Nvml
       validateCreateMig(await asPromise(createMigDevice(gpu, giProfileId, start, size))),
     destroyMigDevice: async (gpu, gpuInstanceId) => validateDestroyMig(await asPromise(destroyMigDevice(gpu, gpuInstanceId))),
     readGpu: async (gpu) => validateReadGpu(await asPromise(readGpu(gpu))),
+    gpuInstances: async (gpu) => validateGpuInstances(await asPromise(gpuInstances(gpu))),
   };
 }

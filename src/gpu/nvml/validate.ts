@@ -20,6 +20,7 @@ import type {
   NvmlCreateMigResult,
   NvmlDestroyMigResult,
   NvmlGpuFacts,
+  NvmlGpuInstanceListed,
   NvmlMigMode,
   NvmlSetMigModeResult,
   NvmlDiscovery,
@@ -40,6 +41,11 @@ export const MAX_NATIVE_MIG_DEVICES = 14;
 export const MAX_NATIVE_MIG_PROFILES = 16;
 /** Possible placements per profile: one per memory slice (8), `GPULET_NVML_MAX_PLACEMENTS` in native/nvml_abi.h. */
 export const MAX_NATIVE_PLACEMENTS = 8;
+/**
+ * GPU instances per GPU (`session.gpuInstances`): at most one per memory slice (8, MIG user guide), listed per
+ * profile with at most `GPULET_NVML_MAX_GPU_INSTANCES` (8, native/nvml_abi.h) each; twice 8 leaves room.
+ */
+export const MAX_NATIVE_GPU_INSTANCES = 16;
 /** NVML failures reported for one object (one per NVML call at most; gpulet makes about 30 per device). */
 export const MAX_NATIVE_ERRORS = 256;
 
@@ -307,6 +313,9 @@ const setMigModeSchema = z.object({ current: num, pending: num, activationStatus
 const createMigSchema = z.object({ gpuInstanceId: num, computeInstanceProfileId: num, gpu: gpuSchema });
 const destroyMigSchema = z.object({ found: z.boolean(), gpu: gpuSchema });
 const readGpuSchema = z.object({ gpu: gpuSchema });
+const gpuInstancesSchema = z.object({
+  gpuInstances: z.array(z.object({ gpuInstanceId: num, giProfileId: num, start: num, size: num })).max(MAX_NATIVE_GPU_INSTANCES),
+});
 
 /** Validate `session.migMode(gpu)`'s result. @throws MalformedNativeValue */
 export function validateMigMode(raw: unknown): NvmlMigMode {
@@ -329,6 +338,14 @@ export function validateCreateMig(raw: unknown): NvmlCreateMigResult {
 export function validateDestroyMig(raw: unknown): NvmlDestroyMigResult {
   const r = parse(destroyMigSchema, raw, 'destroyMigDevice', 'destroyMigDevice');
   return { found: r.found, gpu: gpuFacts(r.gpu) };
+}
+
+/**
+ * Validate `session.gpuInstances(gpu)`'s result: at most {@link MAX_NATIVE_GPU_INSTANCES} GPU instances.
+ * @throws MalformedNativeValue
+ */
+export function validateGpuInstances(raw: unknown): NvmlGpuInstanceListed[] {
+  return parse(gpuInstancesSchema, raw, 'gpuInstances', 'gpuInstances').gpuInstances;
 }
 
 /** Validate `session.readGpu(gpu)`'s result: the GPU's facts. @throws MalformedNativeValue */

@@ -116,6 +116,29 @@ describe('NVML backend: MIG management (GpuBackend.mig)', () => {
     expect((await mig.createMigDevice(gpu0, { giProfileId: 19, start: 0, size: 1 })).placement).toEqual({ start: 0, size: 1 });
   });
 
+  it('gpuInstances lists every GPU instance, the one a half-way failure left without a compute instance included', async () => {
+    const half = profile('2g.20gb');
+    const whole = await mig.createMigDevice(gpu0, { giProfileId: 19, start: 6, size: 1 });
+    // The compute instance fails and so does the rollback's nvmlGpuInstanceDestroy: a GI is left without a CI.
+    await writeFakeFaults(machine.files.faultsPath, { fail: { nvmlGpuInstanceCreateComputeInstance: 23, nvmlGpuInstanceDestroy: 999 } });
+    const err = await backendError(mig.createMigDevice(gpu0, { giProfileId: half.id, start: 2, size: half.placementSize }));
+    expect(err.message).toContain('nvmlGpuInstanceCreateComputeInstance');
+    await writeFakeFaults(machine.files.faultsPath, {});
+    const leftId = gpuInstanceId({ start: 2, size: half.placementSize });
+    // Not a MIG device (no compute instance), so listMigDevices does not show it; gpuInstances does.
+    expect((await mig.listMigDevices(gpu0)).map((m) => m.gpuInstanceId)).toEqual([whole.gpuInstanceId]);
+    const listed = await mig.gpuInstances!(gpu0);
+    expect([...listed].sort((a, b) => a.gpuInstanceId - b.gpuInstanceId)).toEqual(
+      [
+        { gpuInstanceId: whole.gpuInstanceId, giProfileId: 19, placement: { start: 6, size: 1 } },
+        { gpuInstanceId: leftId, giProfileId: half.id, placement: { start: 2, size: half.placementSize } },
+      ].sort((a, b) => a.gpuInstanceId - b.gpuInstanceId),
+    );
+    // Recovery's cleanup: the destroy removes the GI without a CI; then gpuInstances no longer lists it.
+    await mig.destroyMigDevice(gpu0, leftId);
+    expect((await mig.gpuInstances!(gpu0)).map((g) => g.gpuInstanceId)).toEqual([whole.gpuInstanceId]);
+  });
+
   it('IN_USE: destroy of a MIG device with processes rejects and the device stays in the inventory', async () => {
     const created = await mig.createMigDevice(gpu0, { giProfileId: 19, start: 1, size: 1 });
     await writeFakeFaults(machine.files.faultsPath, { inUse: [created.uuid] });
