@@ -285,3 +285,32 @@ export interface MigManager {
    */
   setMigMode(gpuUuid: string, enabled: boolean): Promise<{ readonly current: boolean; readonly pending: boolean; readonly resetRequired: boolean }>;
 }
+
+/**
+ * One GPU-instance profile of a GPU model, with its possible placements (`nvmlGpuInstanceProfileInfo_v2_t` and
+ * `nvmlDeviceGetGpuInstancePossiblePlacements_v2`): what the NVML backend reads, the mock's tables hold
+ * (src/gpu/mock/profiles.ts) and the placement model checks (src/model/mig-placements.ts).
+ */
+export interface MigProfileSpec {
+  /** Name as `nvidia-smi` prints it, e.g. `1g.10gb`, `1g.10gb+me`. */
+  readonly name: string;
+  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`), e.g. 19. */
+  readonly id: number;
+  /** Most instances of this profile on one GPU (`instanceCount`). */
+  readonly maxCount: number;
+  /** Compute slices used (of 7 on every MIG-capable GPU so far): the `Ng` prefix of the name. */
+  readonly computeSlices: number;
+  /** Streaming multiprocessors (`multiprocessorCount`). */
+  readonly multiprocessors: number;
+  /** Framebuffer memory, MiB (`memorySizeMB`, which nvml.h documents in MiB). */
+  readonly memoryMiB: number;
+  readonly copyEngines: number;
+  readonly decoders: number;
+  readonly encoders: number;
+  readonly jpegEngines: number;
+  readonly ofaEngines: number;
+  /** Possible placement starts in memory slices (`nvmlDeviceGetGpuInstancePossiblePlacements_v2`). */
+  readonly placementStarts: readonly number[];
+  /** Memory slices an instance occupies (`nvmlGpuInstancePlacement_t.size`). */
+  readonly placementSize: number;
+}

@@ -19,36 +19,10 @@
  *   NVML_ERROR_NOT_SUPPORTED otherwise).
  * - The whole GPU (no MIG instance; the full-GPU device) excludes every instance.
  */
-import type { MigDeviceInfo } from '../gpu/types.js';
+import type { MigDeviceInfo, MigProfileSpec } from '../gpu/types.js';
 import { migDeviceName } from './devices.js';
 
-/**
- * One GPU-instance profile of a GPU model, with its possible placements. The field names are those of the
- * mock's tables (src/gpu/mock/profiles.ts `MigProfile`), so those are usable as they are.
- */
-export interface MigProfileSpec {
-  /** Name as `nvidia-smi` prints it, e.g. `1g.10gb`, `1g.10gb+me`. */
-  readonly name: string;
-  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`), e.g. 19. */
-  readonly id: number;
-  /** Most instances of this profile on one GPU (`instanceCount`). */
-  readonly maxCount: number;
-  /** Compute slices used (of {@link MigGeometry.computeSlices}): the `Ng` prefix of the name. */
-  readonly computeSlices: number;
-  /** Streaming multiprocessors (`multiprocessorCount`). */
-  readonly multiprocessors: number;
-  /** Framebuffer memory, MiB (`memorySizeMB`, which nvml.h documents in MiB). */
-  readonly memoryMiB: number;
-  readonly copyEngines: number;
-  readonly decoders: number;
-  readonly encoders: number;
-  readonly jpegEngines: number;
-  readonly ofaEngines: number;
-  /** Possible placement starts in memory slices (`nvmlDeviceGetGpuInstancePossiblePlacements_v2`). */
-  readonly placementStarts: readonly number[];
-  /** Memory slices an instance occupies (`nvmlGpuInstancePlacement_t.size`). */
-  readonly placementSize: number;
-}
+export type { MigProfileSpec } from '../gpu/types.js';
 
 /** The MIG facts of one GPU: slice counts and the GI profiles it supports. */
 export interface MigGeometry {

@@ -29,7 +29,7 @@
  * instances that exist, records the intent (`PrepareMigCreating`) before the first MIG call, creates each instance
  * at exactly its placement, records its GPU-instance ID and MIG UUID (`PrepareStarted`), then continues as above
  * with the new MIG device. Unprepare records `UnprepareStarted` before destroying the instances the entry records;
- * only those are ever destroyed (`destroyOwned`). Recovery (reconcile.ts) rolls back every state but
+ * only those are ever destroyed (`destroyOwned`; the MIG steps are in mig-ops.ts). Recovery (reconcile.ts) rolls back every state but
  * PrepareCompleted through `unprepareOne`, which destroys them too.
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
@@ -44,20 +44,18 @@ import type { ClaimRef, PreparedDevice, PrepareResult, UnprepareResult } from '.
 import { CdiError, ClaimError, errorMessage } from '../errors.js';
 import { errnoOf } from './plain-file.js';
 import { faultPoint } from '../util/fault-points.js';
-import type { GpuInfo, Inventory, MigDeviceInfo, MigManager } from '../gpu/types.js';
-import { BackendError } from '../errors.js';
-import { fitsHardwareRules, placementLabel, placementOfInstance, type MigGeometry, type MigPlacement } from '../model/mig-placements.js';
-import { prepareDevicesByName, type PlacementDevice } from '../model/placement-devices.js';
+import type { Inventory } from '../gpu/types.js';
+import { prepareDevicesByName } from '../model/placement-devices.js';
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
 import { CdiWriter } from './cdi-writer.js';
-import type { CheckpointClaim, CheckpointClaims } from './checkpoint.js';
-import type { CheckpointMig } from './checkpoint-entry.js';
+import type { CheckpointClaim } from './checkpoint.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
 import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
 import type { UserspacePort } from '../userspace/provider.js';
+import { migIntent, MigOps, type CreatedMig, type DynamicMigOps } from './mig-ops.js';
 
 /** What the steps need of the claim store. */
 export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
@@ -89,33 +87,6 @@ export interface ClaimOpsOptions {
   readonly logger: Logger;
 }
 
-/** What prepare and unprepare need for dynamic MIG. */
-export interface DynamicMigOps {
-  /** The MIG geometry of a GPU published in dynamic mode (`DynamicMigPolicy.geometryOf`); undefined: static. */
-  geometryOf(gpu: GpuInfo): MigGeometry | undefined;
-  /** The backend's MIG management (`GpuBackend.mig`); undefined when the backend has none. */
-  readonly manager: MigManager | undefined;
-  /** Called after MIG devices were created or destroyed (the ResourceSlices follow the inventory). */
-  readonly onInventoryChange?: () => void;
-}
-
-/**
- * Device names of the MIG devices gpulet created (or is creating) for recorded claims, from the checkpoint: the
- * `ownInstances` of the dynamic MIG policy (src/dra/slices/dynamic-mig.ts), so they stay placement devices
- * (accounted by their claims' allocations), never foreign ones.
- */
-export function ownMigDeviceNames(entries: CheckpointClaims): Set<string> {
-  const out = new Set<string>();
-  for (const e of Object.values(entries)) for (const d of e.devices) if (d.mig !== undefined) out.add(d.deviceName);
-  return out;
-}
-
-/** One MIG device an attempt created, for its rollback. */
-interface CreatedMig {
-  readonly gpuUuid: string;
-  readonly gpuInstanceId: number;
-}
-
 /** The per-claim steps (see file doc). Call every method inside a session of the store. */
 export class ClaimOps {
   /** Our driver name (allocation results for it are ours). */
@@ -127,9 +98,12 @@ export class ClaimOps {
   private readonly store: OpsStore;
   private readonly vendor: string;
   private readonly log: Logger;
+  /** The dynamic MIG steps (mig-ops.ts). */
+  private readonly mig: MigOps;
 
   constructor(private readonly options: ClaimOpsOptions) {
     this.store = options.store;
+    this.mig = new MigOps(options.dynamicMig, options.store);
     this.driverName = options.driverName;
     this.poolName = options.poolName;
     this.cdi = new CdiWriter(options.cdiDir, options.driverName);
@@ -161,7 +135,7 @@ export class ClaimOps {
     // rollback before creating again, so the claim never holds two instances; on failure the entry stays.
     if (existing !== undefined && existing.state !== 'PrepareCompleted') {
       try {
-        await this.destroyOwned(existing, log);
+        await this.mig.destroyOwned(existing, log);
       } catch (err) {
         const error = new ClaimError(ref, `an earlier attempt's MIG device cannot be destroyed: ${errorMessage(err)}; its checkpoint entry is kept (the kubelet retries)`, { cause: err });
         log.warn({ err: error }, 'prepare failed');
@@ -200,7 +174,7 @@ export class ClaimOps {
       if (existing?.devices.some((d) => d.mig !== undefined) === true) {
         // Dynamic MIG: say so before destroying, so a crash from here on ends in recovery finishing the unprepare.
         if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
-        await this.destroyOwned(existing, log);
+        await this.mig.destroyOwned(existing, log);
         faultPoint('unprepare:after-mig-destroyed');
       }
       if (existing !== undefined) await this.store.commit(ref.uid, undefined);
@@ -304,13 +278,13 @@ export class ClaimOps {
       dyn === undefined
         ? resolveAllocation({ claim, ref, driverName, poolName, devices: devicesByName(inventory) })
         : resolveAllocation({ claim, ref, driverName, poolName, devices: prepareDevicesByName(inventory, (g) => dyn.geometryOf(g)) });
-    if (dyn !== undefined) this.refuseOthersInstances(ref, allocation.devices.map((d) => d.deviceName));
+    if (dyn !== undefined) this.mig.refuseOthersInstances(ref, allocation.devices.map((d) => d.deviceName));
     const whole = allocation.devices.find((d) => d.device.kind === 'whole-gpu');
     if (whole !== undefined) {
       throw new ClaimError(
         ref,
-        `device ${whole.deviceName} is the full GPU of a dynamic MIG GPU in MIG mode; gpulet does not turn MIG mode off to hand it out ` +
-          '(not implemented yet): request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
+        `device ${whole.deviceName} is the full GPU of a dynamic MIG GPU in MIG mode, and gpulet does not turn MIG mode off ` +
+          'to hand it out: request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
       );
     }
     let devices: CheckpointClaim['devices'] = allocation.devices.map((d) => ({
@@ -324,7 +298,7 @@ export class ClaimOps {
     }));
     const placements = [...new Map(allocation.devices.flatMap((d) => (d.device.kind === 'placement' ? [[d.deviceName, d.device] as const] : []))).values()];
     if (placements.length > 0) {
-      devices = await this.createMigDevices(ref, { ...ref, state: 'PrepareMigCreating', devices, pods: allocation.pods, configs: allocation.configs }, placements, attempt, log);
+      devices = await this.mig.createMigDevices(ref, { ...ref, state: 'PrepareMigCreating', devices, pods: allocation.pods, configs: allocation.configs }, placements, attempt.created, log);
     }
     const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
     const byName = devicesByName(this.options.inventory());
@@ -339,133 +313,6 @@ export class ClaimOps {
     return devices;
   }
 
-  /**
-   * Refuse a claim allocated a device that is a MIG instance gpulet created for another claim (a double booking
-   * the counters should prevent): it would share that claim's instance.
-   * @throws ClaimError naming the device and the other claim.
-   */
-  private refuseOthersInstances(ref: ClaimRef, names: readonly string[]): void {
-    for (const e of Object.values(this.store.entries())) {
-      if (e.uid === ref.uid) continue;
-      const d = e.devices.find((x) => x.mig !== undefined && names.includes(x.deviceName));
-      if (d !== undefined) {
-        throw new ClaimError(ref, `device ${d.deviceName} is the MIG instance gpulet created for claim ${e.namespace}/${e.name}; refusing to share it (the kubelet retries once that claim is unprepared)`);
-      }
-    }
-  }
-
-  /**
-   * Dynamic MIG: check each placement against the instances that exist (`fitsHardwareRules`), record the intent
-   * (`PrepareMigCreating`), then create each instance at exactly its placement. The created instances go into
-   * `attempt.created` (the rollback destroys them).
-   * @returns the devices with the new MIG UUIDs and GPU-instance IDs.
-   * @throws ClaimError with the rule or NVML's reason (nothing created by this attempt is left: the caller rolls back).
-   */
-  private async createMigDevices(
-    ref: ClaimRef, intent: CheckpointClaim, placements: readonly PlacementDevice[], attempt: Attempt, log: Logger,
-  ): Promise<CheckpointClaim['devices']> {
-    const manager = this.options.dynamicMig?.manager;
-    if (manager === undefined) {
-      throw new ClaimError(ref, `device ${placements[0]?.name ?? ''} is a dynamic MIG placement, but this GPU backend cannot create MIG devices; set the GPU to --mig-mode static`);
-    }
-    const byGpu = new Map<string, MigPlacement[]>();
-    for (const p of placements) {
-      let existing = byGpu.get(p.gpu.uuid);
-      if (existing === undefined) {
-        const listed = await this.migCall(ref, p, () => manager.listMigDevices(p.gpu.uuid));
-        existing = listed.flatMap((m) => {
-          const at = placementOfInstance(p.geometry, m);
-          return at === undefined ? [] : [at];
-        });
-        byGpu.set(p.gpu.uuid, existing);
-      }
-      const fit = fitsHardwareRules(p.geometry, existing, p.placement);
-      if (!fit.ok) {
-        throw new ClaimError(
-          ref,
-          `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}) cannot be created beside the GPU's MIG instances: ` +
-            `${fit.rule}: ${fit.reason}; nothing was created (the kubelet retries; delete the pod to have the scheduler place the claim again)`,
-        );
-      }
-      existing.push(p.placement);
-    }
-    await this.store.commit(ref.uid, intent);
-    faultPoint('mig:after-intent');
-    const made = new Map<string, MigDeviceInfo>();
-    try {
-      for (const p of placements) {
-        const req = { giProfileId: p.placement.profile.id, start: p.placement.start, size: p.placement.profile.placementSize };
-        const where: CheckpointMig = migIntent(p);
-        const before = new Set(await this.migCall(ref, p, () => ownedInstanceIds(manager, where)));
-        let mig: MigDeviceInfo;
-        try {
-          mig = await this.migCall(ref, p, () => manager.createMigDevice(p.gpu.uuid, req));
-        } catch (err) {
-          // A creation that failed half-way and could not undo itself leaves a GPU instance at the placement
-          // that was not there before: it is this attempt's, and the rollback destroys it.
-          const after = await ownedInstanceIds(manager, where).catch(() => [] as number[]);
-          for (const id of after) if (!before.has(id)) attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: id });
-          throw err;
-        }
-        attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: mig.gpuInstanceId });
-        made.set(p.name, mig);
-        log.info({ device: p.name, migUuid: mig.uuid, gpuInstanceId: mig.gpuInstanceId }, 'dynamic MIG: MIG device created');
-      }
-    } finally {
-      if (made.size > 0) this.options.dynamicMig?.onInventoryChange?.();
-    }
-    faultPoint('mig:after-create');
-    return intent.devices.map((d) => {
-      const mig = made.get(d.deviceName);
-      return mig === undefined || d.mig === undefined ? d : { ...d, uuid: mig.uuid, mig: { ...d.mig, gpuInstanceId: mig.gpuInstanceId } };
-    });
-  }
-
-  /**
-   * A MIG call for placement device `p`, its rejection turned into a ClaimError naming the device and NVML's code.
-   * @throws ClaimError
-   */
-  private async migCall<T>(ref: ClaimRef, p: PlacementDevice, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      const code = err instanceof BackendError && err.migCode !== undefined ? ` (${err.migCode})` : '';
-      throw new ClaimError(ref, `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}): MIG call failed${code}: ${errorMessage(err)}; the kubelet retries`, { cause: err });
-    }
-  }
-
-  /**
-   * Destroy the MIG devices gpulet created for a recorded claim (its devices' `mig`), found on the GPU by
-   * their recorded GPU-instance ID, or — for an intent whose creation never reported back — by profile and exact
-   * placement. Instances not recorded are never touched. Idempotent.
-   * @returns how many instances were destroyed.
-   * @throws Error naming the instance when one cannot be listed or destroyed (the caller keeps the entry).
-   */
-  async destroyOwned(entry: Pick<CheckpointClaim, 'devices'>, log: Logger): Promise<number> {
-    const migs = [...new Map(entry.devices.flatMap((d) => (d.mig === undefined ? [] : [[`${d.mig.gpuUuid}/${d.mig.start}`, d.mig] as const]))).values()];
-    if (migs.length === 0) return 0;
-    const manager = this.options.dynamicMig?.manager;
-    if (manager === undefined) throw new Error('the claim holds MIG devices gpulet created, but this GPU backend cannot destroy them; start gpulet with its GPU backend');
-    let destroyed = 0;
-    try {
-      for (const m of migs) {
-        for (const id of await ownedInstanceIds(manager, m)) {
-          try {
-            await manager.destroyMigDevice(m.gpuUuid, id);
-          } catch (err) {
-            const code = err instanceof BackendError && err.migCode !== undefined ? ` (${err.migCode})` : '';
-            throw new Error(`cannot destroy GPU instance ${id} (GI profile ${m.giProfileId} at ${m.start}:${m.size}) on GPU ${m.gpuUuid}${code}: ${errorMessage(err)}`, { cause: err });
-          }
-          destroyed++;
-          log.info({ gpuUuid: m.gpuUuid, gpuInstanceId: id, placement: `${m.start}:${m.size}` }, 'dynamic MIG: MIG device destroyed');
-        }
-      }
-    } finally {
-      if (destroyed > 0) this.options.dynamicMig?.onInventoryChange?.();
-    }
-    return destroyed;
-  }
-
   /** Remove what a failed prepare may have left: the spec (unless it was there before), the MIG devices it
    * created, then the entry (kept when a MIG device could not be destroyed: the next prepare of the claim or
    * start-up recovery destroys it). Never rejects (failures are logged). */
@@ -476,17 +323,7 @@ export class ClaimOps {
     } catch (err) {
       log.error({ err }, 'rollback: cannot remove CDI spec');
     }
-    const manager = this.options.dynamicMig?.manager;
-    let left = 0;
-    for (const c of attempt.created) {
-      try {
-        await manager?.destroyMigDevice(c.gpuUuid, c.gpuInstanceId);
-      } catch (err) {
-        left++;
-        log.error({ err, gpuUuid: c.gpuUuid, gpuInstanceId: c.gpuInstanceId }, 'rollback: cannot destroy the MIG device this prepare created; its checkpoint entry is kept for recovery');
-      }
-    }
-    if (attempt.created.length > 0) this.options.dynamicMig?.onInventoryChange?.();
+    const left = await this.mig.destroyCreated(attempt.created, log);
     if (left > 0) return;
     if (this.store.entries()[ref.uid] === undefined) return;
     try {
@@ -503,31 +340,6 @@ interface Attempt {
   hadSpec: boolean;
   /** MIG devices the attempt created. */
   readonly created: CreatedMig[];
-}
-
-/** The intent recorded for a placement device before its instance is created. */
-function migIntent(d: PlacementDevice): CheckpointMig {
-  return { gpuUuid: d.gpu.uuid, giProfileId: d.placement.profile.id, start: d.placement.start, size: d.placement.profile.placementSize };
-}
-
-/**
- * GPU-instance IDs on `m.gpuUuid` that are the recorded instance: same GI profile and exact placement, and the
- * recorded GPU-instance ID when there is one. Uses `gpuInstances` when the backend has it (it also sees a GPU
- * instance without its compute instance), else `listMigDevices`. A GPU that is gone (NOT_FOUND) has none.
- */
-async function ownedInstanceIds(manager: MigManager, m: CheckpointMig): Promise<number[]> {
-  let list: ReadonlyArray<{ readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } }>;
-  try {
-    list = manager.gpuInstances !== undefined ? await manager.gpuInstances(m.gpuUuid) : await manager.listMigDevices(m.gpuUuid);
-  } catch (err) {
-    if (err instanceof BackendError && err.migCode === 'NOT_FOUND') return [];
-    throw err;
-  }
-  const ids = list
-    .filter((i) => i.giProfileId === m.giProfileId && i.placement.start === m.start && i.placement.size === m.size)
-    .filter((i) => m.gpuInstanceId === undefined || i.gpuInstanceId === m.gpuInstanceId)
-    .map((i) => i.gpuInstanceId);
-  return [...new Set(ids)];
 }
 
 /** `message`, plus — for a failure with an errno (an I/O error) — what was left and that the call is retryable. */

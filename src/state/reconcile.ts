@@ -4,7 +4,7 @@
  *
  * `reconcileClaims` runs once, after `ClaimStore.init()` and before the kubelet plugin registers:
  * 1. PrepareStarted and PrepareMigCreating entries (a crash mid-prepare) are rolled back: spec removed, the MIG
- *    devices the entry records as gpulet's destroyed (dynamic MIG; claim-ops.ts `destroyOwned`), entry removed.
+ *    devices the entry records as gpulet's destroyed (dynamic MIG; mig-ops.ts `destroyOwned`), entry removed.
  *    The kubelet got no answer, so it retries and the claim is prepared afresh.
  * 2. The checkpoint is trusted to list every prepared claim only when all of these hold; otherwise a rebuild
  *    from the API server is due (the reason is logged):

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMockBackend, type MockBackend } from '../../src/gpu/mock/index.js';
 import { silentLogger } from '../../src/log.js';
-import { ownMigDeviceNames } from '../../src/state/claim-ops.js';
+import { ownMigDeviceNames } from '../../src/state/mig-ops.js';
 import { initAndReconcile } from '../../src/state/reconcile.js';
 import { allocatedClaim, claimState, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimState } from '../helpers/claims.js';
 import { geometryOf } from '../helpers/dynamic-mig.js';

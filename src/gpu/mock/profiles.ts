@@ -7,32 +7,10 @@
  * (`nvmlGpuInstancePlacement_t`). `id` is the GPU-instance profile ID `nvidia-smi mig -lgip` shows
  * (`nvmlGpuInstanceProfileInfo_v2_t.id`). Encoders are 0 on every profile: NVIDIA reports 0 NVENC on MIG.
  */
+import type { MigProfileSpec } from '../types.js';
 
-/** One GPU-instance profile of one GPU model. */
-export interface MigProfile {
-  /** Name as `nvidia-smi` prints it, e.g. `1g.10gb`, `1g.10gb+me`. */
-  readonly name: string;
-  /** GPU-instance profile ID (`nvmlGpuInstanceProfileInfo_v2_t.id`). */
-  readonly id: number;
-  /** Most instances of this profile on one GPU (`instanceCount`). */
-  readonly maxCount: number;
-  /** Compute slices used (of 7): the `Ng` prefix of the name. */
-  readonly computeSlices: number;
-  /** Streaming multiprocessors (`multiprocessorCount`). */
-  readonly multiprocessors: number;
-  /** Framebuffer memory, MiB (`memorySizeMB`). */
-  readonly memoryMiB: number;
-  readonly copyEngines: number;
-  readonly decoders: number;
-  /** Always 0: NVIDIA reports no encoders on MIG devices. */
-  readonly encoders: number;
-  readonly jpegEngines: number;
-  readonly ofaEngines: number;
-  /** Allowed placement starts, in memory slices (0–7). */
-  readonly placementStarts: readonly number[];
-  /** Memory slices occupied (`nvmlGpuInstancePlacement_t.size`). */
-  readonly placementSize: number;
-}
+/** One GPU-instance profile of one GPU model (in the mock's tables, `encoders` is always 0: NVIDIA reports none on MIG devices). */
+export type MigProfile = MigProfileSpec;
 
 type Row = [
   name: string,

@@ -9,38 +9,13 @@
  * `nvmlComputeInstanceDestroy` and `nvmlDeviceSetMigMode` (every one "Requires privileged user" / "root user").
  */
 import { BackendError, type MigErrorCode } from '../../errors.js';
+import type { MigProfileSpec } from '../types.js';
 import { migProfileName } from './map-inventory.js';
 import type { NvmlGpuFacts } from './native-types.js';
 import { NvmlError } from './nvml-error.js';
 
-/**
- * One GPU-instance profile of a GPU with its possible placements, as NVML reports them. The shape (names,
- * units) is src/model/mig-placements.ts `MigProfileSpec` and src/gpu/mock/profiles.ts `MigProfile`, so it is
- * usable where those are (src/gpu may not import src/model: the layers of eslint.config.js).
- */
-export interface NvmlMigProfile {
-  /** `nvmlGpuInstanceProfileInfo_v2_t.name` without `MIG `, e.g. `1g.10gb` (derived as go-nvlib does with v1). */
-  readonly name: string;
-  /** `id`: GPU-instance profile ID, e.g. 19. */
-  readonly id: number;
-  /** `instanceCount`. */
-  readonly maxCount: number;
-  /** `sliceCount`: compute slices. */
-  readonly computeSlices: number;
-  /** `multiprocessorCount`. */
-  readonly multiprocessors: number;
-  /** `memorySizeMB` (MiB). */
-  readonly memoryMiB: number;
-  readonly copyEngines: number;
-  readonly decoders: number;
-  readonly encoders: number;
-  readonly jpegEngines: number;
-  readonly ofaEngines: number;
-  /** `nvmlGpuInstancePlacement_t.start` of every possible placement, ascending. */
-  readonly placementStarts: readonly number[];
-  /** `nvmlGpuInstancePlacement_t.size` (the same for every placement of a profile). */
-  readonly placementSize: number;
-}
+/** One GPU-instance profile as NVML reports it (`name` without `MIG `, as go-nvlib derives it from v1). */
+export type NvmlMigProfile = MigProfileSpec;
 
 /**
  * The GPU's profiles with possible placements, from `nvmlDeviceGetGpuInstanceProfileInfoV` and
