@@ -30,18 +30,18 @@ import {
   type KubeConfig,
   type ResourceV1ResourceClaim,
 } from '@kubernetes/client-node';
-import { loadConfig } from '../../src/config.js';
 import { createClaimStatusClient } from '../../src/dra/claim-status/client.js';
 import { ClaimStatusWriter } from '../../src/dra/claim-status/writer.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { silentLogger } from '../../src/log.js';
-import { startAgent, type Agent } from '../../src/main.js';
+import type { Agent } from '../../src/main.js';
 import { devicesByName } from '../../src/model/devices.js';
 import type { ClaimRef } from '../../src/model/types.js';
 import type { DnsLabel, DnsSubdomain, ObjectUid } from '../../src/model/names.js';
 import { installDocs } from '../helpers/manifests.js';
 import { BUILD_TIMEOUT_MS, buildCluster, clusterUnavailable, START_TIMEOUT_MS, startCluster, tokenKubeConfig, type UpstreamCluster } from '../helpers/upstream-cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { startGpulet } from '../helpers/upstream-pods.js';
 
 const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/claim-status.test.ts: ${unavailable}`);
@@ -122,17 +122,7 @@ describe.skipIf(unavailable !== undefined)("gpulet writes its claims' status.dev
     const kubeconfig = path.join(stateDir, 'kubeconfig');
     await writeFile(kubeconfig, gpulet.exportConfig(), { mode: 0o600 });
     const node = cluster.nodes.find((n) => n.name === NODE)!;
-    const config = loadConfig(
-      [
-        '--kube-api', 'kubeconfig', '--kubeconfig', kubeconfig, '--node-name', NODE,
-        '--plugin-registry-dir', node.registryDir, '--plugins-dir', node.pluginsDir, '--state-dir', stateDir,
-        '--backend', 'mock', '--metrics-address', '127.0.0.1:0', '--log-level', 'silent',
-      ],
-      {},
-      stateDir,
-    );
-    agent = await startAgent(config, silentLogger());
-    await agent.publisher.whenSynced();
+    agent = await startGpulet(kubeconfig, node, stateDir, silentLogger());
   }, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -21,15 +21,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, type V1DeviceClass, type V1Pod } from '@kubernetes/client-node';
-import { loadConfig } from '../../src/config.js';
 import { allocatableDevices } from '../../src/model/devices.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { silentLogger } from '../../src/log.js';
-import { startAgent, type Agent } from '../../src/main.js';
+import type { Agent } from '../../src/main.js';
 import { EXAMPLES_DIR, findOne, installDocs, loadDocs } from '../helpers/manifests.js';
 import { buildReadmeOverlay, KUBECTL } from '../helpers/readme-overlay.js';
 import { BUILD_TIMEOUT_MS, buildCluster, clusterUnavailable, START_TIMEOUT_MS, startCluster, type UpstreamCluster } from '../helpers/upstream-cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { startGpulet } from '../helpers/upstream-pods.js';
 
 const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/extended-resource.test.ts: ${unavailable}`);
@@ -56,17 +56,7 @@ describe.skipIf(unavailable !== undefined)('GPUs as an extended resource backed 
     resource = cluster.admin.makeApiClient(ResourceV1Api);
     const node = cluster.nodes.find((n) => n.name === NODE)!;
     stateDir = await mkdtemp(path.join(tmpdir(), 'gpulet-extres-'));
-    const config = loadConfig(
-      [
-        '--kube-api', 'kubeconfig', '--kubeconfig', cluster.kubeconfig, '--node-name', NODE,
-        '--plugin-registry-dir', node.registryDir, '--plugins-dir', node.pluginsDir, '--state-dir', stateDir,
-        '--backend', 'mock', '--metrics-address', '127.0.0.1:0', '--log-level', 'silent',
-      ],
-      {},
-      stateDir,
-    );
-    agent = await startAgent(config, silentLogger());
-    await agent.publisher.whenSynced();
+    agent = await startGpulet(cluster.kubeconfig, node, stateDir, silentLogger());
     await KubernetesObjectApi.makeApiClient(cluster.admin).create(findOne(installDocs(), 'DeviceClass', DRIVER));
   }, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
 

@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, type V1Pod } from '@kubernetes/client-node';
-import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startAgent, type Agent } from '../../src/main.js';
+import type { Agent } from '../../src/main.js';
 import { EXAMPLES_DIR, findOne, installDocs, loadDocs } from '../helpers/manifests.js';
 import { BUILD_TIMEOUT_MS, buildCluster, clusterUnavailable, START_TIMEOUT_MS, startCluster, type UpstreamCluster } from '../helpers/upstream-cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { startGpulet } from '../helpers/upstream-pods.js';
 
 const unavailable = clusterUnavailable();
 if (unavailable !== undefined) console.warn(`SKIP: test/upstream/kubelet-dra.test.ts: ${unavailable}`);
@@ -41,17 +41,7 @@ describe.skipIf(unavailable !== undefined)("gpulet's claims prepared by the kube
     const node = cluster.nodes.find((n) => n.name === NODE)!;
     stateDir = await mkdtemp(path.join(tmpdir(), 'gpulet-node-a-'));
     // The README's `npm start -- --kube-api=kubeconfig ...` command, in process.
-    const config = loadConfig(
-      [
-        '--kube-api', 'kubeconfig', '--kubeconfig', cluster.kubeconfig, '--node-name', NODE,
-        '--plugin-registry-dir', node.registryDir, '--plugins-dir', node.pluginsDir, '--state-dir', stateDir,
-        '--backend', 'mock', '--metrics-address', '127.0.0.1:0', '--log-level', 'silent',
-      ],
-      {},
-      stateDir,
-    );
-    agent = await startAgent(config, silentLogger());
-    await agent.publisher.whenSynced();
+    agent = await startGpulet(cluster.kubeconfig, node, stateDir, silentLogger());
     const objects = KubernetesObjectApi.makeApiClient(cluster.admin);
     await objects.create(findOne(installDocs(), 'DeviceClass', 'gpu.gpulet.dev'));
   }, BUILD_TIMEOUT_MS + START_TIMEOUT_MS);
