@@ -7,7 +7,7 @@
 import type { DeviceOwner } from '../model/types.js';
 import type { DeviceHealthState, Sample } from '../gpu/types.js';
 import { attributionSets, type Attrs, type DeviceIdentity } from './attributes.js';
-import { readSeries, type InstrumentSpec, type SeriesSpec } from './instruments.js';
+import { readGpm, readSeries, type InstrumentSpec, type SeriesSpec } from './instruments.js';
 
 /** The health facts observation needs (implemented by `HealthTracker`). */
 export interface HealthView {
@@ -103,6 +103,12 @@ function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
     case 'sample':
       for (const device of ctx.sample?.devices ?? []) {
         const value = readSeries(device, source, series.convert);
+        if (value !== undefined) push(device.uuid, value);
+      }
+      break;
+    case 'gpm':
+      for (const device of ctx.sample?.devices ?? []) {
+        const value = readGpm(device, source.field);
         if (value !== undefined) push(device.uuid, value);
       }
       break;
