@@ -25,12 +25,12 @@ export function expectedGpm(a: number, mig: boolean): Record<string, number> {
 }
 
 /** Expect `actual` (a DeviceSample's `gpm`) to equal `expected` key for key, to 9 significant decimals of a ratio. */
-export function closeTo(actual: Readonly<Record<string, number>> | undefined, expected: Readonly<Record<string, number>>): string[] {
+export function closeTo(actual: object | undefined, expected: Readonly<Record<string, number>>): string[] {
   const problems: string[] = [];
   if (actual === undefined) return ['no gpm'];
   const keys = new Set([...Object.keys(actual), ...Object.keys(expected)]);
   for (const k of keys) {
-    const a = actual[k];
+    const a = (actual as Record<string, number | undefined>)[k];
     const e = expected[k];
     if (a === undefined || e === undefined || Math.abs(a - e) > 1e-9 * Math.max(1, Math.abs(e))) problems.push(`${k}: ${String(a)} != ${String(e)}`);
   }
