@@ -40,7 +40,10 @@ export type SeriesSource =
   | { readonly from: 'gpm'; readonly field: GpmField }
   /** `hw.status`: one point per `hw.state`, 1 for the device's current state, 0 for the others. */
   | { readonly from: 'health-state' }
-  /** One point per XID seen on the device, attribute `error.type` = the XID number. */
+  /**
+   * One point per XID seen on the device: `error.type` = `xid` (a low-cardinality identifier, semconv `error.type`
+   * note [2] of `hw.errors`), the XID number in `gpulet.gpu.xid`.
+   */
   | { readonly from: 'xid-counts' };
 
 /** A dcgm-exporter series derived from the same reading. */
@@ -69,10 +72,21 @@ export interface SeriesSpec {
   readonly dcgm?: DcgmSeries;
 }
 
+/**
+ * Which component a series describes, hence its identifying attributes (semconv 1.45 `docs/hardware/`):
+ * `gpu-metric` — a `hw.gpu.*` metric or one of gpulet's own: the device attributes, no `hw.type`
+ * (`metric_attributes.hw.gpu` has none); `common` — a common `hw.*` metric of the device: `hw.type=gpu` too
+ * (Required by `metric_attributes.hw.attributes`); `temperature` — the device's temperature sensor as its own
+ * component (`hw.type=temperature`, `hw.parent` the device).
+ */
+export type Component = 'gpu-metric' | 'common' | 'temperature';
+
 /** One instrument of the catalogue. */
 export interface InstrumentSpec {
   /** OTel metric name. */
   readonly name: string;
+  /** The component whose attributes its series carry (default `gpu-metric`). */
+  readonly component?: Component;
   readonly kind: InstrumentKind;
   readonly unit: Unit;
   readonly description: string;
@@ -136,19 +150,19 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     ],
   },
   {
-    name: 'hw.power', kind: 'gauge', unit: 'W', standard: true,
+    name: 'hw.power', kind: 'gauge', unit: 'W', standard: true, component: 'common',
     description: 'Instantaneous power consumed by the component',
     nvml: 'nvmlDeviceGetPowerUsage (milliwatts)',
     series: [s('powerMilliwatts', 'milliToUnit', {}, g('DCGM_FI_DEV_POWER_USAGE', 'Power draw (in W).', 'milliToUnit'))],
   },
   {
-    name: 'hw.energy', kind: 'counter', unit: 'J', standard: true,
+    name: 'hw.energy', kind: 'counter', unit: 'J', standard: true, component: 'common',
     description: 'Energy consumed by the component',
     nvml: 'nvmlDeviceGetTotalEnergyConsumption (millijoules)',
     series: [s('energyMillijoules', 'milliToUnit', {}, c('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'Total energy consumption since boot (in mJ).'))],
   },
   {
-    name: 'hw.temperature', kind: 'gauge', unit: 'Cel', standard: true,
+    name: 'hw.temperature', kind: 'gauge', unit: 'Cel', standard: true, component: 'temperature',
     description: 'Temperature in degrees Celsius',
     nvml: 'nvmlDeviceGetTemperatureV, field NVML_FI_DEV_MEMORY_TEMP (82)',
     series: [
@@ -157,17 +171,17 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     ],
   },
   {
-    name: 'hw.errors', kind: 'counter', unit: '{error}', standard: true,
+    name: 'hw.errors', kind: 'counter', unit: '{error}', standard: true, component: 'common',
     description: 'Number of errors encountered by the component',
     nvml: 'nvmlDeviceGetTotalEccErrors (volatile), XID events (nvmlEventTypeXidCriticalError)',
     series: [
       s('eccCorrectedErrors', 'identity', { 'error.type': 'corrected' }, c('DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'Total number of single-bit volatile ECC errors.')),
       s('eccUncorrectedErrors', 'identity', { 'error.type': 'uncorrected' }, c('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'Total number of double-bit volatile ECC errors.')),
-      { source: { from: 'xid-counts' }, convert: 'identity', attributes: {} },
+      { source: { from: 'xid-counts' }, convert: 'identity', attributes: { 'error.type': 'xid' } },
     ],
   },
   {
-    name: 'hw.status', kind: 'updowncounter', unit: '1', standard: true,
+    name: 'hw.status', kind: 'updowncounter', unit: '1', standard: true, component: 'common',
     description: 'Operational status: 1 (true) or 0 (false) for each of the possible states',
     nvml: 'health policy over NVML events (src/gpu/health.ts)',
     series: [{ source: { from: 'health-state' }, convert: 'identity', attributes: {} }],
