@@ -53,6 +53,24 @@ describe('NVML backend on the fake library: GPM profiling metrics', () => {
     }
   });
 
+  it('a MIG device created later gets its own GPM pair, keyed by its GPU instance: none at its first sample, then its figures', async () => {
+    const gpu = backend.inventory().gpus[2]!;
+    const created = await backend.mig.createMigDevice(gpu.uuid, { giProfileId: 19, start: 4, size: 1 }); // 1g.10gb in the free slice 4
+    try {
+      const first = await backend.sample();
+      expect(first.devices.find((d) => d.uuid === created.uuid)?.gpm).toBeUndefined();
+      const next = await backend.sample();
+      const byUuid = new Map(next.devices.map((d) => [d.uuid, d]));
+      expect(closeTo(byUuid.get(created.uuid)?.gpm, expectedGpm(fakeGpmActivity(gpu.minor, created.gpuInstanceId), true))).toEqual([]);
+      for (const m of backend.inventory().gpus[2]!.migDevices) {
+        expect(closeTo(byUuid.get(m.uuid)?.gpm, expectedGpm(fakeGpmActivity(gpu.minor, m.gpuInstanceId), true)), m.uuid).toEqual([]);
+      }
+      expect(closeTo(byUuid.get(gpu.uuid)?.gpm, expectedGpm(fakeGpmActivity(gpu.minor), false))).toEqual([]);
+    } finally {
+      await backend.mig.destroyMigDevice(gpu.uuid, created.gpuInstanceId);
+    }
+  });
+
   it('a library without the GPM calls samples every device as before, with no GPM metrics', async () => {
     expect(withoutGpm.symbols()['nvmlGpmSampleGet']).toBeNull();
     expect(backend.symbols()['nvmlGpmMigSampleGet']).toBe('nvmlGpmMigSampleGet');
