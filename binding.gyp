@@ -8,7 +8,7 @@
       "sources": [
         "native/addon.cc", "native/probe.cc", "native/nvml_lib.cc", "native/nvml_read.cc", "native/nvml_sample.cc",
         "native/js_convert.cc", "native/events.cc", "native/session.cc",
-        "native/nvml_mig.cc"
+        "native/nvml_mig.cc", "native/nvml_gpm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

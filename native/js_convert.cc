@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "nvml_gpm.h"
+
 namespace gpulet {
 
 namespace {
@@ -168,6 +170,11 @@ Napi::Object ReadingToJs(Napi::Env env, const Library& lib, const Reading& r) {
   SetNum(env, o, "pcieReplays", r.pcie_replays);
   SetNum(env, o, "pcieTxKBs", r.pcie_tx_kbs);
   SetNum(env, o, "pcieRxKBs", r.pcie_rx_kbs);
+  if (r.has_gpm) {
+    Napi::Object g = Napi::Object::New(env);
+    for (size_t i = 0; i < kGpmMetrics; i++) SetNum(env, g, kGpmMetricNames[i], r.gpm[i]);
+    o.Set("gpm", g);
+  }
   return o;
 }
 

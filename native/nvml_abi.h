@@ -62,6 +62,7 @@ typedef struct nvmlDevice_st *nvmlDevice_t;
 typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
 typedef struct nvmlComputeInstance_st *nvmlComputeInstance_t;
 typedef struct nvmlEventSet_st *nvmlEventSet_t;
+typedef struct nvmlGpmSample_st *nvmlGpmSample_t;
 
 /* ---------------------------------------------------------------------------------------------------
  * Return codes
@@ -405,6 +406,65 @@ typedef struct nvmlComputeInstanceProfileInfo_v2_st {
 } nvmlComputeInstanceProfileInfo_v2_t;
 
 #define nvmlComputeInstanceProfileInfo_v2 NVML_STRUCT_VERSION(ComputeInstanceProfileInfo, 2)
+
+/* ---------------------------------------------------------------------------------------------------
+ * GPM (GPU Performance Monitoring, Hopper and newer): nvmlGpmSampleAlloc / nvmlGpmSampleGet (or
+ * nvmlGpmMigSampleGet for one GPU instance) twice, one interval apart, then nvmlGpmMetricsGet over the two.
+ * Metric IDs, structs and version words as NVIDIA's nvml.h 13.5.37 (PyPI nvidia-nvml-dev, nvidia/cu13/include/
+ * nvml.h, lines 14884-15563) declares them; the same in Debian's 11.8 header except NVML_GPM_METRIC_MAX, which
+ * sizes nvmlGpmMetricsGet_t.metrics: 98 in 11.8, 477 in 13.5.37. gpulet keeps 11.8's 98 (checked against the
+ * official header): the version word is 1 in both and NVML reads only the first `numMetrics` entries, so the
+ * smaller array is a valid prefix of the newer layout. nvml.h's enum and structs are anonymous; the tags here
+ * are gpulet's (a tag does not change the ABI).
+ * ------------------------------------------------------------------------------------------------- */
+
+/** nvmlGpmMetric_t.metricId: the metrics gpulet reads (percent 0-100, or MiB/s for the _PER_SEC ones). */
+typedef enum nvmlGpmMetricId_enum {
+  NVML_GPM_METRIC_GRAPHICS_UTIL = 1,
+  NVML_GPM_METRIC_SM_UTIL = 2,
+  NVML_GPM_METRIC_SM_OCCUPANCY = 3,
+  NVML_GPM_METRIC_ANY_TENSOR_UTIL = 5,
+  NVML_GPM_METRIC_DRAM_BW_UTIL = 10,
+  NVML_GPM_METRIC_FP64_UTIL = 11,
+  NVML_GPM_METRIC_FP32_UTIL = 12,
+  NVML_GPM_METRIC_FP16_UTIL = 13,
+  NVML_GPM_METRIC_PCIE_TX_PER_SEC = 20,
+  NVML_GPM_METRIC_PCIE_RX_PER_SEC = 21,
+  NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC = 60,
+  NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC = 61,
+  NVML_GPM_METRIC_MAX = 98
+} nvmlGpmMetricId_t;
+
+/** One metric of nvmlGpmMetricsGet: set metricId; read nvmlReturn, then value when it is NVML_SUCCESS. */
+typedef struct nvmlGpmMetric_st {
+  unsigned int metricId;
+  nvmlReturn_t nvmlReturn;
+  double value;
+  struct {
+    char *shortName;
+    char *longName;
+    char *unit;
+  } metricInfo;
+} nvmlGpmMetric_t;
+
+/** nvmlGpmMetricsGet: `version` must be NVML_GPM_METRICS_GET_VERSION; sample1 older than sample2. */
+typedef struct nvmlGpmMetricsGet_st {
+  unsigned int version;
+  unsigned int numMetrics;
+  nvmlGpmSample_t sample1;
+  nvmlGpmSample_t sample2;
+  nvmlGpmMetric_t metrics[NVML_GPM_METRIC_MAX];
+} nvmlGpmMetricsGet_t;
+
+#define NVML_GPM_METRICS_GET_VERSION 1
+
+/** nvmlGpmQueryDeviceSupport: `version` must be NVML_GPM_SUPPORT_VERSION. */
+typedef struct nvmlGpmSupport_st {
+  unsigned int version;
+  unsigned int isSupportedDevice;
+} nvmlGpmSupport_t;
+
+#define NVML_GPM_SUPPORT_VERSION 1
 
 /* Event masks, clock-event reasons, field IDs, the function-pointer typedefs and the symbol table. */
 #include "nvml_abi_calls.h"

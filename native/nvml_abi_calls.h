@@ -148,6 +148,12 @@ typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t device, unsigne
 typedef nvmlReturn_t (*nvmlEventSetWait_v2_fn)(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms);
 typedef nvmlReturn_t (*nvmlEventSetWait_fn)(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms);
 typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
+typedef nvmlReturn_t (*nvmlGpmQueryDeviceSupport_fn)(nvmlDevice_t device, nvmlGpmSupport_t *gpmSupport);
+typedef nvmlReturn_t (*nvmlGpmSampleAlloc_fn)(nvmlGpmSample_t *gpmSample);
+typedef nvmlReturn_t (*nvmlGpmSampleFree_fn)(nvmlGpmSample_t gpmSample);
+typedef nvmlReturn_t (*nvmlGpmSampleGet_fn)(nvmlDevice_t device, nvmlGpmSample_t gpmSample);
+typedef nvmlReturn_t (*nvmlGpmMigSampleGet_fn)(nvmlDevice_t device, unsigned int gpuInstanceId, nvmlGpmSample_t gpmSample); /* @since 12.0 @with GPULET_REFERENCE_NVML_GPM_MIG_SAMPLE_GET */
+typedef nvmlReturn_t (*nvmlGpmMetricsGet_fn)(nvmlGpmMetricsGet_t *metricsGet);
 
 /* ---------------------------------------------------------------------------------------------------
  * The symbol table gpulet resolves, as an X-macro: X(preferred, fallback).
@@ -161,6 +167,8 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
  * nvmlDeviceGetGpuInstancePossiblePlacements (R450) is not used: nvml.h maps the name to _v2.
  * nvmlDeviceGetAddressingMode is newer than Debian's 535 library and has no fallback: where it is missing the
  * reading is absent (resolved optionally, like every symbol not in nvml_lib.cc's required list).
+ * The GPM calls (nvmlGpm*, NVML 11.8+; nvmlGpmMigSampleGet 12.0+) have no fallback either: where one is missing,
+ * the GPM metrics of the devices it serves are absent.
  * ------------------------------------------------------------------------------------------------- */
 
 #define GPULET_NVML_FUNCTIONS(X) \
@@ -220,7 +228,13 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t set);
   X(nvmlEventSetCreate, nvmlEventSetCreate) \
   X(nvmlDeviceRegisterEvents, nvmlDeviceRegisterEvents) \
   X(nvmlEventSetWait_v2, nvmlEventSetWait) \
-  X(nvmlEventSetFree, nvmlEventSetFree)
+  X(nvmlEventSetFree, nvmlEventSetFree) \
+  X(nvmlGpmQueryDeviceSupport, nvmlGpmQueryDeviceSupport) \
+  X(nvmlGpmSampleAlloc, nvmlGpmSampleAlloc) \
+  X(nvmlGpmSampleFree, nvmlGpmSampleFree) \
+  X(nvmlGpmSampleGet, nvmlGpmSampleGet) \
+  X(nvmlGpmMigSampleGet, nvmlGpmMigSampleGet) \
+  X(nvmlGpmMetricsGet, nvmlGpmMetricsGet)
 /* gpulet-abi-calls-end */
 
 #ifdef __cplusplus

@@ -5,6 +5,8 @@
 // device that answers NVML_ERROR_GPU_IS_LOST stops being read for this call and carries that failure.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -84,6 +86,9 @@ void DiscoverGpu(const Library& lib, unsigned int index, GpuFacts* out, GpuHandl
 // Discover every GPU and MIG device. Returns false (with `fatal`) only when the device count itself fails.
 bool Discover(const Library& lib, Discovery* out, std::vector<GpuHandles>* handles, Failure* fatal);
 
+// GPM metrics read per device (native/nvml_gpm.cc kGpmMetricIds).
+constexpr size_t kGpmMetrics = 12;
+
 // Readings of one device, NVML units. Empty optionals are absent readings.
 struct Reading {
   int gpu = 0;
@@ -95,10 +100,17 @@ struct Reading {
   std::optional<long long> mem_temp;
   std::optional<unsigned long long> mem_total, mem_reserved, mem_free, mem_used, energy, clock_reasons,
       ecc_corrected, ecc_uncorrected;
+  // GPM metrics over the last interval (percent, or MiB/s for the _PER_SEC ones), kGpmMetricIds order; `has_gpm`
+  // when at least one is set.
+  std::array<std::optional<double>, kGpmMetrics> gpm;
+  bool has_gpm = false;
 };
 
-// Read every device in `handles`, except the GPUs whose index is in `skip` (and their MIG devices).
+class GpmState;
+
+// Read every device in `handles`, except the GPUs whose index is in `skip` (and their MIG devices). With `gpm`,
+// each device's GPM sample is taken too and its metrics computed from the previous one (nvml_gpm.h).
 void Sample(const Library& lib, const std::vector<GpuHandles>& handles, const std::vector<int>& skip,
-            std::vector<Reading>* out);
+            std::vector<Reading>* out, GpmState* gpm = nullptr);
 
 }  // namespace gpulet

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "nvml_calls.h"
+#include "nvml_gpm.h"
 #include "nvml_read.h"
 
 namespace gpulet {
@@ -91,7 +92,7 @@ void ReadGpuReadings(const Library& lib, nvmlDevice_t dev, Reading* o) {
 }  // namespace
 
 void Sample(const Library& lib, const std::vector<GpuHandles>& handles, const std::vector<int>& skip,
-            std::vector<Reading>* out) {
+            std::vector<Reading>* out, GpmState* gpm) {
   for (size_t i = 0; i < handles.size(); i++) {
     const GpuHandles& h = handles[i];
     if (h.gpu == nullptr || std::find(skip.begin(), skip.end(), static_cast<int>(i)) != skip.end()) continue;
@@ -99,6 +100,7 @@ void Sample(const Library& lib, const std::vector<GpuHandles>& handles, const st
     Reading& g = out->back();
     g.gpu = static_cast<int>(i);
     ReadGpuReadings(lib, h.gpu, &g);
+    if (gpm != nullptr && !g.error) gpm->Read(lib, static_cast<int>(i), h.gpu, -1, &g);
     const bool parent_lost = g.error.has_value() && g.error->code == NVML_ERROR_GPU_IS_LOST;
     for (size_t j = 0; j < h.migs.size() && !parent_lost; j++) {
       if (h.migs[j] == nullptr) continue;
@@ -113,6 +115,11 @@ void Sample(const Library& lib, const std::vector<GpuHandles>& handles, const st
           call(lib.nvmlDeviceGetUtilizationRates(h.migs[j], &util), "nvmlDeviceGetUtilizationRates")) {
         m.gpu_util = util.gpu;  // NVML answers NOT_SUPPORTED on MIG devices today; read in case it stops
         m.mem_util = util.memory;
+      }
+      unsigned int gi = 0;
+      if (gpm != nullptr && !m.error && lib.nvmlDeviceGetGpuInstanceId != nullptr &&
+          call(lib.nvmlDeviceGetGpuInstanceId(h.migs[j], &gi), "nvmlDeviceGetGpuInstanceId")) {
+        gpm->Read(lib, static_cast<int>(i), h.gpu, static_cast<int>(gi), &m);
       }
     }
   }

@@ -83,6 +83,7 @@ class DiscoverWorker : public PromiseWorker {
       failure_ = fatal;
       return;
     }
+    st_->gpm.Clear(*st_->lib);  // positions may have changed: GPM pairs start again
     st_->handles = std::move(handles);
   }
   Napi::Value Result(Napi::Env env) override { return DiscoveryToJs(env, *st_->lib, data_); }
@@ -98,7 +99,7 @@ class SampleWorker : public PromiseWorker {
   void Run() override {
     using namespace std::chrono;
     timestamp_ms_ = static_cast<double>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-    gpulet::Sample(*st_->lib, st_->handles, skip_, &readings_);
+    gpulet::Sample(*st_->lib, st_->handles, skip_, &readings_, &st_->gpm);
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -208,6 +209,7 @@ class MigWorker : public PromiseWorker {
     if (!reread_) return;
     GpuHandles h;
     DiscoverGpu(*st_->lib, gpu_, &facts_, &h);
+    st_->gpm.ClearGpu(*st_->lib, static_cast<int>(gpu_));  // its MIG devices may be other GPU instances now
     st_->handles[gpu_] = std::move(h);
   }
   virtual void Op(nvmlDevice_t dev) = 0;
@@ -352,6 +354,7 @@ nvmlReturn_t SessionState::CloseLocked() {
     events->Stop();
     events.reset();
   }
+  gpm.Clear(*lib);  // nvmlGpmSampleFree needs an initialized library
   nvmlReturn_t r = NVML_SUCCESS;
   if (initialized) r = lib->nvmlShutdown();
   initialized = false;

@@ -6,7 +6,8 @@
 //   symbols: { [preferred]: resolved name | null }
 //   init(): Promise<void>           nvmlInit_v2 (or nvmlInit); rejects with the NVML error class
 //   discover(): Promise<Discovery>  static facts + (re)fetches and keeps the device handles
-//   sample(skip?: number[]): Promise<{ timestampMs, devices: Reading[] }>
+//   sample(skip?: number[]): Promise<{ timestampMs, devices: Reading[] }>   each reading with `gpm` (NVML units)
+//                                   from this sample's GPM buffer and the previous sample's (nvml_gpm.h)
 //   startEvents(cb): Promise<{ registered: number[], errors }>   cb(event) from the event thread
 //   stopEvents(): Promise<void>
 //   shutdown(): Promise<void>       stop events, nvmlShutdown, drop handles; idempotent
@@ -47,6 +48,7 @@
 #include <vector>
 
 #include "events.h"
+#include "nvml_gpm.h"
 #include "nvml_lib.h"
 #include "nvml_read.h"
 
@@ -58,6 +60,8 @@ struct SessionState {
   bool initialized = false;
   bool closed = false;
   std::vector<GpuHandles> handles;
+  // GPM sample buffers per device (nvml_gpm.h): cleared when the handles are replaced, freed before nvmlShutdown.
+  GpmState gpm;
   std::shared_ptr<EventWatcher> events;
 
   // Stop events, nvmlShutdown when initialized, drop handles. Caller holds `mu`. Returns the shutdown result.

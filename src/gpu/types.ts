@@ -178,6 +178,45 @@ export interface DeviceSample {
   /** Cumulative PCIe bytes transmitted / received (integrated from `nvmlDeviceGetPcieThroughput`, KB/s). */
   readonly pcieTxBytes?: number;
   readonly pcieRxBytes?: number;
+  /**
+   * Profiling metrics over the last sample interval (NVML GPM, Hopper and newer): absent where GPM is not
+   * supported (before Hopper, `nvmlGpmQueryDeviceSupport` says so), and on the first sample (GPM needs two).
+   */
+  readonly gpm?: GpmMetrics;
+}
+
+/**
+ * Profiling ("DCP") metrics of one device over one sample interval, from NVML GPM: `nvmlGpmMetricsGet` over two
+ * samples (`nvmlGpmSampleGet`, or `nvmlGpmMigSampleGet` for a MIG device's GPU instance) one interval apart.
+ * NVML gives activities in percent (0–100) and bandwidths in MiB/s (nvml.h `nvmlGpmMetricId_t`, NVIDIA
+ * nvidia-nvml-dev 13.5.37); here they are fractions 0..1 and bytes per second. Each field is absent when NVML
+ * answered that metric with an error (e.g. no NVLink), never 0.
+ */
+export interface GpmMetrics {
+  /** `NVML_GPM_METRIC_GRAPHICS_UTIL` (1): fraction of time any graphics/compute engine was active. */
+  readonly graphicsActive?: number;
+  /** `NVML_GPM_METRIC_SM_UTIL` (2): fraction of SMs busy, averaged over the interval. */
+  readonly smActive?: number;
+  /** `NVML_GPM_METRIC_SM_OCCUPANCY` (3): resident warps over the theoretical maximum. */
+  readonly smOccupancy?: number;
+  /** `NVML_GPM_METRIC_ANY_TENSOR_UTIL` (5): fraction of time the SMs ran any tensor operation. */
+  readonly tensorActive?: number;
+  /** `NVML_GPM_METRIC_FP64_UTIL` (11): fraction of time the SMs ran non-tensor FP64 math. */
+  readonly fp64Active?: number;
+  /** `NVML_GPM_METRIC_FP32_UTIL` (12). */
+  readonly fp32Active?: number;
+  /** `NVML_GPM_METRIC_FP16_UTIL` (13). */
+  readonly fp16Active?: number;
+  /** `NVML_GPM_METRIC_DRAM_BW_UTIL` (10): DRAM bandwidth used over the theoretical maximum. */
+  readonly dramActive?: number;
+  /** `NVML_GPM_METRIC_PCIE_TX_PER_SEC` (20, MiB/s × 2^20): PCIe bytes per second from the GPU. */
+  readonly pcieTxBytesPerSecond?: number;
+  /** `NVML_GPM_METRIC_PCIE_RX_PER_SEC` (21): PCIe bytes per second to the GPU. */
+  readonly pcieRxBytesPerSecond?: number;
+  /** `NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC` (61): NVLink bytes per second written, all links. */
+  readonly nvlinkTxBytesPerSecond?: number;
+  /** `NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC` (60): NVLink bytes per second read, all links. */
+  readonly nvlinkRxBytesPerSecond?: number;
 }
 
 /** One full sample of the node: every GPU and every MIG device, taken at `timestampMs` (Unix ms). */

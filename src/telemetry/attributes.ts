@@ -2,8 +2,7 @@
  * Per-device attributes of every `hw.*` series, and Kubernetes attribution from the prepared claims.
  * Pure functions of the inventory and the ownership map.
  *
- * Device attributes (OTel semconv `model/hardware/registry.yaml`): `hw.id` (UUID, required), `hw.type`
- * ("gpu", required by `metric.hw.attributes`), `hw.name` (product name; a MIG device's profile, e.g.
+ * Device attributes (OTel semconv `model/hardware/registry.yaml`): `hw.id` (UUID, required), `hw.name` (product name; a MIG device's profile, e.g.
  * `1g.10gb`), `hw.parent` (a MIG device's parent GPU UUID), `hw.model`, `hw.vendor` ("NVIDIA"),
  * `hw.serial_number`, `hw.driver_version`, `hw.firmware_version` (the GPU's VBIOS version,
  * `nvmlDeviceGetVbiosVersion`; a MIG device's is its parent's; omitted when NVML does not say); plus
@@ -11,6 +10,13 @@
  * is a Recommended attribute of every `hw.gpu.*` metric (semconv `metric_attributes.hw.gpu`, docs/hardware/gpu.md;
  * `ATTR_HW_FIRMWARE_VERSION` in @opentelemetry/semantic-conventions 1.45): a series attribute like
  * `hw.driver_version`, not a resource attribute (the resource is the node, which has several GPUs).
+ *
+ * `hw.type` only where the conventions define it (semconv 1.45 `docs/hardware/common.md`, `metric_attributes.hw.attributes`:
+ * Required on the common `hw.*` metrics — `hw.energy`, `hw.errors`, `hw.power`, `hw.status`, `hw.temperature`):
+ * `commonAttributes` add `hw.type=gpu`; the `hw.gpu.*` metrics' attribute group (`metric_attributes.hw.gpu`) has
+ * no `hw.type` (the name says it), nor have gpulet's own metrics. A temperature sensor is its own component
+ * (`docs/hardware/temperature.md`: `hw.type=temperature`, `hw.parent` the component it measures, `hw.sensor_location`):
+ * `temperatureAttributes[location]`, with `hw.id` `<device UUID>-temperature-<location>`.
  *
  * Attribution (stable k8s semconv): `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`. OTel semconv 1.45
  * has no ResourceClaim attributes, so the claim goes in non-standard `gpulet.claim.name`,
@@ -33,8 +39,49 @@ export interface DeviceIdentity {
   readonly mig?: MigDeviceInfo;
   /** DRA device name when the device is allocatable (a GPU in MIG mode is not). */
   readonly draName?: string;
-  /** The OTel device attributes (see module docs). */
+  /** The OTel device attributes (see module docs), without `hw.type`: those of the `hw.gpu.*` metrics. */
   readonly attributes: Attrs;
+  /** {@link attributes} plus `hw.type=gpu`: the common `hw.*` metrics of the device (power, energy, errors, status). */
+  readonly commonAttributes: Attrs;
+  /** Per `hw.sensor_location` (`gpu`, `memory`): the device's temperature sensor as its own component. */
+  readonly temperatureAttributes: Readonly<Record<TemperatureLocation, Attrs>>;
+}
+
+/** Locations of the temperature sensors gpulet reads (`hw.sensor_location`). */
+export type TemperatureLocation = 'gpu' | 'memory';
+
+/** `hw.type` of the device component itself (semconv `hw.type` value `gpu`). */
+export const HW_TYPE_GPU = 'gpu';
+
+/**
+ * The sensor components of a device: `hw.id` `<uuid>-temperature-<location>`, `hw.type=temperature`, `hw.name`
+ * `<device name> <location> temperature`, `hw.parent` the device, `hw.sensor_location`; plus the DRA device name
+ * (gpulet's attribution key) when the device has one.
+ */
+function temperatureSensors(base: Attrs): Record<TemperatureLocation, Attrs> {
+  const uuid = base['hw.id'] ?? '';
+  const sensor = (location: TemperatureLocation): Attrs => {
+    const out: Record<string, string> = {
+      'hw.id': `${uuid}-temperature-${location}`,
+      'hw.type': 'temperature',
+      'hw.name': `${base['hw.name'] ?? uuid} ${location} temperature`,
+      'hw.parent': uuid,
+      'hw.sensor_location': location,
+    };
+    const dra = base['gpulet.dra.device.name'];
+    if (dra !== undefined) out['gpulet.dra.device.name'] = dra;
+    return out;
+  };
+  return { gpu: sensor('gpu'), memory: sensor('memory') };
+}
+
+/** The identity of `uuid` with its three attribute sets (see {@link DeviceIdentity}). */
+function identity(fields: Omit<DeviceIdentity, 'commonAttributes' | 'temperatureAttributes'>): DeviceIdentity {
+  return {
+    ...fields,
+    commonAttributes: { ...fields.attributes, 'hw.type': HW_TYPE_GPU },
+    temperatureAttributes: temperatureSensors(fields.attributes),
+  };
 }
 
 /** Vendor string of every device (`hw.vendor`). */
@@ -49,7 +96,6 @@ export function deviceIdentities(inventory: Inventory): Map<string, DeviceIdenti
     const draName = draNames.get(gpu.uuid);
     const attributes: Record<string, string> = {
       'hw.id': gpu.uuid,
-      'hw.type': 'gpu',
       'hw.name': gpu.productName,
       'hw.model': gpu.productName,
       'hw.vendor': VENDOR,
@@ -58,12 +104,11 @@ export function deviceIdentities(inventory: Inventory): Map<string, DeviceIdenti
     };
     if (gpu.vbiosVersion !== undefined) attributes['hw.firmware_version'] = gpu.vbiosVersion;
     if (draName !== undefined) attributes['gpulet.dra.device.name'] = draName;
-    out.set(gpu.uuid, draName === undefined ? { uuid: gpu.uuid, kind: 'gpu', gpu, attributes } : { uuid: gpu.uuid, kind: 'gpu', gpu, draName, attributes });
+    out.set(gpu.uuid, identity(draName === undefined ? { uuid: gpu.uuid, kind: 'gpu', gpu, attributes } : { uuid: gpu.uuid, kind: 'gpu', gpu, draName, attributes }));
     for (const mig of gpu.migDevices) {
       const migDra = draNames.get(mig.uuid);
       const migAttrs: Record<string, string> = {
         'hw.id': mig.uuid,
-        'hw.type': 'gpu',
         'hw.name': mig.profile,
         'hw.parent': gpu.uuid,
         'hw.model': gpu.productName,
@@ -75,7 +120,7 @@ export function deviceIdentities(inventory: Inventory): Map<string, DeviceIdenti
       if (migDra !== undefined) migAttrs['gpulet.dra.device.name'] = migDra;
       out.set(
         mig.uuid,
-        migDra === undefined ? { uuid: mig.uuid, kind: 'mig', gpu, mig, attributes: migAttrs } : { uuid: mig.uuid, kind: 'mig', gpu, mig, draName: migDra, attributes: migAttrs },
+        identity(migDra === undefined ? { uuid: mig.uuid, kind: 'mig', gpu, mig, attributes: migAttrs } : { uuid: mig.uuid, kind: 'mig', gpu, mig, draName: migDra, attributes: migAttrs }),
       );
     }
   }

@@ -13,7 +13,7 @@
 import type { DeviceOwner } from '../model/types.js';
 import type { Sample } from '../gpu/types.js';
 import type { DeviceIdentity } from './attributes.js';
-import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readSeries, type DcgmSeries, type SampleField } from './instruments.js';
+import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readGpm, readSeries, type DcgmSeries, type SampleField } from './instruments.js';
 
 /** Input of {@link renderDcgm}. */
 export interface DcgmInput {
@@ -106,8 +106,22 @@ function families(input: DcgmInput): Family[] {
   const out: Family[] = [];
   for (const spec of INSTRUMENTS) {
     for (const series of spec.series) {
-      if (series.dcgm === undefined || series.source.from !== 'sample') continue;
-      out.push({ series: series.dcgm, value: fromField(series.source.field, series.dcgm.convert, series.dcgm.minus) });
+      if (series.dcgm === undefined) continue;
+      const source = series.source;
+      if (source.from === 'gpm') {
+        const conversion = series.dcgm.convert;
+        out.push({
+          series: series.dcgm,
+          value: (uuid) => {
+            const d = byUuid.get(uuid);
+            const v = d === undefined ? undefined : readGpm(d, source.field);
+            return v === undefined ? undefined : convert(v, conversion);
+          },
+        });
+        continue;
+      }
+      if (source.from !== 'sample') continue;
+      out.push({ series: series.dcgm, value: fromField(source.field, series.dcgm.convert, series.dcgm.minus) });
     }
   }
   for (const extra of DCGM_ONLY_SERIES) out.push({ series: extra, value: fromField(extra.field, extra.convert) });

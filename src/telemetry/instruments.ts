@@ -12,16 +12,19 @@
  *   `gpulet.gpu.memory_controller.utilization`.
  * - Metrics with no semconv name are prefixed `gpulet.` and flagged `standard: false`.
  */
-import type { DeviceSample } from '../gpu/types.js';
+import type { DeviceSample, GpmMetrics } from '../gpu/types.js';
 
 /** Observable instrument kind (all instruments are asynchronous, fed from the latest sample). */
 export type InstrumentKind = 'gauge' | 'updowncounter' | 'counter';
 
 /** UCUM units as OTel writes them. */
-export type Unit = '1' | 'By' | 'W' | 'J' | 'Cel' | 'MHz' | '{error}' | '{replay}' | '{row}' | '{failure}';
+export type Unit = '1' | 'By' | 'By/s' | 'W' | 'J' | 'Cel' | 'MHz' | '{error}' | '{replay}' | '{row}' | '{failure}';
 
-/** Numeric reading fields of a {@link DeviceSample}. */
-export type SampleField = Exclude<keyof DeviceSample, 'uuid'>;
+/** Numeric reading fields of a {@link DeviceSample} (`gpm` is an object: {@link GpmField}). */
+export type SampleField = Exclude<keyof DeviceSample, 'uuid' | 'gpm'>;
+
+/** Fields of a sample's GPM profiling metrics ({@link GpmMetrics}). */
+export type GpmField = keyof GpmMetrics;
 
 /**
  * How a raw reading becomes the exported value:
@@ -33,9 +36,14 @@ export type Conversion = 'identity' | 'percentToRatio' | 'milliToUnit' | 'bytesT
 export type SeriesSource =
   /** One sample field, optionally divided by another (`per`) for a fraction. */
   | { readonly from: 'sample'; readonly field: SampleField; readonly per?: SampleField }
+  /** One GPM profiling metric of the sample (`DeviceSample.gpm`): absent where GPM is unsupported. */
+  | { readonly from: 'gpm'; readonly field: GpmField }
   /** `hw.status`: one point per `hw.state`, 1 for the device's current state, 0 for the others. */
   | { readonly from: 'health-state' }
-  /** One point per XID seen on the device, attribute `error.type` = the XID number. */
+  /**
+   * One point per XID seen on the device: `error.type` = `xid` (a low-cardinality identifier, semconv `error.type`
+   * note [2] of `hw.errors`), the XID number in `gpulet.gpu.xid`.
+   */
   | { readonly from: 'xid-counts' };
 
 /** A dcgm-exporter series derived from the same reading. */
@@ -64,10 +72,21 @@ export interface SeriesSpec {
   readonly dcgm?: DcgmSeries;
 }
 
+/**
+ * Which component a series describes, hence its identifying attributes (semconv 1.45 `docs/hardware/`):
+ * `gpu-metric` — a `hw.gpu.*` metric or one of gpulet's own: the device attributes, no `hw.type`
+ * (`metric_attributes.hw.gpu` has none); `common` — a common `hw.*` metric of the device: `hw.type=gpu` too
+ * (Required by `metric_attributes.hw.attributes`); `temperature` — the device's temperature sensor as its own
+ * component (`hw.type=temperature`, `hw.parent` the device).
+ */
+export type Component = 'gpu-metric' | 'common' | 'temperature';
+
 /** One instrument of the catalogue. */
 export interface InstrumentSpec {
   /** OTel metric name. */
   readonly name: string;
+  /** The component whose attributes its series carry (default `gpu-metric`). */
+  readonly component?: Component;
   readonly kind: InstrumentKind;
   readonly unit: Unit;
   readonly description: string;
@@ -80,6 +99,13 @@ export interface InstrumentSpec {
 
 const s = (field: SampleField, convert: Conversion, attributes: Record<string, string> = {}, dcgm?: DcgmSeries): SeriesSpec =>
   dcgm === undefined ? { source: { from: 'sample', field }, convert, attributes } : { source: { from: 'sample', field }, convert, attributes, dcgm };
+
+const p = (field: GpmField, attributes: Record<string, string>, dcgm: DcgmSeries): SeriesSpec => ({
+  source: { from: 'gpm', field },
+  convert: 'identity',
+  attributes,
+  dcgm,
+});
 
 const g = (name: string, help: string, convert: Conversion = 'identity'): DcgmSeries => ({ name, type: 'gauge', help, convert });
 const c = (name: string, help: string, convert: Conversion = 'identity'): DcgmSeries => ({ name, type: 'counter', help, convert });
@@ -124,19 +150,19 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     ],
   },
   {
-    name: 'hw.power', kind: 'gauge', unit: 'W', standard: true,
+    name: 'hw.power', kind: 'gauge', unit: 'W', standard: true, component: 'common',
     description: 'Instantaneous power consumed by the component',
     nvml: 'nvmlDeviceGetPowerUsage (milliwatts)',
     series: [s('powerMilliwatts', 'milliToUnit', {}, g('DCGM_FI_DEV_POWER_USAGE', 'Power draw (in W).', 'milliToUnit'))],
   },
   {
-    name: 'hw.energy', kind: 'counter', unit: 'J', standard: true,
+    name: 'hw.energy', kind: 'counter', unit: 'J', standard: true, component: 'common',
     description: 'Energy consumed by the component',
     nvml: 'nvmlDeviceGetTotalEnergyConsumption (millijoules)',
     series: [s('energyMillijoules', 'milliToUnit', {}, c('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'Total energy consumption since boot (in mJ).'))],
   },
   {
-    name: 'hw.temperature', kind: 'gauge', unit: 'Cel', standard: true,
+    name: 'hw.temperature', kind: 'gauge', unit: 'Cel', standard: true, component: 'temperature',
     description: 'Temperature in degrees Celsius',
     nvml: 'nvmlDeviceGetTemperatureV, field NVML_FI_DEV_MEMORY_TEMP (82)',
     series: [
@@ -145,17 +171,17 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     ],
   },
   {
-    name: 'hw.errors', kind: 'counter', unit: '{error}', standard: true,
+    name: 'hw.errors', kind: 'counter', unit: '{error}', standard: true, component: 'common',
     description: 'Number of errors encountered by the component',
     nvml: 'nvmlDeviceGetTotalEccErrors (volatile), XID events (nvmlEventTypeXidCriticalError)',
     series: [
       s('eccCorrectedErrors', 'identity', { 'error.type': 'corrected' }, c('DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'Total number of single-bit volatile ECC errors.')),
       s('eccUncorrectedErrors', 'identity', { 'error.type': 'uncorrected' }, c('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'Total number of double-bit volatile ECC errors.')),
-      { source: { from: 'xid-counts' }, convert: 'identity', attributes: {} },
+      { source: { from: 'xid-counts' }, convert: 'identity', attributes: { 'error.type': 'xid' } },
     ],
   },
   {
-    name: 'hw.status', kind: 'updowncounter', unit: '1', standard: true,
+    name: 'hw.status', kind: 'updowncounter', unit: '1', standard: true, component: 'common',
     description: 'Operational status: 1 (true) or 0 (false) for each of the possible states',
     nvml: 'health policy over NVML events (src/gpu/health.ts)',
     series: [{ source: { from: 'health-state' }, convert: 'identity', attributes: {} }],
@@ -202,6 +228,62 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     nvml: 'nvmlDeviceGetEnforcedPowerLimit (milliwatts)',
     series: [s('powerLimitMilliwatts', 'milliToUnit', {}, g('DCGM_FI_DEV_POWER_MGMT_LIMIT', 'Power management limit (in W).', 'milliToUnit'))],
   },
+  // Profiling metrics (NVML GPM, Hopper and newer; semconv 1.45 has no profiling metrics, hence gpulet.*). The
+  // DCGM_FI_PROF_* names, types and help texts are dcgm-exporter's (etc/dcp-metrics-included.csv, commit
+  // 99a774bb: GR_ENGINE, SM_*, PIPE_*, DRAM, PCIE_*; the NVLink pair is dcgm's DCP field list, worded alike).
+  {
+    name: 'gpulet.gpu.graphics_engine.utilization', kind: 'gauge', unit: '1', standard: false,
+    description: 'Fraction of time any graphics or compute engine was active (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_GRAPHICS_UTIL (percent)',
+    series: [p('graphicsActive', {}, g('DCGM_FI_PROF_GR_ENGINE_ACTIVE', 'Ratio of time the graphics engine is active.'))],
+  },
+  {
+    name: 'gpulet.gpu.sm.utilization', kind: 'gauge', unit: '1', standard: false,
+    description: 'Fraction of cycles an SM has at least one warp assigned, averaged over all SMs (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_SM_UTIL (percent)',
+    series: [p('smActive', {}, g('DCGM_FI_PROF_SM_ACTIVE', 'The ratio of cycles an SM has at least 1 warp assigned.'))],
+  },
+  {
+    name: 'gpulet.gpu.sm.occupancy', kind: 'gauge', unit: '1', standard: false,
+    description: 'Warps resident on an SM over the theoretical maximum (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_SM_OCCUPANCY (percent)',
+    series: [p('smOccupancy', {}, g('DCGM_FI_PROF_SM_OCCUPANCY', 'The ratio of number of warps resident on an SM.'))],
+  },
+  {
+    name: 'gpulet.gpu.pipe.utilization', kind: 'gauge', unit: '1', standard: false,
+    description: 'Fraction of cycles a pipe (tensor, FP64, FP32, FP16) was active (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_ANY_TENSOR_UTIL, _FP64_UTIL, _FP32_UTIL, _FP16_UTIL (percent)',
+    series: [
+      p('tensorActive', { 'gpulet.gpu.pipe': 'tensor' }, g('DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'Ratio of cycles the tensor (HMMA) pipe is active.')),
+      p('fp64Active', { 'gpulet.gpu.pipe': 'fp64' }, g('DCGM_FI_PROF_PIPE_FP64_ACTIVE', 'Ratio of cycles the fp64 pipes are active.')),
+      p('fp32Active', { 'gpulet.gpu.pipe': 'fp32' }, g('DCGM_FI_PROF_PIPE_FP32_ACTIVE', 'Ratio of cycles the fp32 pipes are active.')),
+      p('fp16Active', { 'gpulet.gpu.pipe': 'fp16' }, g('DCGM_FI_PROF_PIPE_FP16_ACTIVE', 'Ratio of cycles the fp16 pipes are active.')),
+    ],
+  },
+  {
+    name: 'gpulet.gpu.dram.utilization', kind: 'gauge', unit: '1', standard: false,
+    description: 'Fraction of cycles the device memory interface was sending or receiving data (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_DRAM_BW_UTIL (percent)',
+    series: [p('dramActive', {}, g('DCGM_FI_PROF_DRAM_ACTIVE', 'Ratio of cycles the device memory interface is active sending or receiving data.'))],
+  },
+  {
+    name: 'gpulet.gpu.pcie.bandwidth', kind: 'gauge', unit: 'By/s', standard: false,
+    description: 'PCIe bytes per second, headers and payload, over the last sample interval (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_PCIE_TX_PER_SEC / _RX_PER_SEC (MiB/s)',
+    series: [
+      p('pcieTxBytesPerSecond', { 'network.io.direction': 'transmit' }, g('DCGM_FI_PROF_PCIE_TX_BYTES', 'The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.')),
+      p('pcieRxBytesPerSecond', { 'network.io.direction': 'receive' }, g('DCGM_FI_PROF_PCIE_RX_BYTES', 'The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.')),
+    ],
+  },
+  {
+    name: 'gpulet.gpu.nvlink.bandwidth', kind: 'gauge', unit: 'By/s', standard: false,
+    description: 'NVLink bytes per second, all links, over the last sample interval (GPM); not an OTel semantic convention',
+    nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC / _RX_PER_SEC (MiB/s)',
+    series: [
+      p('nvlinkTxBytesPerSecond', { 'network.io.direction': 'transmit' }, g('DCGM_FI_PROF_NVLINK_TX_BYTES', 'The rate of data transmitted over NVLink - including both protocol headers and data payloads - in bytes per second.')),
+      p('nvlinkRxBytesPerSecond', { 'network.io.direction': 'receive' }, g('DCGM_FI_PROF_NVLINK_RX_BYTES', 'The rate of data received over NVLink - including both protocol headers and data payloads - in bytes per second.')),
+    ],
+  },
 ];
 
 /**
@@ -225,6 +307,12 @@ export function convert(value: number, conversion: Conversion): number {
     case 'bytesToMiB':
       return value / 1048576;
   }
+}
+
+/** The value of a `gpm` series for one device, or undefined when the device has no such GPM metric (never 0). */
+export function readGpm(sample: DeviceSample, field: GpmField): number | undefined {
+  const v = sample.gpm?.[field];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
 /**

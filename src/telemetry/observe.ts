@@ -6,8 +6,8 @@
  */
 import type { DeviceOwner } from '../model/types.js';
 import type { DeviceHealthState, Sample } from '../gpu/types.js';
-import { attributionSets, type Attrs, type DeviceIdentity } from './attributes.js';
-import { readSeries, type InstrumentSpec, type SeriesSpec } from './instruments.js';
+import { attributionSets, HW_TYPE_GPU, type Attrs, type DeviceIdentity, type TemperatureLocation } from './attributes.js';
+import { readGpm, readSeries, type Component, type InstrumentSpec, type SeriesSpec } from './instruments.js';
 
 /** The health facts observation needs (implemented by `HealthTracker`). */
 export interface HealthView {
@@ -32,11 +32,37 @@ export interface Point {
   readonly attributes: Attrs;
 }
 
+/**
+ * The attribute carrying the XID number on `hw.errors` (gpulet's; semconv has no XID attribute). The series'
+ * `error.type` is `xid`: the conventions list `corrected` / `uncorrected` for GPU errors (ECC), and an XID is
+ * neither, so it gets its own low-cardinality identifier (semconv `hw.errors`, note on `error.type`).
+ */
+export const XID_ATTRIBUTE = 'gpulet.gpu.xid';
+
 /** The `hw.state` values reported by `hw.status` (semconv `hw.state` members used by the health policy). */
 export const HW_STATES: readonly DeviceHealthState[] = ['ok', 'degraded', 'failed'];
 
-function baseAttributes(ctx: ObservationContext, uuid: string): Attrs {
-  return ctx.identities.get(uuid)?.attributes ?? { 'hw.id': uuid, 'hw.type': 'gpu' };
+/** Attributes of a device missing from the inventory, per component (one object each, for the caches below). */
+const unknownCache = new Map<string, Attrs>();
+
+function baseAttributes(ctx: ObservationContext, uuid: string, component: Component, series: SeriesSpec): Attrs {
+  const id = ctx.identities.get(uuid);
+  const location = series.attributes['hw.sensor_location'] === 'memory' ? 'memory' : ('gpu' satisfies TemperatureLocation);
+  if (id !== undefined) {
+    if (component === 'common') return id.commonAttributes;
+    if (component === 'temperature') return id.temperatureAttributes[location];
+    return id.attributes;
+  }
+  const key = `${uuid}\u0000${component}\u0000${location}`;
+  let attrs = unknownCache.get(key);
+  if (attrs === undefined) {
+    attrs =
+      component === 'common' ? { 'hw.id': uuid, 'hw.type': HW_TYPE_GPU }
+      : component === 'temperature' ? { 'hw.id': `${uuid}-temperature-${location}`, 'hw.type': 'temperature', 'hw.parent': uuid }
+      : { 'hw.id': uuid };
+    if (unknownCache.size < 4096) unknownCache.set(key, attrs);
+  }
+  return attrs;
 }
 
 /**
@@ -90,11 +116,11 @@ function cachedAttributionSets(base: Attrs, owners: readonly DeviceOwner[] | und
   return sets;
 }
 
-function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
+function pointsForSeries(series: SeriesSpec, ctx: ObservationContext, component: Component): Point[] {
   const out: Point[] = [];
   /** One point per attribution set of `uuid`; `extraName`/`extraValue`: one more attribute (health, XID). */
   const push = (uuid: string, value: number, extraName?: string, extraValue = ''): void => {
-    for (const attrs of cachedAttributionSets(baseAttributes(ctx, uuid), ctx.owners.get(uuid))) {
+    for (const attrs of cachedAttributionSets(baseAttributes(ctx, uuid, component, series), ctx.owners.get(uuid))) {
       out.push({ value, attributes: pointAttributes(attrs, series, extraName, extraValue) });
     }
   };
@@ -106,6 +132,12 @@ function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
         if (value !== undefined) push(device.uuid, value);
       }
       break;
+    case 'gpm':
+      for (const device of ctx.sample?.devices ?? []) {
+        const value = readGpm(device, source.field);
+        if (value !== undefined) push(device.uuid, value);
+      }
+      break;
     case 'health-state':
       for (const uuid of ctx.identities.keys()) {
         const current = ctx.health.state(uuid);
@@ -114,7 +146,7 @@ function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
       break;
     case 'xid-counts':
       for (const uuid of ctx.identities.keys()) {
-        for (const [xid, count] of ctx.health.xidCounts(uuid)) push(uuid, count, 'error.type', String(xid));
+        for (const [xid, count] of ctx.health.xidCounts(uuid)) push(uuid, count, XID_ATTRIBUTE, String(xid));
       }
       break;
   }
@@ -123,5 +155,5 @@ function pointsForSeries(series: SeriesSpec, ctx: ObservationContext): Point[] {
 
 /** Every data point of one instrument. An unsupported reading (undefined) yields no point, never 0. */
 export function observeInstrument(spec: InstrumentSpec, ctx: ObservationContext): Point[] {
-  return spec.series.flatMap((series) => pointsForSeries(series, ctx));
+  return spec.series.flatMap((series) => pointsForSeries(series, ctx, spec.component ?? 'gpu-metric'));
 }

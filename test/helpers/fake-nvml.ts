@@ -30,6 +30,8 @@ export interface FakeNvmlBuild {
   readonly library: string;
   /** The same fake without the `nvmlDeviceGetAddressingMode` symbol, as NVIDIA's libraries before it (Debian's 535). */
   readonly libraryWithoutAddressingMode: string;
+  /** The same fake without the GPM calls (`nvmlGpm*`), as NVIDIA's libraries before GPM. */
+  readonly libraryWithoutGpm: string;
   /** `sample-loop LIB N`: N full samples of every GPU and MIG device in plain C; prints one JSON line. */
   readonly sampleLoop: string;
   /** `driver LIB SCENARIO ...`: the integration tests' C driver (see driver.c). */
@@ -99,6 +101,7 @@ export function buildFakeNvmlArtifacts(): Promise<FakeNvmlBuild> {
     const out: FakeNvmlBuild = {
       library: path.join(FAKE_NVML_BUILD_DIR, 'libnvidia-ml.so.1'),
       libraryWithoutAddressingMode: path.join(FAKE_NVML_BUILD_DIR, 'no-addressing-mode', 'libnvidia-ml.so.1'),
+      libraryWithoutGpm: path.join(FAKE_NVML_BUILD_DIR, 'no-gpm', 'libnvidia-ml.so.1'),
       sampleLoop: path.join(FAKE_NVML_BUILD_DIR, 'sample-loop'),
       driver: path.join(FAKE_NVML_BUILD_DIR, 'driver'),
     };

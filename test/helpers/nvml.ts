@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
+import { buildMockInventory, machineSpecByName, type MachineSpec } from '../../src/gpu/mock/index.js';
 import type { Inventory } from '../../src/gpu/types.js';
 import { buildFakeNvml, writeFakeMachine, type FakeMachineFiles, type FakeNvmlFaults } from './fake-nvml.js';
 
@@ -34,11 +34,15 @@ export async function writeFakeSysfs(root: string, inventory: Inventory): Promis
   }
 }
 
-/** Build the fake, write `machine` (default dgx-h100) for `nodeName` with `faults` (and `driverVersion`, default the mock's), and a fake sysfs. */
-export async function fakeSetup(opts: { machine?: string; nodeName?: string; faults?: FakeNvmlFaults; driverVersion?: string } = {}): Promise<FakeSetup> {
+/**
+ * Build the fake, write `machine` (a built-in name, default dgx-h100, or a MachineSpec) for `nodeName` with `faults`
+ * (and `driverVersion`, default the mock's), and a fake sysfs.
+ */
+export async function fakeSetup(opts: { machine?: string | MachineSpec; nodeName?: string; faults?: FakeNvmlFaults; driverVersion?: string } = {}): Promise<FakeSetup> {
   const library = await buildFakeNvml();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gpulet-nvml-'));
-  const built = buildMockInventory(machineSpecByName(opts.machine ?? 'dgx-h100'), opts.nodeName ?? 'node-a');
+  const machine = opts.machine ?? 'dgx-h100';
+  const built = buildMockInventory(typeof machine === 'string' ? machineSpecByName(machine) : machine, opts.nodeName ?? 'node-a');
   // `driverVersion`: what nvmlSystemGetDriverVersion answers (e.g. the version of the NVIDIA userspace installed).
   const inventory = opts.driverVersion === undefined ? built : { ...built, system: { ...built.system, driverVersion: opts.driverVersion } };
   const files = await writeFakeMachine(dir, inventory, opts.faults ?? {});

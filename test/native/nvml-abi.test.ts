@@ -37,6 +37,8 @@ async function ourHeaderText(): Promise<string> {
 const OFFICIAL_HEADER = '/usr/include/nvml.h';
 /** Flag that makes the official side also include NVIDIA's addressing-mode excerpt (13.5.37). */
 const SUPPLEMENT = `-DGPULET_OFFICIAL_SUPPLEMENT="${reference('nvml', 'nvml-13.5.37-addressing-mode.h')}"`;
+/** The second excerpt: NVIDIA's nvmlGpmMigSampleGet (13.5.37), absent from 11.8. */
+const SUPPLEMENT_GPM = `-DGPULET_OFFICIAL_SUPPLEMENT_2="${reference('nvml', 'nvml-13.5.37-gpm-mig.h')}"`;
 const haveOfficial = existsSync(OFFICIAL_HEADER);
 
 if (!haveOfficial) {
@@ -85,7 +87,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     const src = path.join(dir, 'facts.c');
     await writeFile(src, factsProgram(model));
     ours = parseFacts(await compileAndRun(dir, src, 'ours', ['-I', path.dirname(OUR_HEADER)]));
-    official = parseFacts(await compileAndRun(dir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT]));
+    official = parseFacts(await compileAndRun(dir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT, SUPPLEMENT_GPM]));
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -128,6 +130,21 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     expect(official.get('fn:nvmlDeviceGetVbiosVersion')).toBe('1');
   });
 
+  it('the GPM ABI is checked against NVIDIA\'s declarations, nested metricInfo and nvmlGpmMigSampleGet included', () => {
+    const keys = [
+      'sizeof:nvmlGpmMetric_t', 'offset:nvmlGpmMetric_t.value', 'offset:nvmlGpmMetric_t.metricInfo.unit', 'ftype:nvmlGpmMetric_t.metricInfo.longName',
+      'sizeof:nvmlGpmMetricsGet_t', 'offset:nvmlGpmMetricsGet_t.metrics', 'sizeof:nvmlGpmSupport_t', 'define:NVML_GPM_METRICS_GET_VERSION',
+      'define:NVML_GPM_SUPPORT_VERSION', 'enumconst:NVML_GPM_METRIC_ANY_TENSOR_UTIL', 'enumconst:NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC',
+      'fn:nvmlGpmSampleGet', 'fn:nvmlGpmMigSampleGet', 'fn:nvmlGpmMetricsGet', 'fn:nvmlGpmQueryDeviceSupport',
+    ];
+    expect(keys.map((k) => [k, official.get(k)])).toEqual(keys.map((k) => [k, ours.get(k)]));
+    expect(keys.filter((k) => official.get(k) === 'absent' || official.get(k) === undefined)).toEqual([]);
+    // Independently (nvml.h 13.5.37): a metric is 4 + 4 + 8 + 3 pointers = 40 bytes on LP64; the struct holds
+    // 11.8's NVML_GPM_METRIC_MAX (98) of them after two ints and two sample handles.
+    expect(official.get('sizeof:nvmlGpmMetric_t')).toBe('40');
+    expect(official.get('sizeof:nvmlGpmMetricsGet_t')).toBe(String(8 + 16 + 98 * 40));
+  });
+
   it('items absent from the official header are exactly the ones tagged @since (reported)', () => {
     const absent = [...ours.keys()].filter((k) => official.get(k) === 'absent');
     const untagged = absent.filter((k) => model.tags.get(k.slice(k.indexOf(':') + 1))?.since === undefined);
@@ -165,7 +182,7 @@ describe.skipIf(!haveOfficial)('native/nvml_abi.h matches NVIDIA nvml.h', () => 
     const src = path.join(mdir, 'facts.c');
     await writeFile(src, factsProgram(mmodel));
     const mine = parseFacts(await compileAndRun(mdir, src, 'ours', ['-I', mdir]));
-    const theirs = parseFacts(await compileAndRun(mdir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT]));
+    const theirs = parseFacts(await compileAndRun(mdir, src, 'official', ['-DGPULET_OFFICIAL', SUPPLEMENT, SUPPLEMENT_GPM]));
     const differs = (k: string): boolean => mine.get(k) !== theirs.get(k);
     expect(differs('offset:nvmlMemory_v2_t.free')).toBe(true);
     expect(differs('fsize:nvmlMemory_v2_t.reserved')).toBe(true);

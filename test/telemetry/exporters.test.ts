@@ -49,8 +49,10 @@ describe('startTelemetry', () => {
     expect(parsed.types.get('hw_gpu_memory_usage')).toBe('gauge'); // UpDownCounter → gauge
     const util = parsed.samples.find((s) => s.name === 'hw_gpu_utilization' && s.labels['hw_id'] === GPU0 && s.labels['hw_gpu_task'] === 'general')!;
     expect(util.value).toBeCloseTo(0.42, 12);
-    expect(util.labels).toMatchObject({ hw_type: 'gpu', hw_vendor: 'NVIDIA', otel_scope_name: 'gpulet' });
+    expect(util.labels).toMatchObject({ hw_vendor: 'NVIDIA', otel_scope_name: 'gpulet' });
+    expect(util.labels).not.toHaveProperty('hw_type');
     const power = parsed.samples.find((s) => s.name === 'hw_power' && s.labels['hw_id'] === GPU0)!;
+    expect(power.labels).toMatchObject({ hw_type: 'gpu' });
     expect(power.value).toBeCloseTo(345.678, 9);
     const target = parsed.samples.find((s) => s.name === 'target_info')!;
     expect(target.labels).toMatchObject({ service_name: 'gpulet', service_version: '9.9.9', k8s_node_name: 'node-a', host_name: 'host-a' });

@@ -74,18 +74,23 @@ describe('hw.firmware_version', () => {
   it('OTLP: every hw.* data point of a GPU or MIG device carries its GPU\'s VBIOS version; the resource does not', async () => {
     const req = await receiver.waitFor((r) => points(r).some((p) => p.metric === 'hw.gpu.memory.usage'), 15_000);
     const expected = expectedByDevice(backend.inventory());
-    const hw = points(req).filter((p) => p.metric.startsWith('hw.') && p.attributes['hw.id'] !== undefined);
+    // Temperature sensors are their own components (hw.type=temperature, hw.parent the device): checked below.
+    const all = points(req).filter((p) => p.metric.startsWith('hw.') && p.attributes['hw.id'] !== undefined);
+    const hw = all.filter((p) => p.attributes['hw.type'] !== 'temperature');
+    const sensors = all.filter((p) => p.attributes['hw.type'] === 'temperature');
+    expect(sensors.length).toBeGreaterThan(0);
+    expect(sensors.filter((p) => !expected.has(p.attributes['hw.parent'] ?? '') || p.metric !== 'hw.temperature')).toEqual([]);
     expect(new Set(hw.map((p) => p.attributes['hw.id']))).toEqual(new Set(expected.keys())); // all 8 GPUs and 10 MIG devices
     expect(hw.filter((p) => p.attributes[ATTR_HW_FIRMWARE_VERSION] !== expected.get(p.attributes['hw.id']!))).toEqual([]);
     expect(new Set(hw.map((p) => p.attributes[ATTR_HW_FIRMWARE_VERSION]))).toEqual(new Set([VBIOS]));
-    expect([...new Set(hw.map((p) => p.metric))]).toEqual(expect.arrayContaining(['hw.gpu.utilization', 'hw.gpu.memory.usage', 'hw.power', 'hw.temperature', 'hw.status']));
+    expect([...new Set(hw.map((p) => p.metric))]).toEqual(expect.arrayContaining(['hw.gpu.utilization', 'hw.gpu.memory.usage', 'hw.power', 'hw.status']));
     for (const rm of req.resourceMetrics) expect(attrs(rm.resource?.attributes ?? [])).not.toHaveProperty(ATTR_HW_FIRMWARE_VERSION);
   });
 
   it('Prometheus text: every hw_* series has the hw_firmware_version label of its device', async () => {
     const parsed = parsePrometheusText(await (await fetch(`${telemetry.url}/metrics`)).text());
     const expected = expectedByDevice(backend.inventory());
-    const hw = parsed.samples.filter((s) => s.name.startsWith('hw_') && s.labels['hw_id'] !== undefined);
+    const hw = parsed.samples.filter((s) => s.name.startsWith('hw_') && s.labels['hw_id'] !== undefined && s.labels['hw_type'] !== 'temperature');
     expect(new Set(hw.map((s) => s.labels['hw_id']))).toEqual(new Set(expected.keys()));
     expect(hw.filter((s) => s.labels['hw_firmware_version'] !== expected.get(s.labels['hw_id']!))).toEqual([]);
     const target = parsed.samples.find((s) => s.name === 'target_info');

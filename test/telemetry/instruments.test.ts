@@ -121,6 +121,27 @@ describe('catalogue vs test/reference/metrics.md', () => {
     expect(checked).toBeGreaterThanOrEqual(6);
   });
 
+  it('has every DCGM_FI_PROF_* field of the reference, as a gauge fed from GPM, with the reference\'s unit', () => {
+    const prof = rows.filter((r) => r.dcgm.includes('DCGM_FI_PROF_') && r.otel.startsWith('(none'));
+    expect(prof.length).toBeGreaterThanOrEqual(7);
+    const listed = prof.flatMap((r) => {
+      const names = r.dcgm.replace(/\s*\([^)]*\)\s*$/, '').split(',').map((x) => x.trim());
+      const first = names[0]!;
+      const stem = first.slice(0, first.lastIndexOf('_', first.lastIndexOf('_') - 1));
+      return names.map((n) => (n.startsWith('_') ? `${stem}${n}` : n));
+    });
+    const gpm = INSTRUMENTS.flatMap((i) => i.series.filter((x) => x.source.from === 'gpm').map((x) => ({ spec: i, series: x })));
+    for (const name of listed) {
+      const hit = gpm.find((x) => x.series.dcgm?.name === name);
+      expect(hit, name).toBeDefined();
+      expect(hit!.series.dcgm!.type, name).toBe('gauge');
+      expect(hit!.series.dcgm!.convert, name).toBe('identity'); // gpulet's GpmMetrics are already ratios and B/s
+      expect(hit!.spec.kind).toBe('gauge');
+      expect(hit!.spec.unit).toBe(name.endsWith('_BYTES') ? 'By/s' : '1');
+    }
+    expect(gpm.map((x) => x.series.dcgm?.name).sort()).toEqual([...listed].sort());
+  });
+
   it('has unique dcgm names', () => {
     const names = [...INSTRUMENTS.flatMap((i) => i.series.flatMap((s) => (s.dcgm ? [s.dcgm.name] : []))), ...DCGM_ONLY_SERIES.map((d) => d.name)];
     expect(new Set(names).size).toBe(names.length);

@@ -61,7 +61,14 @@ describe('observeInstrument', () => {
 
   it('labels temperatures, io and errors with their semconv attributes', () => {
     const c = ctx();
-    expect(one(points('hw.temperature', c), { 'hw.id': GPU0, 'hw.sensor_location': 'memory' }).value).toBe(60);
+    // A temperature sensor is its own component (semconv docs/hardware/temperature.md): hw.type=temperature,
+    // hw.parent the GPU, its own hw.id.
+    const memTemp = one(points('hw.temperature', c), { 'hw.parent': GPU0, 'hw.sensor_location': 'memory' });
+    expect(memTemp.value).toBe(60);
+    expect(memTemp.attributes).toMatchObject({ 'hw.type': 'temperature', 'hw.id': `${GPU0}-temperature-memory` });
+    expect(memTemp.attributes).not.toHaveProperty('hw.serial_number');
+    expect(one(points('hw.temperature', c), { 'hw.parent': GPU0, 'hw.sensor_location': 'gpu' }).attributes['hw.id']).toBe(`${GPU0}-temperature-gpu`);
+    expect(one(points('hw.gpu.io', c), { 'hw.id': GPU0, 'network.io.direction': 'receive' }).attributes).not.toHaveProperty('hw.type');
     expect(one(points('hw.gpu.io', c), { 'hw.id': GPU0, 'network.io.direction': 'receive' }).value).toBe(2_000_000);
     expect(one(points('hw.errors', c), { 'hw.id': GPU0, 'error.type': 'corrected' }).value).toBe(3);
   });
@@ -108,8 +115,10 @@ describe('observeInstrument', () => {
     expect(one(status, { 'hw.id': GPU0, 'hw.state': 'failed' }).value).toBe(0);
     expect(one(status, { 'hw.id': MIG_B, 'hw.state': 'failed' }).value).toBe(1); // inherited from GPU1
     const errors = points('hw.errors', c);
-    expect(one(errors, { 'hw.id': GPU0, 'error.type': '13' }).value).toBe(2);
-    expect(one(errors, { 'hw.id': GPU1, 'error.type': '79' }).value).toBe(1);
+    // error.type is `xid` (not one of the ECC kinds corrected/uncorrected), the XID number its own attribute.
+    expect(one(errors, { 'hw.id': GPU0, 'error.type': 'xid', 'gpulet.gpu.xid': '13' }).value).toBe(2);
+    expect(one(errors, { 'hw.id': GPU1, 'error.type': 'xid', 'gpulet.gpu.xid': '79' })).toMatchObject({ value: 1, attributes: { 'hw.type': 'gpu' } });
+    expect(errors.filter((p) => /^\d+$/.test(p.attributes['error.type'] ?? ''))).toEqual([]);
   });
 
   it('before the first sample only hw.status has points', () => {

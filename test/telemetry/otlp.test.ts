@@ -88,8 +88,10 @@ describe('OTLP gRPC export', () => {
     const p = metric(req, 'hw.gpu.memory.usage')!.sum!.dataPoints.find((d) => attrs(d.attributes)['hw.id'] === owned.uuid)!;
     expect(attrs(p.attributes)).toMatchObject({
       'k8s.namespace.name': 'ml', 'k8s.pod.name': 'trainer', 'k8s.pod.uid': POD_UID, 'gpulet.claim.name': 'mig-claim',
-      'gpulet.dra.device.name': owned.deviceName, 'hw.type': 'gpu', 'hw.vendor': 'NVIDIA',
+      'gpulet.dra.device.name': owned.deviceName, 'hw.vendor': 'NVIDIA',
     });
+    // hw.gpu.* metrics carry no hw.type (semconv metric_attributes.hw.gpu has none); the common hw.* metrics do.
+    expect(attrs(p.attributes)).not.toHaveProperty('hw.type');
     expect(attrs(p.attributes)['hw.parent']).toMatch(/^GPU-/);
   });
 });

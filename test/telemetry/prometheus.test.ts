@@ -118,7 +118,8 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
       const v = Number(s.value[1]);
       expect(v).toBeGreaterThanOrEqual(0);
       expect(v).toBeLessThanOrEqual(1);
-      expect(s.metric).toMatchObject({ hw_type: 'gpu', hw_vendor: 'NVIDIA', job: 'gpulet' });
+      expect(s.metric).toMatchObject({ hw_vendor: 'NVIDIA', job: 'gpulet' });
+      expect(s.metric).not.toHaveProperty('hw_type'); // not a hw.gpu.* attribute (semconv metric_attributes.hw.gpu)
     }
   });
 

@@ -9,10 +9,13 @@
  * with load and drops under the power cap; clock event reasons use NVML's bits (GpuIdle 0x1, SwPowerCap 0x4,
  * SwThermalSlowdown 0x20). A GPU in MIG mode reports power, temperature, clocks and energy (its load is the
  * compute-slice-weighted load of its MIG devices) but no utilization (NVML_ERROR_NOT_SUPPORTED in MIG mode);
- * its MIG devices report memory only (used + free = total; no reserved reading).
+ * its MIG devices report memory only (used + free = total; no reserved reading). On Hopper and newer, every
+ * sample after the first carries GPM profiling metrics (`gpm`, the constant activity model of gpm.ts, as NVML
+ * needs two samples); an Ampere GPU and its MIG devices have none.
  */
 import type { DeviceSample, GpuInfo, MigDeviceInfo } from '../types.js';
 import { loadAt, loadCurve, trendAt, valueNoise, type LoadCurve } from './curve.js';
+import { gpmActivity, gpmMetricsOf, gpmSupported } from './gpm.js';
 import { mockSeed } from './identity.js';
 import type { GpuModel } from './models.js';
 
@@ -47,6 +50,8 @@ export class GpuSimulator {
   private pcieRx = 0;
   private eccCorrected = 0;
   private eccUncorrected = 0;
+  /** GPM needs two samples: devices sampled once already (UUIDs). */
+  private readonly gpmSeen = new Set<string>();
 
   constructor(
     public info: GpuInfo,
@@ -152,10 +157,12 @@ export class GpuSimulator {
       pcieTxBytes: this.pcieTx,
       pcieRxBytes: this.pcieRx,
     };
-    if (this.info.migEnabled) return base;
+    const gpm = this.gpm(this.info.uuid, gpmActivity(this.info.minor), false);
+    const withGpm = gpm === undefined ? base : { ...base, gpm };
+    if (this.info.migEnabled) return withGpm;
     const memBusy = load * (0.55 + 0.1 * valueNoise(this.curve.seed ^ 0x1234567, tSec / 7));
     return {
-      ...base,
+      ...withGpm,
       gpuUtilizationPercent: Math.round(load * 100),
       memoryUtilizationPercent: Math.round(Math.min(1, Math.max(0, memBusy)) * 100),
       encoderUtilizationPercent: 0,
@@ -168,13 +175,25 @@ export class GpuSimulator {
     const tSec = timestampMs / 1000;
     return this.migs.map((g) => {
       const used = migUsedBytes(g, tSec);
-      return {
+      const sample: DeviceSample = {
         uuid: g.info.uuid,
         memoryUsedBytes: used,
         memoryFreeBytes: g.info.memoryBytes - used,
         memoryTotalBytes: g.info.memoryBytes,
       };
+      const gpm = this.gpm(g.info.uuid, gpmActivity(this.info.minor, g.info.gpuInstanceId), true);
+      return gpm === undefined ? sample : { ...sample, gpm };
     });
+  }
+
+  /** GPM metrics of device `uuid` (activity `a`): none before Hopper, none at its first sample (NVML needs two). */
+  private gpm(uuid: string, a: number, mig: boolean): DeviceSample['gpm'] {
+    if (!gpmSupported(this.info.architecture)) return undefined;
+    if (!this.gpmSeen.has(uuid)) {
+      this.gpmSeen.add(uuid);
+      return undefined;
+    }
+    return gpmMetricsOf(a, mig);
   }
 }
 

@@ -3,8 +3,8 @@
  * Units are NVML's (percent, bytes, mW, mJ, °C, MHz); PCIe throughput (KB/s, 1 KB = 1024 bytes, from
  * `nvmlDeviceGetPcieThroughput`) is integrated over time into cumulative byte counters by {@link PcieIntegrator}.
  */
-import type { DeviceSample, HealthEvent, Inventory } from '../types.js';
-import type { NvmlRawEvent, NvmlReading } from './native-types.js';
+import type { DeviceSample, GpmMetrics, HealthEvent, Inventory } from '../types.js';
+import type { NvmlGpmReading, NvmlRawEvent, NvmlReading } from './native-types.js';
 
 /** `nvmlEventType*` bits gpulet registers (nvml.h; GpuUnavailable from NVML 12.9, native/nvml_abi.h). */
 export const NVML_EVENT = {
@@ -75,6 +75,39 @@ export function toDeviceSample(uuid: string, r: NvmlReading, timestampMs: number
     out.pcieTxBytes = tx;
     out.pcieRxBytes = rx;
   }
+  if (r.gpm !== undefined) {
+    const gpm = toGpmMetrics(r.gpm);
+    if (Object.keys(gpm).length > 0) out.gpm = gpm;
+  }
+  return out;
+}
+
+/** MiB (NVML's GPM bandwidth unit, MiB/s) in bytes. */
+const MIB = 1024 * 1024;
+
+/**
+ * NVML's GPM figures (percent, MiB/s: nvml.h `nvmlGpmMetricId_t`) as {@link GpmMetrics} (fractions, bytes per
+ * second). An absent NVML metric stays absent.
+ */
+export function toGpmMetrics(g: NvmlGpmReading): GpmMetrics {
+  const out: { -readonly [K in keyof GpmMetrics]: GpmMetrics[K] } = {};
+  const ratio = (v: number | undefined): number | undefined => (v === undefined ? undefined : v / 100);
+  const bytes = (v: number | undefined): number | undefined => (v === undefined ? undefined : v * MIB);
+  const set = <K extends keyof GpmMetrics>(key: K, v: number | undefined): void => {
+    if (v !== undefined) out[key] = v;
+  };
+  set('graphicsActive', ratio(g.graphicsUtil));
+  set('smActive', ratio(g.smUtil));
+  set('smOccupancy', ratio(g.smOccupancy));
+  set('tensorActive', ratio(g.anyTensorUtil));
+  set('fp64Active', ratio(g.fp64Util));
+  set('fp32Active', ratio(g.fp32Util));
+  set('fp16Active', ratio(g.fp16Util));
+  set('dramActive', ratio(g.dramBwUtil));
+  set('pcieTxBytesPerSecond', bytes(g.pcieTxPerSec));
+  set('pcieRxBytesPerSecond', bytes(g.pcieRxPerSec));
+  set('nvlinkTxBytesPerSecond', bytes(g.nvlinkTotalTxPerSec));
+  set('nvlinkRxBytesPerSecond', bytes(g.nvlinkTotalRxPerSec));
   return out;
 }
 

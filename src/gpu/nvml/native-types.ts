@@ -200,6 +200,39 @@ export interface NvmlReading {
   /** `nvmlDeviceGetPcieThroughput`, KB/s. */
   readonly pcieTxKBs?: number;
   readonly pcieRxKBs?: number;
+  /**
+   * GPM metrics over the interval since the previous sample (`nvmlGpmMetricsGet`; native/nvml_gpm.cc): absent on a
+   * device without GPM (before Hopper, or a library without the calls) and at its first sample.
+   */
+  readonly gpm?: NvmlGpmReading;
+}
+
+/**
+ * `nvmlGpmMetric_t.value` of each metric gpulet asks for, named after its `nvmlGpmMetricId_t` (nvml.h 13.5.37):
+ * percent 0–100 for the `*Util` and `smOccupancy`, MiB/s for the `*PerSec`. A metric NVML answered with an
+ * error is absent.
+ */
+export interface NvmlGpmReading {
+  /** `NVML_GPM_METRIC_GRAPHICS_UTIL` (1). */
+  readonly graphicsUtil?: number;
+  /** `NVML_GPM_METRIC_SM_UTIL` (2). */
+  readonly smUtil?: number;
+  /** `NVML_GPM_METRIC_SM_OCCUPANCY` (3). */
+  readonly smOccupancy?: number;
+  /** `NVML_GPM_METRIC_ANY_TENSOR_UTIL` (5). */
+  readonly anyTensorUtil?: number;
+  /** `NVML_GPM_METRIC_DRAM_BW_UTIL` (10). */
+  readonly dramBwUtil?: number;
+  /** `NVML_GPM_METRIC_FP64_UTIL` (11), `_FP32_UTIL` (12), `_FP16_UTIL` (13). */
+  readonly fp64Util?: number;
+  readonly fp32Util?: number;
+  readonly fp16Util?: number;
+  /** `NVML_GPM_METRIC_PCIE_TX_PER_SEC` (20), `_RX_PER_SEC` (21), MiB/s. */
+  readonly pcieTxPerSec?: number;
+  readonly pcieRxPerSec?: number;
+  /** `NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC` (61), `_RX_PER_SEC` (60), MiB/s. */
+  readonly nvlinkTotalTxPerSec?: number;
+  readonly nvlinkTotalRxPerSec?: number;
 }
 
 /** One sample of every device of the last discovery. */

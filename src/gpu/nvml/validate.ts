@@ -147,6 +147,26 @@ const discoverySchema = z.object({
   gpus: z.array(gpuSchema).max(MAX_NATIVE_GPUS),
 });
 
+/**
+ * GPM metrics of a reading (native/nvml_gpm.cc): percent 0–100 or MiB/s, each a finite number ≥ 0 (NVML computes
+ * them from counter differences; a negative or infinite figure is a bug, not a reading).
+ */
+const gpmValue = z.custom<number>((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, { message: 'a finite number >= 0' });
+const gpmSchema = z.object({
+  graphicsUtil: gpmValue.optional(),
+  smUtil: gpmValue.optional(),
+  smOccupancy: gpmValue.optional(),
+  anyTensorUtil: gpmValue.optional(),
+  dramBwUtil: gpmValue.optional(),
+  fp64Util: gpmValue.optional(),
+  fp32Util: gpmValue.optional(),
+  fp16Util: gpmValue.optional(),
+  pcieTxPerSec: gpmValue.optional(),
+  pcieRxPerSec: gpmValue.optional(),
+  nvlinkTotalTxPerSec: gpmValue.optional(),
+  nvlinkTotalRxPerSec: gpmValue.optional(),
+});
+
 const readingSchema = z.object({
   gpu: num,
   mig: num,
@@ -176,6 +196,7 @@ const readingSchema = z.object({
   pcieReplays: num.optional(),
   pcieTxKBs: num.optional(),
   pcieRxKBs: num.optional(),
+  gpm: gpmSchema.optional(),
 });
 
 const sampleSchema = z.object({
@@ -356,7 +377,13 @@ export function validateReadGpu(raw: unknown): NvmlGpuFacts {
 /** Validate `session.sample()`'s result. @throws MalformedNativeValue */
 export function validateSample(raw: unknown): NvmlSampleResult {
   const s = parse(sampleSchema, raw, 'sample', 'sample', sampleDevice);
-  return { timestampMs: s.timestampMs, devices: s.devices.map((r) => present(r)) };
+  return {
+    timestampMs: s.timestampMs,
+    devices: s.devices.map((r) => {
+      const { gpm, ...rest } = r;
+      return gpm === undefined ? present(rest) : { ...present(rest), gpm: present(gpm) };
+    }),
+  };
 }
 
 /** Validate one event from the native event thread. @throws MalformedNativeValue */
