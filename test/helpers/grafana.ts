@@ -50,6 +50,13 @@ export function allPanels(model: { readonly panels?: readonly JsonPanel[] }): Js
   return (model.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]);
 }
 
+/** A variable's query: a string, or (newer Grafana) an object with the string in `query`. */
+function queryText(q: unknown): string {
+  if (typeof q === 'string') return q;
+  const inner = typeof q === 'object' && q !== null ? (q as { query?: unknown }).query : undefined;
+  return typeof inner === 'string' ? inner : '';
+}
+
 /** Queries and variables of a Grafana JSON model. */
 export function fromModel(model: unknown): DashboardQueries {
   const m = model as { panels?: JsonPanel[]; templating?: { list?: { name: string; type: string; query?: unknown; includeAll?: boolean; multi?: boolean }[] } };
@@ -59,7 +66,7 @@ export function fromModel(model: unknown): DashboardQueries {
   const variables = (m.templating?.list ?? []).map((v) => ({
     name: v.name,
     type: v.type,
-    query: typeof v.query === 'string' ? v.query : String((v.query as { query?: unknown } | undefined)?.query ?? ''),
+    query: queryText(v.query),
     includeAll: v.includeAll === true,
     multi: v.multi === true,
   }));
