@@ -58,12 +58,6 @@ export interface PodRef {
   readonly namespace: DnsLabel;
   readonly name: DnsSubdomain;
   readonly uid: ObjectUid;
-  /**
-   * Names of the pod's containers (and init containers) whose `resources.claims` use the claim, when known
-   * (core/v1 `Container.resources.claims[].name` → `PodSpec.resourceClaims[].name` → the claim); dcgm-exporter's
-   * `container` label. Absent when gpulet has not read the pod.
-   */
-  readonly containers?: readonly string[];
 }
 
 /** Who holds a device right now: used to attribute metrics to pods and claims. */

@@ -10,14 +10,14 @@
  * (newer dcgm-exporter templates write `hostname`; both are emitted so queries of either kind match), and
  * `DCGM_FI_DRIVER_VERSION` (a `label` field of `etc/dcp-metrics-included.csv`: dcgm-exporter puts label
  * fields on every series); a MIG device is reported on its parent's labels plus `GPU_I_PROFILE`, `GPU_I_ID`; a
- * held device adds `namespace`, `pod`, `container` (each container of the pod whose `resources.claims` use the
- * claim, one series per container; absent when gpulet does not know them), `dra_claim_name`,
+ * held device adds `namespace`, `pod`, `container` (each container of the pod that uses the claim, one series
+ * per container, when {@link DcgmInput.containersOf} knows them; nothing supplies them yet), `dra_claim_name`,
  * `dra_claim_namespace`, `dra_driver_name`, `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`,
  * `dra_mig_device_uuid`. `DCGM_FI_DEV_XID_ERRORS` carries `err_code` (the XID) and `err_msg` (its text,
  * xid-messages.ts), and is 0 (`err_code="0"`, `err_msg="No Error"`) for a GPU that had no XID, as DCGM
  * reports the field before any XID (a MIG device has it once an XID was attributed to it). `# TYPE` is dcgm-exporter's (`etc/dcp-metrics-included.csv`).
  */
-import type { DeviceOwner } from '../model/types.js';
+import type { DeviceOwner, PodRef } from '../model/types.js';
 import type { Sample } from '../gpu/types.js';
 import type { DeviceIdentity } from './attributes.js';
 import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readSeries, type DcgmSeries, type SampleField } from './instruments.js';
@@ -36,6 +36,8 @@ export interface DcgmInput {
   readonly driverName: string;
   /** `dra_pool_name` (the node name for a node-local driver). */
   readonly poolName: string;
+  /** The containers of `pod` that use the claim `claimName` (`container` labels); undefined or absent: unknown, no label. */
+  readonly containersOf?: (pod: PodRef, claimName: string) => readonly string[] | undefined;
 }
 
 type Labels = [string, string][];
@@ -93,7 +95,7 @@ function ownerLabelSets(id: DeviceIdentity, owners: readonly DeviceOwner[] | und
     }
     for (const pod of owner.pods) {
       const podLabels: Labels = [...base, ...dra, ['namespace', pod.namespace], ['pod', pod.name]];
-      const containers = pod.containers ?? [];
+      const containers = input.containersOf?.(pod, owner.claim.name) ?? [];
       if (containers.length === 0) out.push(podLabels);
       for (const container of containers) out.push([...podLabels, ['container', container]]);
     }

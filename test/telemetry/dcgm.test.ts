@@ -73,8 +73,7 @@ describe('renderDcgm', () => {
   });
 
   it('adds a container label per container of the pod that uses the claim', () => {
-    const pod = { ...podRef({ namespace: 'ml', name: 'pod-a' }), containers: ['train', 'sidecar'] };
-    const text = renderDcgm(input({ owners: new Map([[MIG_A, [{ ...owner, pods: [pod] }]]]) }));
+    const text = renderDcgm(input({ containersOf: (pod, claim) => (pod.name === 'pod-a' && claim === 'mig-claim' ? ['train', 'sidecar'] : undefined) }));
     const fb = parsePrometheusText(text).samples.filter((s) => s.name === 'DCGM_FI_DEV_FB_USED' && s.labels['GPU_I_ID'] === '9');
     expect(fb.map((s) => [s.labels['pod'], s.labels['container']])).toEqual([['pod-a', 'train'], ['pod-a', 'sidecar']]);
   });
