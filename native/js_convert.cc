@@ -167,6 +167,9 @@ Napi::Object ReadingToJs(Napi::Env env, const Library& lib, const Reading& r) {
   SetNum(env, o, "eccUncorrected", r.ecc_uncorrected);
   SetNum(env, o, "remappedCorrectable", r.remapped_correctable);
   SetNum(env, o, "remappedUncorrectable", r.remapped_uncorrectable);
+  SetNum(env, o, "remappedFailure", r.remapped_failure);
+  SetNum(env, o, "nvlinkTxKiB", r.nvlink_tx_kib);
+  SetNum(env, o, "nvlinkRxKiB", r.nvlink_rx_kib);
   SetNum(env, o, "pcieReplays", r.pcie_replays);
   SetNum(env, o, "pcieTxKBs", r.pcie_tx_kbs);
   SetNum(env, o, "pcieRxKBs", r.pcie_rx_kbs);

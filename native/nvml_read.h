@@ -96,10 +96,10 @@ struct Reading {
   std::optional<Failure> error;
   std::vector<Failure> errors;
   std::optional<unsigned int> gpu_util, mem_util, enc_util, dec_util, power, power_limit, gpu_temp, sm_clock,
-      mem_clock, remapped_correctable, remapped_uncorrectable, pcie_replays, pcie_tx_kbs, pcie_rx_kbs;
+      mem_clock, remapped_correctable, remapped_uncorrectable, remapped_failure, pcie_replays, pcie_tx_kbs, pcie_rx_kbs;
   std::optional<long long> mem_temp;
   std::optional<unsigned long long> mem_total, mem_reserved, mem_free, mem_used, energy, clock_reasons,
-      ecc_corrected, ecc_uncorrected;
+      ecc_corrected, ecc_uncorrected, nvlink_tx_kib, nvlink_rx_kib;
   // GPM metrics over the last interval (percent, or MiB/s for the _PER_SEC ones), kGpmMetricIds order; `has_gpm`
   // when at least one is set.
   std::array<std::optional<double>, kGpmMetrics> gpm;

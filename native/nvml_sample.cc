@@ -1,6 +1,7 @@
 // Samples: the readings of every device of a discovery (see nvml_read.h). Runs on a libuv worker thread.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "nvml_calls.h"
 #include "nvml_gpm.h"
@@ -33,22 +34,33 @@ void ReadMemory(const Library& lib, nvmlDevice_t dev, const Calls& call, Reading
 }
 
 // Fields read in one nvmlDeviceGetFieldValues batch. Each entry has its own nvmlReturn.
+// NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX (138/139): NVLink data bytes in KiB since the driver loaded, scopeId
+// UINT_MAX = summed over every link (nvml.h); NOT_SUPPORTED on a GPU without NVLink (the reading is then absent).
 void ReadFields(const Library& lib, nvmlDevice_t dev, const Calls& call, Reading* o) {
   if (lib.nvmlDeviceGetFieldValues == nullptr) return;
-  nvmlFieldValue_t values[1];
+  nvmlFieldValue_t values[3];
   std::memset(values, 0, sizeof values);
   values[0].fieldId = NVML_FI_DEV_MEMORY_TEMP;
-  if (!call(lib.nvmlDeviceGetFieldValues(dev, 1, values), "nvmlDeviceGetFieldValues")) return;
-  const nvmlFieldValue_t& t = values[0];
-  if (!call(t.nvmlReturn, "nvmlDeviceGetFieldValues")) return;
-  switch (t.valueType) {
-    case NVML_VALUE_TYPE_DOUBLE: o->mem_temp = static_cast<long long>(t.value.dVal); break;
-    case NVML_VALUE_TYPE_UNSIGNED_INT: o->mem_temp = t.value.uiVal; break;
-    case NVML_VALUE_TYPE_UNSIGNED_LONG: o->mem_temp = static_cast<long long>(t.value.ulVal); break;
-    case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: o->mem_temp = static_cast<long long>(t.value.ullVal); break;
-    case NVML_VALUE_TYPE_SIGNED_LONG_LONG: o->mem_temp = t.value.sllVal; break;
-    default: break;
-  }
+  values[1].fieldId = NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX;
+  values[1].scopeId = 0xFFFFFFFFu;
+  values[2].fieldId = NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX;
+  values[2].scopeId = 0xFFFFFFFFu;
+  if (!call(lib.nvmlDeviceGetFieldValues(dev, 3, values), "nvmlDeviceGetFieldValues")) return;
+  auto read = [&call](const nvmlFieldValue_t& t) -> std::optional<long long> {
+    if (!call(t.nvmlReturn, "nvmlDeviceGetFieldValues")) return std::nullopt;
+    switch (t.valueType) {
+      case NVML_VALUE_TYPE_DOUBLE: return static_cast<long long>(t.value.dVal);
+      case NVML_VALUE_TYPE_UNSIGNED_INT: return t.value.uiVal;
+      case NVML_VALUE_TYPE_UNSIGNED_LONG: return static_cast<long long>(t.value.ulVal);
+      case NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: return static_cast<long long>(t.value.ullVal);
+      case NVML_VALUE_TYPE_SIGNED_LONG_LONG: return t.value.sllVal;
+      default: return std::nullopt;
+    }
+  };
+  o->mem_temp = read(values[0]);
+  const std::optional<long long> tx = read(values[1]), rx = read(values[2]);
+  if (tx && *tx >= 0) o->nvlink_tx_kib = static_cast<unsigned long long>(*tx);
+  if (rx && *rx >= 0) o->nvlink_rx_kib = static_cast<unsigned long long>(*rx);
 }
 
 void ReadGpuReadings(const Library& lib, nvmlDevice_t dev, Reading* o) {
@@ -82,6 +94,7 @@ void ReadGpuReadings(const Library& lib, nvmlDevice_t dev, Reading* o) {
   GPULET_READ(nvmlDeviceGetRemappedRows, &corr, &unc, &pending, &failed) {
     o->remapped_correctable = corr;
     o->remapped_uncorrectable = unc;
+    o->remapped_failure = failed;
   }
   GPULET_READ(nvmlDeviceGetPcieReplayCounter, &v) o->pcie_replays = v;
   GPULET_READ(nvmlDeviceGetPcieThroughput, NVML_PCIE_UTIL_TX_BYTES, &v) o->pcie_tx_kbs = v;

@@ -173,6 +173,14 @@ export interface DeviceSample {
   /** `nvmlDeviceGetRemappedRows`, rows. */
   readonly remappedRowsCorrectable?: number;
   readonly remappedRowsUncorrectable?: number;
+  /** `nvmlDeviceGetRemappedRows` `failureOccurred`: 1 when a row remapping failed, else 0 (nvml.h). */
+  readonly remappedRowsFailure?: number;
+  /**
+   * NVLink data bytes transmitted plus received since the driver loaded, over every link: fields
+   * `NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX` + `_RX` (138, 139; KiB; scopeId UINT_MAX sums the links, nvml.h) × 1024.
+   * Absent on a GPU without NVLink (NOT_SUPPORTED) and on MIG devices.
+   */
+  readonly nvlinkDataBytes?: number;
   /** `nvmlDeviceGetPcieReplayCounter`, count. */
   readonly pcieReplays?: number;
   /** Cumulative PCIe bytes transmitted / received (integrated from `nvmlDeviceGetPcieThroughput`, KB/s). */

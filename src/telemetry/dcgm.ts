@@ -3,17 +3,25 @@
  * existing dashboards keep working. Pure: a function of the latest sample, the inventory, ownership and
  * health. Appended by our HTTP server after the OTel Prometheus exporter's output.
  *
- * Labels follow dcgm-exporter (NVIDIA/dcgm-exporter; the DRA example in the Kubernetes docs
+ * Labels follow dcgm-exporter (NVIDIA/dcgm-exporter `internal/pkg/rendermetrics/render_metrics.go`, GPU
+ * template; `internal/pkg/collector/gpu_collector.go` `toMetric`; the DRA example in the Kubernetes docs
  * "Resource allocation API for DRA"): `gpu` (NVML index), `UUID`, `pci_bus_id` (NVML form
- * `00000000:18:00.0`), `device` (`nvidia<minor>`), `modelName`, `Hostname`; a MIG device is reported on its
- * parent's labels plus `GPU_I_PROFILE`, `GPU_I_ID`; a held device adds `namespace`, `pod` (no `container`:
- * the DRA half does not know containers), `dra_claim_name`, `dra_claim_namespace`, `dra_driver_name`,
- * `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`, `dra_mig_device_uuid`.
+ * `00000000:18:00.0`), `device` (`nvidia<minor>`), `modelName`, `Hostname` and its lower-case twin `hostname`
+ * (newer dcgm-exporter templates write `hostname`; both are emitted so queries of either kind match), and
+ * `DCGM_FI_DRIVER_VERSION` (a `label` field of `etc/dcp-metrics-included.csv`: dcgm-exporter puts label
+ * fields on every series); a MIG device is reported on its parent's labels plus `GPU_I_PROFILE`, `GPU_I_ID`; a
+ * held device adds `namespace`, `pod`, `container` (each container of the pod that uses the claim, one series
+ * per container, when {@link DcgmInput.containersOf} knows them; nothing supplies them yet), `dra_claim_name`,
+ * `dra_claim_namespace`, `dra_driver_name`, `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`,
+ * `dra_mig_device_uuid`. `DCGM_FI_DEV_XID_ERRORS` carries `err_code` (the XID) and `err_msg` (its text,
+ * xid-messages.ts), and is 0 (`err_code="0"`, `err_msg="No Error"`) for a GPU that had no XID, as DCGM
+ * reports the field before any XID (a MIG device has it once an XID was attributed to it). `# TYPE` is dcgm-exporter's (`etc/dcp-metrics-included.csv`).
  */
-import type { DeviceOwner } from '../model/types.js';
+import type { DeviceOwner, PodRef } from '../model/types.js';
 import type { Sample } from '../gpu/types.js';
 import type { DeviceIdentity } from './attributes.js';
 import { convert, DCGM_ONLY_SERIES, INSTRUMENTS, readGpm, readSeries, type DcgmSeries, type SampleField } from './instruments.js';
+import { xidMessage } from './xid-messages.js';
 
 /** Input of {@link renderDcgm}. */
 export interface DcgmInput {
@@ -22,12 +30,14 @@ export interface DcgmInput {
   readonly owners: ReadonlyMap<string, readonly DeviceOwner[]>;
   /** Last XID of a device (`HealthTracker.lastXid`). */
   readonly lastXid: (uuid: string) => number | undefined;
-  /** `Hostname` label (the node name). */
+  /** `Hostname` and `hostname` labels (the node name). */
   readonly hostname: string;
   /** `dra_driver_name`, e.g. `gpu.gpulet.dev`. */
   readonly driverName: string;
   /** `dra_pool_name` (the node name for a node-local driver). */
   readonly poolName: string;
+  /** The containers of `pod` that use the claim `claimName` (`container` labels); undefined or absent: unknown, no label. */
+  readonly containersOf?: (pod: PodRef, claimName: string) => readonly string[] | undefined;
 }
 
 type Labels = [string, string][];
@@ -58,9 +68,11 @@ function deviceLabels(id: DeviceIdentity, hostname: string): Labels {
     ['pci_bus_id', nvmlBusId(id.gpu.pci.busId)],
     ['device', `nvidia${id.gpu.minor}`],
     ['modelName', id.gpu.productName],
-    ['Hostname', hostname],
   ];
   if (id.mig !== undefined) labels.push(['GPU_I_PROFILE', id.mig.profile], ['GPU_I_ID', String(id.mig.gpuInstanceId)]);
+  labels.push(['Hostname', hostname], ['hostname', hostname]);
+  const driverVersion = id.attributes['hw.driver_version'];
+  if (driverVersion !== undefined && driverVersion !== '') labels.push(['DCGM_FI_DRIVER_VERSION', driverVersion]);
   return labels;
 }
 
@@ -77,8 +89,16 @@ function ownerLabelSets(id: DeviceIdentity, owners: readonly DeviceOwner[] | und
       ['dra_pool_name', input.poolName],
     ];
     if (id.mig !== undefined) dra.push(['dra_mig_profile', id.mig.profile], ['dra_mig_device_uuid', id.uuid]);
-    const pods = owner.pods.length > 0 ? owner.pods : [{ namespace: owner.claim.namespace, name: '' }];
-    for (const pod of pods) out.push([...base, ...dra, ['namespace', pod.namespace], ['pod', pod.name]]);
+    if (owner.pods.length === 0) {
+      out.push([...base, ...dra, ['namespace', owner.claim.namespace], ['pod', '']]);
+      continue;
+    }
+    for (const pod of owner.pods) {
+      const podLabels: Labels = [...base, ...dra, ['namespace', pod.namespace], ['pod', pod.name]];
+      const containers = input.containersOf?.(pod, owner.claim.name) ?? [];
+      if (containers.length === 0) out.push(podLabels);
+      for (const container of containers) out.push([...podLabels, ['container', container]]);
+    }
   }
   return out;
 }
@@ -88,10 +108,11 @@ function line(name: string, labels: Labels, value: number): string {
   return `${name}{${body}} ${formatValue(value)}\n`;
 }
 
-/** One family: metadata and the value of each device (undefined = no sample line). */
+/** One family: metadata, the value of each device (undefined = no sample line), and labels of that value. */
 interface Family {
   readonly series: DcgmSeries;
   readonly value: (uuid: string) => number | undefined;
+  readonly extraLabels?: (value: number) => Labels;
 }
 
 function families(input: DcgmInput): Family[] {
@@ -127,10 +148,14 @@ function families(input: DcgmInput): Family[] {
   for (const extra of DCGM_ONLY_SERIES) out.push({ series: extra, value: fromField(extra.field, extra.convert) });
   out.push({
     series: { name: 'DCGM_FI_DEV_XID_ERRORS', type: 'gauge', help: 'Value of the last XID error encountered.', convert: 'identity' },
+    // DCGM reports the field of a GPU (0) before any XID; dcgm-exporter labels it err_code / err_msg
+    // (gpu_collector.go). A MIG device has the series only once an XID was attributed to it.
     value: (uuid) => {
       const xid = input.lastXid(uuid);
-      return xid === undefined ? undefined : convert(xid, 'identity');
+      if (xid !== undefined) return convert(xid, 'identity');
+      return input.identities.get(uuid)?.kind === 'gpu' ? 0 : undefined;
     },
+    extraLabels: (xid) => [['err_code', String(xid)], ['err_msg', xidMessage(xid)]],
   });
   return out;
 }
@@ -146,7 +171,8 @@ export function renderDcgm(input: DcgmInput): string {
     for (const [uuid, id] of input.identities) {
       const value = family.value(uuid);
       if (value === undefined) continue;
-      for (const labels of ownerLabelSets(id, input.owners.get(uuid), input)) lines += line(family.series.name, labels, value);
+      const extra = family.extraLabels?.(value) ?? [];
+      for (const labels of ownerLabelSets(id, input.owners.get(uuid), input)) lines += line(family.series.name, [...labels, ...extra], value);
     }
     if (lines === '') continue;
     const help = family.series.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');

@@ -205,7 +205,7 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     name: 'gpulet.gpu.clock.event_reasons', kind: 'gauge', unit: '1', standard: false,
     description: 'Bitmask of current clock event (throttle) reasons, nvmlClocksEventReason*; not an OTel semantic convention',
     nvml: 'nvmlDeviceGetCurrentClocksEventReasons (bitmask)',
-    series: [s('clockEventReasons', 'identity', {}, g('DCGM_FI_DEV_CLOCK_THROTTLE_REASONS', 'Current clock throttle reasons (bitmask).'))],
+    series: [s('clockEventReasons', 'identity', {}, g('DCGM_FI_DEV_CLOCKS_EVENT_REASONS', 'Current clock event reasons (bitmask of DCGM_CLOCKS_EVENT_REASON_*).'))],
   },
   {
     name: 'gpulet.gpu.pcie.replays', kind: 'counter', unit: '{replay}', standard: false,
@@ -218,8 +218,9 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
     description: 'Memory rows remapped (reset with the GPU); not an OTel semantic convention',
     nvml: 'nvmlDeviceGetRemappedRows',
     series: [
-      s('remappedRowsCorrectable', 'identity', { 'gpulet.remap.type': 'correctable' }, g('DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for correctable errors.')),
-      s('remappedRowsUncorrectable', 'identity', { 'gpulet.remap.type': 'uncorrectable' }, g('DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for uncorrectable errors.')),
+      // dcgm-exporter declares both counters (etc/default-counters.csv), though NVML resets them with the GPU.
+      s('remappedRowsCorrectable', 'identity', { 'gpulet.remap.type': 'correctable' }, c('DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for correctable errors')),
+      s('remappedRowsUncorrectable', 'identity', { 'gpulet.remap.type': 'uncorrectable' }, c('DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS', 'Number of remapped rows for uncorrectable errors')),
     ],
   },
   {
@@ -287,12 +288,21 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
 ];
 
 /**
- * dcgm-exporter series with no OTel instrument of their own (framebuffer free/reserved; the last XID).
- * `DCGM_FI_DEV_XID_ERRORS` is fed from the health tracker, not from a sample field.
+ * dcgm-exporter series with no OTel instrument of their own: framebuffer free/reserved, the row-remap failure
+ * flag, the NVLink byte counter, and the clock event reasons under their pre-DCGM-3.3 name. Types and help as
+ * dcgm-exporter's `etc/dcp-metrics-included.csv` (test/reference/dcgm-exporter/); `DCGM_FI_DEV_XID_ERRORS` is
+ * fed from the health tracker, not from a sample field (dcgm.ts).
  */
 export const DCGM_ONLY_SERIES: readonly (DcgmSeries & { readonly field: SampleField })[] = [
   { ...g('DCGM_FI_DEV_FB_FREE', 'Framebuffer memory free (in MiB).', 'bytesToMiB'), field: 'memoryFreeBytes' },
   { ...g('DCGM_FI_DEV_FB_RESERVED', 'Framebuffer memory reserved (in MiB).', 'bytesToMiB'), field: 'memoryReservedBytes' },
+  { ...g('DCGM_FI_DEV_ROW_REMAP_FAILURE', 'Whether remapping of rows has failed'), field: 'remappedRowsFailure' },
+  // Bytes of NVLink data, both directions, every link (dcgm-exporter's DCGM_FI_DEV_NVLINK_BANDWIDTH_L0 help:
+  // "The number of bytes of active NVLink rx or tx data"); absent without NVLink and on MIG devices.
+  { ...c('DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL', 'Total number of NVLink bandwidth counters for all lanes.'), field: 'nvlinkDataBytes' },
+  // DCGM 3.3 renamed field 112 DCGM_FI_DEV_CLOCK_THROTTLE_REASONS to DCGM_FI_DEV_CLOCKS_EVENT_REASONS (go-dcgm
+  // const.go); the old name stays for dashboards written against it.
+  { ...g('DCGM_FI_DEV_CLOCK_THROTTLE_REASONS', 'Current clock throttle reasons (bitmask); the former name of DCGM_FI_DEV_CLOCKS_EVENT_REASONS.'), field: 'clockEventReasons' },
 ];
 
 /** Apply a {@link Conversion}. */

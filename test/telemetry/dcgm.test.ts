@@ -49,13 +49,45 @@ describe('renderDcgm', () => {
     expect(find('DCGM_FI_DEV_POWER_USAGE', GPU0)[0]!.value).toBeCloseTo(345.678, 9);
     expect(find('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', GPU0)[0]!.value).toBe(123_456_789);
     expect(find('DCGM_FI_DEV_SM_CLOCK', GPU0)[0]!.value).toBe(1980);
-    // The last XID is reported only for the device it was seen on (GPU 1), not for its MIG devices.
-    expect(parsed.samples.filter((s) => s.name === 'DCGM_FI_DEV_XID_ERRORS').map((s) => [s.labels['UUID'], s.value])).toEqual([[GPU1, 79]]);
   });
 
-  it("labels a GPU like dcgm-exporter: gpu, UUID, pci_bus_id (NVML form), device, modelName, Hostname", () => {
+  it('reports the last XID of every GPU with err_code and err_msg, 0 ("No Error") before any XID', () => {
+    // dcgm-exporter gpu_collector.go toMetric: err_code = the value, err_msg = xidErrCodeToText[value]
+    // (test/reference/dcgm-exporter/xid-messages.md: 0 "No Error", 79 "GPU has fallen off the bus").
+    const xids = parsed.samples.filter((s) => s.name === 'DCGM_FI_DEV_XID_ERRORS');
+    expect(xids.map((s) => [s.labels['UUID'], s.labels['GPU_I_ID'], s.value, s.labels['err_code'], s.labels['err_msg']])).toEqual([
+      [GPU0, undefined, 0, '0', 'No Error'],
+      [GPU1, undefined, 79, '79', 'GPU has fallen off the bus'],
+    ]);
+    expect(parsed.types.get('DCGM_FI_DEV_XID_ERRORS')).toBe('gauge');
+    const unknown = parsePrometheusText(renderDcgm(input({ lastXid: (u) => (u === GPU0 ? 4242 : undefined) })));
+    expect(unknown.samples.find((s) => s.name === 'DCGM_FI_DEV_XID_ERRORS' && s.labels['UUID'] === GPU0)?.labels).toMatchObject({ err_code: '4242', err_msg: 'Unknown Error' });
+  });
+
+  it("labels a GPU like dcgm-exporter: gpu, UUID, pci_bus_id (NVML form), device, modelName, Hostname/hostname, DCGM_FI_DRIVER_VERSION", () => {
     const s = find('DCGM_FI_DEV_GPU_TEMP', GPU0)[0]!;
-    expect(s.labels).toEqual({ gpu: '0', UUID: GPU0, pci_bus_id: '00000000:18:00.0', device: 'nvidia0', modelName: 'NVIDIA H100 80GB HBM3', Hostname: 'node-a' });
+    expect(s.labels).toEqual({
+      gpu: '0', UUID: GPU0, pci_bus_id: '00000000:18:00.0', device: 'nvidia0', modelName: 'NVIDIA H100 80GB HBM3',
+      Hostname: 'node-a', hostname: 'node-a', DCGM_FI_DRIVER_VERSION: INVENTORY.system.driverVersion,
+    });
+  });
+
+  it('adds a container label per container of the pod that uses the claim', () => {
+    const text = renderDcgm(input({ containersOf: (pod, claim) => (pod.name === 'pod-a' && claim === 'mig-claim' ? ['train', 'sidecar'] : undefined) }));
+    const fb = parsePrometheusText(text).samples.filter((s) => s.name === 'DCGM_FI_DEV_FB_USED' && s.labels['GPU_I_ID'] === '9');
+    expect(fb.map((s) => [s.labels['pod'], s.labels['container']])).toEqual([['pod-a', 'train'], ['pod-a', 'sidecar']]);
+  });
+
+  it('writes the row-remap failure flag, the NVLink byte counter and both names of the clock event reasons', () => {
+    const text = renderDcgm(input({
+      sample: { timestampMs: 1, devices: [fullReadings(GPU0, { remappedRowsFailure: 0, nvlinkDataBytes: 5_000_000, clockEventReasons: 4 })] },
+    }));
+    const p = parsePrometheusText(text);
+    const v = (name: string) => p.samples.find((s) => s.name === name && s.labels['UUID'] === GPU0)?.value;
+    expect(v('DCGM_FI_DEV_ROW_REMAP_FAILURE')).toBe(0);
+    expect(v('DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL')).toBe(5_000_000);
+    expect(v('DCGM_FI_DEV_CLOCKS_EVENT_REASONS')).toBe(4);
+    expect(v('DCGM_FI_DEV_CLOCK_THROTTLE_REASONS')).toBe(4);
   });
 
   it('labels a held MIG device with its parent, GPU instance and DRA claim', () => {
@@ -68,7 +100,7 @@ describe('renderDcgm', () => {
       dra_device_name: 'gpu-1-mig-1g10gb-19-9', dra_driver_name: 'gpu.gpulet.dev', dra_pool_name: 'node-a',
       dra_mig_profile: '1g.10gb', dra_mig_device_uuid: MIG_A,
     });
-    expect(s[0]!.labels['container']).toBeUndefined();
+    expect(s[0]!.labels['container']).toBeUndefined(); // the pod's containers are not known here
     // An unsupported reading has no line (the MIG device has no GPU_UTIL).
     expect(find('DCGM_FI_DEV_GPU_UTIL', GPU1, { GPU_I_ID: '9' })).toHaveLength(0);
   });
@@ -79,7 +111,7 @@ describe('renderDcgm', () => {
     expect(parsePrometheusText(text).samples.find((s) => s.name === 'DCGM_FI_DEV_GPU_TEMP')?.labels['Hostname']).toBe('node "a"\\b');
   });
 
-  it('renders nothing before the first sample but the XID family', () => {
+  it('renders nothing before the first sample but the XID family (0 for every GPU)', () => {
     const text = renderDcgm(input({ sample: undefined }));
     expect(new Set(parsePrometheusText(text).samples.map((s) => s.name))).toEqual(new Set(['DCGM_FI_DEV_XID_ERRORS']));
   });

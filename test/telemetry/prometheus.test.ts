@@ -4,10 +4,7 @@
  * (a histogram quantile included). Also /healthz and /readyz.
  * Skipped with a notice when prometheus is not installed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,45 +14,20 @@ import type { GpuBackend } from '../../src/gpu/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent, type Agent } from '../../src/main.js';
 import type { Telemetry } from '../../src/telemetry/exporters.js';
+import { havePrometheus, PROMETHEUS, startPrometheus, type Prometheus, type PromSeries } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
 
-const PROMETHEUS = '/usr/bin/prometheus';
-const havePrometheus = existsSync(PROMETHEUS);
 if (!havePrometheus) console.warn(`NOTICE: ${PROMETHEUS} not found: skipping the Prometheus scrape test (CI installs it)`);
-
-interface PromResult {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 let dir: string;
 let agent: Agent;
 let backend: GpuBackend;
 let telemetry: Telemetry;
-let prom: ChildProcess | undefined;
-let promUrl: string;
-let promLog = '';
+let prom: Prometheus | undefined;
 
-async function query(q: string): Promise<PromResult[]> {
-  const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
-  const body = (await res.json()) as { status: string; data?: { result: PromResult[] }; error?: string };
-  if (body.status !== 'success') throw new Error(`PromQL ${q}: ${body.error ?? res.status}`);
-  return body.data!.result;
-}
-
+const query = (q: string): Promise<PromSeries[]> => prom!.query(q);
 /** The tail of Prometheus's own log, for a timeout error. */
-const promLogTail = (): string => `prometheus log:\n${promLog.slice(-3000)}`;
+const promLogTail = (): string => prom?.logTail() ?? '';
 
 describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
   beforeAll(async () => {
@@ -68,41 +40,11 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
     agent = await startAgent(config, silentLogger(), { embeddedApi: embeddedApiProvider });
     backend = agent.backend;
     telemetry = agent.telemetry;
-    const promPort = await freePort();
-    promUrl = `http://127.0.0.1:${promPort}`;
-    const promConfig = [
-      'global:',
-      '  scrape_interval: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: gpulet',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${telemetry.port}']`,
-      '',
-    ].join('\n');
-    await writeFile(path.join(dir, 'prometheus.yml'), promConfig);
-    prom = spawn(PROMETHEUS, [
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    prom.stdout?.on('data', (b: Buffer) => (promLog += b.toString()));
-    prom.stderr?.on('data', (b: Buffer) => (promLog += b.toString()));
-    await waitFor(async () => {
-      const up = await query('up{job="gpulet"}');
-      return up[0]?.value[1] === '1';
-    }, { what: 'up == 1', timeoutMs: 45_000, intervalMs: 250, detail: promLogTail });
+    prom = await startPrometheus(dir, [`127.0.0.1:${telemetry.port}`]);
   });
 
   afterAll(async () => {
-    if (prom && prom.exitCode === null) {
-      const exited = new Promise((r) => prom!.once('exit', r));
-      prom.kill('SIGTERM');
-      const t = setTimeout(() => prom?.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    }
+    await prom?.stop();
     await agent?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -152,6 +94,9 @@ describe.skipIf(!havePrometheus)('Prometheus scrape of /metrics', () => {
     const ratio = await query('sum(DCGM_FI_DEV_FB_USED{GPU_I_PROFILE!=""}) * 1048576 / sum(hw_gpu_memory_usage{hw_parent!=""})');
     expect(ratio).toHaveLength(1);
     expect(Number(ratio[0]!.value[1])).toBeCloseTo(1, 6);
+    // Before any XID, every GPU has DCGM_FI_DEV_XID_ERRORS at 0, "No Error" (dcgm-exporter's err_code/err_msg).
+    const xid = await query('DCGM_FI_DEV_XID_ERRORS{err_code="0", err_msg="No Error"} == 0');
+    expect(new Set(xid.map((s) => s.metric['gpu']))).toEqual(new Set(backend.inventory().gpus.map((g) => String(g.index))));
   });
 
   it('ingests the DRA operation metrics: the request counter, and the duration histogram PromQL can take a quantile of', async () => {

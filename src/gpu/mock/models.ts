@@ -46,6 +46,11 @@ export interface GpuModel {
   /** Peak PCIe throughput used to shape tx/rx counters, bytes per second. */
   readonly pcieBytesPerSecond: number;
   /**
+   * Total NVLink bandwidth of the board, both directions, bytes per second (NVIDIA's data sheets: A100 SXM4
+   * 600 GB/s, H100 SXM5 and H200 SXM 900 GB/s); shapes the NVLink data counter.
+   */
+  readonly nvlinkBytesPerSecond: number;
+  /**
    * VBIOS version (`nvmlDeviceGetVbiosVersion`): one that `nvidia-smi -q` printed for this board in published
    * output (A100-SXM4-40GB `92.00.36.00.04` on R535, H100 80GB HBM3 `96.00.74.00.0D` on R545, H200
    * `96.00.A5.00.03` on R550); a real fleet has several.
@@ -75,6 +80,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x20b0,
     pciSubSystemId: 0x134f10de,
     pcieBytesPerSecond: 25e9,
+    nvlinkBytesPerSecond: 600e9,
     vbiosVersion: '92.00.36.00.04',
     migProfiles: A100_40GB_PROFILES,
   },
@@ -93,6 +99,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x20b2,
     pciSubSystemId: 0x147f10de,
     pcieBytesPerSecond: 25e9,
+    nvlinkBytesPerSecond: 600e9,
     // GA100 boards' VBIOS versions are in the 92.00 series; this one is the A100-40GB's, not read off an 80GB board.
     vbiosVersion: '92.00.36.00.04',
     migProfiles: A100_80GB_PROFILES,
@@ -112,6 +119,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x2330,
     pciSubSystemId: 0x16c110de,
     pcieBytesPerSecond: 50e9,
+    nvlinkBytesPerSecond: 900e9,
     vbiosVersion: '96.00.74.00.0D',
     migProfiles: H100_80GB_PROFILES,
   },
@@ -130,6 +138,7 @@ export const GPU_MODELS: Readonly<Record<GpuModelName, GpuModel>> = {
     pciDevice: 0x2335,
     pciSubSystemId: 0x18be10de,
     pcieBytesPerSecond: 50e9,
+    nvlinkBytesPerSecond: 900e9,
     vbiosVersion: '96.00.A5.00.03',
     migProfiles: H200_141GB_PROFILES,
   },

@@ -1,7 +1,8 @@
 /**
  * Simulated readings of one GPU and its MIG devices. Deterministic given the seeds and the sequence of sample
  * times. Stateful only where physics is: energy (integral of power, trapezoid rule), temperature (first-order
- * lag behind power, 60 s time constant), cumulative PCIe bytes and ECC counters.
+ * lag behind power, 60 s time constant), cumulative PCIe and NVLink bytes (NVLink: 30 % of the board's
+ * bandwidth at full load) and ECC counters.
  *
  * Shapes: utilization follows the device's load curve (curve.ts); power = idle + (limit − idle) × load^1.1;
  * memory follows nvml.h (`nvmlMemory_v2_t`): `used` = reserved + allocated and `used + free = total`, where the
@@ -48,6 +49,7 @@ export class GpuSimulator {
   private tempC = 0;
   private pcieTx = 0;
   private pcieRx = 0;
+  private nvlinkBytes = 0;
   private eccCorrected = 0;
   private eccUncorrected = 0;
   /** GPM needs two samples: devices sampled once already (UUIDs). */
@@ -104,6 +106,7 @@ export class GpuSimulator {
       this.tempC += (targetC - this.tempC) * (1 - Math.exp(-dt / TEMP_TAU_S));
       this.pcieTx += Math.round(this.model.pcieBytesPerSecond * 0.004 * load * dt);
       this.pcieRx += Math.round(this.model.pcieBytesPerSecond * 0.01 * load * dt);
+      this.nvlinkBytes += Math.round(this.model.nvlinkBytesPerSecond * 0.3 * load * dt);
     }
     this.lastTSec = Math.max(tSec, this.lastTSec ?? tSec);
     this.lastPowerMw = powerMw;
@@ -153,9 +156,11 @@ export class GpuSimulator {
       eccUncorrectedErrors: this.eccUncorrected,
       remappedRowsCorrectable: 0,
       remappedRowsUncorrectable: 0,
+      remappedRowsFailure: 0,
       pcieReplays: 0,
       pcieTxBytes: this.pcieTx,
       pcieRxBytes: this.pcieRx,
+      nvlinkDataBytes: this.nvlinkBytes,
     };
     const gpm = this.gpm(this.info.uuid, gpmActivity(this.info.minor), false);
     const withGpm = gpm === undefined ? base : { ...base, gpm };

@@ -69,6 +69,8 @@ export function toDeviceSample(uuid: string, r: NvmlReading, timestampMs: number
   if (r.eccUncorrected !== undefined) out.eccUncorrectedErrors = r.eccUncorrected;
   if (r.remappedCorrectable !== undefined) out.remappedRowsCorrectable = r.remappedCorrectable;
   if (r.remappedUncorrectable !== undefined) out.remappedRowsUncorrectable = r.remappedUncorrectable;
+  if (r.remappedFailure !== undefined) out.remappedRowsFailure = r.remappedFailure === 0 ? 0 : 1;
+  if (r.nvlinkTxKiB !== undefined && r.nvlinkRxKiB !== undefined) out.nvlinkDataBytes = (r.nvlinkTxKiB + r.nvlinkRxKiB) * 1024;
   if (r.pcieReplays !== undefined) out.pcieReplays = r.pcieReplays;
   if (r.pcieTxKBs !== undefined && r.pcieRxKBs !== undefined) {
     const { tx, rx } = pcie.add(uuid, timestampMs, r.pcieTxKBs, r.pcieRxKBs);

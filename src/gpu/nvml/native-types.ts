@@ -196,6 +196,11 @@ export interface NvmlReading {
   /** `nvmlDeviceGetRemappedRows`. */
   readonly remappedCorrectable?: number;
   readonly remappedUncorrectable?: number;
+  /** `nvmlDeviceGetRemappedRows` `failureOccurred`: 1 when a row failed to be remapped, else 0. */
+  readonly remappedFailure?: number;
+  /** Fields `NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX` / `_RX` (138/139, scopeId UINT_MAX: all links), KiB since the driver loaded. */
+  readonly nvlinkTxKiB?: number;
+  readonly nvlinkRxKiB?: number;
   readonly pcieReplays?: number;
   /** `nvmlDeviceGetPcieThroughput`, KB/s. */
   readonly pcieTxKBs?: number;

@@ -67,7 +67,7 @@ describe('NVML backend on the fake library: discovery', () => {
     expect(md?.memoryTotalBytes).toBe(mig?.memoryBytes);
   });
 
-  it('energy never decreases and PCIe byte counters accumulate across samples', async () => {
+  it('energy never decreases and PCIe and NVLink byte counters accumulate across samples', async () => {
     const a = await backend.sample();
     // A later sample: one the addon stamped after the first (no sleep: sample until its clock moved).
     const b = await waitFor(async () => {
@@ -79,6 +79,12 @@ describe('NVML backend on the fake library: discovery', () => {
     const eb = b.devices.find((d) => d.uuid === uuid)!;
     expect(eb.energyMillijoules).toBeGreaterThanOrEqual(ea.energyMillijoules ?? 0);
     expect(eb.pcieTxBytes).toBeGreaterThanOrEqual(ea.pcieTxBytes ?? 0);
+    // Fields 138/139 (NVLink data TX/RX, KiB, scopeId UINT_MAX) summed, in bytes: a multiple of 1024 that only grows.
+    expect(ea.nvlinkDataBytes).toBeGreaterThan(0);
+    expect(ea.nvlinkDataBytes! % 1024).toBe(0);
+    expect(eb.nvlinkDataBytes).toBeGreaterThanOrEqual(ea.nvlinkDataBytes!);
+    // nvmlDeviceGetRemappedRows failureOccurred (the fake never fails a remap).
+    expect(ea.remappedRowsFailure).toBe(0);
     expect(b.timestampMs).toBeGreaterThan(a.timestampMs);
   });
 });
