@@ -7,7 +7,7 @@
  * returns the same map, with the same arrays, until the store's image is replaced (a commit, a session's
  * re-read of the checkpoint, a load), so telemetry can key its own caches on those objects.
  */
-import type { ClaimRef, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
+import type { ClaimRef, ClaimUsage, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
 import type { CheckpointClaims } from './checkpoint.js';
 import type { ClaimStore } from './claim-store.js';
 
@@ -45,6 +45,13 @@ export class OwnershipView implements OwnershipSource {
     }
     this.cache = { image, owners: map };
     return map;
+  }
+
+  /** The recorded usage (per-claim accounting) of the claims in PrepareCompleted that have one, by claim UID. */
+  usages(): ReadonlyMap<string, ClaimUsage> {
+    const out = new Map<string, ClaimUsage>();
+    for (const c of Object.values(this.store.entries())) if (c.state === 'PrepareCompleted' && c.usage !== undefined) out.set(c.uid, c.usage);
+    return out;
   }
 
   /** Claims in PrepareCompleted, in the image's order. A new array on every call. */
