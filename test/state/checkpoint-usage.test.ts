@@ -73,7 +73,8 @@ describe('per-claim usage in the checkpoint', () => {
     expect(loaded.error).toBeUndefined();
     expect(store.needsRebuild).toBe(false); // no entry was dropped
     expect(store.entries()[old.uid]).toEqual(old);
-    const { usage: _bad, ...withoutUsage } = bad;
+    const withoutUsage: Partial<typeof bad> = { ...bad };
+    delete withoutUsage.usage;
     expect(store.entries()[bad.uid]).toEqual(withoutUsage);
     expect(store.entries()[bad.uid]).not.toHaveProperty('usage');
   });
