@@ -5,14 +5,15 @@
  * but the injected {@link ClaimUsageStore} (the checkpoint) and the logger. The OTel instruments over it are
  * accounting-metrics.ts.
  *
- * Integration, for each sample (Unix ms `t`) and each claim holding devices at `t` (`OwnershipSource.owners()`):
+ * Integration, for each sample (Unix ms `t`) and the claims holding devices at `t` (`OwnershipSource.owners()`):
  * - a claim seen for the first time starts from its recorded usage (the checkpoint: an agent restart) and
  *   integrates the gap from there, or else starts at `t` with its baselines and nothing accrued;
- * - otherwise the interval `(last, t]` is attributed to it, per device it holds:
+ * - the interval `(last, t]` is attributed to the claims that held a device at `last` (still holding it, or
+ *   released since), per device:
  *   - device-seconds: `t − last` (each claim that holds a device holds it for the whole time);
  *   - energy: the delta of the device's energy source counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ, which
  *     counts since the driver loaded) × the device's share of that source ÷ the number of claims holding the
- *     device. A full GPU is its own source (share 1). A MIG device has no energy counter: its source is its
+ *     device at `last`. A full GPU is its own source (share 1). A MIG device has no energy counter: its source is its
  *     parent GPU and its share the compute slices of its GPU instance over the GPU's compute slices
  *     ({@link migEnergyShare}), so the MIG devices of a fully partitioned GPU that all are held share out the
  *     GPU's whole delta, and the share of an instance nobody holds (or a GPU's unpartitioned slices) is left
@@ -197,19 +198,17 @@ export class ClaimAccounting {
     const t = sample.timestampMs;
     const readings = new Map(sample.devices.map((d) => [d.uuid, d]));
     const sources = this.sourcesOf(inventory);
-    // Claims holding devices now, and the number of claims holding each device.
+    // Claims holding devices now.
     const held = new Map<string, { claim: ClaimRef; pods: readonly PodRef[]; devices: string[] }>();
-    const holders = new Map<string, number>();
     for (const [uuid, list] of owners) {
-      const uids = new Set<string>();
       for (const owner of list) {
-        uids.add(owner.claim.uid);
         const h = held.get(owner.claim.uid) ?? { claim: owner.claim, pods: owner.pods, devices: [] };
         if (!h.devices.includes(uuid)) h.devices.push(uuid);
         held.set(owner.claim.uid, h);
       }
-      holders.set(uuid, uids.size);
     }
+    // Claims seen for the first time: from their recorded usage, or baselines only (nothing accrued).
+    const fresh = new Set<string>();
     let stored: ReadonlyMap<string, ClaimUsage> | undefined;
     for (const [uid, h] of held) {
       let live = this.live.get(uid);
@@ -219,10 +218,7 @@ export class ClaimAccounting {
         this.live.set(uid, live);
         this.departed.delete(uid); // prepared again under the same UID: its new series replace the final ones
         this.persistWanted = true;
-        if (live.lastSampleMs === t) {
-          this.trackMemory(live, readings);
-          continue; // baselines only
-        }
+        if (live.lastSampleMs === t) fresh.add(uid);
       }
       if (h.pods !== live.pods) {
         live.pods = h.pods;
@@ -231,14 +227,23 @@ export class ClaimAccounting {
       for (const uuid of h.devices) {
         if (!live.devices.has(uuid)) live.devices.set(uuid, { uuid, energyMj: undefined, energy: sources.get(uuid) });
       }
-      this.advance(live, t, readings, sources, (uuid) => holders.get(uuid) ?? 1);
-      this.trackMemory(live, readings);
     }
+    // The claims the interval is shared by, per device: those that held it at the last sample (still holding it,
+    // or departing now); a claim that arrived since starts at `t` and shares nothing of the interval.
+    const sharers = new Map<string, number>();
     for (const [uid, live] of this.live) {
-      if (held.has(uid)) continue;
-      this.advance(live, t, readings, sources, (uuid) => (holders.get(uuid) ?? 0) + 1);
-      this.live.delete(uid);
-      this.depart(live, t);
+      if (fresh.has(uid)) continue;
+      for (const uuid of live.devices.keys()) sharers.set(uuid, (sharers.get(uuid) ?? 0) + 1);
+    }
+    const sharersOf = (uuid: string): number => sharers.get(uuid) ?? 1;
+    for (const [uid, live] of this.live) {
+      if (!fresh.has(uid)) this.advance(live, t, readings, sources, sharersOf);
+      if (held.has(uid)) {
+        this.trackMemory(live, readings);
+      } else {
+        this.live.delete(uid);
+        this.depart(live, t);
+      }
     }
     this.maybePersist(t);
   }

@@ -6,6 +6,8 @@
  * - accuracy: a claim's energy equals the GPU energy counter's delta over the samples at which it held the
  *   GPU, within one sample interval's delta; device-seconds within one interval; utilization-seconds equal the
  *   sum of utilization × interval over its intervals;
+ * - a device that changes hands between two samples: the interval goes to the claim that held it at its start,
+ *   none to the arriving one, so the claims add up to the counter's delta;
  * - MIG: each MIG device gets its compute-slice share of its GPU's delta; the claims of a fully partitioned GPU
  *   add up to the GPU's delta; an unheld instance's share stays unattributed; a shared device is split equally;
  *   MIG devices (no utilization) have no active-seconds, never 0;
@@ -140,6 +142,28 @@ describe('per-claim accounting on a full GPU', () => {
     expect(ta.deviceSeconds).toBe((7 * STEP_MS) / 1000);
     expect(tb.deviceSeconds).toBe((7 * STEP_MS) / 1000);
     expect(ta.attributes['k8s.pod.name']).toBeUndefined(); // no pod known: no pod attribute
+  });
+});
+
+describe('per-claim accounting when a device changes hands', () => {
+  it('the interval goes to the claim that held the device at its start, none to the one that arrived: no double count', async () => {
+    const { inventory, next } = await machine('h100-80gb');
+    const gpu = inventory.gpus[0]!.uuid;
+    const a = claimRef({ namespace: 'ml', name: 'first' });
+    const b = claimRef({ namespace: 'ml', name: 'second' });
+    const acct = new ClaimAccounting({ logger: silentLogger(), paths: [] });
+    const samples: Sample[] = [];
+    // a holds the GPU for samples 0–4; b from sample 5 on (a was unprepared and b prepared in between).
+    for (let i = 0; i < 10; i++) {
+      const s = await next();
+      samples.push(s);
+      acct.observe(s, ownersOf(i < 5 ? [[a, [gpu]]] : [[b, [gpu]]]), inventory);
+    }
+    const delta = (from: number, to: number) => (energyMj(samples[to]!, gpu) - energyMj(samples[from]!, gpu)) / 1000;
+    expect(acct.totals(a.uid)!.energyJoules).toBeCloseTo(delta(0, 5), 6); // (4, 5] closes a's holding in full
+    expect(acct.totals(b.uid)!.energyJoules).toBeCloseTo(delta(5, 9), 6);
+    expect(acct.totals(a.uid)!.energyJoules! + acct.totals(b.uid)!.energyJoules!).toBeCloseTo(delta(0, 9), 6);
+    expect(acct.totals(a.uid)!.deviceSeconds + acct.totals(b.uid)!.deviceSeconds).toBe((9 * STEP_MS) / 1000);
   });
 });
 
