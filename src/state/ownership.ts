@@ -25,6 +25,7 @@ export type OwnershipStore = Pick<ClaimStore, 'entries'>;
 /** Device ownership over the claim store (see file doc). */
 export class OwnershipView implements OwnershipSource {
   private cache: { readonly image: CheckpointClaims; readonly owners: ReadonlyMap<string, readonly DeviceOwner[]> } | undefined;
+  private usageCache: { readonly image: CheckpointClaims; readonly usages: ReadonlyMap<string, ClaimUsage> } | undefined;
 
   constructor(private readonly store: OwnershipStore) {}
 
@@ -47,11 +48,17 @@ export class OwnershipView implements OwnershipSource {
     return map;
   }
 
-  /** The recorded usage (per-claim accounting) of the claims in PrepareCompleted that have one, by claim UID. */
+  /**
+   * The recorded usage (per-claim accounting) of the claims in PrepareCompleted that have one, by claim UID. The
+   * same map until the store's image changes.
+   */
   usages(): ReadonlyMap<string, ClaimUsage> {
-    const out = new Map<string, ClaimUsage>();
-    for (const c of Object.values(this.store.entries())) if (c.state === 'PrepareCompleted' && c.usage !== undefined) out.set(c.uid, c.usage);
-    return out;
+    const image = this.store.entries();
+    if (this.usageCache?.image === image) return this.usageCache.usages;
+    const usages = new Map<string, ClaimUsage>();
+    for (const c of Object.values(image)) if (c.state === 'PrepareCompleted' && c.usage !== undefined) usages.set(c.uid, c.usage);
+    this.usageCache = { image, usages };
+    return usages;
   }
 
   /** Claims in PrepareCompleted, in the image's order. A new array on every call. */
