@@ -34,8 +34,10 @@
  * GPU's power limit over the interval) attribute no energy for that interval and restart from the new reading:
  * never a negative delta. A wall clock that goes back restarts the baselines without accruing.
  *
- * Persistence: the usage of the prepared claims is recorded in the checkpoint when a claim is seen for the first
- * time (its baselines) and then at most every `persistIntervalMs`, and once more at shutdown ({@link flush}).
+ * Persistence: the usage of the prepared claims is recorded in the checkpoint when a claim prepared while the agent
+ * runs is first seen (its baselines), then at most every `persistIntervalMs`, and once more at shutdown
+ * ({@link flush}). The first sample after start-up writes nothing (the claims it finds continue from their records;
+ * one without a record gets it at the interval), so a start-up never writes the checkpoint for accounting.
  */
 import type { ClaimPreparer, ClaimRef, ClaimUsage, ClaimUsageStore, DeviceOwner, PodRef } from '../model/types.js';
 import type { DeviceSample, GpuInfo, Inventory, Sample } from '../gpu/types.js';
@@ -217,7 +219,9 @@ export class ClaimAccounting {
         live = this.start(h.claim, h.pods, h.devices, stored.get(uid), sources, readings, t);
         this.live.set(uid, live);
         this.departed.delete(uid); // prepared again under the same UID: its new series replace the final ones
-        this.persistWanted = true;
+        // A claim prepared while the agent runs is recorded at once; the claims found by the first sample (start-up)
+        // were recorded by the agent before, or are at the persist interval (no checkpoint write at start-up).
+        if (this.lastPersistMs !== undefined) this.persistWanted = true;
         if (live.lastSampleMs === t) fresh.add(uid);
       }
       if (h.pods !== live.pods) {
@@ -439,7 +443,11 @@ export class ClaimAccounting {
 
   private maybePersist(t: number): void {
     if (this.options.store === undefined || this.persisting !== undefined) return;
-    const due = this.lastPersistMs === undefined || t - this.lastPersistMs >= this.persistIntervalMs || t < this.lastPersistMs;
+    if (this.lastPersistMs === undefined) {
+      this.lastPersistMs = t; // the first sample: the interval starts
+      return;
+    }
+    const due = t - this.lastPersistMs >= this.persistIntervalMs || t < this.lastPersistMs;
     if (!this.persistWanted && !due) return;
     this.lastPersistMs = t;
     this.persisting = this.persist().finally(() => {
