@@ -303,9 +303,15 @@ export class ClaimAccounting {
     return live !== undefined ? this.totalsOf(live) : this.departed.get(uid)?.totals;
   }
 
-  /** Record the usage now (after a write in flight). Never rejects: a failure is logged. */
+  /**
+   * Record the usage now (after a write in flight); the persist interval starts again from the last sample
+   * integrated. Never rejects: a failure is logged.
+   */
   async flush(): Promise<void> {
     await this.persisting;
+    let last: number | undefined;
+    for (const live of this.live.values()) last = Math.max(last ?? live.lastSampleMs, live.lastSampleMs);
+    if (last !== undefined && this.lastPersistMs !== undefined) this.lastPersistMs = Math.max(this.lastPersistMs, last);
     await this.persist();
   }
 
