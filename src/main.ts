@@ -39,6 +39,7 @@ import { Preparer } from './state/preparer.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { stuckReason } from './state/session.js';
 import { ClaimRecovery } from './state/recovery.js';
+import { withClaimsChanged } from './telemetry/accounting.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 import { toolkitSpecDirs, UserspaceProvider } from './userspace/provider.js';
 import { withTimeout } from './util/timeout.js';
@@ -245,6 +246,9 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       driverName: config.driverName,
       poolName: config.poolName,
       notReady: () => stuckReason(store.stuck()), // a claim-state session past its deadline
+      // Per-claim accounting carried in the checkpoint entries; MIG energy shares over each GPU's compute slices.
+      usageStore: { usages: () => claims.usages(), record: (usages) => store.recordUsage(usages) },
+      computeSlicesOf: (gpu) => computeSlices((backend instanceof NvmlBackend ? backend.migProfiles(gpu.uuid) : undefined) ?? migProfilesByProductName(gpu.productName)),
       logger,
     });
     stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
@@ -272,7 +276,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       registryDir: config.pluginRegistryDir,
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer: withClaimStatus(preparer, claimStatus),
+      preparer: withClaimsChanged(withClaimStatus(preparer, claimStatus), () => telemetry.claimsChanged()),
       observer: telemetry.dra, // DRA operation metrics (src/telemetry/dra-metrics.ts)
       health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),
@@ -316,6 +320,12 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     await stopAll();
     throw err;
   }
+}
+
+/** A GPU's compute slices: its largest MIG profile's (undefined without a profile table). */
+function computeSlices(profiles: readonly { readonly computeSlices: number }[] | undefined): number | undefined {
+  const most = Math.max(0, ...(profiles ?? []).map((p) => p.computeSlices));
+  return most > 0 ? most : undefined;
 }
 
 /**

@@ -75,3 +75,39 @@ export interface OwnershipSource {
   /** Owners keyed by device UUID. A device may be held by several claims (shared). */
   owners(): ReadonlyMap<string, readonly DeviceOwner[]>;
 }
+
+/**
+ * A prepared claim's accumulated usage (issue 13 item 3), as integrated by src/telemetry/accounting.ts and
+ * carried in the claim's checkpoint entry (src/state/checkpoint-entry.ts `usage`) so an agent restart loses none
+ * of it. Totals are the claim's, over every device it holds; a total is absent until a reading of its kind was
+ * integrated (never 0 for "unknown").
+ */
+export interface ClaimUsage {
+  /** Unix ms of the sample the totals and baselines were integrated up to. */
+  readonly lastSampleMs: number;
+  /** Device-seconds held: the sum over the claim's devices of the time held, s. */
+  readonly deviceSeconds: number;
+  /** Energy attributed to the claim, J. */
+  readonly energyJoules?: number;
+  /** Active-seconds: utilization-seconds (the device's active fraction integrated over time), s. */
+  readonly activeSeconds?: number;
+  /** Peak of the claim's memory used (the sum over its devices at one sample), bytes. */
+  readonly memoryPeakBytes?: number;
+  /**
+   * Per held device (`GPU-…` / `MIG-…`), the cumulative energy counter of its energy source at `lastSampleMs`
+   * (`nvmlDeviceGetTotalEnergyConsumption` of the GPU; for a MIG device, of its parent GPU), mJ: the baseline
+   * from which the next sample — after a restart too — integrates.
+   */
+  readonly baselines: readonly { readonly uuid: string; readonly energyMillijoules: number }[];
+}
+
+/** Where per-claim usage is kept across agent restarts (the claim state's checkpoint; src/main.ts wires it). */
+export interface ClaimUsageStore {
+  /** The usage recorded for each prepared claim (PrepareCompleted), by claim UID; claims without a record are absent. */
+  usages(): ReadonlyMap<string, ClaimUsage>;
+  /**
+   * Record `usages` (by claim UID) in the entries of the claims still prepared (others are ignored), in one write.
+   * @throws what the write throws (the claim state's session and checkpoint errors); the caller logs and retries later.
+   */
+  record(usages: ReadonlyMap<string, ClaimUsage>): Promise<void>;
+}

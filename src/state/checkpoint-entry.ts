@@ -7,8 +7,14 @@
  *  "devices": [{"requestNames", "poolName", "deviceName", "uuid", "cdiDeviceIds", "shareId"?,
  *               "mig"?: {"gpuUuid", "giProfileId", "start", "size", "gpuInstanceId"?}}],
  *  "pods": [{"namespace", "name", "uid"}],
- *  "configs": [{"devices": ["<device name>", ...], "env": {"NAME": "value"}}]}
+ *  "configs": [{"devices": ["<device name>", ...], "env": {"NAME": "value"}}],
+ *  "usage"?: {"lastSampleMs", "deviceSeconds", "energyJoules"?, "activeSeconds"?, "memoryPeakBytes"?,
+ *             "baselines": [{"uuid", "energyMillijoules"}]}}
  * ```
+ * `usage` is the claim's per-claim accounting (issue 13 item 3, src/telemetry/accounting.ts), recorded by
+ * `ClaimStore.recordUsage` so an agent restart continues it. It is optional (every older file loads; an older
+ * gpulet ignores it, its schema strips unknown keys, and its next save drops it) and lenient: a `usage` that
+ * fails its schema is read as none (the claim's accounting restarts from zero), never a reason to drop the claim.
  * `mig` and the states `PrepareMigCreating` and `UnprepareStarted` are dynamic MIG's (issue 12): a file without them (every older one)
  * loads unchanged; an older gpulet drops an entry that has them (its schema refuses the state / keeps no `mig`),
  * so downgrade only with no dynamic MIG claim prepared.
@@ -30,7 +36,7 @@
 import { z } from 'zod';
 import { objectRefSchema, objectRefShape } from '../model/claim-ref.js';
 import { dnsLabelSchema, driverNameProblem, poolNameSchema } from '../model/names.js';
-import type { ClaimRef, PodRef } from '../model/types.js';
+import type { ClaimRef, ClaimUsage, PodRef } from '../model/types.js';
 import { MAX_ALLOCATION_RESULTS } from './allocation.js';
 import { claimEnvProblem, configsFromDeviceEnv, MAX_CLAIM_CONFIGS, type ClaimConfig } from './claim-env.js';
 import { gpuEnvSchema } from './opaque-config.js';
@@ -87,6 +93,8 @@ export interface CheckpointClaim extends ClaimRef {
   readonly pods: readonly PodRef[];
   /** The claim's opaque-config env, stored once (claim-env.ts), so its CDI spec can be rebuilt without the API server. */
   readonly configs: readonly ClaimConfig[];
+  /** The claim's accumulated usage (per-claim accounting), when recorded. */
+  readonly usage?: ClaimUsage;
 }
 
 /** Longest device UUID recorded: NVML's UUID buffer (`NVML_DEVICE_UUID_V2_BUFFER_SIZE`, NUL included). */
@@ -123,6 +131,19 @@ const configSchema = z.object({
   env: gpuEnvSchema.refine((env) => Object.keys(env).length > 0, 'must set at least one variable'),
 });
 
+/** A non-negative finite number (a total, a counter, a timestamp). */
+const amount = z.number().finite().min(0);
+
+/** A claim's recorded usage (see file doc); baselines bounded by the devices a claim can hold. */
+const usageSchema = z.object({
+  lastSampleMs: amount,
+  deviceSeconds: amount,
+  energyJoules: amount.exactOptional(),
+  activeSeconds: amount.exactOptional(),
+  memoryPeakBytes: amount.exactOptional(),
+  baselines: z.array(z.object({ uuid: z.string().min(1).max(MAX_DEVICE_UUID_LENGTH), energyMillijoules: amount })).max(MAX_ALLOCATION_RESULTS),
+});
+
 /** One claim's entry (its key, its CDI IDs, its configs' devices and its env size are checked by {@link decodeEntry}). */
 const entrySchema = z.object({
   ...objectRefShape,
@@ -130,6 +151,8 @@ const entrySchema = z.object({
   devices: z.array(deviceSchema).max(MAX_ALLOCATION_RESULTS),
   pods: z.array(objectRefSchema),
   configs: z.array(configSchema).max(MAX_CLAIM_CONFIGS).exactOptional(),
+  // Lenient: a bad usage reads as none (the entry stays).
+  usage: usageSchema.optional().catch(undefined),
 });
 
 type ParsedEntry = z.output<typeof entrySchema>;
@@ -184,8 +207,8 @@ export function decodeEntry(key: string, raw: unknown): { readonly entry: Checkp
   if (!parsed.success) return { problem: issueText(parsed.error.issues) };
   const problem = entryProblem(key, parsed.data);
   if (problem !== undefined) return { problem };
-  const { uid, namespace, name, state, pods } = parsed.data;
+  const { uid, namespace, name, state, pods, usage } = parsed.data;
   const devices = parsed.data.devices.map(({ env: _legacy, ...device }) => device);
   const configs = parsed.data.configs ?? configsFromDeviceEnv(parsed.data.devices);
-  return { entry: { namespace, name, uid, state, devices, pods, configs } };
+  return { entry: { namespace, name, uid, state, devices, pods, configs, ...(usage === undefined ? {} : { usage }) } };
 }

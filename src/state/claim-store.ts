@@ -25,6 +25,7 @@
  */
 import { dirname } from 'node:path';
 import type { ObjectUid } from '../model/names.js';
+import type { ClaimUsage } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { droppedEntries, type CheckpointClaim, type CheckpointClaims } from './checkpoint.js';
@@ -199,9 +200,34 @@ export class ClaimStore {
   async commit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<void> {
     const next = { ...this.image };
     if (entry === undefined) delete next[uid];
-    else next[uid] = { namespace: entry.namespace, name: entry.name, uid, state: entry.state, devices: entry.devices, pods: entry.pods, configs: entry.configs };
+    else {
+      const { namespace, name, state, devices, pods, configs, usage } = entry;
+      next[uid] = { namespace, name, uid, state, devices, pods, configs, ...(usage === undefined ? {} : { usage }) };
+    }
     this.image = next;
     await this.save(next);
+  }
+
+  /**
+   * Record per-claim usage (src/telemetry/accounting.ts) in the entries of the claims still in PrepareCompleted,
+   * in one session and one save; UIDs with no such entry are ignored (unprepared meanwhile), and nothing is
+   * written when none is left.
+   * @throws StateLockError, StateIoError, StateSessionDeadlineError (the session); CheckpointError (the save).
+   */
+  recordUsage(usages: ReadonlyMap<string, ClaimUsage>): Promise<void> {
+    return this.locked(async () => {
+      const next: Record<string, CheckpointClaim> = { ...this.image };
+      let changed = false;
+      for (const [uid, usage] of usages) {
+        const entry = Object.hasOwn(next, uid) ? next[uid] : undefined;
+        if (entry?.state !== 'PrepareCompleted') continue;
+        next[uid] = { ...entry, usage };
+        changed = true;
+      }
+      if (!changed) return;
+      this.image = next;
+      await this.save(next);
+    });
   }
 
   /** Put back an entry whose removal could not be saved (so the kubelet's retry saves the removal). No-op when present. */

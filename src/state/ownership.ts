@@ -7,7 +7,7 @@
  * returns the same map, with the same arrays, until the store's image is replaced (a commit, a session's
  * re-read of the checkpoint, a load), so telemetry can key its own caches on those objects.
  */
-import type { ClaimRef, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
+import type { ClaimRef, ClaimUsage, DeviceOwner, OwnershipSource, PodRef, PreparedDevice } from '../model/types.js';
 import type { CheckpointClaims } from './checkpoint.js';
 import type { ClaimStore } from './claim-store.js';
 
@@ -25,6 +25,7 @@ export type OwnershipStore = Pick<ClaimStore, 'entries'>;
 /** Device ownership over the claim store (see file doc). */
 export class OwnershipView implements OwnershipSource {
   private cache: { readonly image: CheckpointClaims; readonly owners: ReadonlyMap<string, readonly DeviceOwner[]> } | undefined;
+  private usageCache: { readonly image: CheckpointClaims; readonly usages: ReadonlyMap<string, ClaimUsage> } | undefined;
 
   constructor(private readonly store: OwnershipStore) {}
 
@@ -45,6 +46,19 @@ export class OwnershipView implements OwnershipSource {
     }
     this.cache = { image, owners: map };
     return map;
+  }
+
+  /**
+   * The recorded usage (per-claim accounting) of the claims in PrepareCompleted that have one, by claim UID. The
+   * same map until the store's image changes.
+   */
+  usages(): ReadonlyMap<string, ClaimUsage> {
+    const image = this.store.entries();
+    if (this.usageCache?.image === image) return this.usageCache.usages;
+    const usages = new Map<string, ClaimUsage>();
+    for (const c of Object.values(image)) if (c.state === 'PrepareCompleted' && c.usage !== undefined) usages.set(c.uid, c.usage);
+    this.usageCache = { image, usages };
+    return usages;
   }
 
   /** Claims in PrepareCompleted, in the image's order. A new array on every call. */

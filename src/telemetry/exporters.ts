@@ -14,14 +14,16 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import type { OwnershipSource } from '../model/types.js';
+import type { ClaimUsageStore, OwnershipSource } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
-import type { GpuBackend, Inventory, Sample } from '../gpu/types.js';
+import type { GpuBackend, GpuInfo, Inventory, Sample } from '../gpu/types.js';
 import type { Logger } from '../log.js';
 import type { DriverName, PoolName } from '../model/names.js';
 import { checkOption, OPTION_BOUNDS } from '../options.js';
 import { withTimeout } from '../util/timeout.js';
+import { ClaimAccounting } from './accounting.js';
+import { registerAccounting } from './accounting-metrics.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
 import { DRA_PROMETHEUS_NAMES, DraMetrics, type PreparedClaimsSource } from './dra-metrics.js';
@@ -86,6 +88,12 @@ export interface TelemetryOptions {
    * claim state's "state lock stuck since ..."); undefined keeps it 200. Must be cheap and never throw.
    */
   readonly notReady?: () => string | undefined;
+  /** Where per-claim usage is carried across restarts (main passes the claim state's checkpoint); none: not carried. */
+  readonly usageStore?: ClaimUsageStore;
+  /** Compute slices of a GPU in MIG mode, for the MIG devices' energy shares (accounting.ts); default 7. */
+  readonly computeSlicesOf?: (gpu: GpuInfo) => number | undefined;
+  /** Interval between checkpoint writes of the claims' usage, ms (default accounting.ts `DEFAULT_PERSIST_INTERVAL_MS`). */
+  readonly usagePersistIntervalMs?: number;
   readonly logger: Logger;
 }
 
@@ -114,12 +122,23 @@ export interface Telemetry {
    * called or not (see `startTelemetry`); this only makes the change visible sooner. Never rejects.
    */
   inventoryChanged(): void;
+  /**
+   * A claim was prepared or unprepared: take a sample now (after the one in flight) so the per-claim accounting
+   * starts or closes the claim's interval at once, not up to an interval later. Never rejects.
+   */
+  claimsChanged(): void;
+  /** The per-claim accounting (accounting.ts). */
+  readonly accounting: ClaimAccounting;
 }
 
 /** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
-function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSets): PushMetricExporter {
+function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSets, exported: () => void): PushMetricExporter {
   const wrapped: PushMetricExporter = {
-    export: (metrics, resultCallback) => inner.export(dropUnobserved(metrics, observed()), resultCallback),
+    export: (metrics, resultCallback) =>
+      inner.export(dropUnobserved(metrics, observed()), (result) => {
+        if (Number(result.code) === 0) exported(); // 0: @opentelemetry/core ExportResultCode.SUCCESS
+        resultCallback(result);
+      }),
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };
@@ -148,7 +167,19 @@ function bounded(p: Promise<unknown>, ms: number, what: string, logger: Logger):
  */
 export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
   const logger = opts.logger.child({ component: 'telemetry' });
-  const sampler = new Sampler({ backend: opts.backend, intervalMs: opts.sampleIntervalMs, logger });
+  const accounting = new ClaimAccounting({
+    logger,
+    paths: opts.otlp === undefined ? ['prometheus'] : ['prometheus', 'otlp'],
+    ...(opts.usageStore === undefined ? {} : { store: opts.usageStore }),
+    ...(opts.computeSlicesOf === undefined ? {} : { computeSlicesOf: opts.computeSlicesOf }),
+    ...(opts.usagePersistIntervalMs === undefined ? {} : { persistIntervalMs: opts.usagePersistIntervalMs }),
+  });
+  const sampler = new Sampler({
+    backend: opts.backend,
+    intervalMs: opts.sampleIntervalMs,
+    logger,
+    onSample: (sample) => accounting.observe(sample, opts.ownership.owners(), opts.backend.inventory()),
+  });
   const ours = {
     'service.name': 'gpulet',
     'service.version': opts.serviceVersion,
@@ -164,7 +195,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     const intervalMs = checkOption('otlpExportIntervalMs', opts.otlp.intervalMs ?? OPTION_BOUNDS.otlpExportIntervalMs.default);
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
-    const exporter = filteringExporter(otlp, () => observed());
+    const exporter = filteringExporter(otlp, () => observed(), () => accounting.delivered('otlp'));
     readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));
     logger.info({ endpoint: opts.otlp.endpoint, intervalMs }, 'telemetry: OTLP gRPC export enabled');
   }
@@ -201,8 +232,12 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     return { sample: currentSample(ids), identities: ids, owners: opts.ownership.owners(), health: opts.health };
   };
   const registration = registerInstruments(meter, INSTRUMENTS, context, logger);
-  observed = () => registration.observed();
-  const unregister = (): void => registration.unregister();
+  const accountingRegistration = registerAccounting(meter, accounting, logger);
+  observed = () => new Map([...registration.observed(), ...accountingRegistration.observed()]);
+  const unregister = (): void => {
+    registration.unregister();
+    accountingRegistration.unregister();
+  };
   const dra = new DraMetrics(meter, {
     driverName: opts.driverName,
     ...(opts.prepared === undefined ? {} : { prepared: opts.prepared }),
@@ -221,7 +256,8 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const renderMetrics = async (): Promise<string> => {
     const { resourceMetrics, errors } = await prometheus.collect();
     for (const err of errors) logger.warn({ err: errorMessage(err) }, 'telemetry: collection error');
-    let text = serializer.serialize(renameMetrics(dropUnobserved(resourceMetrics, registration.observed()), DRA_PROMETHEUS_NAMES));
+    let text = serializer.serialize(renameMetrics(dropUnobserved(resourceMetrics, observed()), DRA_PROMETHEUS_NAMES));
+    accounting.delivered('prometheus');
     if (opts.dcgmCompat) {
       if (!text.endsWith('\n')) text += '\n';
       const c = context();
@@ -264,6 +300,10 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     forceFlush: () => bounded(provider.forceFlush(), shutdownTimeoutMs, 'flush', logger),
     scrapeStats: () => ({ ...scrapes.stats(), ...httpServer.stats() }),
     dra,
+    accounting,
+    claimsChanged() {
+      void sampler.refresh().then(() => scrapes.invalidate());
+    },
     inventoryChanged() {
       scrapes.invalidate();
       void sampler.refresh().then(() => scrapes.invalidate());
@@ -272,6 +312,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
       shuttingDown ??= (async () => {
         readiness = { ready: false, reason: 'shutting down' };
         await sampler.stop();
+        await bounded(accounting.flush(), shutdownTimeoutMs, 'recording the claims\' usage', logger);
         // MeterProvider.shutdown() flushes every reader first (a final OTLP export), then shuts them down.
         await bounded(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
         try {

@@ -26,6 +26,11 @@ export interface SamplerOptions {
    */
   readonly intervalMs: number;
   readonly logger: Logger;
+  /**
+   * Called with each successful sample, after it became {@link Sampler.latest} (the per-claim accounting
+   * integrates it). A throw is logged, never propagated: the sample stays.
+   */
+  readonly onSample?: (sample: Sample) => void;
 }
 
 /** See module docs. */
@@ -39,12 +44,14 @@ export class Sampler {
   private readonly backend: Pick<GpuBackend, 'sample'>;
   private readonly intervalMs: number;
   private readonly logger: Logger;
+  private readonly onSample: ((sample: Sample) => void) | undefined;
 
   /** @throws RangeError naming `--sample-interval` when `intervalMs` is outside `OPTION_BOUNDS.sampleIntervalMs`. */
   constructor(options: SamplerOptions) {
     this.intervalMs = checkOption('sampleIntervalMs', options.intervalMs);
     this.backend = options.backend;
     this.logger = options.logger;
+    this.onSample = options.onSample;
   }
 
   /** Latest successful sample, or undefined before the first one. */
@@ -103,13 +110,20 @@ export class Sampler {
   }
 
   private async takeSample(): Promise<void> {
+    let sample: Sample;
     try {
-      const sample = await this.backend.sample();
+      sample = await this.backend.sample();
       this.current = sample;
       this.okCount++;
     } catch (err) {
       this.failedCount++;
       this.logger.warn({ err: errorMessage(err), failures: this.failedCount }, 'telemetry: GPU sample failed; keeping the previous sample');
+      return;
+    }
+    try {
+      this.onSample?.(sample);
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, 'telemetry: a sample listener failed');
     }
   }
 }

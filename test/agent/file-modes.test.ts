@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type EmbeddedApiServer } from '../../dev/apiserver/server.js';
 import { loadConfig } from '../../src/config.js';
 import { allocatedClaim, checkpointClaims, NODE, removeDir, startHarness, tempDir, type Harness } from '../helpers/agent.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Permission bits of `p` (no symlink following). */
 function mode(p: string): number {
@@ -129,9 +130,20 @@ describe('no file name from unvalidated input', () => {
     `${'..'}/${'..'}/state/checkpoint.json`,
   ];
 
+  /**
+   * Let the per-claim accounting's own checkpoint writes settle (src/telemetry/accounting.ts: asynchronous, right
+   * after a prepare and then once a minute): every prepared claim tracked, its usage recorded, the interval restarted.
+   */
+  async function accountingSettled(): Promise<void> {
+    const accounting = h.agent.telemetry.accounting;
+    await waitFor(() => h.agent.claims.prepared().every((c) => accounting.totals(c.claim.uid) !== undefined), { what: 'the accounting tracking every prepared claim' });
+    await accounting.flush();
+  }
+
   it.each(hostile.map((uid) => [JSON.stringify(uid), uid] as const))('claim UID %s is rejected by name and writes nothing', async (_n, uid) => {
     // A claim that exists and is allocated: only the UID the kubelet sends is hostile.
     const real = await allocatedClaim(h.api, `hostile-${Math.random().toString(36).slice(2, 8)}`, [{ device: 'gpu-1' }]);
+    await accountingSettled();
     const before = snapshot();
     const checkpointBefore = await checkpointClaims(h.config);
 
