@@ -19,8 +19,8 @@
  *     GPU's whole delta, and the share of an instance nobody holds (or a GPU's unpartitioned slices) is left
  *     unattributed;
  *   - active-seconds: {@link activeFraction} of the device at `t` × `(t − last)` ÷ the holders (none where the
- *     device gives no activity reading: NVML has no utilization for MIG devices, so for those the total stays
- *     absent until GPM's SM activity is used). The interval that crosses an agent restart adds no
+ *     device gives no activity reading: a MIG device without GPM has no utilization, so for it the total stays
+ *     absent). The interval that crosses an agent restart adds no
  *     active-seconds (the activity while the agent was down is not known; energy and device-seconds of that
  *     gap are exact, from the cumulative counter and the recorded sample time);
  *   - memory: the sum over its devices of memory used (NVML used less the driver's reserved memory where NVML
@@ -46,13 +46,16 @@ import type { Logger } from '../log.js';
 import type { Attrs } from './attributes.js';
 
 /**
- * The fraction (0..1) of an interval a device was active, from one sample: today NVML's utilization
+ * The fraction (0..1) of an interval a device was active, from one sample: GPM's SM activity
+ * (`DeviceSample.gpm.smActive`, `NVML_GPM_METRIC_SM_UTIL` ÷ 100 over the last interval; Hopper and newer, per GPU
+ * and per MIG device) where it is sampled, so active-seconds are SM-active-seconds; otherwise NVML's utilization
  * (`nvmlDeviceGetUtilizationRates.gpu`, percent ÷ 100: the fraction of the last sample period in which a kernel
- * ran), so the accounting's active-seconds are utilization-seconds. Where GPM's SM activity is sampled
- * (issue 13 item 1), the lead switches this function to it. Undefined where the device gives no reading (a MIG
- * device, a GPU in MIG mode), never 0.
+ * ran), utilization-seconds. Undefined where the device gives neither (a MIG device without GPM, a GPU in MIG
+ * mode without GPM), never 0.
  */
 export function activeFraction(sample: DeviceSample): number | undefined {
+  const sm = sample.gpm?.smActive;
+  if (sm !== undefined && Number.isFinite(sm)) return Math.min(1, Math.max(0, sm));
   const percent = sample.gpuUtilizationPercent;
   if (percent === undefined || !Number.isFinite(percent)) return undefined;
   return Math.min(1, Math.max(0, percent / 100));

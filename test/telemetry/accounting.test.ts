@@ -1,16 +1,16 @@
 /**
  * Per-claim accounting (src/telemetry/accounting.ts) on the mock backend, whose readings are deterministic for a
  * given clock (src/gpu/mock/simulate.ts: the energy counter integrates power with the trapezoid rule). The
- * expected figures come from the backend's own readings — the energy counter of the GPU, the utilization of
+ * expected figures come from the backend's own readings — the energy counter of the GPU, GPM's SM activity of
  * each sample, the sample times — never from the accumulator. Proves:
  * - accuracy: a claim's energy equals the GPU energy counter's delta over the samples at which it held the
- *   GPU, within one sample interval's delta; device-seconds within one interval; utilization-seconds equal the
- *   sum of utilization × interval over its intervals;
+ *   GPU, within one sample interval's delta; device-seconds within one interval; SM-active-seconds equal the
+ *   sum of SM activity × interval over its intervals (utilization where GPM is absent);
  * - a device that changes hands between two samples: the interval goes to the claim that held it at its start,
  *   none to the arriving one, so the claims add up to the counter's delta;
  * - MIG: each MIG device gets its compute-slice share of its GPU's delta; the claims of a fully partitioned GPU
  *   add up to the GPU's delta; an unheld instance's share stays unattributed; a shared device is split equally;
- *   MIG devices (no utilization) have no active-seconds, never 0;
+ *   MIG devices (no utilization) get SM-active-seconds from GPM, and none (never 0) without it;
  * - a counter that goes back (driver reload) or jumps implausibly adds no energy, never a negative one;
  * - restart: a new accumulator continues from the recorded usage and integrates the gap from the cumulative
  *   counter, losing no energy and no device-seconds;
@@ -101,9 +101,9 @@ describe('per-claim accounting on a full GPU', () => {
     expect(totals.energyJoules!).toBeGreaterThan(expectedJ * 0.99); // not zero, not a fraction of it
     const heldS = (last.timestampMs - first.timestampMs) / 1000;
     expect(Math.abs(totals.deviceSeconds - heldS)).toBeLessThanOrEqual(STEP_MS / 1000);
-    // Utilization-seconds: each interval (i−1, i] with the utilization read at i, for i = 4…13.
+    // SM-active-seconds (an H100 has GPM): each interval (i−1, i] with GPM's SM activity read at i, for i = 4…13.
     let utilS = 0;
-    for (let i = 4; i <= 13; i++) utilS += (reading(samples[i]!, gpu).gpuUtilizationPercent! / 100) * (STEP_MS / 1000);
+    for (let i = 4; i <= 13; i++) utilS += reading(samples[i]!, gpu).gpm!.smActive! * (STEP_MS / 1000);
     expect(totals.activeSeconds).toBeCloseTo(utilS, 9);
     // Peak memory: used less reserved, the largest over the held samples.
     const mem = samples.slice(3, 13).map((s) => reading(s, gpu).memoryUsedBytes! - reading(s, gpu).memoryReservedBytes!);
@@ -194,8 +194,13 @@ describe('per-claim accounting of MIG devices', () => {
     expect(acct.totals(smallClaim.uid)!.energyJoules).toBeCloseTo(delta(partial.uuid) / 7, 6);
     // The 2g.20gb instance is unheld and one slice is unpartitioned: 3/7 of the GPU's delta is nobody's.
     expect(acct.totals(bigClaim.uid)!.energyJoules! + acct.totals(smallClaim.uid)!.energyJoules!).toBeCloseTo((delta(partial.uuid) * 4) / 7, 6);
-    // MIG devices give no utilization: no active-seconds (absent, not 0); memory is the MIG device's own.
-    expect(acct.totals(bigClaim.uid)!.activeSeconds).toBeUndefined();
+    // MIG devices give no utilization, but an H100's give GPM's SM activity (from a device's second sample on):
+    // active-seconds are SM-active-seconds, the interval × the activity read at its end.
+    expect(reading(samples[0]!, big.uuid).gpm).toBeUndefined();
+    const smActiveSeconds = samples.slice(1).reduce((sum, s) => sum + reading(s, big.uuid).gpm!.smActive! * (STEP_MS / 1000), 0);
+    expect(smActiveSeconds).toBeGreaterThan(0);
+    expect(acct.totals(bigClaim.uid)!.activeSeconds).toBeCloseTo(smActiveSeconds, 9);
+    // Memory is the MIG device's own.
     const bigMem = Math.max(...samples.slice(0, 10).map((s) => reading(s, big.uuid).memoryUsedBytes!));
     expect(acct.totals(bigClaim.uid)!.memoryPeakBytes).toBe(bigMem);
   });
@@ -228,6 +233,10 @@ describe('per-claim accounting and bad counters', () => {
     expect(t.deviceSeconds).toBe(50);
     expect(t.activeSeconds).toBeCloseTo(25, 9);
     expect(activeFraction({ uuid: gpu.uuid })).toBeUndefined();
+    // GPM's SM activity, where sampled, is preferred to utilization; a MIG device without GPM (A100) has neither.
+    expect(activeFraction({ uuid: gpu.uuid, gpuUtilizationPercent: 90, gpm: { smActive: 0.25 } })).toBe(0.25);
+    expect(activeFraction({ uuid: gpu.uuid, gpuUtilizationPercent: 90, gpm: { dramActive: 0.5 } })).toBe(0.9);
+    expect(activeFraction({ uuid: 'MIG-a100', memoryUsedBytes: 1 })).toBeUndefined();
   });
 });
 
@@ -262,7 +271,7 @@ describe('per-claim accounting across an agent restart', () => {
     expect(t.deviceSeconds).toBeCloseTo((samples[13]!.timestampMs - samples[0]!.timestampMs) / 1000, 9);
     // Activity is integrated where the agent sampled, the gap's (samples 6–9) is unknown.
     let utilS = 0;
-    for (const i of [1, 2, 3, 4, 5, 10, 11, 12, 13]) utilS += (reading(samples[i]!, gpu).gpuUtilizationPercent! / 100) * (STEP_MS / 1000);
+    for (const i of [1, 2, 3, 4, 5, 10, 11, 12, 13]) utilS += reading(samples[i]!, gpu).gpm!.smActive! * (STEP_MS / 1000);
     expect(t.activeSeconds).toBeCloseTo(utilS, 9);
   });
 });
