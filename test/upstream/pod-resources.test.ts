@@ -3,7 +3,8 @@
  * against the real server: the node agent of test/upstream/ serves k8s.io/kubernetes
  * pkg/kubelet/apis/podresources/server_v1.go (`NewV1PodResourcesServer`) with the kubelet's
  * DynamicResourcesProvider on its own DRA manager (internal/node/podresources.go). A pod with two containers
- * using one claim and one that does not runs through the kubelet's DRA manager; gpulet's `/metrics` then has one
+ * and a sidecar (restartable init container) using one claim, an init container using it (not listed by the
+ * kubelet) and a container that does not, runs through the kubelet's DRA manager; gpulet's `/metrics` then has one
  * series per using container on the claim's device, and none once the pod is gone. gpulet has no RBAC for pods:
  * the names come from the kubelet's socket only.
  *
@@ -65,6 +66,11 @@ describe.skipIf(unavailable !== undefined)("the container label from the kubelet
       spec: {
         restartPolicy: 'Never',
         resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'one-gpu' }],
+        // A sidecar (restartable init container): server_v1.go lists those, and only those, of the init containers.
+        initContainers: [
+          { name: 'init', image: 'debian:bookworm-slim', resources: { claims: [{ name: 'gpu' }] } },
+          { name: 'native-sidecar', image: 'debian:bookworm-slim', restartPolicy: 'Always', resources: { claims: [{ name: 'gpu' }] } },
+        ],
         containers: [
           { name: 'main', image: 'debian:bookworm-slim', resources: { claims: [{ name: 'gpu' }] } },
           { name: 'sidecar', image: 'debian:bookworm-slim', resources: { claims: [{ name: 'gpu' }] } },
@@ -83,8 +89,9 @@ describe.skipIf(unavailable !== undefined)("the container label from the kubelet
       },
       { what: 'DCGM_FI_DEV_FB_USED of the pod with container labels', timeoutMs: 30_000 },
     );
-    // Exactly the containers whose resources.claims name the claim; all on the allocated device.
-    expect(series.map((s) => s.labels['container']).sort()).toEqual(['main', 'sidecar']);
+    // Exactly the listed containers whose resources.claims name the claim, in the kubelet's order; all on the
+    // allocated device.
+    expect(series.map((s) => s.labels['container'])).toEqual(['native-sidecar', 'main', 'sidecar']);
     for (const s of series) {
       expect(s.labels).toMatchObject({
         namespace: 'default', pod: POD, dra_claim_name: claimName, dra_claim_namespace: 'default',
