@@ -16,6 +16,7 @@ import {
 } from './model/names.js';
 import { parseMigMode, type MigModeConfig } from './model/mig-mode.js';
 import { OPTION_BOUNDS, optionProblem, type BoundedOption } from './options.js';
+import { DEFAULT_POD_RESOURCES_SOCKET } from './k8s/pod-resources-index.js';
 import { FAULT_TAINT_EFFECTS, type FaultTaintEffect } from './dra/slices/taints.js';
 
 /** Where the agent finds the Kubernetes API. */
@@ -93,6 +94,11 @@ export interface Config {
   readonly metricsAddress: ListenAddress;
   /** Also expose dcgm-exporter-compatible `DCGM_FI_*` series on `/metrics`. */
   readonly dcgmCompat: boolean;
+  /**
+   * The kubelet's pod-resources socket (`/var/lib/kubelet/pod-resources/kubelet.sock`), read for the `container`
+   * label of the `DCGM_FI_*` series (src/k8s/pod-resources.ts); undefined (`--pod-resources-socket ""`): not read.
+   */
+  readonly podResourcesSocket: string | undefined;
   /** OTLP gRPC endpoint (e.g. `http://otel-collector:4317`); no OTLP export when unset. */
   readonly otlpEndpoint: string | undefined;
   /** OTLP export interval, ms. */
@@ -160,6 +166,7 @@ const rawSchema = z.object({
   nvidiaCdiHookPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute host path').optional(),
   metricsAddress: z.string(),
   dcgmCompat: z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]),
+  podResourcesSocket: z.string().max(4096),
   otlpEndpoint: z.string().url('must be a URL such as http://otel-collector:4317').optional(),
   otlpExportInterval: bounded('otlpExportIntervalMs'),
   sampleInterval: bounded('sampleIntervalMs'),
@@ -203,6 +210,7 @@ export function buildCommand(): Command {
     .addOption(opt('--nvidia-cdi-hook-path <path>', 'NVIDIA_CDI_HOOK_PATH', 'host path of nvidia-cdi-hook [looked for under the driver root; no hooks when absent]'))
     .addOption(opt('--metrics-address <addr>', 'GPULET_METRICS_ADDRESS', 'listen address of /metrics, /healthz, /readyz', '0.0.0.0:9400'))
     .addOption(opt('--dcgm-compat <bool>', 'GPULET_DCGM_COMPAT', 'also expose dcgm-exporter DCGM_FI_* series', 'true'))
+    .addOption(opt('--pod-resources-socket <path>', 'GPULET_POD_RESOURCES_SOCKET', "the kubelet's pod-resources socket, for the container label of the DCGM_FI_* series (\"\" = not read)", DEFAULT_POD_RESOURCES_SOCKET))
     .addOption(opt('--otlp-endpoint <url>', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP gRPC endpoint; no OTLP export when unset'))
     .addOption(opt('--otlp-export-interval <ms>', 'OTEL_METRIC_EXPORT_INTERVAL', 'OTLP export interval (ms)', defaultOf('otlpExportIntervalMs')))
     .addOption(opt('--sample-interval <ms>', 'GPULET_SAMPLE_INTERVAL', 'GPU sampling interval (ms)', defaultOf('sampleIntervalMs')))
@@ -284,6 +292,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     checkpointPath: path.join(stateDir, 'checkpoint.json'),
     metricsAddress: parseListenAddress(r.metricsAddress, '--metrics-address'),
     dcgmCompat: isTrue(r.dcgmCompat),
+    podResourcesSocket: r.podResourcesSocket === '' ? undefined : abs(r.podResourcesSocket),
     otlpEndpoint: r.otlpEndpoint,
     otlpExportIntervalMs: r.otlpExportInterval,
     sampleIntervalMs: r.sampleInterval,

@@ -17,6 +17,7 @@ import type { GpuBackend, GpuInfo } from './gpu/types.js';
 import { errorMessage } from './errors.js';
 import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
+import { PodResourcesWatcher } from './k8s/pod-resources.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { taintsByUuid } from './dra/slices/taints.js';
@@ -25,6 +26,7 @@ import { ConfigError } from './errors.js';
 import { migProfilesByProductName } from './gpu/mock/index.js';
 import { NvmlBackend } from './gpu/nvml/index.js';
 import { formatMigMode } from './model/mig-mode.js';
+import type { PodRef } from './model/types.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
 import { createClaimStatusClient } from './dra/claim-status/client.js';
@@ -226,6 +228,22 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       },
     });
 
+    // The containers using each claim (the DCGM_FI_* `container` label), from the kubelet's pod-resources API:
+    // node-local, so gpulet needs no RBAC to read pods (src/k8s/pod-resources.ts).
+    let podResources: PodResourcesWatcher | undefined;
+    if (config.dcgmCompat && config.podResourcesSocket !== undefined) {
+      const watcher = new PodResourcesWatcher({
+        socketPath: config.podResourcesSocket,
+        driverName: config.driverName,
+        poolName: config.poolName,
+        intervalMs: config.sampleIntervalMs,
+        logger: logger.child({ component: 'pod-resources' }),
+      });
+      watcher.start();
+      podResources = watcher;
+      stops.push({ name: 'pod-resources', stop: () => Promise.resolve(watcher.stop()) });
+    }
+
     const host = await getHostFacts();
     const telemetry = await startTelemetry({
       backend,
@@ -245,6 +263,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       dcgmCompat: config.dcgmCompat,
       driverName: config.driverName,
       poolName: config.poolName,
+      ...(podResources === undefined ? {} : { containersOf: (pod: PodRef, claim: string) => podResources.containersOf(pod, claim) }),
       notReady: () => stuckReason(store.stuck()), // a claim-state session past its deadline
       // Per-claim accounting carried in the checkpoint entries; MIG energy shares over each GPU's compute slices.
       usageStore: { usages: () => claims.usages(), record: (usages) => store.recordUsage(usages) },

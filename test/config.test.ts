@@ -28,6 +28,12 @@ describe('config', () => {
     expect(c.shutdownTimeoutMs).toBe(10_000);
   });
 
+  it("reads the kubelet's pod-resources socket at its default path unless told another, or \"\" (not read)", () => {
+    expect(loadConfig([], { NODE_NAME: 'n' }, cwd).podResourcesSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    expect(loadConfig(['--pod-resources-socket', 'k/pr.sock'], { NODE_NAME: 'n' }, cwd).podResourcesSocket).toBe(path.join(cwd, 'k/pr.sock'));
+    expect(loadConfig([], { NODE_NAME: 'n', GPULET_POD_RESOURCES_SOCKET: '' }, cwd).podResourcesSocket).toBeUndefined();
+  });
+
   it('decides the pool name once: the node name', () => {
     expect(loadConfig([], { NODE_NAME: 'node-a' }, cwd).poolName).toBe('node-a');
     expect(loadConfig(['--node-name', 'rack-1.example.com'], {}, cwd).poolName).toBe('rack-1.example.com');

@@ -11,7 +11,8 @@
  * `DCGM_FI_DRIVER_VERSION` (a `label` field of `etc/dcp-metrics-included.csv`: dcgm-exporter puts label
  * fields on every series); a MIG device is reported on its parent's labels plus `GPU_I_PROFILE`, `GPU_I_ID`; a
  * held device adds `namespace`, `pod`, `container` (each container of the pod that uses the claim, one series
- * per container, when {@link DcgmInput.containersOf} knows them; nothing supplies them yet), `dra_claim_name`,
+ * per container, when {@link DcgmInput.containersOf} knows them: main passes the kubelet pod-resources client's,
+ * src/k8s/pod-resources.ts), `dra_claim_name`,
  * `dra_claim_namespace`, `dra_driver_name`, `dra_pool_name`, `dra_device_name` and, for MIG, `dra_mig_profile`,
  * `dra_mig_device_uuid`. `DCGM_FI_DEV_XID_ERRORS` carries `err_code` (the XID) and `err_msg` (its text,
  * xid-messages.ts), and is 0 (`err_code="0"`, `err_msg="No Error"`) for a GPU that had no XID, as DCGM

@@ -14,7 +14,7 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import type { ClaimUsageStore, OwnershipSource } from '../model/types.js';
+import type { ClaimUsageStore, OwnershipSource, PodRef } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
 import type { GpuBackend, GpuInfo, Inventory, Sample } from '../gpu/types.js';
@@ -76,6 +76,11 @@ export interface TelemetryOptions {
   readonly driverName: DriverName;
   /** DRA pool name for `dra_pool_name` (`Config.poolName`). */
   readonly poolName: PoolName;
+  /**
+   * The containers of a pod that use a claim, for the `container` label of the `DCGM_FI_*` series (main passes
+   * the kubelet pod-resources client's, src/k8s/pod-resources.ts); no label when absent or undefined. Cheap, never throws.
+   */
+  readonly containersOf?: (pod: PodRef, claimName: string) => readonly string[] | undefined;
   /** Upper bound of `shutdown()`, ms (default 5000). */
   readonly shutdownTimeoutMs?: number;
   /** How long one rendered `/metrics` body is served again, ms (default `--metrics-cache-ttl`'s, src/options.ts;
@@ -261,7 +266,10 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     if (opts.dcgmCompat) {
       if (!text.endsWith('\n')) text += '\n';
       const c = context();
-      text += renderDcgm({ ...c, lastXid: (u) => opts.health.lastXid(u), hostname: opts.nodeName, driverName, poolName });
+      text += renderDcgm({
+        ...c, lastXid: (u) => opts.health.lastXid(u), hostname: opts.nodeName, driverName, poolName,
+        ...(opts.containersOf === undefined ? {} : { containersOf: opts.containersOf }),
+      });
     }
     return text;
   };

@@ -101,6 +101,14 @@ describe('DaemonSet environment = the agent configuration contract (src/config.t
     expect(volume(m!.name)?.hostPath?.type).toBe('DirectoryOrCreate');
   });
 
+  it("reads the kubelet's pod-resources socket through a read-only mount of the kubelet's directory at the same path", () => {
+    expect(config.podResourcesSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    const m = mountFor(config.podResourcesSocket!);
+    expect(m?.readOnly).toBe(true);
+    expect(m?.mountPath).toBe('/var/lib/kubelet/pod-resources');
+    expect(volume(m!.name)?.hostPath).toEqual({ path: '/var/lib/kubelet/pod-resources', type: 'Directory' });
+  });
+
   it('loads NVML from the read-only host driver mount', () => {
     const m = mountFor(config.nvmlLibrary);
     expect(m?.readOnly).toBe(true);

@@ -286,6 +286,20 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
     expect(buildCommand().options.map((o) => o.envVar)).not.toContain(v);
   });
 
+  it("reads the kubelet's pod-resources socket through a read-only mount; kubeletPodResourcesDirectoryPath \"\" mounts nothing and reads nothing", async () => {
+    const byDefault = render('default values');
+    expect(configOf(byDefault).podResourcesSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    expect(hostMounts(byDefault).find((m) => m.name === 'pod-gpu-resources')).toEqual({
+      name: 'pod-gpu-resources', hostPath: '/var/lib/kubelet/pod-resources', type: 'Directory', mountPath: '/var/lib/kubelet/pod-resources', readOnly: true,
+    });
+    const k0s = await renderChart({ kubeletPlugin: { kubeletPodResourcesDirectoryPath: '/var/lib/k0s/kubelet/pod-resources' } });
+    expect(configOf(k0s).podResourcesSocket).toBe('/var/lib/k0s/kubelet/pod-resources/kubelet.sock');
+    expect(hostMounts(k0s).find((m) => m.name === 'pod-gpu-resources')).toMatchObject({ hostPath: '/var/lib/k0s/kubelet/pod-resources', mountPath: '/var/lib/k0s/kubelet/pod-resources', readOnly: true });
+    const off = await renderChart({ kubeletPlugin: { kubeletPodResourcesDirectoryPath: '' } });
+    expect(configOf(off).podResourcesSocket).toBeUndefined();
+    expect(hostMounts(off).filter((m) => m.name === 'pod-gpu-resources')).toEqual([]);
+  });
+
   describe('each driver userspace source mounts exactly what it reads, read-only', () => {
     const WRITABLE = {
       'plugins-registry': '/var/lib/kubelet/plugins_registry',
@@ -305,6 +319,8 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
     const under = (root: string, m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([h, c]) => [path.posix.join(root, h), c]));
     const LIBS = { '/usr/lib/x86_64-linux-gnu': '/driver-root/usr/lib/x86_64-linux-gnu' };
     const TOOLKIT = { '/etc/cdi': '/etc/cdi' };
+    /** The kubelet's pod-resources directory (the DCGM_FI_* `container` label), whatever the backend or source. */
+    const POD_RESOURCES = { '/var/lib/kubelet/pod-resources': '/var/lib/kubelet/pod-resources' };
     /** Read-only host mounts per source: host path -> container path (the facts of values.yaml's documentation). */
     const READ_ONLY: Record<string, Record<string, string>> = {
       'default values': { ...LIBS, ...DISCOVER, ...TOOLKIT },
@@ -322,7 +338,7 @@ describe.skipIf(unavailable !== undefined)(`Helm chart ${CHART}`, () => {
     it.each(Object.entries(READ_ONLY))('%s', (variant, readOnly) => {
       const mounts = hostMounts(render(variant));
       expect(Object.fromEntries(mounts.filter((m) => !m.readOnly).map((m) => [m.name, m.hostPath]))).toEqual(WRITABLE);
-      expect(Object.fromEntries(mounts.filter((m) => m.readOnly).map((m) => [m.hostPath, m.mountPath]))).toEqual(readOnly);
+      expect(Object.fromEntries(mounts.filter((m) => m.readOnly).map((m) => [m.hostPath, m.mountPath]))).toEqual({ ...readOnly, ...POD_RESOURCES });
       // The agent is told where the driver root is on the host and in its container exactly when it reads it,
       // and every driver mount is the host path under the driver root at the same place under the container's.
       const env = resolvedEnv(podOf(render(variant)).container.env ?? []);

@@ -108,6 +108,8 @@ async function buildNode(host: string, driverRoot: string, libDir: string, cache
   await fileAt(h('etc/shadow'), 'root:*:1::::::', 0o600);
   await fileAt(h('var/lib/kubelet/pki/kubelet-client-current.pem'), 'key', 0o600);
   for (const d of ['var/lib/kubelet/plugins_registry', 'var/lib/kubelet/plugins', 'var/lib/gpulet']) await mkdir(h(d), { recursive: true });
+  // The kubelet's pod-resources socket (pkg/kubelet/kubelet.go setupDataDirs makes the directory at start).
+  await socketAt(h('var/lib/kubelet/pod-resources/kubelet.sock'));
   if (!existsSync(h('var/run'))) await linkAt(h('var/run'), '../run');
   await mkdir(h('run/cdi'), { recursive: true });
   if (toolkit.spec) await fileAt(h('etc/cdi/nvidia.yaml'), TOOLKIT_SPEC);

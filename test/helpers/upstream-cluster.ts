@@ -64,6 +64,8 @@ export interface ClusterNode {
   readonly registryDir: string;
   readonly pluginsDir: string;
   readonly stateDir: string;
+  /** The kubelet's pod-resources API v1 socket the node agent serves (test/upstream/internal/node/podresources.go). */
+  readonly podResourcesSocket: string;
 }
 
 /** The ready line the cluster prints (test/upstream/internal/cluster/cluster.go ReadyLine). */

@@ -90,6 +90,7 @@ func runNode(args []string) int {
 	fs.StringVar(&o.RegistryDir, "registry-dir", "", "plugin registration dir")
 	fs.StringVar(&o.StateDir, "state-dir", "", "DRA manager state dir")
 	fs.StringVar(&o.FeatureGates, "feature-gates", "", "feature gates")
+	fs.StringVar(&o.PodResourcesSocket, "pod-resources-socket", "", "serve the kubelet's pod-resources API v1 on this unix socket")
 	klog.InitFlags(fs)
 	_ = fs.Parse(args)
 	ctx, cancel := signalContext()

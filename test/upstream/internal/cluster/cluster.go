@@ -38,6 +38,9 @@ type NodeInfo struct {
 	RegistryDir string `json:"registryDir"`
 	PluginsDir  string `json:"pluginsDir"`
 	StateDir    string `json:"stateDir"`
+	// PodResourcesSocket serves the kubelet's pod-resources API v1 (internal/node/podresources.go), where a
+	// kubelet with root dir StateDir has it: <root-dir>/pod-resources/kubelet.sock.
+	PodResourcesSocket string `json:"podResourcesSocket"`
 }
 
 // ReadyLine is printed once, when every component is ready.
@@ -162,6 +165,7 @@ func Up(ctx context.Context, o Options) error {
 		}
 		nd := filepath.Join(dir, "nodes", name)
 		info := NodeInfo{Name: name, RegistryDir: filepath.Join(nd, "plugins_registry"), PluginsDir: filepath.Join(nd, "plugins"), StateDir: filepath.Join(nd, "kubelet")}
+		info.PodResourcesSocket = filepath.Join(info.StateDir, "pod-resources", "kubelet.sock")
 		for _, d := range []string{info.RegistryDir, info.PluginsDir, info.StateDir} {
 			if err := os.MkdirAll(d, 0o750); err != nil {
 				return err
@@ -170,6 +174,7 @@ func Up(ctx context.Context, o Options) error {
 		args := []string{
 			"--node-name=" + name, "--kubeconfig=" + nodeKubeconfig, "--admin-kubeconfig=" + adminKubeconfig,
 			"--registry-dir=" + info.RegistryDir, "--state-dir=" + info.StateDir,
+			"--pod-resources-socket=" + info.PodResourcesSocket,
 			"--feature-gates=" + strings.Join(controlplane.FeatureGates, ","),
 		}
 		if err := started(controlplane.Start("node-"+name, args, logDir)); err != nil {

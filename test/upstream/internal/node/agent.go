@@ -55,6 +55,9 @@ type Options struct {
 	StateDir string
 	// FeatureGates as on the command line ("A=true,B=false").
 	FeatureGates string
+	// PodResourcesSocket is where the kubelet's pod-resources API v1 is served (the kubelet's
+	// <root-dir>/pod-resources/kubelet.sock); empty: not served.
+	PodResourcesSocket string
 }
 
 // Run runs the agent until ctx ends.
@@ -126,6 +129,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("start DRA manager: %w", err)
 	}
 	defer manager.Stop()
+	if o.PodResourcesSocket != "" {
+		if err := servePodResources(ctx, o.PodResourcesSocket, podLister, activePods, manager); err != nil {
+			return err
+		}
+	}
 
 	// pkg/kubelet/pluginmanager/plugin_manager.go: NewPluginManager(sockDir, recorder), AddHandler, Run —
 	// the kubelet's plugin watcher on the registry dir, with the DRA manager's registration handler
