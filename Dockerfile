@@ -102,4 +102,9 @@ EXPOSE 9400
 
 # Exec form: node is PID 1 and receives SIGTERM itself, so the agent can remove its sockets, flush
 # telemetry and exit within the pod's termination grace period. Same entry as bin/gpulet.js.
-ENTRYPOINT ["node", "dist/src/cli.js"]
+# V8 flags (BENCHMARKS.md, footprint): --max-semi-space-size=2 caps each young-generation semi-space at 2 MiB.
+# By default V8 grows the young generation to ~120 MiB committed under the agent's allocation rate (every
+# sample, scrape and export allocates short-lived objects), most of the agent's RSS; capped, RSS drops by
+# ~100 MiB for more frequent scavenges (a few millicores at a 1 s cadence). The old generation is left to V8's
+# default limit: the live heap is ~35 MiB and a lower limit would only turn a leak into a crash loop.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/src/cli.js"]
