@@ -49,15 +49,27 @@ export function tsxVariant(): AgentVariant {
   return { label: 'tsx src/cli.ts', command: path.join(repoRoot, 'node_modules', '.bin', 'tsx'), nodeArgs: [], args: ['src/cli.ts'], launcher: true };
 }
 
+/** The node flags of the container image: those between `node` and the script in the Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(): string[] {
+  const text = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const entry = [...text.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)].pop()?.[1];
+  if (entry === undefined) return [];
+  const argv = JSON.parse(entry) as string[];
+  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith('--'));
+  return argv.slice(1, script < 0 ? argv.length : script);
+}
+
 /**
- * `node dist/src/cli.js` (this Node), or undefined when `npm run build` has not been run. For comparing builds
- * and V8 flags (BENCHMARKS.md's levers): `BENCH_AGENT_CLI=<path of another build's dist/src/cli.js>` and
- * `BENCH_NODE_FLAGS="--max-semi-space-size=2 ..."` (added before the caller's node flags).
+ * `node <the image's node flags> dist/src/cli.js` (this Node), as the container runs it, or undefined when
+ * `npm run build` has not been run. For comparing builds and V8 flags (BENCHMARKS.md's levers):
+ * `BENCH_AGENT_CLI=<path of another build's dist/src/cli.js>`, and `BENCH_NODE_FLAGS="--max-semi-space-size=1 ..."`
+ * instead of the image's flags (`BENCH_NODE_FLAGS=` for none); added before the caller's node flags.
  */
 export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant | undefined {
   const dist = process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, 'dist', 'src', 'cli.js');
   if (!fs.existsSync(dist)) return undefined;
-  const flags = (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  const given = process.env['BENCH_NODE_FLAGS'];
+  const flags = given === undefined ? imageNodeFlags() : given.split(/\s+/).filter(Boolean);
   const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, dist)}`;
   return { label, command: process.execPath, nodeArgs: [...flags, ...nodeArgs], args: [dist], launcher: false };
 }
