@@ -42,7 +42,12 @@ export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /** One request. */
 export interface KubeRequest {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  /** Absolute API path, e.g. `/apis/resource.k8s.io/v1/resourceslices`; segments already encoded by the caller ({@link pathOf}). */
+  /**
+   * Absolute API path, e.g. `/apis/resource.k8s.io/v1/resourceslices`; names encoded by the caller with
+   * {@link pathOf}. Written as one literal per call (`/apis/<group>/<version>[/namespaces${pathOf(ns)}]/<resource>
+   * [${pathOf(name)}][/<subresource>]`): test/helpers/api-calls.ts reads the calls' verbs and resources from it for
+   * the RBAC tests.
+   */
   readonly path: string;
   /** Query parameters; undefined values are left out. */
   readonly query?: Readonly<Record<string, string | number | boolean | undefined>>;

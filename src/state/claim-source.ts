@@ -128,7 +128,7 @@ export class KubeClaimSource implements ClaimSource {
     try {
       raw = await kubeRequest<RawResourceClaim>(this.conn, {
         method: 'GET',
-        path: `/apis/resource.k8s.io/v1${pathOf('namespaces', namespace, 'resourceclaims', name)}`,
+        path: `/apis/resource.k8s.io/v1/namespaces${pathOf(namespace)}/resourceclaims${pathOf(name)}`,
         timeoutMs: this.timeoutMs,
       });
       if (typeof raw !== 'object' || raw === null) throw new Error('the answer is not an object');

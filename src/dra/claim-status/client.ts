@@ -91,7 +91,7 @@ export function createClaimStatusClient(conn: KubeConnection, fieldManager: stri
       await guarded(`apply status.devices of resourceclaim ${ref.namespace}/${ref.name}`, timeoutMs, () =>
         kubeRequest<unknown>(conn, {
           method: 'PATCH',
-          path: `/apis/resource.k8s.io/v1${pathOf('namespaces', ref.namespace, 'resourceclaims', ref.name, 'status')}`,
+          path: `/apis/resource.k8s.io/v1/namespaces${pathOf(ref.namespace)}/resourceclaims${pathOf(ref.name)}/status`,
           query: { fieldManager, force: true },
           body: applyBody(ref, entries),
           contentType: 'application/apply-patch+yaml',

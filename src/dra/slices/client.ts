@@ -60,8 +60,6 @@ function statusMessage(body: unknown): string {
   return JSON.stringify(body)?.slice(0, 300) ?? 'no body';
 }
 
-const SLICES = '/apis/resource.k8s.io/v1/resourceslices';
-
 /**
  * A {@link SliceClient} over a connection (in-cluster, a kubeconfig file, or the embedded dev server's).
  * Paths: `GET /api/v1/nodes/<name>`, `GET|POST /apis/resource.k8s.io/v1/resourceslices`, `PUT|DELETE
@@ -85,7 +83,7 @@ export function createSliceClient(conn: KubeConnection, timeoutMs = DEFAULT_REQU
       let cont: string | undefined;
       do {
         const page = await guarded(`LIST resourceslices (${fieldSelector})`, timeoutMs, () =>
-          kubeRequest<V1ResourceSliceList>(conn, { method: 'GET', path: SLICES, query: { fieldSelector, limit: 500, continue: cont }, timeoutMs }),
+          kubeRequest<V1ResourceSliceList>(conn, { method: 'GET', path: '/apis/resource.k8s.io/v1/resourceslices', query: { fieldSelector, limit: 500, continue: cont }, timeoutMs }),
         );
         if (!Array.isArray(page.items)) throw new ApiError(`LIST resourceslices (${fieldSelector}): the answer has no items list`);
         out.push(...page.items);
@@ -96,16 +94,16 @@ export function createSliceClient(conn: KubeConnection, timeoutMs = DEFAULT_REQU
       return out.filter((s) => s.spec.nodeName === nodeName && s.spec.driver === driverName);
     },
     create(body) {
-      return guarded(`POST resourceslice ${body.metadata?.generateName ?? ''}*`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'POST', path: SLICES, body, timeoutMs }));
+      return guarded(`POST resourceslice ${body.metadata?.generateName ?? ''}*`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'POST', path: '/apis/resource.k8s.io/v1/resourceslices', body, timeoutMs }));
     },
     replace(body) {
       const name = body.metadata?.name ?? '';
-      return guarded(`PUT resourceslice ${name}`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'PUT', path: `${SLICES}${pathOf(name)}`, body, timeoutMs }));
+      return guarded(`PUT resourceslice ${name}`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'PUT', path: `/apis/resource.k8s.io/v1/resourceslices${pathOf(name)}`, body, timeoutMs }));
     },
     async delete(name, uid) {
       try {
         await guarded(`DELETE resourceslice ${name}`, timeoutMs, () =>
-          kubeRequest<unknown>(conn, { method: 'DELETE', path: `${SLICES}${pathOf(name)}`, body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } }, timeoutMs }),
+          kubeRequest<unknown>(conn, { method: 'DELETE', path: `/apis/resource.k8s.io/v1/resourceslices${pathOf(name)}`, body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } }, timeoutMs }),
         );
       } catch (err) {
         if (httpStatusOf(err) === 404) return;
