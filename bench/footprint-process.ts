@@ -80,8 +80,9 @@ async function measureCadence(v: AgentVariant, probe: boolean, c: Cadence, windo
   const { agent, sink } = owned;
   try {
     const pid = owned.pid;
-    // Settle: the first OTLP export, JIT of the scrape path, and a few samples.
-    await scrapeFor(`${agent.metricsUrl}/metrics`, Math.max(2000, c.otlpMs + 500), c.scrapeMs);
+    // Settle: the first OTLP export (at 1 s; the production window of ≥ 61 s holds its first export instead), JIT
+    // of the scrape path, and a few samples.
+    await scrapeFor(`${agent.metricsUrl}/metrics`, Math.min(Math.max(2000, c.otlpMs + 500), 5000), c.scrapeMs);
     const heap0 = probe ? await heapReading(pid, probeFile) : undefined;
     const p0 = readProc(pid);
     const exports0 = sink.requests();

@@ -1,6 +1,6 @@
 /**
  * Where an agent's CPU goes, from a V8 CPU profile (`node --cpu-prof`; for the soak:
- * `BENCH_NODE_FLAGS="--max-semi-space-size=2 --cpu-prof --cpu-prof-dir=<dir>" npm run bench -- --soak=3m`, the
+ * `BENCH_NODE_FLAGS="--max-semi-space-size=8 --cpu-prof --cpu-prof-dir=<dir>" npm run bench -- --soak=3m`, the
  * profile is written when the agent exits). Self time summed per owner of the code: an npm package
  * (`node_modules/<pkg>`), a gpulet directory (`dist/src/<dir>`), Node's own JavaScript (`node:`), or V8's
  * pseudo-frames (`(garbage collector)`, `(program)`, `(idle)`), in millicores over the profile's span.
