@@ -138,7 +138,12 @@ export async function spawnAgent(
   setup?: (stateDir: string) => void,
 ): Promise<SpawnedAgent> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-start-'));
-  setup?.(dir);
+  try {
+    setup?.(dir);
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const regSocket = path.join(dir, 'plugins_registry', 'gpu.gpulet.dev-reg.sock');
   const args = [...v.nodeArgs, ...v.args, '--state-dir', dir, '--node-name', 'bench-node', '--metrics-address', '127.0.0.1:0', '--sample-interval', '1000', '--log-level', 'info', ...extraArgs];
   const t0 = performance.now();
