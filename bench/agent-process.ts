@@ -49,11 +49,29 @@ export function tsxVariant(): AgentVariant {
   return { label: 'tsx src/cli.ts', command: path.join(repoRoot, 'node_modules', '.bin', 'tsx'), nodeArgs: [], args: ['src/cli.ts'], launcher: true };
 }
 
-/** `node dist/src/cli.js` (this Node), or undefined when `npm run build` has not been run. */
+/** The node flags of the container image: those between `node` and the script in the Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(): string[] {
+  const text = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const entry = [...text.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)].pop()?.[1];
+  if (entry === undefined) return [];
+  const argv = JSON.parse(entry) as string[];
+  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith('--'));
+  return argv.slice(1, script < 0 ? argv.length : script);
+}
+
+/**
+ * `node <the image's node flags> dist/src/cli.js` (this Node), as the container runs it, or undefined when
+ * `npm run build` has not been run. For comparing builds and V8 flags (BENCHMARKS.md's levers):
+ * `BENCH_AGENT_CLI=<path of another build's dist/src/cli.js>`, and `BENCH_NODE_FLAGS="--max-semi-space-size=1 ..."`
+ * instead of the image's flags (`BENCH_NODE_FLAGS=` for none); added before the caller's node flags.
+ */
 export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant | undefined {
-  const dist = path.join(repoRoot, 'dist', 'src', 'cli.js');
+  const dist = process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, 'dist', 'src', 'cli.js');
   if (!fs.existsSync(dist)) return undefined;
-  return { label: 'node dist/src/cli.js', command: process.execPath, nodeArgs, args: [dist], launcher: false };
+  const given = process.env['BENCH_NODE_FLAGS'];
+  const flags = given === undefined ? imageNodeFlags() : given.split(/\s+/).filter(Boolean);
+  const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, dist)}`;
+  return { label, command: process.execPath, nodeArgs: [...flags, ...nodeArgs], args: [dist], launcher: false };
 }
 
 /** Environment without gpulet/OTel/Kubernetes settings (flags decide), with this Node first on PATH so tsx
@@ -110,10 +128,22 @@ function stopChild(child: ChildProcess, ms: number): Promise<number> {
 
 /**
  * Spawn the agent with `extraArgs` (after the defaults: sampling 1 Hz, log level info) and wait until ready.
+ * `setup` runs on the fresh state dir before the spawn (e.g. to write the mock's MIG state file).
  * @throws Error with the last 20 log lines when it exits or is not ready within 30 s (it is then stopped)
  */
-export async function spawnAgent(v: AgentVariant, extraArgs: readonly string[] = [], extraEnv: Readonly<Record<string, string>> = {}): Promise<SpawnedAgent> {
+export async function spawnAgent(
+  v: AgentVariant,
+  extraArgs: readonly string[] = [],
+  extraEnv: Readonly<Record<string, string>> = {},
+  setup?: (stateDir: string) => void,
+): Promise<SpawnedAgent> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulet-bench-start-'));
+  try {
+    setup?.(dir);
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const regSocket = path.join(dir, 'plugins_registry', 'gpu.gpulet.dev-reg.sock');
   const args = [...v.nodeArgs, ...v.args, '--state-dir', dir, '--node-name', 'bench-node', '--metrics-address', '127.0.0.1:0', '--sample-interval', '1000', '--log-level', 'info', ...extraArgs];
   const t0 = performance.now();

@@ -13,6 +13,7 @@
  */
 import type { ClaimRef } from '../src/model/types.js';
 import { startBenchAgent, type BenchAgent } from './agent.js';
+import { clientKubeConfig } from '../dev/embedded.js';
 import { createAllocatedClaims } from './claims.js';
 import { measureWriteFloor } from './floor.js';
 import { fmtMs, fmtP50P99, summarize, type Summary } from './stats.js';
@@ -25,7 +26,7 @@ const STATIC_DEVICE = 'gpu-7-mig-1g10gb-19-0';
 /** Prepare then unprepare each claim of `device`; the prepare and unprepare times after the warm-up rounds, ms. */
 async function rounds(env: BenchAgent, device: string, count: number): Promise<{ prepare: Summary; unprepare: Summary }> {
   const plans = Array.from({ length: count + WARMUP }, (_, i) => ({ namespace: 'default', name: `bench-mig-${i}`, devices: [device] }));
-  const refs: ClaimRef[] = await createAllocatedClaims(env.agent.kubeConfig, env.config.driverName, env.config.nodeName, plans);
+  const refs: ClaimRef[] = await createAllocatedClaims(clientKubeConfig(env.agent), env.config.driverName, env.config.nodeName, plans);
   const prepare: number[] = [];
   const unprepare: number[] = [];
   for (const [i, ref] of refs.entries()) {

@@ -14,6 +14,7 @@ import { allocatableDevices } from '../src/model/devices.js';
 import type { ClaimRef } from '../src/model/types.js';
 import { KubeClaimSource } from '../src/state/claim-source.js';
 import type { BenchAgent } from './agent.js';
+import { clientKubeConfig } from '../dev/embedded.js';
 import { createAllocatedClaims, type ClaimPlan } from './claims.js';
 import { measureWriteFloor } from './floor.js';
 import { fmtMs, fmtP50P99, summarize, timeAsync, type Summary } from './stats.js';
@@ -82,7 +83,7 @@ export async function benchPrepare(env: BenchAgent, opts: BenchOptions): Promise
     Array.from({ length: rounds + WARMUP }, (_, i) => ({ namespace: 'default', name: `bench-${k}dev-${i}`, devices: names.slice(0, k) })),
   );
   if (names.length < 8) throw new Error(`the mock machine has ${names.length} allocatable devices; the benchmark needs 8`);
-  const refs = await createAllocatedClaims(env.agent.kubeConfig, env.config.driverName, env.config.nodeName, plans);
+  const refs = await createAllocatedClaims(clientKubeConfig(env.agent), env.config.driverName, env.config.nodeName, plans);
 
   const floorBefore = await measureWriteFloor(env.dir, rounds, 3);
   const results = new Map<number, { prepare: Summary; unprepare: Summary }>();

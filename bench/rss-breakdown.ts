@@ -34,12 +34,14 @@ function groups(): { label: string; imports: string[] }[] {
   const main = path.join(repoRoot, 'dist', 'src', 'main.js');
   const out = [
     { label: 'bare Node', imports: [] as string[] },
-    { label: '@kubernetes/client-node', imports: ['@kubernetes/client-node'] },
+    { label: '@kubernetes/client-node (no longer loaded by the agent)', imports: ['@kubernetes/client-node'] },
     { label: 'OTel SDK + Prometheus exporter', imports: ['@opentelemetry/sdk-metrics', '@opentelemetry/exporter-prometheus', '@opentelemetry/resources'] },
-    { label: 'OTel OTLP gRPC exporter (+grpc-js)', imports: ['@opentelemetry/exporter-metrics-otlp-grpc'] },
+    { label: 'OTel OTLP gRPC exporter (+grpc-js; loaded only with an OTLP endpoint)', imports: ['@opentelemetry/exporter-metrics-otlp-grpc'] },
     { label: '@grpc/grpc-js + proto-loader', imports: ['@grpc/grpc-js', '@grpc/proto-loader'] },
     { label: 'pino, zod, yaml, commander, systeminformation', imports: ['pino', 'zod', 'yaml', 'commander', 'systeminformation'] },
   ];
+  const lean = path.join(repoRoot, 'dist', 'src', 'k8s', 'kubeconfig.js');
+  if (fs.existsSync(lean)) out.push({ label: "gpulet's own Kubernetes client (dist/src/k8s: node:https + yaml)", imports: [pathToFileURL(lean).href] });
   if (fs.existsSync(main)) out.push({ label: 'whole agent module graph (dist/src/main.js)', imports: [pathToFileURL(main).href] });
   return out;
 }

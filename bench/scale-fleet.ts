@@ -2,13 +2,16 @@
  * The simulated fleet of the scale benchmark: N real `SlicePublisher`s (src/dra/slices/publisher.ts), one per
  * simulated node, each with the inventory of an 8 × H100 80GB machine (no MIG) built by `buildMockInventory`
  * for its own node name (so every node's UUIDs, serials differ), all talking to ONE embedded API server
- * (dev/apiserver/server.ts) through @kubernetes/client-node. Also a process memory sampler.
+ * (dev/apiserver/server.ts) through the agent's own client (src/k8s/kubeconfig.ts + rest.ts, one connection
+ * pool shared by every publisher); the harness's own LIST through @kubernetes/client-node. Also a process
+ * memory sampler.
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { KubeConfig, ResourceV1Api, type V1ResourceSlice } from '@kubernetes/client-node';
 import { startApiServer, type EmbeddedApiServer } from '../dev/apiserver/server.js';
 import { SlicePublisher } from '../src/dra/slices/publisher.js';
+import { loadKubeConfig } from '../src/k8s/kubeconfig.js';
 import { planReconcile } from '../src/dra/slices/plan.js';
 import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { buildMockInventory, type GpuSpec, type MachineSpec } from '../src/gpu/mock/index.js';
@@ -77,13 +80,14 @@ export interface Fleet {
 export async function createFleet(count: number): Promise<Fleet> {
   const names = Array.from({ length: count }, (_, i) => simNodeName(i));
   const server = await startApiServer({ nodes: names });
+  const conn = await loadKubeConfig({ mode: 'yaml', yaml: server.kubeconfig() });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromString(server.kubeconfig());
   const logger = silentLogger();
   const nodes: SimNode[] = names.map((name) => ({
     name,
     inventory: buildMockInventory(SCALE_MACHINE, name),
-    publisher: new SlicePublisher({ kubeConfig, driverName: SCALE_DRIVER, nodeName: name, poolName: poolNameOf(name), logger }),
+    publisher: new SlicePublisher({ kubeConfig: conn, driverName: SCALE_DRIVER, nodeName: name, poolName: poolNameOf(name), logger }),
   }));
   const nodeUid = (name: string): string | undefined => server.get('v1', 'Node', undefined, name)?.metadata.uid;
   return {

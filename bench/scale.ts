@@ -48,18 +48,18 @@ function reqs(fleet: Fleet, p: Phase): ReturnType<typeof countRequests> {
  * @throws when the server cannot start or a publisher rejects `whenSynced()` (a bug: the inventories are valid)
  */
 export async function benchScale(opts: BenchOptions): Promise<Row[]> {
-  const count = opts.long ? SCALE_NODES.long : SCALE_NODES.default;
-  const outageMs = opts.long ? SCALE_OUTAGE_MS.long : SCALE_OUTAGE_MS.default;
+  const count = opts.scaleNodes ?? (opts.long ? SCALE_NODES.long : SCALE_NODES.default);
+  const outageMs = opts.long || count >= SCALE_NODES.long ? SCALE_OUTAGE_MS.long : SCALE_OUTAGE_MS.default;
   const rounds = 3; // "a few times over a short window"
   const gapMs = 500;
   const backoff = `${DEFAULT_BACKOFF.initialMs} ms → ${DEFAULT_BACKOFF.maxMs / 1000} s cap, ×2, full jitter`;
   opts.print(
     `[scale] method: ${count} SlicePublishers (${SCALE_MACHINE.gpus.length} × h100-80gb, no MIG, buildMockInventory per ` +
-      `node name) in this process against one embedded API server over @kubernetes/client-node (one shared ` +
-      `KubeConfig: undici's global pool, loopback HTTP); requests counted from the server's log by timestamp; ` +
+      `node name) in this process against one embedded API server over the agent's own client (src/k8s/rest.ts; one ` +
+      `shared connection, i.e. one keep-alive http.Agent pool, loopback HTTP); requests counted from the server's log by timestamp; ` +
       `steady state = ${rounds} rounds of update() with a rebuilt equal inventory on every node ${gapMs} ms apart ` +
       `(writes extrapolated to per minute); one change = GPU 3 memory −1 GiB on one node; outage = HTTP 500 on ` +
-      `every /resourceslices request for ${outageMs / 1000} s (${opts.long ? '--long' : 'default; --long: 30 s'}) ` +
+      `every /resourceslices request for ${outageMs / 1000} s (${outageMs === SCALE_OUTAGE_MS.long ? '--long or ≥ 1,000 nodes' : 'default; --long: 30 s'}) ` +
       `while every node's GPU 0 memory changes; backoff ${backoff}; RSS sampled every 200 ms`,
   );
   const heapBefore = retainedHeapBytes();

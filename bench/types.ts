@@ -18,6 +18,8 @@ export interface BenchOptions {
   readonly long: boolean;
   /** Print one line (method, intermediate figures). */
   readonly print: (line: string) => void;
+  /** `--scale-nodes=N`: simulated nodes of the scale benchmark (default 200, `--long` 1,000). */
+  readonly scaleNodes?: number;
 }
 
 /** `figure / limit` as `0.34× goal` (below 1 = within the goal). */

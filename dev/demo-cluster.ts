@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, VersionApi, type KubeConfig, type KubernetesObject, type V1Pod,
+  ApiException, CoreV1Api, KubernetesObjectApi, ResourceV1Api, VersionApi, KubeConfig, type KubernetesObject, type V1Pod,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -98,11 +98,14 @@ export async function clusterDemo(dir: string): Promise<void> {
   ]);
 
   step(`start gpulet as ${node.name}'s DRA driver (mock dgx-h100) on the upstream cluster of ${dir}`);
+  // The demo's own client (client-node); the agent reads the same kubeconfig through src/k8s/kubeconfig.ts.
+  const adminKc = new KubeConfig();
+  adminKc.loadFromFile(cluster.kubeconfig);
   let agent: Agent | undefined;
   const created: KubernetesObject[] = [];
   try {
     agent = await startAgent(config, createLogger(config.logLevel));
-    const kc: KubeConfig = agent.kubeConfig;
+    const kc = adminKc;
     const version = await kc.makeApiClient(VersionApi).getCode().catch((err: unknown) => {
       throw new Error(`the cluster of ${dir} does not answer at ${cluster.server}: is \`npm run cluster\` running? (${err instanceof Error ? err.message : String(err)})`, { cause: err });
     });
@@ -199,7 +202,7 @@ export async function clusterDemo(dir: string): Promise<void> {
     done(`The cluster keeps running: kubectl --kubeconfig ${cluster.kubeconfig} get resourceslices,deviceclasses`);
   } finally {
     if (agent !== undefined) {
-      const objects = KubernetesObjectApi.makeApiClient(agent.kubeConfig);
+      const objects = KubernetesObjectApi.makeApiClient(adminKc);
       for (const obj of created.reverse()) await objects.delete(obj).catch(() => undefined);
       await agent.stop();
     }

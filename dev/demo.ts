@@ -19,7 +19,7 @@ import { createLogger } from '../src/log.js';
 import { startAgent } from '../src/main.js';
 import { clusterDemo, DEFAULT_CLUSTER_DIR } from './demo-cluster.js';
 import { done, indent, printMetrics, printSlices, step } from './demo-print.js';
-import { embeddedApiProvider } from './embedded.js';
+import { clientKubeConfig, embeddedApiProvider } from './embedded.js';
 import { KubeletSimulator } from './kubelet/simulator.js';
 
 /** The simulated flow: embedded API server, scheduler's allocation written by hand, KubeletSimulator. */
@@ -46,8 +46,8 @@ async function simulatedDemo(): Promise<void> {
 
     step('ResourceSlices published for the node (kubectl get resourceslices)');
     await agent.publisher.whenSynced();
-    await printSlices(agent.kubeConfig, config.nodeName);
-    const api = agent.kubeConfig.makeApiClient(ResourceV1Api);
+    await printSlices(clientKubeConfig(agent), config.nodeName);
+    const api = clientKubeConfig(agent).makeApiClient(ResourceV1Api);
 
     step('user: a ResourceClaim for two GPUs; scheduler: allocate gpu-0 and gpu-1, reserve for pod trainer');
     const podUid = randomUUID();

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import type { Config } from '../src/config.js';
 import type { EmbeddedApi, EmbeddedApiProvider } from '../src/k8s/embedded-api.js';
@@ -56,3 +57,15 @@ export async function startEmbeddedApi(
 
 /** {@link startEmbeddedApi} as the agent takes it: `startAgent(config, logger, { embeddedApi })`, `runCli`. */
 export const embeddedApiProvider: EmbeddedApiProvider = { start: startEmbeddedApi };
+
+/**
+ * A @kubernetes/client-node `KubeConfig` for an agent's embedded API server, for tools and tests that want
+ * client-node's generated APIs (the agent itself talks to the API server through src/k8s/rest.ts).
+ * @throws Error when the agent runs without an embedded API server
+ */
+export function clientKubeConfig(agent: { readonly apiServer: { readonly kubeconfigPath: string } | undefined }): KubeConfig {
+  if (agent.apiServer === undefined) throw new Error('the agent has no embedded API server (--kube-api=embedded)');
+  const kc = new KubeConfig();
+  kc.loadFromFile(agent.apiServer.kubeconfigPath);
+  return kc;
+}

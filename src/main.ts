@@ -6,7 +6,6 @@
  * (checkpoint) → ResourceSlice publisher → telemetry (/metrics, /healthz, /readyz, OTLP) → claim status
  * writer → kubelet plugin (registration last, so the kubelet only sees a plugin that can serve).
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { createBackend } from './gpu/backend.js';
 import { initBackend } from './gpu/wait-for-driver.js';
@@ -18,6 +17,7 @@ import { errorMessage } from './errors.js';
 import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import { PodResourcesWatcher } from './k8s/pod-resources.js';
+import type { KubeConnection } from './k8s/rest.js';
 import type { Logger } from './log.js';
 import { SlicePublisher } from './dra/slices/publisher.js';
 import { taintsByUuid } from './dra/slices/taints.js';
@@ -56,7 +56,8 @@ export interface Agent {
   readonly publisher: SlicePublisher;
   readonly telemetry: Telemetry;
   readonly plugin: KubeletPlugin;
-  readonly kubeConfig: KubeConfig;
+  /** The agent's connection to the API server (src/k8s/kubeconfig.ts). */
+  readonly kubeConfig: KubeConnection;
   /** Embedded API server, when `config.kubeApi === 'embedded'`. */
   readonly apiServer: { readonly url: string; readonly kubeconfigPath: string } | undefined;
   stop(): Promise<void>;
@@ -154,17 +155,17 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     });
 
     let apiServer: Agent['apiServer'];
-    let kubeConfig: KubeConfig;
+    let kubeConfig: KubeConnection;
     if (embeddedApi !== undefined) {
       const embedded = await embeddedApi.start(config, logger.child({ component: 'embedded-apiserver' }));
       stops.push({ name: 'embedded-apiserver', stop: () => embedded.close() });
       apiServer = { url: embedded.url, kubeconfigPath: embedded.kubeconfigPath };
-      kubeConfig = loadKubeConfig({ mode: 'yaml', yaml: embedded.kubeconfig() });
+      kubeConfig = await loadKubeConfig({ mode: 'yaml', yaml: embedded.kubeconfig() });
       logger.info({ url: embedded.url, kubeconfig: embedded.kubeconfigPath }, 'embedded API server listening');
     } else if (config.kubeApi === 'in-cluster') {
-      kubeConfig = loadKubeConfig({ mode: 'in-cluster' });
+      kubeConfig = await loadKubeConfig({ mode: 'in-cluster' });
     } else {
-      kubeConfig = loadKubeConfig({ mode: 'kubeconfig', path: config.kubeconfig ?? '' });
+      kubeConfig = await loadKubeConfig({ mode: 'kubeconfig', path: config.kubeconfig ?? '' });
     }
 
     const claimSource = new KubeClaimSource(kubeConfig);

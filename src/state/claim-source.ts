@@ -8,7 +8,7 @@
  * by {@link claimFromApi} (`parseClaimRef`, src/model/claim-ref.ts), and carried as a {@link ClaimRef}
  * afterwards. Its `status` stays `unknown`: `allocation.ts` validates it field by field.
  */
-import { ApiException, ResourceV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { kubeRequest, KubeStatusError, pathOf, type KubeConnection } from '../k8s/rest.js';
 import { parseClaimRef } from '../model/claim-ref.js';
 import type { ClaimRef } from '../model/types.js';
 import { ApiError, errorMessage, InvalidClaimError, quoteBounded } from '../errors.js';
@@ -105,14 +105,19 @@ export const LIST_PAGE_SIZE = 500;
 /** Upper bound on pages of one list, so a server that keeps answering `continue` cannot loop us forever. */
 export const LIST_MAX_PAGES = 1000;
 
-/** `ClaimSource` backed by the Kubernetes API (`ResourceV1Api.readNamespacedResourceClaim`). */
-export class KubeClaimSource implements ClaimSource {
-  private readonly api: ResourceV1Api;
+/** Bound of one claim GET or LIST page, ms. */
+export const CLAIM_REQUEST_TIMEOUT_MS = 30_000;
 
-  /** @param kubeConfig a loaded KubeConfig (in-cluster, file, or the embedded dev server's). */
-  constructor(kubeConfig: KubeConfig) {
-    this.api = kubeConfig.makeApiClient(ResourceV1Api);
-  }
+/** `ClaimSource` backed by the Kubernetes API (`GET /apis/resource.k8s.io/v1/namespaces/<ns>/resourceclaims/<name>`, src/k8s/rest.ts). */
+export class KubeClaimSource implements ClaimSource {
+  /**
+   * @param conn where the API server is (src/k8s/kubeconfig.ts's, or a client-node `KubeConfig`)
+   * @param timeoutMs bound of each request
+   */
+  constructor(
+    private readonly conn: KubeConnection,
+    private readonly timeoutMs = CLAIM_REQUEST_TIMEOUT_MS,
+  ) {}
 
   /**
    * GET the claim and check it ({@link claimFromApi}).
@@ -121,7 +126,12 @@ export class KubeClaimSource implements ClaimSource {
   async get(namespace: string, name: string): Promise<ApiClaim> {
     let raw: RawResourceClaim;
     try {
-      raw = await this.api.readNamespacedResourceClaim({ name, namespace });
+      raw = await kubeRequest<RawResourceClaim>(this.conn, {
+        method: 'GET',
+        path: `/apis/resource.k8s.io/v1/namespaces${pathOf(namespace)}/resourceclaims${pathOf(name)}`,
+        timeoutMs: this.timeoutMs,
+      });
+      if (typeof raw !== 'object' || raw === null) throw new Error('the answer is not an object');
     } catch (err) {
       throw toApiError(err, `resourceclaim ${namespace}/${name}`);
     }
@@ -139,14 +149,20 @@ export class KubeClaimSource implements ClaimSource {
   async *listPages(): AsyncGenerator<ClaimList, void, undefined> {
     let token: string | undefined;
     for (let page = 0; page < LIST_MAX_PAGES; page++) {
-      let res;
+      let res: { metadata?: { continue?: string }; items?: unknown };
       try {
-        res = await this.api.listResourceClaimForAllNamespaces({ limit: LIST_PAGE_SIZE, ...(token ? { _continue: token } : {}) });
+        res = await kubeRequest<typeof res>(this.conn, {
+          method: 'GET',
+          path: '/apis/resource.k8s.io/v1/resourceclaims',
+          query: { limit: LIST_PAGE_SIZE, continue: token || undefined },
+          timeoutMs: this.timeoutMs,
+        });
       } catch (err) {
         throw toApiError(err, 'resourceclaims (all namespaces)', 'list');
       }
-      token = res.metadata?._continue;
-      yield claimsFromApi(res.items);
+      if (typeof res !== 'object' || res === null || !Array.isArray(res.items)) throw new ApiError('listing resourceclaims: the answer has no items list; retryable');
+      token = res.metadata?.continue;
+      yield claimsFromApi(res.items as RawResourceClaim[]);
       if (!token) return;
     }
     throw new ApiError(`listing resourceclaims did not end after ${LIST_MAX_PAGES} pages; retryable`);
@@ -154,13 +170,13 @@ export class KubeClaimSource implements ClaimSource {
 }
 
 /**
- * Map an error of @kubernetes/client-node to an `ApiError` that says what to do:
+ * Map an error of src/k8s/rest.ts (`KubeStatusError`: the server answered; any other: it could not be reached) to an `ApiError` that says what to do:
  * 404 → "not found"; 401/403 → RBAC hint; 5xx and 429 → retryable; no HTTP status → unreachable, retryable.
  */
 export function toApiError(err: unknown, what: string, verb: 'get' | 'list' = 'get'): ApiError {
-  if (err instanceof ApiException) {
-    const code = (err as ApiException<unknown>).code;
-    const detail = statusMessage((err as ApiException<unknown>).body);
+  if (err instanceof KubeStatusError) {
+    const code = err.code;
+    const detail = statusMessage(err.body);
     const suffix = detail ? `: ${detail}` : '';
     if (code === 404) return new ApiError(`${what} not found (HTTP 404)${suffix}`, 404, { cause: err });
     if (code === 401 || code === 403) {

@@ -4,13 +4,14 @@
  *   `/metrics` together with the dcgm-exporter-compatible series (when `dcgmCompat`), `/healthz`, `/readyz`;
  * - OTLP gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`) in a PeriodicExportingMetricReader, when an
  *   endpoint is given (src/config.ts resolves `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_METRIC_EXPORT_INTERVAL`).
+ *   Imported only then (dynamic `import()`): the exporter brings @grpc/grpc-js and protobufjs, ~37 MiB of RSS
+ *   a node without a collector never uses (BENCHMARKS.md, footprint).
  * The Resource merges the SDK defaults (`telemetry.sdk.*`), `OTEL_RESOURCE_ATTRIBUTES` / `OTEL_SERVICE_NAME`
  * (the SDK's env detector) and ours, ours winning: `service.name` "gpulet", `service.version`,
  * `k8s.node.name`, and the caller's `host.*` attributes.
  * The same meter carries the DRA operation metrics (dra-metrics.ts): the kubelet plugin reports its calls to
  * `Telemetry.dra`, and `/metrics` gives them NVIDIA-like Prometheus names (rename.ts).
  */
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
@@ -199,6 +200,7 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   if (opts.otlp !== undefined) {
     const intervalMs = checkOption('otlpExportIntervalMs', opts.otlp.intervalMs ?? OPTION_BOUNDS.otlpExportIntervalMs.default);
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
+    const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
     const exporter = filteringExporter(otlp, () => observed(), () => accounting.delivered('otlp'));
     readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceV1Api } from '@kubernetes/client-node';
+import { clientKubeConfig } from '../../dev/embedded.js';
 import { buildResourceSlices } from '../../src/dra/slices/build.js';
 import { buildMockInventory, machineSpecByName } from '../../src/gpu/mock/index.js';
 import { allocatedClaim, NODE, removeDir, scrape, startHarness, tempDir, type Harness } from '../helpers/agent.js';
@@ -33,7 +34,7 @@ describe('the agent on the NVML backend (fake library)', () => {
   it('publishes the same devices (names, attributes, capacities) as the mock backend would', async () => {
     const harness = h!;
     expect(harness.agent.backend.kind).toBe('nvml');
-    const api = harness.agent.kubeConfig.makeApiClient(ResourceV1Api);
+    const api = clientKubeConfig(harness.agent).makeApiClient(ResourceV1Api);
     const slices = (await api.listResourceSlice({ fieldSelector: `spec.nodeName=${NODE}` })).items;
     const published = slices.flatMap((s) => s.spec.devices ?? []).sort((a, b) => a.name.localeCompare(b.name));
     const expected = buildResourceSlices({

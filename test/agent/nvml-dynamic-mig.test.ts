@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceV1Api } from '@kubernetes/client-node';
+import { clientKubeConfig } from '../../dev/embedded.js';
 import { buildMockInventory, GPU_MODELS, migProfilesByProductName } from '../../src/gpu/mock/index.js';
 import { migDeviceName } from '../../src/model/devices.js';
 import { NODE, removeDir, startHarness, tempDir, type Harness } from '../helpers/agent.js';
@@ -45,7 +46,7 @@ describe('the agent on the NVML backend with --mig-mode dynamic', () => {
   it("publishes one device per profile and possible placement of NVML's table (the catalogue has none for this board)", async () => {
     expect(migProfilesByProductName(PRODUCT)).toBeUndefined();
     const harness = h!;
-    const api = harness.agent.kubeConfig.makeApiClient(ResourceV1Api);
+    const api = clientKubeConfig(harness.agent).makeApiClient(ResourceV1Api);
     const slices = (await api.listResourceSlice({ fieldSelector: `spec.nodeName=${NODE}` })).items;
     const names = slices.flatMap((s) => s.spec.devices ?? []).map((d) => d.name).sort();
     const expected = H100.flatMap((p) =>

@@ -157,7 +157,10 @@ describe('Dockerfile', () => {
     const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
     const argv = JSON.parse(entry!.args) as string[];
     expect(argv[0]).toBe('node');
-    const script = argv[1]!;
+    // node's own flags (V8 heap sizing) come before the script; nothing after it but the agent's arguments.
+    const flags = argv.slice(1, argv.findIndex((a, i) => i > 0 && !a.startsWith('--')));
+    expect(flags.every((f) => /^--[a-z-]+(=\S+)?$/.test(f)), flags.join(' ')).toBe(true);
+    const script = argv[1 + flags.length]!;
     const binFile = path.join(REPO_ROOT, Object.values(pkg.bin)[0]!);
     const imported = /import\(['"]([^'"]+)['"]\)/.exec(readFileSync(binFile, 'utf8'))?.[1];
     expect(path.normalize(path.join(path.dirname(Object.values(pkg.bin)[0]!), imported!))).toBe(path.normalize(script));
@@ -193,7 +196,7 @@ describe('Dockerfile', () => {
     expect(listed.filter((f) => !f.startsWith('src/'))).toEqual([]);
     // What the entry point loads at run time, dynamic imports included.
     const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
-    const script = (JSON.parse(entry!.args) as string[])[1]!; // dist/src/cli.js
+    const script = (JSON.parse(entry!.args) as string[]).slice(1).find((a) => !a.startsWith('--'))!; // dist/src/cli.js
     const graph = moduleGraph(script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
     expect(graph.unresolved).toEqual([]);
     expect(graph.files).toContain('src/main.ts');

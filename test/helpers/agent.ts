@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CoreV1Api, ResourceV1Api, type ResourceV1ResourceClaim, type V1DeviceAllocationConfiguration } from '@kubernetes/client-node';
 import type { EmbeddedApiServer, RequestRecord } from '../../dev/apiserver/server.js';
-import { embeddedApiProvider } from '../../dev/embedded.js';
+import { clientKubeConfig, embeddedApiProvider } from '../../dev/embedded.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { DraApiVersion } from '../../src/dra/kubelet/grpc-protos.js';
@@ -104,8 +104,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   }
   return {
     dir, config, agent, kubelet, stop,
-    api: agent.kubeConfig.makeApiClient(ResourceV1Api),
-    core: agent.kubeConfig.makeApiClient(CoreV1Api),
+    api: clientKubeConfig(agent).makeApiClient(ResourceV1Api),
+    core: clientKubeConfig(agent).makeApiClient(CoreV1Api),
   };
 }
 

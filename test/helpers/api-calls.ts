@@ -1,6 +1,8 @@
 /**
- * The Kubernetes API calls the agent makes, found by scanning src/: every `@kubernetes/client-node` API method
- * called (checked against the real ResourceV1Api/CoreV1Api/... prototypes, so only real API methods count),
+ * The Kubernetes API calls the agent makes, found by scanning src/: every request of src/k8s/rest.ts
+ * (`kubeRequest(conn, { method, path })`: the verb from the HTTP method and whether the path names an object,
+ * the group and resource from the path literal), every `@kubernetes/client-node` API method called (checked
+ * against the real ResourceV1Api/CoreV1Api/... prototypes, so only real API methods count),
  * the authorization checks the API server adds to some of them, and watch/informer paths. Used by the RBAC tests: every call is granted, every grant is called.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -52,7 +54,21 @@ function tsFiles(dir: string): string[] {
   });
 }
 
-/** `<verb> <group>/<resource>` → files, for every client-node API method called in src/, and watch paths. */
+/**
+ * `<verb> <group>/<resource>` of one rest.ts request: `GET` of a named object = get, of a collection = list;
+ * POST create, PUT update, PATCH patch, DELETE delete (of a collection: deletecollection). Undefined when the
+ * path is not `/api/<v>/...` or `/apis/<group>/<v>/...`.
+ */
+export function restCall(method: string, p: string): string | undefined {
+  const m = /^\/(?:api|apis\/([a-z0-9.-]+))\/v[0-9a-z]+(?:\/namespaces(?:\$\{[^}]*\}|\/[^/]+))?\/([a-z]+)(\$\{[^}]*\}|\/[^/$]+)?(?:\/([a-z]+))?$/.exec(p);
+  if (m === null) return undefined;
+  const named = m[3] !== undefined;
+  const verb = { GET: named ? 'get' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: named ? 'delete' : 'deletecollection' }[method];
+  if (verb === undefined) return undefined;
+  return `${verb} ${m[1] ?? ''}/${m[2]!}${m[4] === undefined ? '' : `/${m[4]}`}`;
+}
+
+/** `<verb> <group>/<resource>` → files, for every rest.ts request and client-node API method called in src/, and watch paths. */
 export function callsInSrc(): Map<string, string[]> {
   const calls = new Map<string, string[]>();
   const add = (key: string, file: string) => calls.set(key, [...(calls.get(key) ?? []), path.relative(REPO_ROOT, file)]);
@@ -68,6 +84,14 @@ export function callsInSrc(): Map<string, string[]> {
         add(`${verb} ${group}/${resource}`, file);
         for (const implied of impliedChecks(verb, `${group}/${resource}`)) add(implied, file);
       }
+    }
+    // src/k8s/rest.ts requests: `kubeRequest<T>(conn, { method: 'GET', path: `/apis/<group>/<v>/...` ... })`.
+    for (const m of text.matchAll(/kubeRequest\b[\s\S]{0,200}?method:\s*'([A-Z]+)'[\s\S]{0,120}?path:\s*[`'](\/[^`']*)[`']/g)) {
+      const call = restCall(m[1]!, m[2]!);
+      if (call === undefined) throw new Error(`${path.relative(REPO_ROOT, file)}: cannot read the API call of ${m[0].slice(0, 200)}`);
+      add(call, file);
+      const [verb, key] = call.split(' ') as [string, string];
+      for (const implied of impliedChecks(verb, key)) add(implied, file);
     }
     // Watches and informers take a path: '/apis/<group>/<version>/[namespaces/x/]<resource>'.
     if (/\bWatch\b|makeInformer/.test(text)) {

@@ -50,7 +50,7 @@ const claimPath = (ns: string, name: string) => `/apis/resource.k8s.io/v1/namesp
 
 describe('periodic clean-up of claims the API server no longer has', () => {
   it('unprepares a deleted claim in the first round, keeps every claim through an outage, converges after', async () => {
-    const source = new KubeClaimSource(loadKubeConfig({ mode: 'yaml', yaml: server.kubeconfig() }));
+    const source = new KubeClaimSource(await loadKubeConfig({ mode: 'yaml', yaml: server.kubeconfig() }));
     const { store, preparer, recovery } = claimState({
       driverName: 'gpu.gpulet.dev', poolName: NODE, inventory: () => inventory, claimSource: source,
       cdiDir: join(dir, 'cdi'), checkpointPath: join(dir, 'checkpoint.json'), logger: silentLogger(),

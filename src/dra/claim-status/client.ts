@@ -1,5 +1,5 @@
 /**
- * The one API call of the claim status writer, over @kubernetes/client-node, behind a small interface so the
+ * The one API call of the claim status writer, over src/k8s/rest.ts, behind a small interface so the
  * writer can be driven by a fake:
  * - PATCH resource.k8s.io/v1 namespaces/<ns>/resourceclaims/<name>/status with `Content-Type: application/apply-patch+yaml` (server-side
  *   apply, `patchNamespacedResourceClaimStatus`, `fieldManager` = the driver name, `force=true`): the
@@ -18,7 +18,7 @@
  * Every failure becomes an {@link ApiError} with the HTTP status (when the server answered); every call is
  * bounded in time.
  */
-import { ApiException, PatchStrategy, ResourceV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { kubeRequest, KubeStatusError, pathOf, type KubeConnection } from '../../k8s/rest.js';
 import { ApiError, errorMessage } from '../../errors.js';
 import type { ClaimRef } from '../../model/types.js';
 import { withTimeout } from '../../util/timeout.js';
@@ -58,14 +58,14 @@ async function guarded<T>(what: string, timeoutMs: number, call: () => Promise<T
     });
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    const status = err instanceof ApiException ? err.code : undefined;
+    const status = err instanceof KubeStatusError ? err.code : undefined;
     throw new ApiError(`${what} failed${status === undefined ? '' : ` (HTTP ${status})`}: ${detailOf(err)}`, status, { cause: err });
   }
 }
 
 /** The `message` of a Kubernetes Status body (bounded), or the error's message. */
 function detailOf(err: unknown): string {
-  if (!(err instanceof ApiException)) return errorMessage(err);
+  if (!(err instanceof KubeStatusError)) return errorMessage(err);
   const raw: unknown = err.body;
   let body: unknown = raw;
   if (typeof raw === 'string') {
@@ -80,18 +80,23 @@ function detailOf(err: unknown): string {
 }
 
 /**
- * A {@link ClaimStatusClient} over a KubeConfig (in-cluster, a kubeconfig file, or the embedded dev server's).
+ * A {@link ClaimStatusClient} over a connection (in-cluster, a kubeconfig file, or the embedded dev server's, or
+ * a client-node `KubeConfig`): `PATCH /apis/resource.k8s.io/v1/namespaces/<ns>/resourceclaims/<name>/status
+ * ?fieldManager=<driver>&force=true` with `Content-Type: application/apply-patch+yaml` (a JSON body is YAML).
  * @param fieldManager the server-side apply field manager: the driver name
  */
-export function createClaimStatusClient(kubeConfig: KubeConfig, fieldManager: string, timeoutMs = STATUS_REQUEST_TIMEOUT_MS): ClaimStatusClient {
-  const api = kubeConfig.makeApiClient(ResourceV1Api);
+export function createClaimStatusClient(conn: KubeConnection, fieldManager: string, timeoutMs = STATUS_REQUEST_TIMEOUT_MS): ClaimStatusClient {
   return {
     async apply(ref, entries) {
       await guarded(`apply status.devices of resourceclaim ${ref.namespace}/${ref.name}`, timeoutMs, () =>
-        api.patchNamespacedResourceClaimStatus(
-          { name: ref.name, namespace: ref.namespace, body: applyBody(ref, entries), fieldManager, force: true },
-          setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-        ),
+        kubeRequest<unknown>(conn, {
+          method: 'PATCH',
+          path: `/apis/resource.k8s.io/v1/namespaces${pathOf(ref.namespace)}/resourceclaims${pathOf(ref.name)}/status`,
+          query: { fieldManager, force: true },
+          body: applyBody(ref, entries),
+          contentType: 'application/apply-patch+yaml',
+          timeoutMs,
+        }),
       );
     },
   };

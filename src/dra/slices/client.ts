@@ -1,10 +1,11 @@
 /**
- * The few API calls the slice publisher makes, over @kubernetes/client-node (resource.k8s.io/v1 and core/v1),
- * behind a small interface so the reconcile logic can be driven by a fake. Every failure becomes an
+ * The few API calls the slice publisher makes, over src/k8s/rest.ts (resource.k8s.io/v1 and core/v1; the
+ * object types are @kubernetes/client-node's, imported as types only: nothing of it loads at run time), behind a small interface so the reconcile logic can be driven by a fake. Every failure becomes an
  * {@link ApiError} carrying the HTTP status (when there was a response) and naming the call; every call is
  * bounded by a timeout.
  */
-import { ApiException, CoreV1Api, ResourceV1Api, type KubeConfig, type V1ResourceSlice } from '@kubernetes/client-node';
+import type { V1Node, V1ResourceSlice, V1ResourceSliceList } from '@kubernetes/client-node';
+import { kubeRequest, KubeStatusError, pathOf, type KubeConnection } from '../../k8s/rest.js';
 import { ApiError, errorMessage } from '../../errors.js';
 import { withTimeout } from '../../util/timeout.js';
 
@@ -25,10 +26,10 @@ export interface SliceClient {
 /** Default bound of one API call, ms. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
-/** HTTP status of a client-node failure, when the server answered. */
+/** HTTP status of a failed call, when the server answered. */
 export function httpStatusOf(err: unknown): number | undefined {
   if (err instanceof ApiError) return err.status;
-  if (err instanceof ApiException) return err.code;
+  if (err instanceof KubeStatusError) return err.code;
   return undefined;
 }
 
@@ -40,8 +41,8 @@ async function guarded<T>(what: string, timeoutMs: number, call: () => Promise<T
     });
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    const status = err instanceof ApiException ? err.code : undefined;
-    const detail = err instanceof ApiException ? statusMessage(err.body) : errorMessage(err);
+    const status = err instanceof KubeStatusError ? err.code : undefined;
+    const detail = err instanceof KubeStatusError ? statusMessage(err.body) : errorMessage(err);
     throw new ApiError(`${what} failed${status === undefined ? '' : ` (HTTP ${status})`}: ${detail}`, status, { cause: err });
   }
 }
@@ -60,16 +61,16 @@ function statusMessage(body: unknown): string {
 }
 
 /**
- * A {@link SliceClient} over a KubeConfig (in-cluster, a kubeconfig file, or the embedded dev server's).
+ * A {@link SliceClient} over a connection (in-cluster, a kubeconfig file, or the embedded dev server's).
+ * Paths: `GET /api/v1/nodes/<name>`, `GET|POST /apis/resource.k8s.io/v1/resourceslices`, `PUT|DELETE
+ * .../resourceslices/<name>` (k8s.io/api resource/v1 ResourceSlice is cluster-scoped).
  * @param timeoutMs bound of each call (default 30 s)
  */
-export function createSliceClient(kubeConfig: KubeConfig, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): SliceClient {
-  const resource = kubeConfig.makeApiClient(ResourceV1Api);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+export function createSliceClient(conn: KubeConnection, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): SliceClient {
   return {
     async nodeUid(nodeName) {
       try {
-        const node = await guarded(`GET node ${nodeName}`, timeoutMs, () => core.readNode({ name: nodeName }));
+        const node = await guarded(`GET node ${nodeName}`, timeoutMs, () => kubeRequest<V1Node>(conn, { method: 'GET', path: `/api/v1/nodes${pathOf(nodeName)}`, timeoutMs }));
         return node.metadata?.uid;
       } catch (err) {
         if (httpStatusOf(err) === 404) return undefined;
@@ -82,25 +83,27 @@ export function createSliceClient(kubeConfig: KubeConfig, timeoutMs = DEFAULT_RE
       let cont: string | undefined;
       do {
         const page = await guarded(`LIST resourceslices (${fieldSelector})`, timeoutMs, () =>
-          resource.listResourceSlice({ fieldSelector, limit: 500, ...(cont === undefined ? {} : { _continue: cont }) }),
+          kubeRequest<V1ResourceSliceList>(conn, { method: 'GET', path: '/apis/resource.k8s.io/v1/resourceslices', query: { fieldSelector, limit: 500, continue: cont }, timeoutMs }),
         );
+        if (!Array.isArray(page.items)) throw new ApiError(`LIST resourceslices (${fieldSelector}): the answer has no items list`);
         out.push(...page.items);
-        cont = page.metadata?._continue === '' ? undefined : page.metadata?._continue;
+        cont = page.metadata?._continue ?? (page.metadata as { continue?: string } | undefined)?.continue;
+        if (cont === '') cont = undefined;
       } while (cont !== undefined);
       // Defensive: a server that ignores the field selector must not make us touch other drivers' slices.
       return out.filter((s) => s.spec.nodeName === nodeName && s.spec.driver === driverName);
     },
     create(body) {
-      return guarded(`POST resourceslice ${body.metadata?.generateName ?? ''}*`, timeoutMs, () => resource.createResourceSlice({ body }));
+      return guarded(`POST resourceslice ${body.metadata?.generateName ?? ''}*`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'POST', path: '/apis/resource.k8s.io/v1/resourceslices', body, timeoutMs }));
     },
     replace(body) {
       const name = body.metadata?.name ?? '';
-      return guarded(`PUT resourceslice ${name}`, timeoutMs, () => resource.replaceResourceSlice({ name, body }));
+      return guarded(`PUT resourceslice ${name}`, timeoutMs, () => kubeRequest<V1ResourceSlice>(conn, { method: 'PUT', path: `/apis/resource.k8s.io/v1/resourceslices${pathOf(name)}`, body, timeoutMs }));
     },
     async delete(name, uid) {
       try {
         await guarded(`DELETE resourceslice ${name}`, timeoutMs, () =>
-          resource.deleteResourceSlice({ name, body: { preconditions: { uid } } }),
+          kubeRequest<unknown>(conn, { method: 'DELETE', path: `/apis/resource.k8s.io/v1/resourceslices${pathOf(name)}`, body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } }, timeoutMs }),
         );
       } catch (err) {
         if (httpStatusOf(err) === 404) return;

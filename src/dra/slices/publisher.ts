@@ -11,7 +11,8 @@
  * `stop()` leaves the slices in place: the kubelet deletes them 30 s after the plugin goes away for good, and a
  * restarting agent takes them over without a gap.
  */
-import type { KubeConfig, V1DeviceTaint, V1ResourceSlice } from '@kubernetes/client-node';
+import type { V1DeviceTaint, V1ResourceSlice } from '@kubernetes/client-node';
+import type { KubeConnection } from '../../k8s/rest.js';
 import { errorMessage, GpuletError } from '../../errors.js';
 import type { Inventory } from '../../gpu/types.js';
 import type { Logger } from '../../log.js';
@@ -24,8 +25,8 @@ import type { DynamicMigPolicy } from './dynamic-mig.js';
 
 /** Options of {@link SlicePublisher}. */
 export interface SlicePublisherOptions {
-  /** Where the API server is (in-cluster, kubeconfig file, or the embedded dev server). */
-  readonly kubeConfig: KubeConfig;
+  /** Where the API server is (in-cluster, kubeconfig file, or the embedded dev server): src/k8s/kubeconfig.ts's, or a client-node `KubeConfig`. */
+  readonly kubeConfig: KubeConnection;
   /** DRA driver name (`spec.driver`), e.g. `gpu.gpulet.dev`. */
   readonly driverName: DriverName;
   /** This node's name (`spec.nodeName`). */
