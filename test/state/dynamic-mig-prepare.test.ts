@@ -11,7 +11,7 @@
  * <giProfileId>-<start>`); cap minors from the kernel module's mig-minors layout (3 + 135·minor + 9·GI, +1+CI);
  * the instances on the "GPU" are read from the mock's own list, not from gpulet's checkpoint.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMockBackend, type MockBackend } from '../../src/gpu/mock/index.js';
@@ -191,6 +191,24 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     // and the GPU takes placements again
     expect((await s.preparer.prepare([stale])).get(stale.uid)?.error).toBeUndefined();
     expect(await instances()).toEqual(['19@3']);
+  });
+
+  it('a full-GPU prepare failing after MIG mode went off (the CDI spec cannot be written) turns MIG mode on again', async () => {
+    const s = state();
+    await s.store.init();
+    await writeFile(join(dir, 'cdi'), 'not a directory'); // the CDI dir is a file: the spec write fails
+    const ref = claimFor(['gpu-0']);
+    const modes: boolean[] = [];
+    const set = backend.mig.setMigMode.bind(backend.mig);
+    backend.mig.setMigMode = async (uuid, enabled) => {
+      modes.push(enabled);
+      return set(uuid, enabled);
+    };
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toMatch(/rolled back|cdi/i);
+    expect(modes).toEqual([false, true]); // off for the claim, on again by the rollback
+    expect(await backend.mig.migMode(gpuUuid())).toEqual({ current: true, pending: true });
+    expect(backend.inventory().gpus[0]!.migEnabled).toBe(true);
+    expect(await checkpoint()).toEqual({});
   });
 
   it('the full GPU beside an existing instance is refused with the rule; MIG mode and the instance stay', async () => {
