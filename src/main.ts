@@ -203,7 +203,12 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     await initAndReconcile({ store, recovery, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
     // --mig-enable and the MIG mode warnings after recovery: a full GPU gpulet handed out with MIG mode off stays so
     // while its claim is prepared; recovery turned MIG mode on again for every claim it rolled back.
-    if (migDecision.dynamicGpus.length > 0) await startDynamicMigModes(backend, migDecision.dynamicGpus, modeOffGpus(), config.migEnable, logger);
+    if (migDecision.dynamicGpus.length > 0) {
+      // GPUs whose full GPU a recorded claim holds: MIG mode off for it (recorded), or — after a lost checkpoint —
+      // a full GPU with MIG mode off that the rebuild prepared again (its device UUID is the GPU's).
+      const held = new Set([...modeOffGpus(), ...Object.values(store.entries()).flatMap((e) => e.devices.map((d) => d.uuid))]);
+      await startDynamicMigModes(backend, migDecision.dynamicGpus, held, config.migEnable, logger);
+    }
     const cleanup = startClaimCleanup({ store, recovery, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
     stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 
@@ -325,11 +330,11 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
  * Dynamic MIG GPUs at start-up (after claim recovery): `--mig-enable` (below), then one line per GPU whose
  * publishing differs from the rest: MIG mode off (published as a full GPU), or an Ampere GPU in MIG mode (its
  * full GPU `gpu-<minor>` is not published: leaving MIG mode needs a GPU reset there, so prepare could not hand it
- * out — as NVIDIA's driver, `supportsMIGModeToggle`). GPUs in `modeOff` (MIG mode off for a prepared full-GPU
- * claim) are left as they are. Never throws.
+ * out — as NVIDIA's driver, `supportsMIGModeToggle`). GPUs in `held` (their full GPU is a prepared claim's,
+ * with MIG mode off) are left as they are. Never throws.
  */
-async function startDynamicMigModes(backend: GpuBackend, dynamicGpus: readonly string[], modeOff: ReadonlySet<string>, migEnable: boolean, logger: Logger): Promise<void> {
-  const mine = dynamicGpus.filter((uuid) => !modeOff.has(uuid));
+async function startDynamicMigModes(backend: GpuBackend, dynamicGpus: readonly string[], held: ReadonlySet<string>, migEnable: boolean, logger: Logger): Promise<void> {
+  const mine = dynamicGpus.filter((uuid) => !held.has(uuid));
   if (migEnable) await enableMig(backend, mine, logger);
   for (const gpu of backend.inventory().gpus) {
     if (!mine.includes(gpu.uuid)) continue;

@@ -13,7 +13,9 @@
  * claim and unprepare by turning it on again: after a kill -9 at each step and a restart, the claim is either
  * prepared with MIG mode off (its full GPU still published as a dynamic GPU's, consuming the counter set; not
  * switched back by `--mig-enable`) or rolled back with MIG mode on; never MIG mode off with no claim.
- * And an A100 in MIG mode: its full GPU is not published (leaving MIG mode needs a reset), with a log line.
+ * After a lost checkpoint such a claim is prepared again on the full GPU, whose MIG mode `--mig-enable` leaves off
+ * while the claim holds it. And an A100 in MIG mode: its full GPU is not published (leaving MIG mode needs a
+ * reset), with a log line.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -270,6 +272,40 @@ describe('dynamic MIG: kill -9 at every step of handing out a full GPU in MIG mo
     expect((await kubelet.unprepare([ref])).claims[ref.uid]?.error).toBe('');
     expect(await migModes(dir)).toEqual([{ migEnabled: true, pendingMigEnabled: true }]);
     expect(await assertConsistent(dir)).toEqual({});
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+  });
+});
+
+describe('dynamic MIG: a full GPU handed out with MIG mode off, then the checkpoint lost', () => {
+  it('the rebuild prepares the claim again on the full GPU, and --mig-enable leaves its MIG mode off while the claim holds it', async () => {
+    const dir = await tempDir('gpulet-migfull-lost-');
+    dirs.push(dir);
+    await writeFile(bootIdFile(dir), `${randomUUID()}\n`);
+    // the rebuild lists every claim of the API server: only this one may name this node's pool
+    for (const o of server.list('resource.k8s.io/v1', 'ResourceClaim')) server.delete('resource.k8s.io/v1', 'ResourceClaim', o.metadata?.namespace, o.metadata?.name ?? '');
+    let { run, kubelet } = await start(dir);
+    const ref = allocateClaim(server, 'full-lost', ['gpu-0']);
+    expect((await kubelet.prepare([ref])).claims[ref.uid]?.error).toBe('');
+    expect((await migModes(dir))[0]?.migEnabled).toBe(false);
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+    await rm(join(dir, 'checkpoint.json')); // lost: the spec and the GPU's MIG mode are still there
+
+    ({ run, kubelet } = await start(dir)); // --mig-enable, as every start here
+    const claims = await assertConsistent(dir);
+    expect(Object.keys(claims)).toEqual([ref.uid]); // rebuilt from the API server
+    const device = claims[ref.uid]!.devices[0] as { deviceName: string; migModeOff?: unknown };
+    expect(device.deviceName).toBe('gpu-0');
+    expect(device.migModeOff).toBeUndefined(); // nothing proves gpulet turned MIG mode off: not recorded as its change
+    expect((await migModes(dir))[0]?.migEnabled, 'MIG mode still off under the claim').toBe(false);
+    // unprepare does not switch a mode it cannot prove it changed; the next start's --mig-enable does
+    expect((await kubelet.unprepare([ref])).claims[ref.uid]?.error).toBe('');
+    expect((await migModes(dir))[0]?.migEnabled).toBe(false);
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+    ({ run, kubelet } = await start(dir));
+    expect((await migModes(dir))[0]?.migEnabled).toBe(true);
     await kubelet.stop();
     expect(await stopAgent(run)).toBe(0);
   });
