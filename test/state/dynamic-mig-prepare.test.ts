@@ -166,7 +166,9 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     // MIG mode off on the GPU itself (the mock's mode, not gpulet's inventory), and the inventory follows
     expect(await backend.mig.migMode(gpu.uuid)).toEqual({ current: false, pending: false });
     expect(backend.inventory().gpus[0]!.migEnabled).toBe(false);
-    expect(changes).toBeGreaterThan(0);
+    expect(changes).toBeGreaterThan(0); // the slices and telemetry are told (main: a fresh sample)
+    // a sample now reads the full GPU as one (GPU utilization: NVML answers it only outside MIG mode)
+    expect((await backend.sample()).devices.find((d) => d.uuid === gpu.uuid)?.gpuUtilizationPercent).toBeTypeOf('number');
     // the normal full-GPU spec: its UUID and /dev/nvidia0, no MIG caps nodes
     const edits = (await spec(ref.uid)).devices[0]!.containerEdits;
     expect(edits.env).toContain(`GPULET_DEVICE_GPU_0=${gpu.uuid}`);
@@ -187,6 +189,7 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     expect((await s.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
     expect(await backend.mig.migMode(gpu.uuid)).toEqual({ current: true, pending: true });
     expect(backend.inventory().gpus[0]!.migEnabled).toBe(true);
+    expect((await backend.sample()).devices.find((d) => d.uuid === gpu.uuid)?.gpuUtilizationPercent).toBeUndefined();
     expect(await checkpoint()).toEqual({});
     // and the GPU takes placements again
     expect((await s.preparer.prepare([stale])).get(stale.uid)?.error).toBeUndefined();
