@@ -33,7 +33,9 @@ import { createClaimStatusClient } from './dra/claim-status/client.js';
 import { withClaimStatus } from './dra/claim-status/preparer.js';
 import { ClaimStatusWriter } from './dra/claim-status/writer.js';
 import { ClaimOps } from './state/claim-ops.js';
-import { ownMigDeviceNames } from './state/mig-ops.js';
+import { migModeOffGpus, ownMigDeviceNames } from './state/mig-ops.js';
+import { gpuDeviceName } from './model/devices.js';
+import { togglesMigModeWithoutReset } from './model/mig-placements.js';
 import { ClaimStore } from './state/claim-store.js';
 import { KubeClaimSource } from './state/claim-source.js';
 import { OwnershipView } from './state/ownership.js';
@@ -115,24 +117,21 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       if (err instanceof DynamicMigProblem) throw new ConfigError(err.message, { cause: err });
       throw err;
     }
-    if (config.migEnable && migDecision.dynamicGpus.length > 0) await enableMig(backend, migDecision.dynamicGpus, logger);
     // A dynamic GPU with MIG mode off is published as the full GPU it is (static), not as placements nothing can
-    // create; its MIG devices gpulet made are the checkpoint's (ownInstances: they stay placement devices).
+    // create — unless gpulet turned MIG mode off to hand that full GPU to a claim (the checkpoint's `migModeOff`):
+    // it stays dynamic, its full GPU allocated and consuming every counter. Its MIG devices gpulet made are the
+    // checkpoint's (ownInstances: they stay placement devices). Both are bound once the claim store exists.
     let ownInstances: () => ReadonlySet<string> = () => new Set();
+    let modeOffGpus: () => ReadonlySet<string> = () => new Set();
     const dynamicPolicy: DynamicMigPolicy | undefined =
       migDecision.policy === undefined
         ? undefined
         : {
-            geometryOf: (gpu) => (gpu.migEnabled ? migDecision.policy?.geometryOf(gpu) : undefined),
+            geometryOf: (gpu) => (gpu.migEnabled || modeOffGpus().has(gpu.uuid) ? migDecision.policy?.geometryOf(gpu) : undefined),
             get ownInstances() {
               return ownInstances();
             },
           };
-    for (const gpu of backend.inventory().gpus) {
-      if (migDecision.dynamicGpus.includes(gpu.uuid) && !gpu.migEnabled) {
-        logger.warn({ uuid: gpu.uuid, index: gpu.index }, 'dynamic MIG: MIG mode is off on this GPU; publishing it as a full GPU (start with --mig-enable to turn MIG mode on)');
-      }
-    }
     // After each MIG device created or destroyed: the slices follow the inventory (bound once the publisher runs).
     let inventoryChanged = (): void => {};
     if (migDecision.unmatched.length > 0) {
@@ -198,6 +197,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       logger,
     });
     ownInstances = () => ownMigDeviceNames(store.entries());
+    modeOffGpus = () => migModeOffGpus(store.entries());
     const preparer = new Preparer({ store, ops });
     const recovery = new ClaimRecovery({ store, ops, logger });
     const claims = new OwnershipView(store);
@@ -205,6 +205,14 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     // drop claims no pod holds any more, rebuild from the API server when the checkpoint was unusable; all
     // under the node-wide state lock (another instance may be serving during a rolling update).
     await initAndReconcile({ store, recovery, source: claimSource, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    // --mig-enable and the MIG mode warnings after recovery: a full GPU gpulet handed out with MIG mode off stays so
+    // while its claim is prepared; recovery turned MIG mode on again for every claim it rolled back.
+    if (migDecision.dynamicGpus.length > 0) {
+      // GPUs whose full GPU a recorded claim holds: MIG mode off for it (recorded), or — after a lost checkpoint —
+      // a full GPU with MIG mode off that the rebuild prepared again (its device UUID is the GPU's).
+      const held = new Set([...modeOffGpus(), ...Object.values(store.entries()).flatMap((e) => e.devices.map((d) => d.uuid))]);
+      await startDynamicMigModes(backend, migDecision.dynamicGpus, held, config.migEnable, logger);
+    }
     const cleanup = startClaimCleanup({ store, recovery, source: claimSource, periodMs: config.cleanupIntervalMs, logger });
     stops.push({ name: 'claim-cleanup', stop: () => cleanup.stop() });
 
@@ -346,6 +354,29 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
 function computeSlices(profiles: readonly { readonly computeSlices: number }[] | undefined): number | undefined {
   const most = Math.max(0, ...(profiles ?? []).map((p) => p.computeSlices));
   return most > 0 ? most : undefined;
+}
+
+/**
+ * Dynamic MIG GPUs at start-up (after claim recovery): `--mig-enable` (below), then one line per GPU whose
+ * publishing differs from the rest: MIG mode off (published as a full GPU), or an Ampere GPU in MIG mode (its
+ * full GPU `gpu-<minor>` is not published: leaving MIG mode needs a GPU reset there, so prepare could not hand it
+ * out — as NVIDIA's driver, `supportsMIGModeToggle`). GPUs in `held` (their full GPU is a prepared claim's,
+ * with MIG mode off) are left as they are. Never throws.
+ */
+async function startDynamicMigModes(backend: GpuBackend, dynamicGpus: readonly string[], held: ReadonlySet<string>, migEnable: boolean, logger: Logger): Promise<void> {
+  const mine = dynamicGpus.filter((uuid) => !held.has(uuid));
+  if (migEnable) await enableMig(backend, mine, logger);
+  for (const gpu of backend.inventory().gpus) {
+    if (!mine.includes(gpu.uuid)) continue;
+    if (!gpu.migEnabled) {
+      logger.warn({ uuid: gpu.uuid, index: gpu.index }, 'dynamic MIG: MIG mode is off on this GPU; publishing it as a full GPU (start with --mig-enable to turn MIG mode on)');
+    } else if (!togglesMigModeWithoutReset(gpu.architecture)) {
+      logger.info(
+        { uuid: gpu.uuid, index: gpu.index, architecture: gpu.architecture },
+        `dynamic MIG: not publishing the full GPU ${gpuDeviceName(gpu)}: leaving MIG mode needs a GPU reset on this ${gpu.architecture} GPU; its MIG placements are published`,
+      );
+    }
+  }
 }
 
 /**

@@ -18,13 +18,15 @@ export interface PlacementDevice {
 }
 
 /**
- * The full GPU `gpu-<minor>` of a dynamic GPU in MIG mode: published (consuming every counter) but not an
- * allocatable device of the inventory, since handing it out needs MIG mode off (not done by gpulet yet).
+ * The full GPU `gpu-<minor>` of a dynamic GPU in MIG mode: published (consuming every counter; not on a GPU that
+ * needs a reset to leave MIG mode) but not an allocatable device of the inventory while MIG mode is on; prepare
+ * hands it out by turning MIG mode off for the claim (src/state/mig-ops.ts), after which the inventory lists it.
  */
 export interface WholeMigGpuDevice {
   readonly kind: 'whole-gpu';
   readonly name: string;
   readonly gpu: GpuInfo;
+  readonly geometry: MigGeometry;
 }
 
 /** What a claim's device name may resolve to at prepare: an existing device, a placement to create, or a full GPU in MIG mode. */
@@ -45,7 +47,7 @@ export function prepareDevicesByName(inventory: Inventory, geometryOf: (gpu: Gpu
   for (const gpu of [...inventory.gpus].sort((a, b) => a.minor - b.minor)) {
     const geometry = geometryOf(gpu);
     if (geometry === undefined) continue;
-    if (gpu.migEnabled) out.set(gpuDeviceName(gpu), { kind: 'whole-gpu', name: gpuDeviceName(gpu), gpu });
+    if (gpu.migEnabled) out.set(gpuDeviceName(gpu), { kind: 'whole-gpu', name: gpuDeviceName(gpu), gpu, geometry });
     for (const placement of possiblePlacements(geometry)) {
       const name = placementDeviceName(gpu.minor, placement);
       out.set(name, { kind: 'placement', name, gpu, geometry, placement });

@@ -5,7 +5,7 @@
  * ```json
  * {"namespace", "name", "uid", "state": "PrepareMigCreating" | "PrepareStarted" | "PrepareCompleted" | "UnprepareStarted",
  *  "devices": [{"requestNames", "poolName", "deviceName", "uuid", "cdiDeviceIds", "shareId"?,
- *               "mig"?: {"gpuUuid", "giProfileId", "start", "size", "gpuInstanceId"?}}],
+ *               "mig"?: {"gpuUuid", "giProfileId", "start", "size", "gpuInstanceId"?}, "migModeOff"?: {"gpuUuid"}}],
  *  "pods": [{"namespace", "name", "uid"}],
  *  "configs": [{"devices": ["<device name>", ...], "env": {"NAME": "value"}}],
  *  "usage"?: {"lastSampleMs", "deviceSeconds", "energyJoules"?, "activeSeconds"?, "memoryPeakBytes"?,
@@ -15,9 +15,9 @@
  * `ClaimStore.recordUsage` so an agent restart continues it. It is optional (every older file loads; an older
  * gpulet ignores it, its schema strips unknown keys, and its next save drops it) and lenient: a `usage` that
  * fails its schema is read as none (the claim's accounting restarts from zero), never a reason to drop the claim.
- * `mig` and the states `PrepareMigCreating` and `UnprepareStarted` are dynamic MIG's (issue 12): a file without them (every older one)
- * loads unchanged; an older gpulet drops an entry that has them (its schema refuses the state / keeps no `mig`),
- * so downgrade only with no dynamic MIG claim prepared.
+ * `mig`, `migModeOff` and the states `PrepareMigCreating` and `UnprepareStarted` are dynamic MIG's (issue 12): a file
+ * without them (every older one) loads unchanged; an older gpulet drops an entry that has them (its schema refuses
+ * the state / keeps no `mig` or `migModeOff`), so downgrade only with no dynamic MIG claim prepared.
  * `configs` holds the claim's opaque-config env once (claim-env.ts: `devices: []` = every device of the claim).
  * The older shape (before configs were stored per claim) has no `configs` and each device may carry its merged
  * `env`; it is read as one config per distinct env (`configsFromDeviceEnv`), so a file written by an older
@@ -42,11 +42,12 @@ import { claimEnvProblem, configsFromDeviceEnv, MAX_CLAIM_CONFIGS, type ClaimCon
 import { gpuEnvSchema } from './opaque-config.js';
 
 /**
- * Prepare state of a claim: `PrepareMigCreating` (dynamic MIG: the intent to create MIG devices is recorded,
- * before the first MIG call; the devices' `mig` say where), `PrepareStarted` (devices known, spec not yet
- * written), `PrepareCompleted`, and `UnprepareStarted` (dynamic MIG: the spec is removed and the MIG devices
- * gpulet created are being destroyed). Start-up recovery rolls back every state but `PrepareCompleted`
- * (reconcile.ts): spec removed, recorded MIG devices destroyed, entry removed.
+ * Prepare state of a claim: `PrepareMigCreating` (dynamic MIG: the intent to create MIG devices, or to turn MIG
+ * mode off for a full GPU, is recorded before the first MIG call; the devices' `mig` and `migModeOff` say where),
+ * `PrepareStarted` (devices known, spec not yet written), `PrepareCompleted`, and `UnprepareStarted` (dynamic
+ * MIG: the spec is removed, the MIG devices gpulet created are being destroyed and the MIG mode it turned off
+ * turned on again). Start-up recovery rolls back every state but `PrepareCompleted` (reconcile.ts): spec removed,
+ * recorded MIG devices destroyed, recorded MIG mode restored, entry removed.
  */
 export type ClaimState = 'PrepareMigCreating' | 'PrepareStarted' | 'PrepareCompleted' | 'UnprepareStarted';
 
@@ -81,6 +82,18 @@ export interface CheckpointDevice {
   readonly shareId?: string;
   /** Dynamic MIG: the instance gpulet creates for this device (absent for every other device). */
   readonly mig?: CheckpointMig;
+  /**
+   * Dynamic MIG: this device is the full GPU `gpuUuid` of a dynamic GPU, handed out by turning its MIG mode off
+   * (recorded before `nvmlDeviceSetMigMode`); unprepare and recovery turn MIG mode on again. Only a mode change
+   * recorded here is ever undone by gpulet.
+   */
+  readonly migModeOff?: CheckpointMigModeOff;
+}
+
+/** The GPU whose MIG mode gpulet turns (or turned) off to hand out its full GPU (dynamic MIG). */
+export interface CheckpointMigModeOff {
+  /** The GPU's UUID (`GPU-...`). */
+  readonly gpuUuid: string;
 }
 
 /**
@@ -123,6 +136,7 @@ const deviceSchema = z.object({
       gpuInstanceId: z.number().int().min(0).max(1024).exactOptional(),
     })
     .exactOptional(),
+  migModeOff: z.object({ gpuUuid: z.string().min(1).max(MAX_DEVICE_UUID_LENGTH) }).exactOptional(),
 });
 
 /** A stored config: device names of the claim (`[]`: all) and a non-empty env. */

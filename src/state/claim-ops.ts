@@ -28,9 +28,12 @@
  * no instance resolves to that placement (`prepareDevicesByName`); prepare checks `fitsHardwareRules` against the
  * instances that exist, records the intent (`PrepareMigCreating`) before the first MIG call, creates each instance
  * at exactly its placement, records its GPU-instance ID and MIG UUID (`PrepareStarted`), then continues as above
- * with the new MIG device. Unprepare records `UnprepareStarted` before destroying the instances the entry records;
- * only those are ever destroyed (`destroyOwned`; the MIG steps are in mig-ops.ts). Recovery (reconcile.ts) rolls back every state but
- * PrepareCompleted through `unprepareOne`, which destroys them too.
+ * with the new MIG device. The full GPU of a dynamic GPU in MIG mode is handed out by turning MIG mode off for the
+ * claim (recorded as the device's `migModeOff` in the same intent, before the NVML call), after which the inventory
+ * lists it as the full GPU it is and the spec is the normal full-GPU one. Unprepare records `UnprepareStarted`
+ * before destroying the instances the entry records and turning MIG mode on again where it records it off; only
+ * those are ever destroyed or switched (`releaseOwned`; the MIG steps are in mig-ops.ts). Recovery (reconcile.ts)
+ * rolls back every state but PrepareCompleted through `unprepareOne`, which does the same.
  * Fault points (`src/util/fault-points.ts`) mark every step, for the crash tests.
  *
  * Every step runs inside a session of the claim store (claim-store.ts), which its caller opens. The steps take
@@ -45,7 +48,7 @@ import { CdiError, ClaimError, errorMessage } from '../errors.js';
 import { errnoOf } from './plain-file.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { Inventory } from '../gpu/types.js';
-import { prepareDevicesByName } from '../model/placement-devices.js';
+import { prepareDevicesByName, type PrepareDevice } from '../model/placement-devices.js';
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
@@ -55,7 +58,7 @@ import type { ApiClaim, ClaimSource } from './claim-source.js';
 import { claimCdiSpec, toPreparedDevice } from './claim-spec.js';
 import type { ClaimStore } from './claim-store.js';
 import type { UserspacePort } from '../userspace/provider.js';
-import { migIntent, MigOps, type CreatedMig, type DynamicMigOps } from './mig-ops.js';
+import { migIntent, MigOps, type DynamicMigOps, type MigAttempt } from './mig-ops.js';
 
 /** What the steps need of the claim store. */
 export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
@@ -131,20 +134,21 @@ export class ClaimOps {
     }
     await this.options.userspace?.refresh(this.options.inventory().system.driverVersion);
     if (existing?.state === 'PrepareCompleted' && this.foreignDevice(existing) === undefined) return this.preparedAgain(ref, existing, log);
-    // An unfinished dynamic MIG prepare of this claim (its rollback could not destroy an instance): finish that
-    // rollback before creating again, so the claim never holds two instances; on failure the entry stays.
+    // An unfinished dynamic MIG prepare of this claim (its rollback could not destroy an instance or turn MIG mode
+    // on again): finish that rollback before changing anything again, so the claim never holds two instances; on
+    // failure the entry stays.
     if (existing !== undefined && existing.state !== 'PrepareCompleted') {
       try {
-        await this.mig.destroyOwned(existing, log);
+        await this.mig.releaseOwned(existing, log);
       } catch (err) {
-        const error = new ClaimError(ref, `an earlier attempt's MIG device cannot be destroyed: ${errorMessage(err)}; its checkpoint entry is kept (the kubelet retries)`, { cause: err });
+        const error = new ClaimError(ref, `an earlier attempt's MIG change cannot be undone: ${errorMessage(err)}; its checkpoint entry is kept (the kubelet retries)`, { cause: err });
         log.warn({ err: error }, 'prepare failed');
         return { error: error.message };
       }
     }
     // A spec that was there before this attempt (no entry at all: a claim whose entry was lost; or a recorded
     // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
-    const attempt: Attempt = { hadSpec: true, created: [] };
+    const attempt: Attempt = { hadSpec: true, created: [], modeOff: [] };
     try {
       attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
       const devices = await this.prepareFresh(ref, listed, attempt, log);
@@ -171,10 +175,11 @@ export class ClaimOps {
       this.store.assertLive();
       await this.cdi.remove(ref.uid);
       faultPoint('unprepare:after-cdi-removed');
-      if (existing?.devices.some((d) => d.mig !== undefined) === true) {
-        // Dynamic MIG: say so before destroying, so a crash from here on ends in recovery finishing the unprepare.
+      if (existing?.devices.some((d) => d.mig !== undefined || d.migModeOff !== undefined) === true) {
+        // Dynamic MIG: say so before destroying (or switching MIG mode back on), so a crash from here on ends in
+        // recovery finishing the unprepare.
         if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
-        await this.mig.destroyOwned(existing, log);
+        await this.mig.releaseOwned(existing, log);
         faultPoint('unprepare:after-mig-destroyed');
       }
       if (existing !== undefined) await this.store.commit(ref.uid, undefined);
@@ -279,27 +284,24 @@ export class ClaimOps {
         ? resolveAllocation({ claim, ref, driverName, poolName, devices: devicesByName(inventory) })
         : resolveAllocation({ claim, ref, driverName, poolName, devices: prepareDevicesByName(inventory, (g) => dyn.geometryOf(g)) });
     if (dyn !== undefined) this.mig.refuseOthersInstances(ref, allocation.devices.map((d) => d.deviceName));
-    const whole = allocation.devices.find((d) => d.device.kind === 'whole-gpu');
-    if (whole !== undefined) {
-      throw new ClaimError(
-        ref,
-        `device ${whole.deviceName} is the full GPU of a dynamic MIG GPU in MIG mode, and gpulet does not turn MIG mode off ` +
-          'to hand it out: request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
-      );
-    }
     let devices: CheckpointClaim['devices'] = allocation.devices.map((d) => ({
       requestNames: d.requestNames,
       poolName: d.poolName,
       deviceName: d.deviceName,
-      uuid: d.device.kind === 'placement' || d.device.kind === 'whole-gpu' ? '' : d.device.uuid,
+      uuid: d.device.kind === 'placement' ? '' : d.device.kind === 'whole-gpu' ? d.device.gpu.uuid : d.device.uuid,
       cdiDeviceIds: [cdiDeviceId(this.vendor, CDI_CLAIM_CLASS, ref.uid, d.deviceName)],
       ...(d.shareId !== undefined ? { shareId: d.shareId } : {}),
       ...(d.device.kind === 'placement' ? { mig: migIntent(d.device) } : {}),
+      ...(d.device.kind === 'whole-gpu' ? { migModeOff: { gpuUuid: d.device.gpu.uuid } } : {}),
     }));
-    const placements = [...new Map(allocation.devices.flatMap((d) => (d.device.kind === 'placement' ? [[d.deviceName, d.device] as const] : []))).values()];
-    if (placements.length > 0) {
-      devices = await this.mig.createMigDevices(ref, { ...ref, state: 'PrepareMigCreating', devices, pods: allocation.pods, configs: allocation.configs }, placements, attempt.created, log);
+    const unique = <T extends { readonly name: string }>(xs: T[]): T[] => [...new Map(xs.map((x) => [x.name, x])).values()];
+    const placements = unique(allocation.devices.flatMap((d) => (d.device.kind === 'placement' ? [d.device] : [])));
+    const wholes = unique(allocation.devices.flatMap((d) => (d.device.kind === 'whole-gpu' ? [d.device] : [])));
+    if (placements.length > 0 || wholes.length > 0) {
+      const intent: CheckpointClaim = { ...ref, state: 'PrepareMigCreating', devices, pods: allocation.pods, configs: allocation.configs };
+      devices = await this.mig.prepareMig(ref, intent, { placements, wholes }, attempt, log);
     }
+    this.logUnownedInstances(allocation.devices, log);
     const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
     const byName = devicesByName(this.options.inventory());
     const spec = this.specOf(ref.uid, entry, byName);
@@ -313,6 +315,24 @@ export class ClaimOps {
     return devices;
   }
 
+  /**
+   * Log each allocated MIG device of a dynamic GPU that exists but that no checkpoint entry records as gpulet's
+   * (made by someone else, or gpulet's own before the checkpoint was lost: nothing can tell them apart). It is
+   * prepared as the static MIG device it is and never destroyed by gpulet; the log says how to free its slices.
+   */
+  private logUnownedInstances(devices: readonly { readonly deviceName: string; readonly device: PrepareDevice }[], log: Logger): void {
+    const dyn = this.options.dynamicMig;
+    if (dyn === undefined) return;
+    for (const { deviceName, device } of devices) {
+      if (device.kind !== 'mig' || dyn.geometryOf(device.gpu) === undefined) continue;
+      log.info(
+        { device: deviceName, migUuid: device.uuid, gpuUuid: device.gpu.uuid },
+        'dynamic MIG: this MIG instance exists but is not recorded as created by gpulet (made by someone else, or before the checkpoint was lost); ' +
+          'it is prepared as the static device it is and gpulet never destroys it (to free its slices: nvidia-smi mig -dci / -dgi once no claim uses it)',
+      );
+    }
+  }
+
   /** Remove what a failed prepare may have left: the spec (unless it was there before), the MIG devices it
    * created, then the entry (kept when a MIG device could not be destroyed: the next prepare of the claim or
    * start-up recovery destroys it). Never rejects (failures are logged). */
@@ -323,7 +343,7 @@ export class ClaimOps {
     } catch (err) {
       log.error({ err }, 'rollback: cannot remove CDI spec');
     }
-    const left = await this.mig.destroyCreated(attempt.created, log);
+    const left = await this.mig.undoAttempt(attempt, log);
     if (left > 0) return;
     if (this.store.entries()[ref.uid] === undefined) return;
     try {
@@ -334,12 +354,10 @@ export class ClaimOps {
   }
 }
 
-/** What one prepare attempt did, for its rollback. */
-interface Attempt {
+/** What one prepare attempt did, for its rollback: the MIG changes (mig-ops.ts), and whether a spec was there before. */
+interface Attempt extends MigAttempt {
   /** A spec was there before the attempt (it is left). */
   hadSpec: boolean;
-  /** MIG devices the attempt created. */
-  readonly created: CreatedMig[];
 }
 
 /** `message`, plus — for a failure with an errno (an I/O error) — what was left and that the call is retryable. */

@@ -3,12 +3,23 @@
  * and crash safety): check placements against the instances that exist, record the intent, create each instance
  * at exactly its placement, destroy only the instances a claim's checkpoint entry records as gpulet's, and undo
  * what a failed attempt created.
+ *
+ * The full GPU `gpu-<minor>` of a dynamic GPU in MIG mode is handed out by turning MIG mode off for the claim
+ * (`nvmlDeviceSetMigMode`), only where that takes effect without a GPU reset (`togglesMigModeWithoutReset`:
+ * Hopper and newer) and only with no GPU instance on the GPU; the intent (`migModeOff`) is recorded before the
+ * call, and unprepare, a failed attempt's rollback and start-up recovery turn MIG mode on again. NVIDIA's driver
+ * gets the same result differently (kubernetes-sigs/dra-driver-nvidia-gpu cmd/gpu-kubelet-plugin/nvlib.go:
+ * `createMigDevice` turns MIG mode on before the first instance, `maybeDisableMigMode` off after the last, also
+ * at start-up; skipped where `supportsMIGModeToggle` is false); gpulet changes the mode only for the lifetime of
+ * a full-GPU claim, so a GPU it has no claim on keeps the mode the administrator (or `--mig-enable`) gave it.
  */
 import { BackendError, ClaimError, errorMessage } from '../errors.js';
 import type { GpuInfo, MigDeviceInfo, MigManager } from '../gpu/types.js';
 import type { Logger } from '../log.js';
-import { fitsHardwareRules, placementLabel, placementOfInstance, type MigGeometry, type MigPlacement } from '../model/mig-placements.js';
-import type { PlacementDevice } from '../model/placement-devices.js';
+import {
+  fitsHardwareRules, placementLabel, placementOfInstance, togglesMigModeWithoutReset, type MigGeometry, type MigPlacement,
+} from '../model/mig-placements.js';
+import type { PlacementDevice, WholeMigGpuDevice } from '../model/placement-devices.js';
 import type { ClaimRef } from '../model/types.js';
 import { faultPoint } from '../util/fault-points.js';
 import type { CheckpointClaim, CheckpointClaims } from './checkpoint.js';
@@ -36,10 +47,35 @@ export function ownMigDeviceNames(entries: CheckpointClaims): Set<string> {
   return out;
 }
 
+/**
+ * UUIDs of the GPUs whose MIG mode gpulet turned (or is turning) off to hand out their full GPU, from the
+ * checkpoint (devices' `migModeOff`): the dynamic MIG policy keeps publishing them as dynamic GPUs (their full GPU
+ * allocated, consuming every counter), and `--mig-enable` leaves them alone.
+ */
+export function migModeOffGpus(entries: CheckpointClaims): Set<string> {
+  const out = new Set<string>();
+  for (const e of Object.values(entries)) for (const d of e.devices) if (d.migModeOff !== undefined) out.add(d.migModeOff.gpuUuid);
+  return out;
+}
+
 /** One MIG device an attempt created, for its rollback. */
 export interface CreatedMig {
   readonly gpuUuid: string;
   readonly gpuInstanceId: number;
+}
+
+/** What one prepare attempt changed on the GPUs, for its rollback. */
+export interface MigAttempt {
+  /** MIG devices the attempt created. */
+  readonly created: CreatedMig[];
+  /** GPUs whose MIG mode the attempt turned off (or may have: added before the call). */
+  readonly modeOff: string[];
+}
+
+/** The dynamic MIG devices of one claim's allocation: placements to create, full GPUs to hand out with MIG mode off. */
+export interface MigRequest {
+  readonly placements: readonly PlacementDevice[];
+  readonly wholes: readonly WholeMigGpuDevice[];
 }
 
 /** The dynamic MIG steps (see file doc). Call every method inside a session of the store. */
@@ -54,45 +90,73 @@ export class MigOps {
   ) {}
 
   /**
-   * Refuse a claim allocated a device that is a MIG instance gpulet created for another claim (a double booking
-   * the counters should prevent): it would share that claim's instance.
+   * Refuse a claim allocated a device that is a MIG instance gpulet created for another claim, or a full GPU whose
+   * MIG mode gpulet turned off for another claim (a double booking the counters should prevent): it would share
+   * that claim's device.
    * @throws ClaimError naming the device and the other claim.
    */
   refuseOthersInstances(ref: ClaimRef, names: readonly string[]): void {
     for (const e of Object.values(this.store.entries())) {
       if (e.uid === ref.uid) continue;
-      const d = e.devices.find((x) => x.mig !== undefined && names.includes(x.deviceName));
+      const d = e.devices.find((x) => (x.mig !== undefined || x.migModeOff !== undefined) && names.includes(x.deviceName));
       if (d !== undefined) {
-        throw new ClaimError(ref, `device ${d.deviceName} is the MIG instance gpulet created for claim ${e.namespace}/${e.name}; refusing to share it (the kubelet retries once that claim is unprepared)`);
+        const what = d.mig !== undefined ? 'the MIG instance gpulet created' : 'the full GPU whose MIG mode gpulet turned off';
+        throw new ClaimError(ref, `device ${d.deviceName} is ${what} for claim ${e.namespace}/${e.name}; refusing to share it (the kubelet retries once that claim is unprepared)`);
       }
     }
   }
 
   /**
-   * Dynamic MIG: check each placement against the instances that exist (`fitsHardwareRules`), record the intent
-   * (`PrepareMigCreating`), then create each instance at exactly its placement. The created instances go into
-   * `created` (the caller's rollback destroys them: {@link destroyCreated}).
+   * Dynamic MIG: check each placement (and each full GPU) against the instances that exist (`fitsHardwareRules`),
+   * record the intent (`PrepareMigCreating`), turn MIG mode off for each full GPU, then create each instance at
+   * exactly its placement. What the attempt changed goes into `attempt` (the caller's rollback undoes it:
+   * {@link undoAttempt}).
    * @returns the devices with the new MIG UUIDs and GPU-instance IDs.
-   * @throws ClaimError with the rule or NVML's reason (nothing created by this attempt is left: the caller rolls back).
+   * @throws ClaimError with the rule or NVML's reason (nothing this attempt changed is left: the caller rolls back).
    */
-  async createMigDevices(
-    ref: ClaimRef, intent: CheckpointClaim, placements: readonly PlacementDevice[], created: CreatedMig[], log: Logger,
-  ): Promise<CheckpointClaim['devices']> {
+  async prepareMig(ref: ClaimRef, intent: CheckpointClaim, request: MigRequest, attempt: MigAttempt, log: Logger): Promise<CheckpointClaim['devices']> {
+    const { placements, wholes } = request;
     const manager = this.dynamicMig?.manager;
     if (manager === undefined) {
-      throw new ClaimError(ref, `device ${placements[0]?.name ?? ''} is a dynamic MIG placement, but this GPU backend cannot create MIG devices; set the GPU to --mig-mode static`);
+      const name = placements[0]?.name ?? wholes[0]?.name ?? '';
+      throw new ClaimError(ref, `device ${name} is a dynamic MIG device, but this GPU backend cannot manage MIG; set the GPU to --mig-mode static`);
     }
     const byGpu = new Map<string, MigPlacement[]>();
-    for (const p of placements) {
+    const existingOn = async (p: PlacementDevice | WholeMigGpuDevice, geometry: MigGeometry): Promise<MigPlacement[]> => {
       let existing = byGpu.get(p.gpu.uuid);
       if (existing === undefined) {
-        const listed = await this.migCall(ref, p, () => manager.listMigDevices(p.gpu.uuid));
+        const listed = await this.migCall(ref, p, () => gpuInstanceList(manager, p.gpu.uuid));
         existing = listed.flatMap((m) => {
-          const at = placementOfInstance(p.geometry, m);
+          const at = placementOfInstance(geometry, m);
           return at === undefined ? [] : [at];
         });
         byGpu.set(p.gpu.uuid, existing);
       }
+      return existing;
+    };
+    const wholeGpus = new Set(wholes.map((w) => w.gpu.uuid));
+    for (const w of wholes) {
+      if (!togglesMigModeWithoutReset(w.gpu.architecture)) {
+        throw new ClaimError(
+          ref,
+          `device ${w.name} is the full GPU of a dynamic MIG GPU in MIG mode, and turning MIG mode off on this ${w.gpu.architecture} GPU needs a GPU reset ` +
+            '(gpulet does not publish this device; an allocation made from an older ResourceSlice): request a MIG profile, or publish this GPU with --mig-mode <gpu>=static and MIG mode off',
+        );
+      }
+      const fit = fitsHardwareRules(w.geometry, await existingOn(w, w.geometry), 'whole-gpu');
+      if (!fit.ok || placements.some((p) => p.gpu.uuid === w.gpu.uuid)) {
+        throw new ClaimError(
+          ref,
+          `device ${w.name} (the full GPU ${w.gpu.uuid}) cannot be handed out: ${fit.ok ? 'the claim also names a MIG placement on it' : `${fit.rule}: ${fit.reason}`}; ` +
+            'nothing was changed (the kubelet retries; delete the pod to have the scheduler place the claim again)',
+        );
+      }
+    }
+    for (const p of placements) {
+      if (!p.gpu.migEnabled) {
+        throw new ClaimError(ref, `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}): the GPU's MIG mode is off (its full GPU is handed out); nothing was created (the kubelet retries)`);
+      }
+      const existing = await existingOn(p, p.geometry);
       const fit = fitsHardwareRules(p.geometry, existing, p.placement);
       if (!fit.ok) {
         throw new ClaimError(
@@ -105,6 +169,14 @@ export class MigOps {
     }
     await this.store.commit(ref.uid, intent);
     faultPoint('mig:after-intent');
+    if (wholeGpus.size > 0) {
+      try {
+        for (const w of wholes) await this.migModeOff(ref, manager, w, attempt, log);
+      } finally {
+        this.dynamicMig?.onInventoryChange?.();
+      }
+      faultPoint('mig:after-mode-off');
+    }
     const made = new Map<string, MigDeviceInfo>();
     try {
       for (const p of placements) {
@@ -118,17 +190,17 @@ export class MigOps {
           // A creation that failed half-way and could not undo itself leaves a GPU instance at the placement
           // that was not there before: it is this attempt's, and the rollback destroys it.
           const after = await ownedInstanceIds(manager, where).catch(() => [] as number[]);
-          for (const id of after) if (!before.has(id)) created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: id });
+          for (const id of after) if (!before.has(id)) attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: id });
           throw err;
         }
-        created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: mig.gpuInstanceId });
+        attempt.created.push({ gpuUuid: p.gpu.uuid, gpuInstanceId: mig.gpuInstanceId });
         made.set(p.name, mig);
         log.info({ device: p.name, migUuid: mig.uuid, gpuInstanceId: mig.gpuInstanceId }, 'dynamic MIG: MIG device created');
       }
     } finally {
       if (made.size > 0) this.dynamicMig?.onInventoryChange?.();
     }
-    faultPoint('mig:after-create');
+    if (placements.length > 0) faultPoint('mig:after-create');
     return intent.devices.map((d) => {
       const mig = made.get(d.deviceName);
       return mig === undefined || d.mig === undefined ? d : { ...d, uuid: mig.uuid, mig: { ...d.mig, gpuInstanceId: mig.gpuInstanceId } };
@@ -136,14 +208,34 @@ export class MigOps {
   }
 
   /**
-   * A MIG call for placement device `p`, its rejection turned into a ClaimError naming the device and NVML's code.
+   * Turn MIG mode off on the full GPU `w` for a claim (`nvmlDeviceSetMigMode(DISABLE)`); its UUID goes into
+   * `attempt.modeOff` before the call. A change that would wait for a GPU reset is refused (the rollback turns
+   * MIG mode on again, which cancels the pending change).
+   * @throws ClaimError with NVML's code, or when the change is pending until a reset.
+   */
+  private async migModeOff(ref: ClaimRef, manager: MigManager, w: WholeMigGpuDevice, attempt: MigAttempt, log: Logger): Promise<void> {
+    attempt.modeOff.push(w.gpu.uuid);
+    const mode = await this.migCall(ref, w, () => manager.setMigMode(w.gpu.uuid, false));
+    if (mode.current || mode.resetRequired) {
+      throw new ClaimError(
+        ref,
+        `device ${w.name} (the full GPU ${w.gpu.uuid}): turning MIG mode off did not take effect (current ${String(mode.current)}, pending ${String(mode.pending)}: ` +
+          'a GPU reset would be needed); MIG mode is turned on again, request a MIG profile instead',
+      );
+    }
+    log.info({ device: w.name, gpuUuid: w.gpu.uuid }, 'dynamic MIG: MIG mode turned off to hand out the full GPU');
+  }
+
+  /**
+   * A MIG call for dynamic MIG device `p`, its rejection turned into a ClaimError naming the device and NVML's code.
    * @throws ClaimError
    */
-  private async migCall<T>(ref: ClaimRef, p: PlacementDevice, call: () => Promise<T>): Promise<T> {
+  private async migCall<T>(ref: ClaimRef, p: PlacementDevice | WholeMigGpuDevice, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
-      throw new ClaimError(ref, `device ${p.name} (${placementLabel(p.placement)} on GPU ${p.gpu.uuid}): MIG call failed${migCodeOf(err)}: ${errorMessage(err)}; the kubelet retries`, { cause: err });
+      const where = p.kind === 'placement' ? `${placementLabel(p.placement)} on GPU ${p.gpu.uuid}` : `the full GPU ${p.gpu.uuid}`;
+      throw new ClaimError(ref, `device ${p.name} (${where}): MIG call failed${migCodeOf(err)}: ${errorMessage(err)}; the kubelet retries`, { cause: err });
     }
   }
 
@@ -179,12 +271,13 @@ export class MigOps {
   }
 
   /**
-   * Destroy the MIG devices a failed attempt created (its rollback). Never rejects: failures are logged.
-   * @returns how many could not be destroyed (the caller then keeps the claim's entry for recovery).
+   * Undo what a failed attempt changed (its rollback): destroy the MIG devices it created, turn MIG mode on again
+   * where it turned it off. Never rejects: failures are logged.
+   * @returns how many changes could not be undone (the caller then keeps the claim's entry for recovery).
    */
-  async destroyCreated(created: readonly CreatedMig[], log: Logger): Promise<number> {
+  async undoAttempt(attempt: MigAttempt, log: Logger): Promise<number> {
     let left = 0;
-    for (const c of created) {
+    for (const c of attempt.created) {
       try {
         await this.dynamicMig?.manager?.destroyMigDevice(c.gpuUuid, c.gpuInstanceId);
       } catch (err) {
@@ -192,8 +285,53 @@ export class MigOps {
         log.error({ err, gpuUuid: c.gpuUuid, gpuInstanceId: c.gpuInstanceId }, 'rollback: cannot destroy the MIG device this prepare created; its checkpoint entry is kept for recovery');
       }
     }
-    if (created.length > 0) this.dynamicMig?.onInventoryChange?.();
+    if (attempt.created.length > 0) this.dynamicMig?.onInventoryChange?.();
+    for (const gpuUuid of attempt.modeOff) {
+      try {
+        await this.migModeOn(gpuUuid, log);
+      } catch (err) {
+        left++;
+        log.error({ err, gpuUuid }, 'rollback: cannot turn MIG mode on again; the checkpoint entry is kept for recovery');
+      }
+    }
     return left;
+  }
+
+  /**
+   * Everything a recorded claim holds on the GPUs, given back: its MIG devices destroyed ({@link destroyOwned}),
+   * then MIG mode turned on again on the GPUs its entry records as turned off (`migModeOff`). Idempotent.
+   * @throws Error naming the instance or GPU when one step fails (the caller keeps the entry).
+   */
+  async releaseOwned(entry: Pick<CheckpointClaim, 'devices'>, log: Logger): Promise<void> {
+    await this.destroyOwned(entry, log);
+    for (const gpuUuid of new Set(entry.devices.flatMap((d) => (d.migModeOff === undefined ? [] : [d.migModeOff.gpuUuid])))) {
+      await this.migModeOn(gpuUuid, log);
+    }
+  }
+
+  /**
+   * Turn MIG mode on again on a GPU whose MIG mode gpulet turned off (`nvmlDeviceGetMigMode`, then
+   * `nvmlDeviceSetMigMode(ENABLE)` only when it is off). A GPU that is gone (NOT_FOUND) needs nothing. A change
+   * left pending until a reset (not expected: gpulet turns it off only where no reset is needed) is logged as an
+   * error and counts as done, so the claim can go.
+   * @throws Error naming the GPU and NVML's code when the mode cannot be read or set (the kubelet retries).
+   */
+  private async migModeOn(gpuUuid: string, log: Logger): Promise<void> {
+    const manager = this.dynamicMig?.manager;
+    if (manager === undefined) throw new Error(`gpulet turned MIG mode off on GPU ${gpuUuid}, but this GPU backend cannot set it; start gpulet with its GPU backend`);
+    let mode;
+    try {
+      mode = await manager.migMode(gpuUuid);
+      if (mode.current) return;
+      mode = await manager.setMigMode(gpuUuid, true);
+    } catch (err) {
+      if (err instanceof BackendError && err.migCode === 'NOT_FOUND') return;
+      throw new Error(`cannot turn MIG mode on again on GPU ${gpuUuid}${migCodeOf(err)}: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      this.dynamicMig?.onInventoryChange?.();
+    }
+    if (mode.current) log.info({ gpuUuid }, 'dynamic MIG: MIG mode turned on again');
+    else log.error({ gpuUuid, pending: mode.pending }, 'dynamic MIG: MIG mode on is pending until a GPU reset (nvidia-smi -r, or a reboot); until then the GPU is published as a full GPU');
   }
 }
 
@@ -213,9 +351,9 @@ export function migIntent(d: PlacementDevice): CheckpointMig {
  * instance without its compute instance), else `listMigDevices`. A GPU that is gone (NOT_FOUND) has none.
  */
 async function ownedInstanceIds(manager: MigManager, m: CheckpointMig): Promise<number[]> {
-  let list: ReadonlyArray<{ readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } }>;
+  let list: readonly GpuInstance[];
   try {
-    list = manager.gpuInstances !== undefined ? await manager.gpuInstances(m.gpuUuid) : await manager.listMigDevices(m.gpuUuid);
+    list = await gpuInstanceList(manager, m.gpuUuid);
   } catch (err) {
     if (err instanceof BackendError && err.migCode === 'NOT_FOUND') return [];
     throw err;
@@ -225,4 +363,12 @@ async function ownedInstanceIds(manager: MigManager, m: CheckpointMig): Promise<
     .filter((i) => m.gpuInstanceId === undefined || i.gpuInstanceId === m.gpuInstanceId)
     .map((i) => i.gpuInstanceId);
   return [...new Set(ids)];
+}
+
+/** A GPU instance as `MigManager.gpuInstances` lists it. */
+type GpuInstance = { readonly gpuInstanceId: number; readonly giProfileId: number; readonly placement: { readonly start: number; readonly size: number } };
+
+/** Every GPU instance of the GPU: `gpuInstances` when the backend has it (it also sees a GPU instance without its compute instance), else `listMigDevices`. */
+async function gpuInstanceList(manager: MigManager, gpuUuid: string): Promise<readonly GpuInstance[]> {
+  return manager.gpuInstances !== undefined ? manager.gpuInstances(gpuUuid) : manager.listMigDevices(gpuUuid);
 }

@@ -14,8 +14,10 @@ export const FAULT_POINTS = [
   'prepare:after-get',
   /** Prepare: the checkpoint says PrepareStarted, no CDI spec yet. */
   'prepare:after-started',
-  /** Dynamic MIG prepare: the intent (GPU, profile, placement) is in the checkpoint, no MIG call made yet. */
+  /** Dynamic MIG prepare: the intent (GPU, profile, placement; or MIG mode off for a full GPU) is in the checkpoint, no MIG call made yet. */
   'mig:after-intent',
+  /** Dynamic MIG prepare of a full GPU: MIG mode is off, the checkpoint still holds only the intent. */
+  'mig:after-mode-off',
   /** Dynamic MIG prepare (mock backend): the GPU instance exists, its compute instance not yet. */
   'mig:after-gpu-instance',
   /** Dynamic MIG prepare: the MIG device exists, the checkpoint still holds only the intent. */
@@ -26,7 +28,7 @@ export const FAULT_POINTS = [
   'prepare:after-completed',
   /** Unprepare: the CDI spec is removed, the checkpoint entry is still there. */
   'unprepare:after-cdi-removed',
-  /** Dynamic MIG unprepare: the CDI spec is removed and the claim's MIG devices destroyed, the entry is still there. */
+  /** Dynamic MIG unprepare: the CDI spec is removed, the claim's MIG devices destroyed and MIG mode it turned off on again; the entry is still there. */
   'unprepare:after-mig-destroyed',
   /** Unprepare: the entry is gone from the checkpoint, the kubelet has no answer yet. */
   'unprepare:after-checkpoint',

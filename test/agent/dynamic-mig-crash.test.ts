@@ -9,6 +9,13 @@
  *   `assertConsistent`) and every instance on the GPU is one a PrepareCompleted claim records, or the foreign one:
  *   none leaked, the foreign one never destroyed;
  * - the kubelet's retries then succeed, and at the end only the foreign instance is left.
+ * And the same for the full GPU `gpu-0` of the dynamic H100, which prepare hands out by turning MIG mode off for the
+ * claim and unprepare by turning it on again: after a kill -9 at each step and a restart, the claim is either
+ * prepared with MIG mode off (its full GPU still published as a dynamic GPU's, consuming the counter set; not
+ * switched back by `--mig-enable`) or rolled back with MIG mode on; never MIG mode off with no claim.
+ * After a lost checkpoint such a claim is prepared again on the full GPU, whose MIG mode `--mig-enable` leaves off
+ * while the claim holds it. And an A100 in MIG mode: its full GPU is not published (leaving MIG mode needs a
+ * reset), with a log line.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -199,6 +206,111 @@ describe('dynamic MIG: kill -9 at every step of creating and destroying a MIG de
   });
 });
 
+/** The mock GPU's MIG mode, read from its state file. */
+async function migModes(dir: string): Promise<{ migEnabled: boolean; pendingMigEnabled: boolean }[]> {
+  const doc = JSON.parse(await readFile(join(dir, 'mock-mig-state.json'), 'utf8')) as { gpus: Record<string, { migEnabled: boolean; pendingMigEnabled: boolean }> };
+  return Object.values(doc.gpus).map((g) => ({ migEnabled: g.migEnabled, pendingMigEnabled: g.pendingMigEnabled }));
+}
+
+describe('dynamic MIG: kill -9 at every step of handing out a full GPU in MIG mode (MIG mode off, then on again), then restart', () => {
+  /** After the kill: the entry, spec and MIG mode at that step; after the restart: prepared (MIG off) or not (MIG on). */
+  const steps: { point: string; op: 'prepare' | 'unprepare'; entry: string | undefined; spec: boolean; migOn: boolean; prepared: boolean }[] = [
+    { point: 'mig:after-intent', op: 'prepare', entry: 'PrepareMigCreating', spec: false, migOn: true, prepared: false },
+    { point: 'mig:after-mode-off', op: 'prepare', entry: 'PrepareMigCreating', spec: false, migOn: false, prepared: false },
+    { point: 'prepare:after-started', op: 'prepare', entry: 'PrepareStarted', spec: false, migOn: false, prepared: false },
+    { point: 'prepare:after-cdi', op: 'prepare', entry: 'PrepareStarted', spec: true, migOn: false, prepared: false },
+    { point: 'prepare:after-completed', op: 'prepare', entry: 'PrepareCompleted', spec: true, migOn: false, prepared: true },
+    { point: 'unprepare:after-cdi-removed', op: 'unprepare', entry: 'PrepareCompleted', spec: false, migOn: false, prepared: true },
+    { point: 'unprepare:after-mig-destroyed', op: 'unprepare', entry: 'UnprepareStarted', spec: false, migOn: true, prepared: false },
+    { point: 'unprepare:after-checkpoint', op: 'unprepare', entry: undefined, spec: false, migOn: true, prepared: false },
+  ];
+  let dir: string;
+  beforeAll(async () => {
+    dir = await tempDir('gpulet-migfull-');
+    dirs.push(dir);
+    await writeFile(bootIdFile(dir), `${randomUUID()}\n`);
+  });
+
+  it.each(steps)('$point: after the restart the claim is prepared with MIG mode off, or rolled back with MIG mode on', async (step) => {
+    let { run, kubelet } = await start(dir, step.point);
+    expect(await migModes(dir)).toEqual([{ migEnabled: true, pendingMigEnabled: true }]);
+    const ref = allocateClaim(server, `full-${step.point.replace(/[^a-z]/g, '-')}`, ['gpu-0']);
+    if (step.op === 'unprepare') {
+      expect((await kubelet.prepare([ref])).claims[ref.uid]?.error).toBe('');
+      expect(await migModes(dir)).toEqual([{ migEnabled: false, pendingMigEnabled: false }]);
+      await expectKilled(kubelet.unprepare([ref]), run, kubelet);
+    } else {
+      await expectKilled(kubelet.prepare([ref]), run, kubelet);
+    }
+    // the crash happened at this step
+    expect((await verifiedCheckpoint(dir))?.claims[ref.uid]?.state, `${step.point}: checkpoint entry`).toBe(step.entry);
+    expect((await specUids(dir)).includes(ref.uid), `${step.point}: spec file`).toBe(step.spec);
+    expect((await migModes(dir))[0]?.migEnabled, `${step.point}: MIG mode on the GPU`).toBe(step.migOn);
+
+    // restart (with --mig-enable, as every start here): prepared with MIG mode off, or nothing and MIG mode on;
+    // the slices deleted first, so what is read below is what the restarted agent publishes
+    for (const o of server.list('resource.k8s.io/v1', 'ResourceSlice')) server.delete('resource.k8s.io/v1', 'ResourceSlice', undefined, o.metadata?.name ?? '');
+    ({ run, kubelet } = await start(dir));
+    const claims = await assertConsistent(dir);
+    expect(Object.keys(claims), `${step.point}: prepared after the restart`).toEqual(step.prepared ? [ref.uid] : []);
+    expect((await migModes(dir))[0]?.migEnabled, `${step.point}: MIG mode after the restart`).toBe(!step.prepared);
+    expect(await gpuInstances(dir)).toEqual([]);
+    if (step.prepared) {
+      // still published as the dynamic GPU it is: the full GPU consuming the counter set, the placements beside it
+      await waitFor(() => {
+        const devices = publishedDevices(server);
+        return (devices.get('gpu-0')?.consumesCounters?.length ?? 0) > 0 && devices.has(deviceAt(0));
+      }, { what: 'gpu-0 published consuming the counter set while MIG mode is off for its claim' });
+    }
+    // the kubelet's retry of the interrupted call succeeds; then the claim goes, and MIG mode is on again
+    if (step.op === 'prepare') {
+      const answer = await kubelet.prepare([ref]);
+      expect(answer.claims[ref.uid]?.error).toBe('');
+      expect(answer.claims[ref.uid]?.devices.flatMap((d) => d.cdi_device_ids)).toEqual(expectedCdiIds(ref, ['gpu-0']));
+      expect((await migModes(dir))[0]?.migEnabled).toBe(false);
+    }
+    expect((await kubelet.unprepare([ref])).claims[ref.uid]?.error).toBe('');
+    expect(await migModes(dir)).toEqual([{ migEnabled: true, pendingMigEnabled: true }]);
+    expect(await assertConsistent(dir)).toEqual({});
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+  });
+});
+
+describe('dynamic MIG: a full GPU handed out with MIG mode off, then the checkpoint lost', () => {
+  it('the rebuild prepares the claim again on the full GPU, and --mig-enable leaves its MIG mode off while the claim holds it', async () => {
+    const dir = await tempDir('gpulet-migfull-lost-');
+    dirs.push(dir);
+    await writeFile(bootIdFile(dir), `${randomUUID()}\n`);
+    // the rebuild lists every claim of the API server: only this one may name this node's pool
+    for (const o of server.list('resource.k8s.io/v1', 'ResourceClaim')) server.delete('resource.k8s.io/v1', 'ResourceClaim', o.metadata?.namespace, o.metadata?.name ?? '');
+    let { run, kubelet } = await start(dir);
+    const ref = allocateClaim(server, 'full-lost', ['gpu-0']);
+    expect((await kubelet.prepare([ref])).claims[ref.uid]?.error).toBe('');
+    expect((await migModes(dir))[0]?.migEnabled).toBe(false);
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+    await rm(join(dir, 'checkpoint.json')); // lost: the spec and the GPU's MIG mode are still there
+
+    ({ run, kubelet } = await start(dir)); // --mig-enable, as every start here
+    const claims = await assertConsistent(dir);
+    expect(Object.keys(claims)).toEqual([ref.uid]); // rebuilt from the API server
+    const device = claims[ref.uid]!.devices[0] as { deviceName: string; migModeOff?: unknown };
+    expect(device.deviceName).toBe('gpu-0');
+    expect(device.migModeOff).toBeUndefined(); // nothing proves gpulet turned MIG mode off: not recorded as its change
+    expect((await migModes(dir))[0]?.migEnabled, 'MIG mode still off under the claim').toBe(false);
+    // unprepare does not switch a mode it cannot prove it changed; the next start's --mig-enable does
+    expect((await kubelet.unprepare([ref])).claims[ref.uid]?.error).toBe('');
+    expect((await migModes(dir))[0]?.migEnabled).toBe(false);
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+    ({ run, kubelet } = await start(dir));
+    expect((await migModes(dir))[0]?.migEnabled).toBe(true);
+    await kubelet.stop();
+    expect(await stopAgent(run)).toBe(0);
+  });
+});
+
 describe('--mig-enable on an A100 (MIG mode pending until a GPU reset)', () => {
   it('says the GPU needs a reset and keeps publishing it as a full GPU, not nothing', async () => {
     const dir = await tempDir('gpulet-migenable-');
@@ -220,5 +332,20 @@ describe('--mig-enable on an A100 (MIG mode pending until a GPU reset)', () => {
     }, { what: 'the A100 published as a full GPU' });
     await kubelet.stop();
     expect(await stopAgent(run)).toBe(0);
+
+    // A reset applied the pending mode: in MIG mode now, the A100's full GPU is not published (leaving MIG mode
+    // would need a reset again, so prepare could not hand it out), and the log says so; its placements are.
+    const file = join(dir, 'mock-mig-state.json');
+    const reset = JSON.parse(await readFile(file, 'utf8')) as { gpus: Record<string, { migEnabled: boolean }> };
+    for (const g of Object.values(reset.gpus)) g.migEnabled = true;
+    await writeFile(file, JSON.stringify(reset));
+    const again = await spawnAgent({ dir, server, env: { ...ENV, GPULET_MOCK_MACHINE: 'a100-40gb' } });
+    runs.push(again);
+    expect(again.stderr()).toMatch(/not publishing the full GPU gpu-0: leaving MIG mode needs a GPU reset on this Ampere GPU/);
+    await waitFor(() => {
+      const devices = publishedDevices(server);
+      return !devices.has('gpu-0') && (devices.get('gpu-0-mig-7g40gb-0-0')?.consumesCounters?.length ?? 0) > 0;
+    }, { what: 'the A100 in MIG mode published with its placements and without its full GPU' });
+    expect(await stopAgent(again)).toBe(0);
   });
 });

@@ -33,6 +33,6 @@ describe('prepareDevicesByName', () => {
     const byName = prepareDevicesByName(inv, () => g);
     expect(byName.get('gpu-0-mig-1g10gb-19-6')?.kind).toBe('mig');
     expect(byName.get('gpu-0-mig-1g10gb-19-5')?.kind).toBe('placement');
-    expect(byName.get('gpu-0')?.kind).toBe('whole-gpu'); // MIG mode on: published, not preparable
+    expect(byName.get('gpu-0')?.kind).toBe('whole-gpu'); // MIG mode on: handed out by turning MIG mode off at prepare
   });
 });

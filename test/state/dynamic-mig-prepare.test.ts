@@ -11,15 +11,26 @@
  * <giProfileId>-<start>`); cap minors from the kernel module's mig-minors layout (3 + 135·minor + 9·GI, +1+CI);
  * the instances on the "GPU" are read from the mock's own list, not from gpulet's checkpoint.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMockBackend, type MockBackend } from '../../src/gpu/mock/index.js';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/log.js';
-import { ownMigDeviceNames } from '../../src/state/mig-ops.js';
+import type { ClaimList } from '../../src/state/claim-source.js';
+import type { GpuModelName } from '../../src/gpu/mock/models.js';
+import { migModeOffGpus, ownMigDeviceNames } from '../../src/state/mig-ops.js';
 import { initAndReconcile } from '../../src/state/reconcile.js';
 import { allocatedClaim, claimState, DRIVER, MemoryClaimSource, newRef, NODE, tempDir, type ClaimState } from '../helpers/claims.js';
 import { geometryOf } from '../helpers/dynamic-mig.js';
+
+/** MemoryClaimSource that lists too (the rebuild after a lost checkpoint). */
+class ListingSource extends MemoryClaimSource {
+  async *listPages(): AsyncGenerator<ClaimList> {
+    await Promise.resolve();
+    yield this.listAll();
+  }
+}
 
 const POD = { resource: 'pods', name: 'p', uid: '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4' };
 /** 1g.10gb (GI profile 19) at memory slice 3; 3g.40gb (GI profile 9) at 4; 4g.40gb (GI profile 5) at 0. */
@@ -31,14 +42,19 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
   let dir: string;
   let cleanup: () => Promise<void>;
   let backend: MockBackend;
-  let source: MemoryClaimSource;
+  let source: ListingSource;
   let changes: number;
 
+  let model: GpuModelName;
+  const startBackend = async (m: GpuModelName): Promise<void> => {
+    model = m;
+    backend = createMockBackend({ machine: { gpus: [{ model: m, mig: [] }] }, nodeName: NODE, migStateFile: join(dir, 'mig.json') });
+    await backend.init();
+  };
   beforeEach(async () => {
     ({ dir, cleanup } = await tempDir());
-    backend = createMockBackend({ machine: { gpus: [{ model: 'h100-80gb', mig: [] }] }, nodeName: NODE, migStateFile: join(dir, 'mig.json') });
-    await backend.init();
-    source = new MemoryClaimSource();
+    await startBackend('h100-80gb');
+    source = new ListingSource();
     changes = 0;
   });
   afterEach(async () => {
@@ -46,7 +62,7 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     await cleanup();
   });
 
-  const state = (): ClaimState =>
+  const state = (logger = silentLogger()): ClaimState =>
     claimState({
       driverName: DRIVER,
       poolName: NODE,
@@ -55,9 +71,9 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
       cdiDir: join(dir, 'cdi'),
       devRoot: join(dir, 'dev'),
       checkpointPath: join(dir, 'checkpoint.json'),
-      logger: silentLogger(),
+      logger,
       readBootId: () => Promise.resolve('boot-1'),
-      dynamicMig: { geometryOf: () => geometryOf('h100-80gb'), manager: backend.mig, onInventoryChange: () => changes++ },
+      dynamicMig: { geometryOf: () => geometryOf(model), manager: backend.mig, onInventoryChange: () => changes++ },
     });
   const gpuUuid = (): string => backend.inventory().gpus[0]!.uuid;
   const instances = async () => (await backend.mig.gpuInstances(gpuUuid())).map((i) => `${i.giProfileId}@${i.placement.start}`).sort();
@@ -140,13 +156,145 @@ describe('dynamic MIG: prepare creates, unprepare destroys (mock backend)', () =
     expect(await checkpoint()).toEqual({});
   });
 
-  it('the full GPU of a dynamic GPU in MIG mode is refused with the reason, nothing created', async () => {
+  it('the full GPU of a dynamic H100 in MIG mode: prepare turns MIG mode off and writes the full-GPU spec; unprepare turns it on again', async () => {
+    const s = state();
+    await s.store.init();
+    const gpu = backend.inventory().gpus[0]!;
+    expect(gpu.migEnabled).toBe(true);
+    const ref = claimFor(['gpu-0']);
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
+    // MIG mode off on the GPU itself (the mock's mode, not gpulet's inventory), and the inventory follows
+    expect(await backend.mig.migMode(gpu.uuid)).toEqual({ current: false, pending: false });
+    expect(backend.inventory().gpus[0]!.migEnabled).toBe(false);
+    expect(changes).toBeGreaterThan(0); // the slices and telemetry are told (main: a fresh sample)
+    // a sample now reads the full GPU as one (GPU utilization: NVML answers it only outside MIG mode)
+    expect((await backend.sample()).devices.find((d) => d.uuid === gpu.uuid)?.gpuUtilizationPercent).toBeTypeOf('number');
+    // the normal full-GPU spec: its UUID and /dev/nvidia0, no MIG caps nodes
+    const edits = (await spec(ref.uid)).devices[0]!.containerEdits;
+    expect(edits.env).toContain(`GPULET_DEVICE_GPU_0=${gpu.uuid}`);
+    expect(edits.deviceNodes.map((n) => n.path)).toContain('/dev/nvidia0');
+    expect(edits.deviceNodes.some((n) => n.path.includes('nvidia-caps'))).toBe(false);
+    const entry = (await checkpoint())[ref.uid]!;
+    expect(entry.state).toBe('PrepareCompleted');
+    expect(entry.devices[0]).toMatchObject({ deviceName: 'gpu-0', uuid: gpu.uuid, migModeOff: { gpuUuid: gpu.uuid } });
+    expect([...migModeOffGpus(s.store.entries())]).toEqual([gpu.uuid]);
+    expect(s.ownership.owners().get(gpu.uuid)?.map((o) => [o.deviceName, o.claim.uid])).toEqual([['gpu-0', ref.uid]]);
+    // prepared again: answered from the record
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
+    // a placement on it meanwhile (the counters forbid it; an allocation from a stale slice) fails, nothing made
+    const stale = claimFor([SMALL]);
+    expect((await s.preparer.prepare([stale])).get(stale.uid)?.error).toMatch(/MIG mode is off/);
+    expect(await instances()).toEqual([]);
+
+    expect((await s.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
+    expect(await backend.mig.migMode(gpu.uuid)).toEqual({ current: true, pending: true });
+    expect(backend.inventory().gpus[0]!.migEnabled).toBe(true);
+    expect((await backend.sample()).devices.find((d) => d.uuid === gpu.uuid)?.gpuUtilizationPercent).toBeUndefined();
+    expect(await checkpoint()).toEqual({});
+    // and the GPU takes placements again
+    expect((await s.preparer.prepare([stale])).get(stale.uid)?.error).toBeUndefined();
+    expect(await instances()).toEqual(['19@3']);
+  });
+
+  it('a full-GPU prepare failing after MIG mode went off (the CDI spec cannot be written) turns MIG mode on again', async () => {
+    const s = state();
+    await s.store.init();
+    await writeFile(join(dir, 'cdi'), 'not a directory'); // the CDI dir is a file: the spec write fails
+    const ref = claimFor(['gpu-0']);
+    const modes: boolean[] = [];
+    const set = backend.mig.setMigMode.bind(backend.mig);
+    backend.mig.setMigMode = async (uuid, enabled) => {
+      modes.push(enabled);
+      return set(uuid, enabled);
+    };
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toMatch(/rolled back|cdi/i);
+    expect(modes).toEqual([false, true]); // off for the claim, on again by the rollback
+    expect(await backend.mig.migMode(gpuUuid())).toEqual({ current: true, pending: true });
+    expect(backend.inventory().gpus[0]!.migEnabled).toBe(true);
+    expect(await checkpoint()).toEqual({});
+  });
+
+  it('the full GPU beside an existing instance is refused with the rule; MIG mode and the instance stay', async () => {
+    await backend.mig.createMigDevice(gpuUuid(), { giProfileId: 19, start: 6, size: 1 }); // an administrator's
     const s = state();
     await s.store.init();
     const ref = claimFor(['gpu-0']);
-    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toMatch(/device gpu-0 is the full GPU of a dynamic MIG GPU in MIG mode/);
-    expect(await instances()).toEqual([]);
+    const error = (await s.preparer.prepare([ref])).get(ref.uid)?.error;
+    expect(error).toMatch(/device gpu-0 \(the full GPU .*\) cannot be handed out: whole-gpu: the whole GPU cannot be used beside MIG instance 1g\.10gb/);
+    expect(await backend.mig.migMode(gpuUuid())).toMatchObject({ current: true });
+    expect(await instances()).toEqual(['19@6']);
     expect(await checkpoint()).toEqual({});
+  });
+
+  it('the full GPU of an A100 in MIG mode (leaving it needs a reset) is refused before any MIG call', async () => {
+    await backend.shutdown();
+    await startBackend('a100-40gb');
+    const s = state();
+    await s.store.init();
+    const ref = claimFor(['gpu-0']);
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toMatch(/turning MIG mode off on this Ampere GPU needs a GPU reset/);
+    expect(await backend.mig.migMode(gpuUuid())).toEqual({ current: true, pending: true });
+    expect(await checkpoint()).toEqual({});
+  });
+
+  // What a crash at each step of a full-GPU prepare leaves (the intent; MIG mode off or not yet), then recovery.
+  it.each([{ step: 'mig:after-intent', off: false }, { step: 'mig:after-mode-off', off: true }])(
+    'crash at $step of a full-GPU prepare: recovery turns MIG mode on again and removes the entry',
+    async ({ off }) => {
+      const first = state();
+      await first.store.init();
+      const ref = newRef('crashed-full');
+      const uuid = gpuUuid();
+      await first.store.locked(() =>
+        first.store.commit(ref.uid, {
+          ...ref,
+          state: 'PrepareMigCreating',
+          devices: [{ requestNames: ['gpu'], poolName: NODE, deviceName: 'gpu-0', uuid, cdiDeviceIds: [`k8s.${DRIVER}/claim=${ref.uid}-gpu-0`], migModeOff: { gpuUuid: uuid } }],
+          pods: [],
+          configs: [],
+        }),
+      );
+      if (off) await backend.mig.setMigMode(uuid, false);
+      const restarted = state();
+      const { report } = await initAndReconcile({ store: restarted.store, recovery: restarted.recovery, source, logger: silentLogger() });
+      expect(report.rolledBack).toEqual([ref.uid]);
+      expect(await backend.mig.migMode(uuid)).toMatchObject({ current: true });
+      expect(await checkpoint()).toEqual({});
+    },
+  );
+
+  it('an instance gpulet made whose checkpoint was lost: the rebuilt claim uses it as a static device, and gpulet never destroys it', async () => {
+    const s = state();
+    await s.store.init();
+    const ref = claimFor([HALF]);
+    expect((await s.preparer.prepare([ref])).get(ref.uid)?.error).toBeUndefined();
+    const made = backend.inventory().gpus[0]!.migDevices[0]!;
+    // the checkpoint is lost (deleted); the instance and the claim's spec are still there
+    await rm(join(dir, 'checkpoint.json'));
+    const lines: { msg: string; device?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+    const restarted = state(logger);
+    const { report } = await initAndReconcile({ store: restarted.store, recovery: restarted.recovery, source, logger: silentLogger() });
+    expect(report.rebuilt).toEqual([ref.uid]);
+    // the log says whose it is not, and how to free it
+    expect(lines.filter((l) => /not recorded as created by gpulet/.test(l.msg)).map((l) => l.device)).toEqual([HALF]);
+    // prepared again from the API server's claim, with the instance that is there: its UUID, no ownership
+    const entry = (await checkpoint())[ref.uid]!;
+    expect(entry.state).toBe('PrepareCompleted');
+    expect(entry.devices[0]!.uuid).toBe(made.uuid);
+    expect(entry.devices[0]!.mig).toBeUndefined();
+    expect([...ownMigDeviceNames(restarted.store.entries())]).toEqual([]);
+    expect((await spec(ref.uid)).devices[0]!.containerEdits.env).toContain(`GPULET_DEVICE_GPU_0_MIG_3G40GB_9_4=${made.uuid}`);
+    // unprepare: the claim goes, the instance stays (gpulet cannot prove it made it), as every foreign instance
+    expect((await restarted.preparer.unprepare([ref])).get(ref.uid)).toEqual({});
+    expect(await instances()).toEqual(['9@4']);
+    expect(await checkpoint()).toEqual({});
+    // and the same again: a new claim allocated that name gets the same instance, still never destroyed
+    const again = claimFor([HALF]);
+    expect((await restarted.preparer.prepare([again])).get(again.uid)?.error).toBeUndefined();
+    expect((await checkpoint())[again.uid]!.devices[0]!.uuid).toBe(made.uuid);
+    expect((await restarted.preparer.unprepare([again])).get(again.uid)).toEqual({});
+    expect(await instances()).toEqual(['9@4']);
   });
 
   it('a creation failing half-way (compute instance) fails the claim with NVML\'s code and leaves nothing', async () => {

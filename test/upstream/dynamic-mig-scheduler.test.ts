@@ -4,7 +4,8 @@
  * 0–3 are dynamic H100s in MIG mode (counter sets and placement devices), GPUs 4 and 5 static full GPUs (MIG off),
  * GPUs 6 and 7 dynamic with MIG instances gpulet did not create (foreign: published as the static devices they
  * are). 200 randomised claims — MIG profiles by a CEL selector on `profile` in class mig.gpulet.dev, full GPUs in
- * class gpu.gpulet.dev — run as pods in waves: a batch is created, every pod waited for until it is Running
+ * class gpu.gpulet.dev: of the static GPUs 4 and 5, and of the dynamic GPUs 0–3 (consuming every counter of their
+ * GPU; gpulet hands one out by turning the GPU's MIG mode off for the claim) — run as pods in waves: a batch is created, every pod waited for until it is Running
  * (allocated by the kube-scheduler's structured allocator from the published counters, prepared by gpulet through
  * the node agent's kubelet DRA manager) or Unschedulable with the scheduler's reason, some pods deleted at random
  * (unprepared, claims released by the controller-manager's garbage collector), and on. Proves:
@@ -12,8 +13,10 @@
  *   records the kubelet's event), `gpulet_dra_claim_errors_total` absent or 0 on gpulet's /metrics, every pod
  *   the scheduler did not refuse ends Running;
  * - at a checkpoint after each wave (everything settled), the MIG instances on the mock GPUs other than the
- *   foreign ones are exactly the placement devices allocated to claims (by name, GPU, profile and placement);
- * - after every pod is deleted, only the foreign instances are left on the GPUs, and the published counter sets
+ *   foreign ones are exactly the placement devices allocated to claims (by name, GPU, profile and placement), and
+ *   MIG mode is off (read from the mock GPU) on exactly the dynamic GPUs whose full GPU is allocated;
+ * - after every pod is deleted, only the foreign instances are left on the GPUs, every dynamic GPU is in MIG mode
+ *   again, and the published counter sets
  *   (and every published device) are again what they were before the first claim; the memory-slice counters of
  *   each dynamic GPU are 0 exactly on the slices the existing instances cover (read from the mock GPU).
  *
@@ -106,6 +109,12 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
     expect(dynamic.every((g) => g.migEnabled), '--mig-enable turned MIG mode on for every dynamic GPU').toBe(true);
     const fullGpus = gpus.filter((g) => !g.migEnabled).map((g) => g.uuid);
     expect(fullGpus).toHaveLength(2);
+    /** The dynamic GPUs whose full GPU is published (no foreign instance: GPUs 0–3). */
+    const dynamicFull = dynamic.filter((g) => g.migDevices.length === 0);
+    expect(dynamicFull.map((g) => g.index)).toEqual([0, 1, 2, 3]);
+    /** Dynamic GPUs in MIG mode off, read from the mock GPU (its own mode, not gpulet's inventory cache). */
+    const migOff = async (): Promise<string[]> =>
+      (await Promise.all(dynamic.map(async (g) => ((await mig!.migMode(g.uuid)).current ? [] : [`gpu-${g.minor}`])))).flat().sort();
 
     /** Every MIG device on the mock GPUs, read from the GPU (not gpulet's inventory cache). */
     const instances = async (): Promise<MigDeviceInfo[]> => (await Promise.all(gpus.map((g) => mig!.listMigDevices(g.uuid)))).flat();
@@ -120,8 +129,8 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
     const before = await listSlices();
     expect(countersOf(before).size, 'one counter set per dynamic GPU').toBe(dynamic.length);
 
-    // The requests: every H100 MIG profile (small ones more often) and the full GPU of a GPU in MIG mode off (the
-    // full GPU of a dynamic GPU in MIG mode is refused at prepare by design, README "Dynamic MIG": not asked for).
+    // The requests: every H100 MIG profile (small ones more often), the full GPU of a static GPU (MIG mode off), and
+    // the full GPU of a dynamic GPU in MIG mode (prepare turns its MIG mode off for the claim).
     const profiles = GPU_MODELS['h100-80gb'].migProfiles.map((p) => p.name);
     const weighted = [...profiles, ...profiles.filter((p) => p.startsWith('1g.')), '1g.10gb', '2g.20gb'];
     const requests = new Map<string, RequestSpec>();
@@ -132,7 +141,11 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
       deviceClassName: 'gpu.gpulet.dev',
       selectors: [`device.attributes['${DRIVER}'].uuid in [${fullGpus.map((u) => `'${u}'`).join(', ')}]`],
     });
-    const templateOf = (profile: string | undefined) => (profile === undefined ? 'full' : `mig-${profile.replaceAll('.', '').replace('+', '-')}`);
+    requests.set('full-dynamic', {
+      deviceClassName: 'gpu.gpulet.dev',
+      selectors: [`device.attributes['${DRIVER}'].uuid in [${dynamicFull.map((g) => `'${g.uuid}'`).join(', ')}]`],
+    });
+    const templateOf = (profile: string | undefined) => (profile === undefined ? 'full' : profile === 'dynamic' ? 'full-dynamic' : `mig-${profile.replaceAll('.', '').replace('+', '-')}`);
     await createAll(cluster.admin, [...requests].map(([name, req]) => claimTemplate(name, req)));
 
     const random = prng(SEED);
@@ -145,6 +158,8 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
     const ran = new Set<string>();
     /** The most instances gpulet had made at one checkpoint. */
     let mostInstances = 0;
+    /** The most dynamic GPUs handed out whole (MIG mode off) at one checkpoint. */
+    let mostMigOff = 0;
 
     const listPods = async () => (await core.listNamespacedPod({ namespace: 'default' })).items;
     /**
@@ -201,13 +216,24 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
         { what: `wave ${wave}: the MIG instances on the GPUs to equal the allocated placement devices ${at}`, timeoutMs: 60_000, intervalMs: 250 },
       );
       mostInstances = Math.max(mostInstances, own.length);
+      // MIG mode is off on exactly the dynamic GPUs whose full GPU is allocated
+      const off = await waitFor(
+        async () => {
+          const whole = [...(await allocated()).keys()].filter((n) => dynamicFull.some((g) => n === `gpu-${g.minor}`)).sort();
+          const now = await migOff();
+          return JSON.stringify(now) === JSON.stringify(whole) ? now : undefined;
+        },
+        { what: `wave ${wave}: MIG mode off on exactly the dynamic GPUs whose full GPU is allocated ${at}`, timeoutMs: 60_000, intervalMs: 250 },
+      );
+      mostMigOff = Math.max(mostMigOff, off.length);
     };
 
     const started = performance.now();
     for (let wave = 0; made < CLAIMS; wave++) {
       const batch: V1Pod[] = [];
       for (let i = 0; i < WAVE && made < CLAIMS; i++, made++) {
-        const profile = random() < 0.15 ? undefined : pick(weighted);
+        const whole = random() < 0.2;
+        const profile = whole ? (random() < 0.6 ? 'dynamic' : undefined) : pick(weighted);
         const name = `w${wave}-p${i}-${templateOf(profile)}`;
         batch.push(podWithTemplate(name, templateOf(profile)));
         live.add(name);
@@ -236,15 +262,17 @@ describe.skipIf(unavailable !== undefined)('dynamic MIG through the real kube-sc
     await deletePods(cluster.admin, [...live]);
     live.clear();
     const seconds = (performance.now() - started) / 1000;
-    console.log(`dynamic-mig-scheduler: ${CLAIMS} claims, ${running} running at the end of their wave, ${refused} refused by the scheduler, ${authorizerRaces.size} pods retried after the node authorizer's race, at most ${mostInstances} instances at a checkpoint, ${seconds.toFixed(0)} s`);
+    console.log(`dynamic-mig-scheduler: ${CLAIMS} claims, ${running} running at the end of their wave, ${refused} refused by the scheduler, ${authorizerRaces.size} pods retried after the node authorizer's race, at most ${mostInstances} instances and ${mostMigOff} dynamic GPUs handed out whole at a checkpoint, ${seconds.toFixed(0)} s`);
     expect(mostInstances, `gpulet made MIG instances ${at}`).toBeGreaterThan(0);
-    expect([...ran].sort(), `a pod of every template ran: each MIG profile and the full GPU ${at}`).toEqual([...requests.keys()].sort());
+    expect(mostMigOff, `gpulet handed out full GPUs of dynamic GPUs ${at}`).toBeGreaterThan(0);
+    expect([...ran].sort(), `a pod of every template ran: each MIG profile and both kinds of full GPU ${at}`).toEqual([...requests.keys()].sort());
     expect(await prepareFailures(), `no prepare failure ${at}`).toEqual([]);
 
     // No instance survives its claim: only the foreign ones are left on the GPUs.
     await waitFor(async () => (await instances()).every((m) => foreign.has(m.uuid)), { what: `only foreign instances left ${at}`, timeoutMs: 60_000 });
     expect(new Set((await instances()).map((m) => m.uuid))).toEqual(foreign);
     expect(await allocated()).toEqual(new Map());
+    await waitFor(async () => (await migOff()).length === 0, { what: `every dynamic GPU in MIG mode again ${at}`, timeoutMs: 60_000 });
 
     // Counters and the GPUs agree: the published slices are again those of before the first claim ...
     const after = await waitFor(
