@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { CoreV1Api, ResourceV1Api, type ResourceV1ResourceClaim, type V1DeviceAllocationConfiguration } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, ResourceV1Api, type ResourceV1ResourceClaim, type V1DeviceAllocationConfiguration } from '@kubernetes/client-node';
 import type { EmbeddedApiServer, RequestRecord } from '../../dev/apiserver/server.js';
 import { clientKubeConfig, embeddedApiProvider } from '../../dev/embedded.js';
 import { KubeletSimulator } from '../../dev/kubelet/simulator.js';
@@ -102,11 +102,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     await stop();
     throw err;
   }
-  return {
-    dir, config, agent, kubelet, stop,
-    api: clientKubeConfig(agent).makeApiClient(ResourceV1Api),
-    core: clientKubeConfig(agent).makeApiClient(CoreV1Api),
-  };
+  // The test's client: client-node against the API server the agent uses (the test's own, or the embedded one).
+  let kc: KubeConfig;
+  if (opts.server !== undefined) {
+    kc = new KubeConfig();
+    kc.loadFromString(opts.server.kubeconfig());
+  } else {
+    kc = clientKubeConfig(agent);
+  }
+  return { dir, config, agent, kubelet, stop, api: kc.makeApiClient(ResourceV1Api), core: kc.makeApiClient(CoreV1Api) };
 }
 
 /** Remove a temp dir. */

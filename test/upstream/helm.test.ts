@@ -42,7 +42,7 @@ function chartWithoutKubeVersion(): string {
 /** The DaemonSet's hostPath volumes with driver userspace auto (the default, and the upgrade's on another root). */
 const DRIVER_USERSPACE_VOLUMES = [
   'plugins-registry', 'plugin-dir', 'cdi', 'state', 'driver-libraries', 'driver-ld-cache', 'driver-binaries', 'driver-firmware',
-  'driver-persistenced', 'driver-fabricmanager', 'driver-mps', 'toolkit-cdi-0',
+  'driver-persistenced', 'driver-fabricmanager', 'driver-mps', 'toolkit-cdi-0', 'pod-gpu-resources',
 ];
 const UPGRADE = {
   driverUserspace: 'auto',
