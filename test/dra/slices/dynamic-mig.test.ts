@@ -254,4 +254,22 @@ describe('planning with counter slices', () => {
     const counters = plan.actions.find((a) => a.op === 'update' && a.body.spec.sharedCounters !== undefined);
     expect(counters?.op === 'update' && counters.body.metadata?.name).toBe('s-0');
   });
+
+  it('updates each slice in place: a counter slice the one holding its first counter set, whatever the names', () => {
+    const g = geometryOf('h100-80gb');
+    const withInstance = nodeOf('h100-80gb', 2, [{ profile: g.profiles.find((p) => p.name === '7g.80gb')!, start: 0 }]);
+    const stored = store(build(inv)(1));
+    // Names in the opposite order of the slices, so that pairing by name alone would mismatch every slice.
+    const renamed = stored.map((s, i) => ({ ...s, metadata: { ...s.metadata, name: `s-${stored.length - 1 - i}` } }));
+    expect(renamed.length).toBeGreaterThan(1);
+    const plan = planReconcile({ existing: renamed, build: build(withInstance), poolName: poolNameOf(NODE), lastGeneration: 1, ignoreTaints: false });
+    const updates = plan.actions.filter((a) => a.op === 'update');
+    expect(updates.length).toBe(renamed.length);
+    for (const u of updates) {
+      const before = renamed.find((s) => s.metadata.name === u.body.metadata?.name)!;
+      const firstSet = u.body.spec.sharedCounters?.[0]?.name;
+      if (firstSet !== undefined) expect(before.spec.sharedCounters?.map((c) => c.name)).toContain(firstSet);
+      else expect(before.spec.devices?.map((d) => d.name)).toContain(u.body.spec.devices?.[0]?.name);
+    }
+  });
 });
