@@ -169,7 +169,7 @@ describe('planReconcile: what counts as a change', () => {
     expect(plan.upToDate).toBe(false);
     const a = plan.actions[0]!;
     if (a.op !== 'update') throw new Error(`expected an update, got ${a.op}`);
-    expect(a.body.metadata).toEqual({
+    expect(a.body.metadata).toStrictEqual({
       name: 'slice-0', uid: 'uid-0', resourceVersion: '10', generateName: existing[0]!.metadata!.generateName,
       annotations: { 'note.example.com/a': 'b' },
       labels: { ...builder(inv)(1)[0]!.metadata.labels, 'team.example.com/x': 'y' },
@@ -191,6 +191,9 @@ describe('planReconcile: what counts as a change', () => {
     for (const o of noController[0]!.metadata!.ownerReferences ?? []) delete o.controller;
     const controller = builder(inv)(1)[0]!.metadata.ownerReferences?.[0]?.controller;
     expect(planReconcile({ ...base, existing: noController, build: builder(inv) }).upToDate).toBe(controller !== true);
+    const notController = stored(builder(inv)(3));
+    for (const o of notController[0]!.metadata!.ownerReferences ?? []) o.controller = false;
+    expect(planReconcile({ ...base, existing: notController, build: builder(inv) }).upToDate).toBe(controller === false);
   });
 
   it('a duplicate of a slice is not up to date: the copy is deleted', () => {
@@ -202,7 +205,8 @@ describe('planReconcile: what counts as a change', () => {
   });
 
   it('pairs each desired slice with the existing slice that holds its first device, whatever the list order', () => {
-    const three = stored(builder(manyGpus(300))(3)).reverse();
+    // Names in the opposite order of the slices: pairing by name alone would mismatch them.
+    const three = stored(builder(manyGpus(300))(3)).map((s, i, all) => ({ ...s, metadata: { ...s.metadata, name: `slice-${all.length - 1 - i}` } }));
     const plan = planReconcile({ ...base, existing: three, build: builder(manyGpus(299)) });
     const updates = plan.actions.filter((a) => a.op === 'update');
     expect(updates).toHaveLength(3);
@@ -221,6 +225,64 @@ describe('planReconcile: what counts as a change', () => {
     expect(plan2.actions.map((a) => (a.op === 'delete' ? `delete ${a.name}` : `${a.op} ${a.body.metadata?.name}`))).toEqual(['update a-0', 'delete b-0']);
   });
 
+  it('a PUT sets only the metadata the existing object has, and no owner when the Node uid is unknown', () => {
+    const noOwner = (generation: number) =>
+      buildResourceSlices({ driverName: DRIVER, nodeName: NODE, poolName: POOL, inventory: inv, generation });
+    const existing = stored(builder(inv)(3));
+    delete existing[0]!.metadata!.generateName;
+    const plan = planReconcile({ ...base, existing, build: noOwner });
+    const a = plan.actions[0]!;
+    if (a.op !== 'update') throw new Error(`expected an update, got ${a.op}`);
+    expect(a.body.metadata).toStrictEqual({ name: 'slice-0', uid: 'uid-0', resourceVersion: '10', labels: noOwner(1)[0]!.metadata.labels });
+  });
+
+  it('slices of mixed generations, a missing slice, or another resourceSliceCount are not up to date', () => {
+    const three = stored(builder(manyGpus(300))(3));
+    expect(planReconcile({ ...base, existing: three, build: builder(manyGpus(300)) }).upToDate).toBe(true);
+    const mixed = structuredClone(three);
+    mixed[1]!.spec.pool.generation = 2;
+    expect(planReconcile({ ...base, existing: mixed, build: builder(manyGpus(300)) })).toMatchObject({ upToDate: false, generation: 4 });
+    const missing = planReconcile({ ...base, existing: three.slice(0, 2), build: builder(manyGpus(300)) });
+    expect(missing.upToDate).toBe(false);
+    expect(missing.actions.map((a) => a.op)).toEqual(['update', 'update', 'create']);
+    const count = structuredClone(three);
+    for (const s of count) s.spec.pool.resourceSliceCount = 4;
+    expect(planReconcile({ ...base, existing: count, build: builder(manyGpus(300)) }).upToDate).toBe(false);
+  });
+
+  it('compares a pool whatever the order the slices are listed in', () => {
+    const three = stored(builder(manyGpus(300))(3));
+    expect(planReconcile({ ...base, existing: [three[2]!, three[0]!, three[1]!], build: builder(manyGpus(300)) }).upToDate).toBe(true);
+  });
+
+  it('an emptied pool (no GPUs left) keeps the first slice by name and deletes the rest', () => {
+    const empty: Inventory = { ...inv, gpus: [] };
+    const [one] = stored(builder(inv)(3));
+    const named = (name: string, uid: string): V1ResourceSlice => ({ ...structuredClone(one!), metadata: { ...structuredClone(one!.metadata), name, uid } });
+    const plan = planReconcile({ ...base, existing: [named('b-0', 'uid-b'), named('a-0', 'uid-a')], build: builder(empty) });
+    expect(plan.actions.map((a) => (a.op === 'delete' ? `delete ${a.name}` : `${a.op} ${a.body.metadata?.name}`))).toEqual(['update a-0', 'delete b-0']);
+    expect(plan.actions[0]?.op === 'update' && plan.actions[0].body.spec.devices).toEqual([]);
+  });
+
+  it('odd listed slices (no metadata, no labels, a null field) are rewritten, never a crash', () => {
+    const existing = stored(builder(inv)(3));
+    const bare = structuredClone(existing[0]!);
+    delete bare.metadata;
+    const unlabelled = structuredClone(existing[0]!);
+    delete unlabelled.metadata!.labels;
+    delete unlabelled.metadata!.ownerReferences;
+    const withNull = structuredClone(existing[0]!);
+    (withNull.spec.devices![0] as unknown as Record<string, unknown>)['nodeSelector'] = null;
+    for (const odd of [bare, unlabelled, withNull]) {
+      const plan = planReconcile({ ...base, existing: [odd], build: builder(inv) });
+      expect(plan.upToDate).toBe(false);
+      expect(plan.actions.map((a) => a.op)).toEqual(['update']);
+    }
+    // Two slices without metadata: both paired or deleted without a name to sort by, none crashes the plan.
+    const two = planReconcile({ ...base, existing: [bare, structuredClone(bare)], build: builder(inv) });
+    expect(two.actions.map((a) => a.op)).toEqual(['update']);
+  });
+
   it('a listed slice without a name or uid is never deleted (a delete needs the uid precondition)', () => {
     const existing = stored(builder(inv)(3));
     const foreign = (metadata: V1ResourceSlice['metadata']): V1ResourceSlice => {
@@ -228,7 +290,7 @@ describe('planReconcile: what counts as a change', () => {
       f.spec.pool = { ...f.spec.pool, name: 'other-pool' };
       return f;
     };
-    const plan = planReconcile({ ...base, existing: [...existing, foreign({ name: 'x' }), foreign({ uid: 'u' }), foreign({ name: 'y', uid: 'v' })], build: builder(inv) });
+    const plan = planReconcile({ ...base, existing: [...existing, foreign({ name: 'x' }), foreign({ uid: 'u' }), foreign(undefined), foreign({ name: 'y', uid: 'v' })], build: builder(inv) });
     expect(plan.actions.filter((a) => a.op === 'delete')).toEqual([{ op: 'delete', name: 'y', uid: 'v' }]);
   });
 });
