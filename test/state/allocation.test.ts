@@ -196,8 +196,8 @@ describe('resolveAllocation', () => {
     const r = { driver: DRIVER, pool: NODE, device: 'gpu-0' };
     const s1 = '2f0d3c5e-1111-4222-8333-444455556666';
     const s2 = '2f0d3c5e-1111-4222-8333-444455556667';
-    const out = resolve(results({ ...r, request: 'a', shareID: s1 }, { ...r, request: 'b', shareID: s2 }, { ...r, request: 'c', shareID: '' }, { ...r, request: 'd', shareID: null }));
-    expect(out.devices.map((d) => [d.requestNames, d.shareId])).toEqual([[['a'], s1], [['b'], s2], [['c', 'd'], undefined]]);
+    const out = resolve(results({ ...r, request: 'a', shareID: s1 }, { ...r, request: 'b', shareID: s2 }, { ...r, request: 'd', shareID: null }, { ...r, request: 'c', shareID: '' }));
+    expect(out.devices.map((d) => [d.requestNames, d.shareId])).toEqual([[['a'], s1], [['b'], s2], [['d', 'c'], undefined]]);
     expect(out.devices[2]).not.toHaveProperty('shareId');
     // The same request twice for one device (two subrequests of it) names the request once.
     expect(resolve(results({ ...r, request: 'a/x' }, { ...r, request: 'a/y' })).devices[0]!.requestNames).toEqual(['a']);
