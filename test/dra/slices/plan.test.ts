@@ -242,9 +242,11 @@ describe('planReconcile: what counts as a change', () => {
     const mixed = structuredClone(three);
     mixed[1]!.spec.pool.generation = 2;
     expect(planReconcile({ ...base, existing: mixed, build: builder(manyGpus(300)) })).toMatchObject({ upToDate: false, generation: 4 });
-    const missing = planReconcile({ ...base, existing: three.slice(0, 2), build: builder(manyGpus(300)) });
-    expect(missing.upToDate).toBe(false);
-    expect(missing.actions.map((a) => a.op)).toEqual(['update', 'update', 'create']);
+    for (const gone of [0, 1, 2]) {
+      const missing = planReconcile({ ...base, existing: three.filter((_, i) => i !== gone), build: builder(manyGpus(300)) });
+      expect(missing.upToDate).toBe(false);
+      expect(missing.actions.map((a) => a.op)).toEqual(['update', 'update', 'create']);
+    }
     const count = structuredClone(three);
     for (const s of count) s.spec.pool.resourceSliceCount = 4;
     expect(planReconcile({ ...base, existing: count, build: builder(manyGpus(300)) }).upToDate).toBe(false);
