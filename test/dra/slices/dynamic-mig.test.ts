@@ -7,6 +7,7 @@
  * `gpu-<minor>-counter-set`). The real API server's verdict is test/upstream/dynamic-mig.test.ts.
  */
 import { readFileSync } from 'node:fs';
+import type { V1ResourceSlice } from '@kubernetes/client-node';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { buildResourceSlices, SliceError, type SliceSpec } from '../../../src/dra/slices/build.js';
@@ -260,9 +261,10 @@ describe('planning with counter slices', () => {
     const before = nodeOf('h100-80gb', gpus);
     const withInstance = nodeOf('h100-80gb', gpus, [{ profile: g.profiles.find((p) => p.name === '7g.80gb')!, start: 0 }]);
     // As the server returns them: a counter slice's empty device list left out (omitempty).
-    const stored = store(build(before)(1)).map((s) => {
+    const stored: V1ResourceSlice[] = store(build(before)(1)).map((s) => {
       if (s.spec.devices?.length !== 0) return s;
-      const { devices: _, ...spec } = s.spec;
+      const spec = { ...s.spec };
+      delete spec.devices;
       return { ...s, spec };
     });
     if (gpus > 2) expect(stored.filter((s) => s.spec.sharedCounters !== undefined).length).toBeGreaterThan(1);
@@ -273,7 +275,7 @@ describe('planning with counter slices', () => {
     const updates = plan.actions.filter((a) => a.op === 'update');
     expect(updates.length).toBe(renamed.length);
     for (const u of updates) {
-      const before = renamed.find((s) => s.metadata.name === u.body.metadata?.name)!;
+      const before = renamed.find((s) => s.metadata?.name === u.body.metadata?.name)!;
       const firstSet = u.body.spec.sharedCounters?.[0]?.name;
       if (firstSet !== undefined) expect(before.spec.sharedCounters?.map((c) => c.name)).toContain(firstSet);
       else expect(before.spec.devices?.map((d) => d.name)).toContain(u.body.spec.devices?.[0]?.name);
