@@ -130,7 +130,7 @@ describe('planReconcile: what counts as a change', () => {
   const base = { poolName: POOL, lastGeneration: 0, ignoreTaints: false };
   const inv = exampleInventory();
   const gpu0 = inv.gpus[0]!.uuid;
-  const xid = (n: number) => taintsByUuid(DRIVER, new Map([[gpu0, { xid: { xid: n, fatal: true, sinceMs: 1_000 } }]]));
+  const xid = (n: number) => taintsByUuid(DRIVER, new Map([[gpu0, { xid: { xid: n, fatal: true, sinceMs: 1_000, lastMs: 1_000 } }]]));
 
   it('a pool as the server returns it (its key order, empty lists left out) is up to date', () => {
     const existing = stored(builder(inv)(3)).map((s) => asServed(s) as V1ResourceSlice);
@@ -152,7 +152,7 @@ describe('planReconcile: what counts as a change', () => {
     const existing = stored(builder(inv, xid(79))(3));
     expect(planReconcile({ ...base, existing, build: builder(inv, xid(79)) }).upToDate).toBe(true);
     expect(planReconcile({ ...base, existing, build: builder(inv, xid(48)) }).upToDate).toBe(false);
-    const none = taintsByUuid(DRIVER, new Map([[gpu0, { xid: { xid: 79, fatal: false, sinceMs: 1_000 } }]]));
+    const none = taintsByUuid(DRIVER, new Map([[gpu0, { xid: { xid: 79, fatal: false, sinceMs: 1_000, lastMs: 1_000 } }]]));
     expect(planReconcile({ ...base, existing, build: builder(inv, none) }).upToDate).toBe(false);
     expect(planReconcile({ ...base, existing, build: builder(inv, lostSince(gpu0, 1_000)) }).upToDate).toBe(false);
     expect(planReconcile({ ...base, existing, build: builder(inv) }).upToDate).toBe(false);
@@ -288,7 +288,9 @@ describe('planReconcile: what counts as a change', () => {
   it('a listed slice without a name or uid is never deleted (a delete needs the uid precondition)', () => {
     const existing = stored(builder(inv)(3));
     const foreign = (metadata: V1ResourceSlice['metadata']): V1ResourceSlice => {
-      const f = { ...structuredClone(existing[0]!), metadata };
+      const f = structuredClone(existing[0]!);
+      if (metadata === undefined) delete f.metadata;
+      else f.metadata = metadata;
       f.spec.pool = { ...f.spec.pool, name: 'other-pool' };
       return f;
     };
