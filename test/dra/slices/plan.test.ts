@@ -280,6 +280,12 @@ describe('planReconcile: what counts as a change', () => {
       expect(plan.upToDate).toBe(false);
       expect(plan.actions.map((a) => a.op)).toEqual(['update']);
     }
+    // A slice listed without `devices` (the server leaves an empty list out) is searched like an empty one.
+    const noDevices = structuredClone(existing[0]!);
+    delete noDevices.spec.devices;
+    noDevices.metadata = { ...noDevices.metadata, name: 'a-0', uid: 'uid-a' };
+    const paired = planReconcile({ ...base, existing: [noDevices, existing[0]!], build: builder(inv) });
+    expect(paired.actions.map((a) => (a.op === 'delete' ? `delete ${a.name}` : `${a.op} ${a.body.metadata?.name}`))).toEqual(['update slice-0', 'delete a-0']);
     // Two slices without metadata: both paired or deleted without a name to sort by, none crashes the plan.
     const two = planReconcile({ ...base, existing: [bare, structuredClone(bare)], build: builder(inv) });
     expect(two.actions.map((a) => a.op)).toEqual(['update']);
