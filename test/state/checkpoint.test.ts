@@ -150,7 +150,7 @@ describe('decodeCheckpoint: entries are checked once the checksum matched, namin
       Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sortKeys(x)])) : v;
     const uids = Array.from({ length: 200 }, (_, i) => `${((i * 7919) % 200).toString(16).padStart(8, '0')}-2222-4333-8444-555555555555`);
     const many: CheckpointClaims = Object.fromEntries(
-      uids.map((uid) => [uid, { ...entry, uid, devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${uid}-gpu-0`] }] }]),
+      uids.map((uid) => [uid, { ...entry, uid: uid as typeof entry.uid, devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${uid}-gpu-0`] }] }]),
     );
     const text = encodeCheckpoint(many, 'b');
     const doc = JSON.parse(text) as { checksum: string };
