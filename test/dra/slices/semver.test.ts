@@ -117,4 +117,13 @@ describe('binaryQuantity (apimachinery canonical BinarySI form)', () => {
     expect(() => binaryQuantity(-1)).toThrow(RangeError);
     expect(() => binaryQuantity(1.5)).toThrow(RangeError);
   });
+
+  it('stops at Ei, the largest binary suffix, and says why it refuses a number', () => {
+    expect(binaryQuantity(2n ** 70n)).toBe('1024Ei');
+    expect(binaryQuantity(3n * 2n ** 80n)).toBe('3145728Ei');
+    expect(() => binaryQuantity(2 ** 60)).toThrow(new RangeError(`quantity ${2 ** 60} is not a safe integer`));
+    expect(binaryQuantity(2n ** 60n)).toBe('1Ei');
+    expect(() => binaryQuantity(-1)).toThrow(new RangeError('quantity -1 is negative'));
+    expect(() => binaryQuantity(-2048n)).toThrow(new RangeError('quantity -2048 is negative'));
+  });
 });
