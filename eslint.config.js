@@ -113,7 +113,7 @@ function importRules(restrictions) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', '.gpulet/**', 'native/**', 'bin/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'build/**', '.gpulet/**', 'native/**', 'bin/**', 'eslint.config.js', 'stryker.config.mjs', '.stryker-tmp/**', 'reports/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

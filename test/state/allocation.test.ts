@@ -164,6 +164,73 @@ describe('resolveAllocation', () => {
     expectError(claimWith(results, { config: pairs(4) }), 'is 81144 bytes (as stored: 40572; as written into the CDI spec: 81144)');
   });
 
+  it('names the field of every malformed status shape', () => {
+    const base = claimWith([{ device: 'gpu-0' }]);
+    const withDevices = (devicesField: unknown): RawResourceClaim => ({ metadata: base.metadata!, status: { allocation: { devices: devicesField } } });
+    const result = { driver: DRIVER, pool: NODE, device: 'gpu-0', request: 'gpu' };
+    expectError({ metadata: base.metadata!, status: { allocation: null } }, 'not allocated: status.allocation is empty');
+    expectError(withDevices('x'), 'status.allocation.devices is not an object');
+    expectError(withDevices({ results: 'x' }), 'status.allocation.devices.results is not a list');
+    expectError(withDevices({ results: [result], config: {} }), 'status.allocation.devices.config is not a list');
+    // null lists are absent lists (JSON null for an omitted field)
+    expectError(withDevices({ results: null }), 'no allocation results for driver');
+    expect(resolve(withDevices({ results: [result], config: null })).configs).toEqual([]);
+    for (const field of ['driver', 'pool', 'device', 'request']) {
+      expectError(withDevices({ results: [{ ...result, [field]: 1 }] }), 'status.allocation.devices.results[0] lacks a string driver, pool, device or request');
+    }
+    expectError(withDevices({ results: [result, { ...result, shareID: 5 }] }), 'status.allocation.devices.results[1].shareID is not a string');
+    expectError(withDevices({ results: [result], config: [7] }), 'status.allocation.devices.config[0] is not an object');
+    expectError(withDevices({ results: [result], config: [{ requests: 'gpu', opaque: { driver: DRIVER, parameters: cfg() } }] }), 'status.allocation.devices.config[0].requests is not a list of strings');
+    expectError(withDevices({ results: [result], config: [{ opaque: { driver: 'x.example.com', parameters: 1 } }, { requests: [1], opaque: { driver: DRIVER, parameters: cfg() } }] }), 'config[1].requests is not a list of strings');
+    expectError(withDevices({ results: [result], config: [{ opaque: { driver: DRIVER, parameters: 1 } }] }), `invalid opaque config for driver ${DRIVER} in status.allocation.devices.config[0]: parameters must be a JSON object`);
+  });
+
+  it('says which uid the kubelet asked for when the claim was re-created', () => {
+    const other = allocatedClaim({ ...ref, uid: '00000000-0000-4000-8000-000000000000' }, [{ device: 'gpu-0' }]);
+    expectError(other, `the kubelet asked for ${ref.uid}`);
+  });
+
+  it('keeps one entry per (device, shareID): an empty or null shareID is no share, and no shareId field', () => {
+    const base = claimWith([{ device: 'gpu-0' }]);
+    const results = (...rs: Record<string, unknown>[]): RawResourceClaim => ({ metadata: base.metadata!, status: { allocation: { devices: { results: rs } } } });
+    const r = { driver: DRIVER, pool: NODE, device: 'gpu-0' };
+    const s1 = '2f0d3c5e-1111-4222-8333-444455556666';
+    const s2 = '2f0d3c5e-1111-4222-8333-444455556667';
+    const out = resolve(results({ ...r, request: 'a', shareID: s1 }, { ...r, request: 'b', shareID: s2 }, { ...r, request: 'd', shareID: null }, { ...r, request: 'c', shareID: '' }));
+    expect(out.devices.map((d) => [d.requestNames, d.shareId])).toEqual([[['a'], s1], [['b'], s2], [['d', 'c'], undefined]]);
+    expect(out.devices[2]).not.toHaveProperty('shareId');
+    // The same request twice for one device (two subrequests of it) names the request once.
+    expect(resolve(results({ ...r, request: 'a/x' }, { ...r, request: 'a/y' })).devices[0]!.requestNames).toEqual(['a']);
+  });
+
+  it('applies a config to a device when any one of the device\'s requests is listed', () => {
+    const out = resolve(
+      claimWith([{ request: 'a', device: 'gpu-0' }, { request: 'b', device: 'gpu-0' }, { request: 'c', device: 'gpu-1' }], {
+        config: [opaque(cfg({ B: '1' }), ['b'])],
+      }),
+    );
+    expect(out.configs).toEqual([{ devices: ['gpu-0'], env: { B: '1' } }]);
+  });
+
+  it('takes only core-group pods from reservedFor, whatever else is well-formed', () => {
+    const pod = podRef({ namespace: 'ml', name: 'p-0' });
+    const other = podRef({ namespace: 'ml', name: 'p-1' });
+    const third = podRef({ namespace: 'ml', name: 'p-2' });
+    const out = resolve(
+      claimWith([{ device: 'gpu-0' }], {
+        reservedFor: [
+          { resource: 'deployments', name: 'web', uid: other.uid },
+          { apiGroup: 'example.com', resource: 'pods', name: 'web', uid: other.uid },
+          null,
+          { apiGroup: '', resource: 'pods', name: pod.name, uid: pod.uid },
+          { apiGroup: null, resource: 'pods', name: third.name, uid: third.uid },
+        ],
+      }),
+    );
+    expect(out.pods.map((p) => p.name)).toEqual(['p-0', 'p-2']);
+    expect(resolve(claimWith([{ device: 'gpu-0' }], { reservedFor: 'pods' as unknown as unknown[] })).pods).toEqual([]);
+  });
+
   it('rejects bad opaque config of our driver: non-object, oversize, unknown params, wrong kind, reserved env', () => {
     const withConfig = (parameters: unknown) => claimWith([{ device: 'gpu-0' }], { config: [opaque(parameters)] });
     expectError(withConfig([1, 2]), 'must be a JSON object', 'an array');

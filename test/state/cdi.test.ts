@@ -18,6 +18,7 @@ import {
   hostPaths,
   migCapMinors,
   MOCK_DEVICE_MAJORS,
+  requiredCdiVersion,
   type CdiSpec,
 } from '../../src/state/cdi.js';
 import { nvidiaMajors, parseCharacterMajors } from '../../src/state/proc-devices.js';
@@ -163,6 +164,58 @@ describe('buildCdiSpec', () => {
     }
     expect(nodes.find((n) => n.path === '/dev/nvidia-uvm')?.major).toBe(MOCK_DEVICE_MAJORS.nvidiaUvm);
     expect(hostPaths(spec)).toHaveLength(nodes.length);
+  });
+
+  it('refuses a driver name whose CDI vendor the CDI parser rejects (letter first, alphanumeric last, [A-Za-z0-9_.-])', () => {
+    const build = (driverName: string) => () => buildCdiSpec({ driverName, claimUid: uid, devices: [{ device: gpu('gpu-0') }] });
+    expect(build('gpu_x.example-1.com')).not.toThrow();
+    for (const bad of ['gpu.', 'gpu-', 'x/abc', 'abc/', 'a b']) {
+      expect(build(bad), bad).toThrow(CdiError);
+    }
+    expect(build('gpu.')).toThrow(`driver name "gpu." gives CDI vendor "k8s.gpu.", which CDI parsers reject`);
+    expect(build('x/abc')).toThrow(/^driver name "x\/abc" gives CDI vendor "k8s.x\/abc", which CDI parsers reject$/);
+  });
+
+  it('says what is wrong with the claim', () => {
+    expect(() => buildCdiSpec({ driverName: DRIVER, claimUid: 'ABC', devices: [{ device: gpu('gpu-0') }] })).toThrow(
+      /^claim uid "ABC" is not a lower-case UUID$/,
+    );
+    expect(() => buildCdiSpec({ driverName: DRIVER, claimUid: uid, devices: [] })).toThrow(new CdiError(`claim ${uid}: no devices to put in a CDI spec`));
+    expect(() => cdiSpecFileName('k8s.gpu.gpulet.dev', 'claim', '../x')).toThrow(
+      /^claim uid "..\/x" is not a lower-case UUID; refusing to use it in a CDI spec file name$/,
+    );
+  });
+
+  it('joins devRoot and the node name with one slash, however many devRoot ends with', () => {
+    const spec = buildCdiSpec({ driverName: DRIVER, claimUid: uid, devices: [{ device: gpu('gpu-0') }], devRoot: '/tmp/dev//' });
+    expect(spec.devices[0]!.containerEdits.deviceNodes![0]!.hostPath).toBe('/tmp/dev/nvidia0');
+  });
+
+  it('adds the userspace mounts and hooks at spec level, each only when there is one', () => {
+    const mount = { hostPath: '/usr/lib/libcuda.so.1', containerPath: '/usr/lib/libcuda.so.1', options: ['ro', 'nosuid', 'nodev', 'bind'] };
+    const hook = { hookName: 'createContainer' as const, path: '/usr/bin/nvidia-cdi-hook', args: ['nvidia-cdi-hook', 'update-ldcache'] };
+    const edits = (mounts: (typeof mount)[], hooks: (typeof hook)[]) =>
+      buildCdiSpec({ driverName: DRIVER, claimUid: uid, devices: [{ device: gpu('gpu-0') }], userspace: { mounts, hooks } }).containerEdits!;
+    expect(edits([mount], [hook])).toMatchObject({ mounts: [mount], hooks: [hook] });
+    expect(edits([mount], [])).not.toHaveProperty('hooks');
+    expect(edits([mount], [])).toHaveProperty('mounts', [mount]);
+    expect(edits([], [hook])).not.toHaveProperty('mounts');
+    expect(edits([], [hook])).toHaveProperty('hooks', [hook]);
+    expect(validate({ ...buildCdiSpec({ driverName: DRIVER, claimUid: uid, devices: [{ device: gpu('gpu-0') }], userspace: { mounts: [mount], hooks: [hook] } }) }), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it('needs 0.5.0 for a hostPath or a digit-first device name anywhere in the spec (specs-go/version.go)', () => {
+    const node = { path: '/dev/nvidia0' };
+    const spec = (devices: CdiSpec['devices'], containerEdits?: CdiSpec['containerEdits']): Omit<CdiSpec, 'cdiVersion'> => ({
+      kind: 'k8s.gpu.gpulet.dev/claim', devices, ...(containerEdits ? { containerEdits } : {}),
+    });
+    expect(requiredCdiVersion(spec([{ name: 'a', containerEdits: { deviceNodes: [node] } }]))).toBe('0.3.0');
+    expect(requiredCdiVersion(spec([{ name: 'a', containerEdits: {} }, { name: 'b', containerEdits: { deviceNodes: [node, { ...node, hostPath: '/x' }] } }]))).toBe('0.5.0');
+    expect(requiredCdiVersion(spec([{ name: 'a', containerEdits: {} }], { deviceNodes: [{ ...node, hostPath: '/x' }] }))).toBe('0.5.0');
+    expect(requiredCdiVersion(spec([{ name: 'a', containerEdits: {} }, { name: '1', containerEdits: {} }]))).toBe('0.5.0');
+    // hostPaths: only the nodes that have one, each once
+    expect(hostPaths({ cdiVersion: '0.5.0', ...spec([{ name: 'a', containerEdits: { deviceNodes: [node, { ...node, hostPath: '/x' }] } }, { name: 'b', containerEdits: { deviceNodes: [{ ...node, hostPath: '/x' }] } }]) })).toEqual(['/x']);
+    expect(hostPaths({ cdiVersion: '0.3.0', ...spec([{ name: 'a', containerEdits: { env: ['A=1'] } }]) })).toEqual([]);
   });
 
   it('rejects UIDs that are not lower-case UUIDs before they reach a file name', () => {

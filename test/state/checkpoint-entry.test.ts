@@ -67,6 +67,16 @@ describe('decodeEntry: an entry is untrusted input, dropped alone with the field
     ['a config setting nothing', REF.uid, { ...entry, configs: [{ devices: [], env: {} }] }, /^configs\.0\.env: must set at least one variable$/],
     ['a config naming a device the claim lacks', REF.uid, { ...entry, configs: [{ devices: ['gpu-5'], env: { A: '1' } }] }, /^configs\.0\.devices: "gpu-5" is not a device of the claim$/],
     ['configs next to an older device env', REF.uid, { ...entry, devices: [{ ...device, env: { A: '1' } }] }, /^devices\.0\.env: /],
+    ['an entry that is not an object', REF.uid, 'x', /^Invalid input: expected object/],
+    ['a CDI ID without the k8s. vendor prefix', REF.uid, { ...entry, devices: [{ ...device, cdiDeviceIds: [`gpu.gpulet.dev/claim=${REF.uid}-gpu-0`] }] }, /cdiDeviceIds/],
+    ['a CDI ID whose driver is no driver name', REF.uid, { ...entry, devices: [{ ...device, cdiDeviceIds: [`k8s.Bad_Driver!/claim=${REF.uid}-gpu-0`] }] }, /cdiDeviceIds/],
+    ['a long CDI ID, quoted cut to 80 characters', REF.uid, { ...entry, devices: [{ ...device, cdiDeviceIds: ['x'.repeat(100)] }] }, new RegExp(`^devices\\.0\\.cdiDeviceIds: \\["${'x'.repeat(78)}… \\(104 characters\\) is not`)],
+    ['a CDI ID of 80 characters quoted whole', REF.uid, { ...entry, devices: [{ ...device, cdiDeviceIds: ['y'.repeat(76)] }] }, new RegExp(`^devices\\.0\\.cdiDeviceIds: \\["${'y'.repeat(76)}"\\] is not`)],
+    ['a config for two of three devices written twice over the cap', REF.uid, {
+      ...entry,
+      devices: ['gpu-0', 'gpu-1', 'gpu-2'].map((n) => ({ ...device, deviceName: n, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${REF.uid}-${n}`] })),
+      configs: [{ devices: ['gpu-0', 'gpu-1'], env: { A: 'x'.repeat(40_000) } }],
+    }, /as written into the CDI spec: 8\d{4}\), more than the 65536-byte limit/],
     ['env over the cap', REF.uid, { ...entry, configs: [{ devices: [], env: { A: 'x'.repeat(MAX_CLAIM_ENV_BYTES) } }] }, /^opaque config env is 65538 bytes .*65536-byte limit per claim/],
     ['an older device env over the cap', REF.uid, { ...entry, configs: undefined, devices: [{ ...device, env: { A: 'x'.repeat(MAX_CLAIM_ENV_BYTES) } }] }, /65536-byte limit/],
   ];
@@ -76,6 +86,19 @@ describe('decodeEntry: an entry is untrusted input, dropped alone with the field
       expect('problem' in decoded ? decoded.problem : 'kept').toMatch(reason);
     });
   }
+
+  it('keeps a config naming some devices of the claim, and a CDI ID of a 63-character driver name', () => {
+    const two = {
+      ...entry,
+      devices: ['gpu-0', 'gpu-1'].map((n) => ({ ...device, deviceName: n, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${REF.uid}-${n}`] })),
+      configs: [{ devices: ['gpu-1'], env: { A: '1' } }],
+    };
+    expect(decodeEntry(REF.uid, two)).toEqual({ entry: two });
+    const driver63 = `${'d'.repeat(59)}.dev`;
+    expect(driver63).toHaveLength(63);
+    const long = { ...entry, devices: [{ ...device, cdiDeviceIds: [`k8s.${driver63}/claim=${REF.uid}-gpu-0`] }] };
+    expect(decodeEntry(REF.uid, long)).toEqual({ entry: long });
+  });
 
   it('drops the bad entries of a file and keeps the good ones (not the whole file)', () => {
     const raw = JSON.parse(`{"__proto__": ${JSON.stringify(entry)}, "not-a-uuid": ${JSON.stringify({ ...entry, uid: 'not-a-uuid' })}, "${REF.uid}": ${JSON.stringify(entry)}}`) as Record<string, unknown>;

@@ -144,6 +144,38 @@ describe('decodeCheckpoint: entries are checked once the checksum matched, namin
     expect(decodeCheckpoint(text.replace('"b"', '"c"')).claims).toEqual(claims);
   });
 
+  it('checksums many claims listed in any order as sha256 of the claims with keys sorted', () => {
+    // Independent canonical form (as in the round-trip test above): keys sorted recursively, no whitespace.
+    const sortKeys = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sortKeys(x)])) : v;
+    const uids = Array.from({ length: 200 }, (_, i) => `${((i * 7919) % 200).toString(16).padStart(8, '0')}-2222-4333-8444-555555555555`);
+    const many: CheckpointClaims = Object.fromEntries(
+      uids.map((uid) => [uid, { ...entry, uid: uid as typeof entry.uid, devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${uid}-gpu-0`] }] }]),
+    );
+    const text = encodeCheckpoint(many, 'b');
+    const doc = JSON.parse(text) as { checksum: string };
+    expect(doc.checksum).toBe(createHash('sha256').update(JSON.stringify(sortKeys(many))).digest('hex'));
+    encodeCheckpoint({}, 'other'); // so that the next decode parses the text
+    expect(Object.keys(decodeCheckpoint(text).claims)).toHaveLength(200);
+  });
+
+  it('answers a text it decoded last with the same claims object, without parsing it again', () => {
+    const text = doc(claims);
+    const first = decodeCheckpoint(text);
+    expect(decodeCheckpoint(text).claims).toBe(first.claims);
+  });
+
+  it('keeps the JSON parser\'s error as the cause of "not valid JSON"', () => {
+    let caught: unknown;
+    try {
+      decodeCheckpoint('{"apiVersion": ');
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as Error).message).toMatch(/^not valid JSON \(truncated\?\): /);
+    expect((caught as Error).cause).toBeInstanceOf(SyntaxError);
+  });
+
   it('drops each bad entry alone, naming it and the field, and keeps the rest', () => {
     const good = { ...entry, uid: OTHER, devices: [{ ...device, cdiDeviceIds: [`k8s.gpu.gpulet.dev/claim=${OTHER}-gpu-0`] }] };
     const decoded = decodeCheckpoint(doc({ [UID]: { ...entry, state: 'Bogus' }, [OTHER]: good }));

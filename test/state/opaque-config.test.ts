@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGpuConfig } from '../../src/state/opaque-config.js';
+import { gpuEnvSchema, parseGpuConfig } from '../../src/state/opaque-config.js';
 
 const header = { apiVersion: 'gpulet.dev/v1', kind: 'GpuConfig' };
 
@@ -50,5 +50,23 @@ describe('GpuConfig errors: the first problem, named', () => {
     const parsed = parseGpuConfig(json('{"apiVersion": "gpulet.dev/v1", "kind": "GpuConfig", "env": {"constructor": "c", "toString": "t"}}'));
     expect(parsed).toEqual({ env: { constructor: 'c', toString: 't' } });
     expect(Object.getPrototypeOf((parsed as { env: object }).env)).toBe(Object.prototype);
+  });
+
+  it('refuses parameters that cannot be serialised (a BigInt, a cycle) instead of throwing', () => {
+    expect(error({ ...header, env: { A: 1n } })).toBe('parameters are not serialisable JSON');
+    const cyclic: Record<string, unknown> = { ...header };
+    cyclic['self'] = cyclic;
+    expect(error(cyclic)).toBe('parameters are not serialisable JSON');
+  });
+});
+
+describe('gpuEnvSchema (also what the checkpoint re-checks)', () => {
+  it('says what it got instead of an object', () => {
+    for (const [input, got] of [[[], 'an array'], [null, 'null'], ['x', 'string'], [1, 'number']] as const) {
+      const r = gpuEnvSchema.safeParse(input);
+      expect(r.success).toBe(false);
+      expect(r.error?.issues[0]?.message).toBe(`expected an object, received ${got}`);
+    }
+    expect(gpuEnvSchema.parse(JSON.parse('{"A": "1", "B": ""}'))).toEqual({ A: '1', B: '' });
   });
 });

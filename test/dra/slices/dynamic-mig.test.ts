@@ -7,6 +7,7 @@
  * `gpu-<minor>-counter-set`). The real API server's verdict is test/upstream/dynamic-mig.test.ts.
  */
 import { readFileSync } from 'node:fs';
+import type { V1ResourceSlice } from '@kubernetes/client-node';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { buildResourceSlices, SliceError, type SliceSpec } from '../../../src/dra/slices/build.js';
@@ -253,5 +254,31 @@ describe('planning with counter slices', () => {
     expect(plan.upToDate).toBe(false);
     const counters = plan.actions.find((a) => a.op === 'update' && a.body.spec.sharedCounters !== undefined);
     expect(counters?.op === 'update' && counters.body.metadata?.name).toBe('s-0');
+  });
+
+  it.each([2, 12])('updates each slice in place: a counter slice the one holding its first counter set, whatever the names (%i GPUs)', (gpus) => {
+    const g = geometryOf('h100-80gb');
+    const before = nodeOf('h100-80gb', gpus);
+    const withInstance = nodeOf('h100-80gb', gpus, [{ profile: g.profiles.find((p) => p.name === '7g.80gb')!, start: 0 }]);
+    // As the server returns them: a counter slice's empty device list left out (omitempty).
+    const stored: V1ResourceSlice[] = store(build(before)(1)).map((s) => {
+      if (s.spec.devices?.length !== 0) return s;
+      const spec = { ...s.spec };
+      delete spec.devices;
+      return { ...s, spec };
+    });
+    if (gpus > 2) expect(stored.filter((s) => s.spec.sharedCounters !== undefined).length).toBeGreaterThan(1);
+    // Names in the opposite order of the slices, so that pairing by name alone would mismatch every slice.
+    const renamed = stored.map((s, i) => ({ ...s, metadata: { ...s.metadata, name: `s-${stored.length - 1 - i}` } }));
+    expect(renamed.length).toBeGreaterThan(1);
+    const plan = planReconcile({ existing: renamed, build: build(withInstance), poolName: poolNameOf(NODE), lastGeneration: 1, ignoreTaints: false });
+    const updates = plan.actions.filter((a) => a.op === 'update');
+    expect(updates.length).toBe(renamed.length);
+    for (const u of updates) {
+      const before = renamed.find((s) => s.metadata?.name === u.body.metadata?.name)!;
+      const firstSet = u.body.spec.sharedCounters?.[0]?.name;
+      if (firstSet !== undefined) expect(before.spec.sharedCounters?.map((c) => c.name)).toContain(firstSet);
+      else expect(before.spec.devices?.map((d) => d.name)).toContain(u.body.spec.devices?.[0]?.name);
+    }
   });
 });
