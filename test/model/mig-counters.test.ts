@@ -18,6 +18,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GPU_MODELS, migLayoutProblems } from '../../src/gpu/mock/index.js';
 import { HARDWARE_RULES, layoutViolations, possiblePlacements, type HardwareRule, type MigGeometry, type MigPlacement } from '../../src/model/mig-placements.js';
+import { countersFit, gpuCounters, maxCapacities, memorySliceCount } from '../../src/model/mig-counters.js';
 import { fuzzRuns, fuzzSeed } from '../helpers/fuzz/env.js';
 import { reference } from '../helpers/reference.js';
 import {
@@ -251,5 +252,44 @@ describe('shrinking: a counter model missing a counter is caught with the smalle
     expect(out.failed).toBe(true);
     const cx = out.counterexample?.[0] ?? [];
     expect(shape(cx), `counter-example ${JSON.stringify(cx)}`).toBe(true);
+  });
+});
+
+describe('the counter set and the fit, on geometries the mock tables do not have', () => {
+  const base = geometryOf('h100-80gb');
+  const byId = (g: MigGeometry): Record<string, bigint> => Object.fromEntries(gpuCounters(g));
+
+  it('takes each largest value whatever the order of the profile table', () => {
+    const reversed: MigGeometry = { ...base, profiles: [...base.profiles].reverse() };
+    expect(byId(reversed)).toEqual(byId(base));
+    expect(maxCapacities(reversed)).toEqual(maxCapacities(base));
+  });
+
+  it('counts only profiles with a possible placement (NVIDIA sets the maxima over placements): without the full-GPU one, 4 memory slices', () => {
+    // The full-GPU profile (ID 0, "Placement : {0}:8" in test/reference/mig-profiles.md) with no placement left.
+    const noFull: MigGeometry = { ...base, profiles: base.profiles.map((p) => (p.id === 0 ? { ...p, placementStarts: [] } : p)) };
+    const others = base.profiles.filter((p) => p.id !== 0);
+    const max = (f: (p: (typeof others)[number]) => number): bigint => BigInt(Math.max(...others.map(f)));
+    expect(memorySliceCount(noFull)).toBe(4); // the largest other placement size: {0,4}:4 and {0}:4
+    expect(byId(noFull)).toEqual({
+      multiprocessors: max((p) => p.multiprocessors),
+      'copy-engines': max((p) => p.copyEngines),
+      decoders: max((p) => p.decoders),
+      encoders: max((p) => p.encoders),
+      'jpeg-engines': max((p) => p.jpegEngines),
+      'ofa-engines': max((p) => p.ofaEngines),
+      memory: max((p) => p.memoryMiB) * 1024n * 1024n,
+      ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`memory-slice-${i}`, 1n])),
+    });
+    expect(max((p) => p.multiprocessors)).toBeLessThan(BigInt(base.profiles.find((p) => p.id === 0)!.multiprocessors));
+  });
+
+  it('fits as the scheduler counts: the sum per counter at most the set\'s value, a counter the set lacks is 0', () => {
+    const set = new Map([['multiprocessors', 4n], ['memory-slice-0', 1n]]);
+    const one = new Map([['multiprocessors', 2n], ['memory-slice-0', 1n]]);
+    expect(countersFit(set, [one])).toEqual({ ok: true, remaining: new Map([['multiprocessors', 2n], ['memory-slice-0', 0n]]) });
+    expect(countersFit(set, [one, one])).toEqual({ ok: false, counter: 'memory-slice-0', needed: 2n, available: 1n });
+    expect(countersFit(set, [new Map([['memory-slice-1', 1n]])])).toEqual({ ok: false, counter: 'memory-slice-1', needed: 1n, available: 0n });
+    expect(countersFit(set, [])).toEqual({ ok: true, remaining: set });
   });
 });

@@ -60,6 +60,25 @@ describe('fitsHardwareRules (H100-80GB)', () => {
     expect(!r.ok && r.rule).toBe('profile-supported');
   });
 
+  it('names what is wrong: the whole GPU asked for twice, an unsupported profile, a placement past the last memory slice', () => {
+    expect(layoutViolations(h100, [], 2)).toEqual([{ rule: 'whole-gpu', message: 'the whole GPU is asked for 2 times' }]);
+    const a100Only = at('1g.5gb', 0, geometryOf('a100-40gb'));
+    expect(layoutViolations(h100, [{ ...a100Only, profile: { ...a100Only.profile, id: 99 } }])).toEqual([
+      { rule: 'profile-supported', message: 'GI profile 99 (1g.5gb) is not supported by this GPU' },
+    ]);
+    // 3g.40gb spans 4 of the 8 memory slices (Profile ID 9 Placements: {0,4}:4): from 6 it would reach slice 9.
+    expect(layoutViolations(h100, [at('3g.40gb', 6)])).toEqual([
+      { rule: 'possible-placement', message: '3g.40gb (GI profile 9) at 6:4 is not a possible placement; starts: 0, 4' },
+      { rule: 'possible-placement', message: '3g.40gb (GI profile 9) at 6:4 reaches past memory slice 7' },
+    ]);
+    expect(layoutViolations(h100, [at('3g.40gb', 4)])).toEqual([]); // the last possible start ends at slice 7
+    expect(layoutViolations(h100, [at('1g.10gb', 8)])).toEqual([
+      { rule: 'possible-placement', message: '1g.10gb (GI profile 19) at 8:1 is not a possible placement; starts: 0, 1, 2, 3, 4, 5, 6' },
+      { rule: 'possible-placement', message: '1g.10gb (GI profile 19) at 8:1 reaches past memory slice 7' },
+    ]);
+    expect(layoutViolations(h100, [at('1g.10gb', -1)]).map((v) => v.rule)).toEqual(['possible-placement', 'possible-placement']);
+  });
+
   it('does not blame the candidate for what the existing instances already break', () => {
     // Two overlapping existing instances (impossible on hardware, but a bad report must not block a free slice).
     expect(fitsHardwareRules(h100, [at('1g.10gb', 0), at('1g.20gb', 0)], at('1g.10gb', 6))).toEqual({ ok: true });
