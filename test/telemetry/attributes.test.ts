@@ -1,7 +1,9 @@
 /**
  * Device attributes of every `hw.*` series against OpenTelemetry semconv (`model/hardware/registry.yaml`:
- * hw.id, hw.type "gpu", hw.name, hw.parent, hw.model, hw.vendor, hw.serial_number, hw.driver_version,
- * hw.firmware_version) and gpulet's DRA device names (docs/contracts.md §1), in-process.
+ * hw.id, hw.name, hw.parent, hw.model, hw.vendor, hw.serial_number, hw.driver_version, hw.firmware_version;
+ * `hw.type` "gpu" only on the common metrics, `docs/hardware/common.md`, never on the `hw.gpu.*` group; a
+ * temperature sensor its own component, `docs/hardware/temperature.md`) and gpulet's DRA device names
+ * (docs/contracts.md §1), in-process.
  */
 import { describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/gpu/types.js';
@@ -13,22 +15,23 @@ describe('deviceIdentities', () => {
   it('gives a whole GPU its semconv attributes and its DRA name, and no firmware version NVML did not give', () => {
     const ids = deviceIdentities(INVENTORY);
     const gpu0 = ids.get(GPU0)!;
-    expect(gpu0).toStrictEqual({
-      uuid: GPU0,
-      kind: 'gpu',
-      gpu: INVENTORY.gpus[0],
-      draName: 'gpu-0',
-      attributes: {
-        'hw.id': GPU0,
-        'hw.type': 'gpu',
-        'hw.name': 'NVIDIA H100 80GB HBM3',
-        'hw.model': 'NVIDIA H100 80GB HBM3',
-        'hw.vendor': 'NVIDIA',
-        'hw.serial_number': '165232200',
-        'hw.driver_version': '580.95.05',
-        'gpulet.dra.device.name': 'gpu-0',
-      },
-    });
+    const gpu0Attributes = {
+      'hw.id': GPU0,
+      'hw.name': 'NVIDIA H100 80GB HBM3',
+      'hw.model': 'NVIDIA H100 80GB HBM3',
+      'hw.vendor': 'NVIDIA',
+      'hw.serial_number': '165232200',
+      'hw.driver_version': '580.95.05',
+      'gpulet.dra.device.name': 'gpu-0',
+    };
+    expect(gpu0).toMatchObject({ uuid: GPU0, kind: 'gpu', gpu: INVENTORY.gpus[0], draName: 'gpu-0' });
+    expect(gpu0).not.toHaveProperty('mig');
+    // The hw.gpu.* group has no hw.type; the common metrics (power, energy, errors, status) carry hw.type=gpu.
+    expect(gpu0.attributes).toStrictEqual(gpu0Attributes);
+    expect(gpu0.commonAttributes).toStrictEqual({ ...gpu0Attributes, 'hw.type': 'gpu' });
+    // Each temperature sensor is its own component, its parent the GPU.
+    expect(gpu0.temperatureAttributes.gpu).toMatchObject({ 'hw.type': 'temperature', 'hw.parent': GPU0, 'hw.sensor_location': 'gpu' });
+    expect(gpu0.temperatureAttributes.memory).toMatchObject({ 'hw.type': 'temperature', 'hw.parent': GPU0, 'hw.sensor_location': 'memory' });
   });
 
   it('a GPU in MIG mode is not allocatable: no DRA name; its MIG devices are, with the parent', () => {
@@ -42,7 +45,6 @@ describe('deviceIdentities', () => {
     expect(mig.draName).toBe('gpu-1-mig-1g10gb-19-9');
     expect(mig.attributes).toStrictEqual({
       'hw.id': MIG_A,
-      'hw.type': 'gpu',
       'hw.name': '1g.10gb',
       'hw.parent': GPU1,
       'hw.model': 'NVIDIA H100 80GB HBM3',
