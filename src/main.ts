@@ -43,7 +43,7 @@ import { Preparer } from './state/preparer.js';
 import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { stuckReason } from './state/session.js';
 import { ClaimRecovery } from './state/recovery.js';
-import { withClaimsChanged } from './telemetry/accounting.js';
+import { withClaimsChanged } from './telemetry/claims-changed.js';
 import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
 import { toolkitSpecDirs, UserspaceProvider } from './userspace/provider.js';
 import { withTimeout } from './util/timeout.js';

@@ -39,42 +39,12 @@
  * ({@link flush}). The first sample after start-up writes nothing (the claims it finds continue from their records;
  * one without a record gets it at the interval), so a start-up never writes the checkpoint for accounting.
  */
-import type { ClaimPreparer, ClaimRef, ClaimUsage, ClaimUsageStore, DeviceOwner, PodRef } from '../model/types.js';
+import type { ClaimRef, ClaimUsage, ClaimUsageStore, DeviceOwner, PodRef } from '../model/types.js';
 import type { DeviceSample, GpuInfo, Inventory, Sample } from '../gpu/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Attrs } from './attributes.js';
-
-/**
- * The fraction (0..1) of an interval a device was active, from one sample: GPM's SM activity
- * (`DeviceSample.gpm.smActive`, `NVML_GPM_METRIC_SM_UTIL` ÷ 100 over the last interval; Hopper and newer, per GPU
- * and per MIG device) where it is sampled, so active-seconds are SM-active-seconds; otherwise NVML's utilization
- * (`nvmlDeviceGetUtilizationRates.gpu`, percent ÷ 100: the fraction of the last sample period in which a kernel
- * ran), utilization-seconds. Undefined where the device gives neither (a MIG device without GPM, a GPU in MIG
- * mode without GPM), never 0.
- */
-export function activeFraction(sample: DeviceSample): number | undefined {
-  const sm = sample.gpm?.smActive;
-  if (sm !== undefined && Number.isFinite(sm)) return Math.min(1, Math.max(0, sm));
-  const percent = sample.gpuUtilizationPercent;
-  if (percent === undefined || !Number.isFinite(percent)) return undefined;
-  return Math.min(1, Math.max(0, percent / 100));
-}
-
-/** Compute slices of a MIG-capable GPU when its profile table does not say: 7 on A100, H100, H200 and B200. */
-export const DEFAULT_COMPUTE_SLICES = 7;
-
-/**
- * The share of its parent GPU's energy attributed to a MIG device: the compute slices of its GPU instance (the
- * `Ng` of its profile name, `nvmlGpuInstanceProfileInfo_v2_t.sliceCount`) over the GPU's compute slices.
- * Compute slices, not SMs, because they add up: seven 1g instances are the whole GPU, while their SMs are not
- * (an H100 has 132 SMs, a 1g.10gb instance 16). Undefined when the profile name has no `Ng` prefix.
- */
-export function migEnergyShare(profile: string, gpuComputeSlices: number): number | undefined {
-  const m = /^(\d+)g\./.exec(profile);
-  if (m === null || !(gpuComputeSlices > 0)) return undefined;
-  return Math.min(1, Number(m[1]) / gpuComputeSlices);
-}
+import { activeFraction, claimAttributes, energySources, memoryUsedSum, plausibleEnergyDeltaMj, type EnergySource } from './accounting-rules.js';
 
 /** How long a departed claim's final totals are kept at most when no export path collects them, ms. */
 export const DEPARTED_MAX_AGE_MS = 15 * 60_000;
@@ -101,7 +71,7 @@ export interface ClaimAccountingOptions {
   readonly logger: Logger;
   /** Where usage is carried across restarts; none: nothing is recorded or restored. */
   readonly store?: ClaimUsageStore;
-  /** Compute slices of a GPU in MIG mode (its largest profile's); default {@link DEFAULT_COMPUTE_SLICES}. */
+  /** Compute slices of a GPU in MIG mode (its largest profile's); default `DEFAULT_COMPUTE_SLICES` (accounting-rules.ts). */
   readonly computeSlicesOf?: (gpu: GpuInfo) => number | undefined;
   /** Interval between checkpoint writes, ms (default {@link DEFAULT_PERSIST_INTERVAL_MS}). */
   readonly persistIntervalMs?: number;
@@ -109,16 +79,6 @@ export interface ClaimAccountingOptions {
   readonly paths: readonly string[];
   /** Clock for the departed claims' age, Unix ms (default `Date.now`). */
   readonly now?: () => number;
-}
-
-/** Where a device's energy comes from, and its share of it. */
-interface EnergySource {
-  /** The UUID whose `energyMillijoules` counts for the device (itself, or a MIG device's parent GPU). */
-  readonly source: string;
-  /** Share of the source's energy (1 for a full GPU); undefined: not attributable. */
-  readonly share: number | undefined;
-  /** Power limit of the source GPU, mW (0: unknown), bounding a plausible delta. */
-  readonly powerLimitMw: number;
 }
 
 interface LiveDevice {
@@ -149,30 +109,6 @@ interface Departed {
   observed: boolean;
   readonly delivered: Set<string>;
   readonly atMs: number;
-}
-
-/** Memory used by a device for accounting: used less reserved where reserved is known, bytes. */
-function memoryUsed(d: DeviceSample | undefined): number | undefined {
-  const used = d?.memoryUsedBytes;
-  if (used === undefined || !Number.isFinite(used)) return undefined;
-  const reserved = d?.memoryReservedBytes;
-  return reserved !== undefined && Number.isFinite(reserved) ? Math.max(0, used - reserved) : used;
-}
-
-/** The attributes of a claim's accounting series (see {@link ClaimTotals.attributes}). */
-export function claimAttributes(claim: ClaimRef, pods: readonly PodRef[]): Attrs {
-  const attrs: Record<string, string> = {
-    'k8s.namespace.name': claim.namespace,
-    'gpulet.claim.name': claim.name,
-    'gpulet.claim.namespace': claim.namespace,
-    'gpulet.claim.uid': claim.uid,
-  };
-  const only = pods.length === 1 ? pods[0] : undefined;
-  if (only !== undefined) {
-    attrs['k8s.pod.name'] = only.name;
-    attrs['k8s.pod.uid'] = only.uid;
-  }
-  return attrs;
 }
 
 /** See module docs. */
@@ -246,7 +182,8 @@ export class ClaimAccounting {
     for (const [uid, live] of this.live) {
       if (!fresh.has(uid)) this.advance(live, t, readings, sources, sharersOf);
       if (held.has(uid)) {
-        this.trackMemory(live, readings);
+        const used = memoryUsedSum(live.devices.keys(), readings);
+        if (used !== undefined) live.memoryPeakBytes = Math.max(live.memoryPeakBytes ?? 0, used);
       } else {
         this.live.delete(uid);
         this.depart(live, t);
@@ -378,13 +315,10 @@ export class ClaimAccounting {
       const counter = energy === undefined ? undefined : readings.get(energy.source)?.energyMillijoules;
       if (!back) {
         live.deviceSeconds += dt;
-        if (energy?.share !== undefined && counter !== undefined && d.energyMj !== undefined) {
-          const delta = counter - d.energyMj;
-          const bound = energy.powerLimitMw > 0 ? 2 * energy.powerLimitMw * dt : Infinity;
-          if (delta >= 0 && delta <= bound) live.energyJoules = (live.energyJoules ?? 0) + (delta / 1000) * energy.share / n;
-          else if (delta < 0) this.log.debug({ claimUid: live.claim.uid, uuid: energy.source }, 'accounting: energy counter went back (driver reload); this interval adds no energy');
-        } else if (energy?.share !== undefined && counter !== undefined) {
-          live.energyJoules ??= 0;
+        if (energy?.share !== undefined && counter !== undefined) {
+          const deltaMj = d.energyMj === undefined ? 0 : plausibleEnergyDeltaMj(d.energyMj, counter, energy.powerLimitMw, dt);
+          if (deltaMj !== undefined) live.energyJoules = (live.energyJoules ?? 0) + (deltaMj / 1000) * energy.share / n;
+          else this.log.debug({ claimUid: live.claim.uid, uuid: energy.source }, 'accounting: energy counter went back (driver reload) or jumped; this interval adds no energy');
         }
         const reading = readings.get(d.uuid);
         const fraction = reading === undefined || live.gap ? undefined : activeFraction(reading);
@@ -394,15 +328,6 @@ export class ClaimAccounting {
     }
     live.gap = false;
     live.lastSampleMs = t;
-  }
-
-  private trackMemory(live: LiveClaim, readings: ReadonlyMap<string, DeviceSample>): void {
-    let sum: number | undefined;
-    for (const uuid of live.devices.keys()) {
-      const used = memoryUsed(readings.get(uuid));
-      if (used !== undefined) sum = (sum ?? 0) + used;
-    }
-    if (sum !== undefined) live.memoryPeakBytes = Math.max(live.memoryPeakBytes ?? 0, sum);
   }
 
   private totalsOf(live: LiveClaim, departedAtMs?: number): ClaimTotals {
@@ -438,16 +363,8 @@ export class ClaimAccounting {
   }
 
   private sourcesOf(inventory: Inventory): ReadonlyMap<string, EnergySource> {
-    if (this.sources?.inventory === inventory) return this.sources.map;
-    const map = new Map<string, EnergySource>();
-    for (const gpu of inventory.gpus) {
-      const powerLimitMw = gpu.powerLimitMilliwatts;
-      map.set(gpu.uuid, { source: gpu.uuid, share: 1, powerLimitMw });
-      const slices = this.options.computeSlicesOf?.(gpu) ?? DEFAULT_COMPUTE_SLICES;
-      for (const mig of gpu.migDevices) map.set(mig.uuid, { source: gpu.uuid, share: migEnergyShare(mig.profile, slices), powerLimitMw });
-    }
-    this.sources = { inventory, map };
-    return map;
+    if (this.sources?.inventory !== inventory) this.sources = { inventory, map: energySources(inventory, this.options.computeSlicesOf) };
+    return this.sources.map;
   }
 
   private maybePersist(t: number): void {
@@ -479,23 +396,4 @@ export class ClaimAccounting {
       );
     }
   }
-}
-
-/**
- * `preparer`, calling `changed()` after each prepare and unprepare it answered (the kubelet plugin's calls), so
- * the accounting samples at once (`Telemetry.claimsChanged`). `changed` must not throw; the answers are unchanged.
- */
-export function withClaimsChanged(preparer: ClaimPreparer, changed: () => void): ClaimPreparer {
-  return {
-    prepare: async (claims) => {
-      const result = await preparer.prepare(claims);
-      changed();
-      return result;
-    },
-    unprepare: async (claims) => {
-      const result = await preparer.unprepare(claims);
-      changed();
-      return result;
-    },
-  };
 }
