@@ -13,7 +13,6 @@ import { startHttpServer } from './telemetry/http.js';
 import { HealthTracker } from './gpu/health.js';
 import { getHostFacts, hostResourceAttributes } from './gpu/host.js';
 import type { GpuBackend, GpuInfo } from './gpu/types.js';
-import { errorMessage } from './errors.js';
 import { embeddedApiFor, type EmbeddedApiProvider } from './k8s/embedded-api.js';
 import { loadKubeConfig } from './k8s/kubeconfig.js';
 import { PodResourcesWatcher } from './k8s/pod-resources.js';
