@@ -29,6 +29,9 @@ import type {
   NvmlSampleResult,
 } from './native-types.js';
 import { NvmlError } from './nvml-error.js';
+import { field, parse, present } from './native-parse.js';
+
+export { MalformedNativeValue } from './native-parse.js';
 
 /**
  * GPUs per node gpulet accepts from the addon: well above any single node (NVIDIA's largest, DGX-2 / HGX-2,
@@ -48,19 +51,6 @@ export const MAX_NATIVE_PLACEMENTS = 8;
 export const MAX_NATIVE_GPU_INSTANCES = 16;
 /** NVML failures reported for one object (one per NVML call at most; gpulet makes about 30 per device). */
 export const MAX_NATIVE_ERRORS = 256;
-
-/** The addon returned a value of an unexpected shape. `path` names the field, e.g. `gpus[2].uuid`. */
-export class MalformedNativeValue extends Error {
-  /**
-   * @param path the field, e.g. `gpus[2].memoryTotal`
-   * @param expected what it should have been, e.g. `a number`
-   * @param device the device the field belongs to when known, e.g. `GPU GPU-5c5b…` or `gpu 1, MIG device 0`
-   */
-  constructor(readonly path: string, expected: string, readonly device?: string) {
-    super(`native addon returned a malformed value at ${path}${device === undefined ? '' : ` of ${device}`} (expected ${expected}): rebuild it with \`npm rebuild\``);
-    this.name = 'MalformedNativeValue';
-  }
-}
 
 /** Any JS number but NaN (Infinity included: the hand-written checks this replaces allowed it). */
 const num = z.custom<number>((v) => typeof v === 'number' && !Number.isNaN(v), { message: 'a number' });
@@ -223,37 +213,6 @@ const registrationSchema = z.object({
   errors: errorList,
 });
 
-/** `path` of an issue as the field is written: `gpus[2].pci.busId`. */
-function pathOf(root: string, path: readonly PropertyKey[]): string {
-  let out = root;
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : `${out === '' ? '' : '.'}${String(key)}`;
-  return out;
-}
-
-const ARTICLE: Readonly<Record<string, string>> = { object: 'an object', array: 'an array', number: 'a number', string: 'a string' };
-
-/** What the field should have been, worded as the error says it: `a number`, `at most 95 characters`. */
-function expectedOf(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type') return ARTICLE[issue.expected] ?? issue.expected;
-  if (issue.code === 'too_big') return `at most ${String(issue.maximum)} ${issue.origin === 'array' ? 'entries' : 'characters'}`;
-  return issue.message;
-}
-
-/** The raw value at `path` (before validation), or undefined. */
-function at(raw: unknown, path: readonly PropertyKey[]): unknown {
-  let v = raw;
-  for (const key of path) {
-    if (typeof v !== 'object' || v === null) return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
-}
-
-function field(raw: unknown, path: readonly PropertyKey[], key: string): unknown {
-  const o = at(raw, path);
-  return typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[key] : undefined;
-}
-
 /** How a device names itself in an error: its UUID when the addon gave a well-formed one, else its NVML index. */
 function deviceName(kind: 'GPU' | 'MIG device', raw: unknown, path: readonly PropertyKey[]): string | undefined {
   const uuid = field(raw, path, 'uuid');
@@ -278,39 +237,6 @@ function sampleDevice(raw: unknown, path: readonly PropertyKey[]): string | unde
   const mig = field(raw, path.slice(0, 2), 'mig');
   if (typeof gpu !== 'number') return undefined;
   return typeof mig === 'number' && mig >= 0 ? `gpu ${gpu}, MIG device ${mig}` : `gpu ${gpu}`;
-}
-
-/**
- * Parse `raw` with `schema`, or throw a {@link MalformedNativeValue} for the first issue.
- * @param root the name of the whole value in paths (`sample.devices[0]`), or `''` for top-level field names
- * @param whole the name of the whole value when the value itself is wrong (not an object)
- */
-function parse<T>(
-  schema: z.ZodType<T>,
-  raw: unknown,
-  root: string,
-  whole: string,
-  device: (raw: unknown, path: readonly PropertyKey[]) => string | undefined = () => undefined,
-): T {
-  const res = schema.safeParse(raw);
-  if (res.success) return res.data;
-  const issue = res.error.issues[0];
-  if (issue === undefined) throw new MalformedNativeValue(whole, 'a valid value');
-  const path = issue.path;
-  throw new MalformedNativeValue(path.length === 0 ? whole : pathOf(root, path), expectedOf(issue), device(raw, path));
-}
-
-/** `T` with `undefined` taken out of its (optional) fields: what {@link present} makes of it. */
-type Present<T> = { [K in keyof T]: Exclude<T[K], undefined> };
-
-/**
- * `o` without the keys whose value is `undefined` (deleted in place: `o` is zod's fresh output): an optional
- * field is absent, never present and undefined, as the shapes of native-types.ts are declared
- * (`exactOptionalPropertyTypes`).
- */
-function present<T extends object>(o: T): Present<T> {
-  for (const key of Object.keys(o) as (keyof T)[]) if (o[key] === undefined) delete o[key];
-  return o as Present<T>;
 }
 
 /** One GPU's facts as the shapes declare them (optional fields absent, not undefined). */
