@@ -234,7 +234,7 @@ export const INSTRUMENTS: readonly InstrumentSpec[] = [
   // 99a774bb: GR_ENGINE, SM_*, PIPE_*, DRAM, PCIE_*; the NVLink pair is dcgm's DCP field list, worded alike).
   {
     name: 'gpulet.gpu.graphics_engine.utilization', kind: 'gauge', unit: '1', standard: false,
-    description: 'Fraction of time any graphics or compute engine was active (GPM); not an OTel semantic convention',
+    description: 'Fraction of time a graphics or compute engine was active (GPM); not an OTel semantic convention',
     nvml: 'nvmlGpmMetricsGet NVML_GPM_METRIC_GRAPHICS_UTIL (percent)',
     series: [p('graphicsActive', {}, g('DCGM_FI_PROF_GR_ENGINE_ACTIVE', 'Ratio of time the graphics engine is active.'))],
   },
