@@ -1,13 +1,14 @@
 /**
  * Where a scrape's time goes: the stages of `renderMetrics` (src/telemetry/exporters.ts) rebuilt from the
- * same parts and timed one by one on the same data — SDK collect (our batch callback included), the stale
- * filter, the OTel Prometheus serializer, the DCGM text — plus the stale-series keys and filter as they were
- * before the scrape-cost optimisation (bench/stale-baseline.ts), measured in the same run on the same
- * collections. No HTTP here (benchmark 2 measures the whole request).
+ * same parts and timed one by one on the same data — observing the catalogue (observe.ts, via own-metrics.ts),
+ * building the MetricData (metric-data.ts), the OTel Prometheus serializer, the DCGM text — plus, for
+ * comparison, what the same observations cost through the SDK's asynchronous instruments (a MeterProvider
+ * collect, as gpulet collected them before metric-data.ts; without the stale-series filter that path also
+ * needed). No HTTP here (benchmark 2 measures the whole request).
  */
-import type { Attributes } from '@opentelemetry/api';
-import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { OwnershipSource } from '../src/model/types.js';
 import { HealthTracker } from '../src/gpu/health.js';
 import { createMockBackend, type MachineSpec } from '../src/gpu/mock/index.js';
@@ -15,31 +16,41 @@ import type { Inventory } from '../src/gpu/types.js';
 import { silentLogger } from '../src/log.js';
 import { deviceIdentities } from '../src/telemetry/attributes.js';
 import { renderDcgm } from '../src/telemetry/dcgm.js';
-import { CARDINALITY_LIMIT } from '../src/telemetry/exporters.js';
 import { INSTRUMENTS } from '../src/telemetry/instruments.js';
-import { observeInstrument, type ObservationContext } from '../src/telemetry/observe.js';
-import { registerInstruments } from '../src/telemetry/register.js';
-import { attributeKey, dropUnobserved } from '../src/telemetry/stale.js';
-import { attributeKeyBefore, dropUnobservedBefore } from './stale-baseline.js';
+import { MetricDataBuilder, type Observation } from '../src/telemetry/metric-data.js';
+import type { ObservationContext } from '../src/telemetry/observe.js';
+import { hrNow, observeOwn, withOwnMetrics } from '../src/telemetry/own-metrics.js';
 import { summarize } from './stats.js';
 
 /** p50 per stage, ms. */
 export interface StageCosts {
-  readonly collect: number;
-  readonly keysNow: number;
-  readonly keysBefore: number;
-  readonly filterNow: number;
-  readonly filterBefore: number;
+  /** Observing every catalogue instrument (points and their attributes). */
+  readonly observe: number;
+  /** Building the MetricData from the observations (metric-data.ts). */
+  readonly build: number;
+  /** The same observations through SDK observable instruments and a collect (the path before metric-data.ts). */
+  readonly sdkCollect: number;
   readonly serialize: number;
   readonly dcgm: number;
-  /** Data points the callback observes per collection. */
+  /** Data points per collection. */
   readonly points: number;
 }
 
-function timeIt(out: number[], fn: () => unknown): void {
+/** A pull reader for the SDK comparison. */
+class PullReader extends MetricReader {
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function timeIt<T>(out: number[], fn: () => T): T {
   const t0 = performance.now();
-  fn();
+  const result = fn();
   out.push(performance.now() - t0);
+  return result;
 }
 
 /**
@@ -59,46 +70,50 @@ export async function measureScrapeStages(
   const sample = await backend.sample();
   const identities = deviceIdentities(inventory);
   const context = (): ObservationContext => ({ sample, identities, owners: owners.owners(), health });
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [prometheus], views: [{ instrumentName: '*', aggregationCardinalityLimit: CARDINALITY_LIMIT }] });
-  const registration = registerInstruments(provider.getMeter('gpulet'), INSTRUMENTS, context, silentLogger());
+  const logger = silentLogger();
+  const builder = new MetricDataBuilder(() => AggregationTemporality.CUMULATIVE, hrNow());
+  const resource = resourceFromAttributes({ 'service.name': 'gpulet' });
+  const scope = { name: 'gpulet', version: 'bench' };
+  // The SDK comparison: the same observations through observable instruments.
+  const reader = new PullReader();
+  const provider = new MeterProvider({ readers: [reader], resource });
+  const meter = provider.getMeter('gpulet', 'bench');
+  let current: Observation[] = [];
+  const observables = INSTRUMENTS.map((spec) => {
+    const options = { unit: spec.unit, description: spec.description };
+    return spec.kind === 'gauge' ? meter.createObservableGauge(spec.name, options)
+      : spec.kind === 'counter' ? meter.createObservableCounter(spec.name, options)
+      : meter.createObservableUpDownCounter(spec.name, options);
+  });
+  meter.addBatchObservableCallback((result) => {
+    current.forEach((o, i) => {
+      const observable = observables[i];
+      if (observable !== undefined) for (const p of o.points) result.observe(observable, p.value, p.attributes);
+    });
+  }, observables);
   const serializer = new PrometheusSerializer();
-  const t = { collect: [] as number[], keysNow: [] as number[], keysBefore: [] as number[], filterNow: [] as number[], filterBefore: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
+  const t = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
   let points = 0;
   try {
     for (let r = 0; r < rounds + 10; r++) {
-      const c = { collect: [] as number[], keysNow: [] as number[], keysBefore: [] as number[], filterNow: [] as number[], filterBefore: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
+      const c = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
+      const observations = timeIt(c.observe, () => observeOwn(INSTRUMENTS, context, () => [], logger));
+      points = observations.reduce((n, o) => n + o.points.length, 0);
+      const metrics = timeIt(c.build, () => builder.build(observations, hrNow()));
+      current = observations;
       const t0 = performance.now();
-      const { resourceMetrics } = await prometheus.collect();
-      c.collect.push(performance.now() - t0);
-      const observed = registration.observed();
-      // The callback's own keying, alone: the points of one more observation, keyed now and as before.
-      const attrs: Attributes[] = INSTRUMENTS.flatMap((spec) => observeInstrument(spec, context()).map((p) => p.attributes));
-      points = attrs.length;
-      timeIt(c.keysNow, () => attrs.map(attributeKey));
-      timeIt(c.keysBefore, () => attrs.map(attributeKeyBefore));
-      let filtered: ResourceMetrics = resourceMetrics;
-      timeIt(c.filterBefore, () => dropUnobservedBefore(resourceMetrics, observed));
-      timeIt(c.filterNow, () => (filtered = dropUnobserved(resourceMetrics, observed)));
-      timeIt(c.serialize, () => serializer.serialize(filtered));
+      await reader.collect();
+      c.sdkCollect.push(performance.now() - t0);
+      const rm: ResourceMetrics = withOwnMetrics({ resource, scopeMetrics: [] }, scope, metrics);
+      timeIt(c.serialize, () => serializer.serialize(rm));
       const ctx = context();
       timeIt(c.dcgm, () => renderDcgm({ ...ctx, lastXid: (u) => health.lastXid(u), hostname: 'bench-node', driverName: 'gpu.gpulet.dev', poolName: 'bench-node' }));
       if (r >= 10) for (const k of Object.keys(t) as (keyof typeof t)[]) t[k].push(...c[k]);
     }
   } finally {
-    registration.unregister();
     await provider.shutdown();
     await backend.shutdown();
   }
   const p50 = (xs: number[]): number => summarize(xs).p50;
-  return {
-    collect: p50(t.collect),
-    keysNow: p50(t.keysNow),
-    keysBefore: p50(t.keysBefore),
-    filterNow: p50(t.filterNow),
-    filterBefore: p50(t.filterBefore),
-    serialize: p50(t.serialize),
-    dcgm: p50(t.dcgm),
-    points,
-  };
+  return { observe: p50(t.observe), build: p50(t.build), sdkCollect: p50(t.sdkCollect), serialize: p50(t.serialize), dcgm: p50(t.dcgm), points };
 }

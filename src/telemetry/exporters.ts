@@ -1,5 +1,7 @@
 /**
- * Telemetry composition: sampler → OTel MeterProvider (catalogue instruments) → readers:
+ * Telemetry composition: sampler → the catalogue and accounting series (built by metric-data.ts from
+ * observe.ts and accounting.ts, own-metrics.ts) joined to the OTel MeterProvider's (DRA operation metrics) →
+ * export paths:
  * - Prometheus (`@opentelemetry/exporter-prometheus`, `preventServerStart`), served by our HTTP server on
  *   `/metrics` together with the dcgm-exporter-compatible series (when `dcgmCompat`), `/healthz`, `/readyz`;
  * - OTLP gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`) in a PeriodicExportingMetricReader, when an
@@ -14,7 +16,7 @@
  */
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { ClaimUsageStore, OwnershipSource, PodRef } from '../model/types.js';
 import { errorMessage } from '../errors.js';
 import type { HealthTracker } from '../gpu/health.js';
@@ -24,18 +26,17 @@ import type { DriverName, PoolName } from '../model/names.js';
 import { checkOption, OPTION_BOUNDS } from '../options.js';
 import { withTimeout } from '../util/timeout.js';
 import { ClaimAccounting } from './accounting.js';
-import { registerAccounting } from './accounting-metrics.js';
 import { deviceIdentities, type DeviceIdentity } from './attributes.js';
 import { renderDcgm } from './dcgm.js';
 import { DRA_PROMETHEUS_NAMES, DraMetrics, type PreparedClaimsSource } from './dra-metrics.js';
 import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.js';
 import { INSTRUMENTS } from './instruments.js';
 import type { ObservationContext } from './observe.js';
-import { registerInstruments } from './register.js';
+import { MetricDataBuilder } from './metric-data.js';
+import { hrNow, observeOwn, ownMetricsExporter, withOwnMetrics } from './own-metrics.js';
 import { renameMetrics } from './rename.js';
 import { Sampler } from './sampler.js';
 import { ScrapeCache, type ScrapeCacheStats } from './scrape-cache.js';
-import { dropUnobserved, type ObservedSets } from './stale.js';
 
 /** OTLP gRPC export settings. */
 export interface OtlpOptions {
@@ -137,25 +138,6 @@ export interface Telemetry {
   readonly accounting: ClaimAccounting;
 }
 
-/** Wrap an exporter so that stale series are dropped before export (see stale.ts). */
-function filteringExporter(inner: PushMetricExporter, observed: () => ObservedSets, exported: () => void): PushMetricExporter {
-  const wrapped: PushMetricExporter = {
-    export: (metrics, resultCallback) =>
-      inner.export(dropUnobserved(metrics, observed()), (result) => {
-        if (Number(result.code) === 0) exported(); // 0: @opentelemetry/core ExportResultCode.SUCCESS
-        resultCallback(result);
-      }),
-    forceFlush: () => inner.forceFlush(),
-    shutdown: () => inner.shutdown(),
-  };
-  if (inner.selectAggregationTemporality) wrapped.selectAggregationTemporality = inner.selectAggregationTemporality.bind(inner);
-  if (inner.selectAggregation) wrapped.selectAggregation = inner.selectAggregation.bind(inner);
-  return wrapped;
-}
-
-/** Attribute sets remembered per instrument before the SDK folds new ones into `otel.metric.overflow`. */
-export const CARDINALITY_LIMIT = 50_000;
-
 /** Wait for `p` at most `ms`; never rejects: a failure or the timeout is logged, naming `what`. */
 function bounded(p: Promise<unknown>, ms: number, what: string, logger: Logger): Promise<void> {
   const settled = p.then(
@@ -194,7 +176,11 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   };
   const resource = defaultResource().merge(detectResources({ detectors: [envDetector] })).merge(resourceFromAttributes(ours));
 
-  let observed: () => ObservedSets = () => new Map();
+  // The catalogue and accounting series are built by metric-data.ts, not by SDK instruments (the SDK would keep
+  // every departed claim's attribute set for the life of the process); each export path adds them to the scope
+  // of the meter below.
+  const scope = { name: 'gpulet', version: opts.serviceVersion };
+  const observe = () => observeOwn(INSTRUMENTS, context, () => accounting.collect(), logger);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const readers: IMetricReader[] = [prometheus];
   if (opts.otlp !== undefined) {
@@ -202,14 +188,12 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
     const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
-    const exporter = filteringExporter(otlp, () => observed(), () => accounting.delivered('otlp'));
+    const exporter = ownMetricsExporter(otlp, scope, observe, () => accounting.delivered('otlp'));
     readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));
     logger.info({ endpoint: opts.otlp.endpoint, intervalMs }, 'telemetry: OTLP gRPC export enabled');
   }
-  // The SDK remembers every attribute set an async instrument ever saw (cardinality limit 2000 by default,
-  // then `otel.metric.overflow`); claims churn pods, so allow more before overflow.
-  const provider = new MeterProvider({ resource, readers, views: [{ instrumentName: '*', aggregationCardinalityLimit: CARDINALITY_LIMIT }] });
-  const meter = provider.getMeter('gpulet', opts.serviceVersion);
+  const provider = new MeterProvider({ resource, readers });
+  const meter = provider.getMeter(scope.name, scope.version);
 
   let inventory: Inventory | undefined;
   let identities = new Map<string, DeviceIdentity>();
@@ -238,13 +222,6 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     const ids = currentIdentities();
     return { sample: currentSample(ids), identities: ids, owners: opts.ownership.owners(), health: opts.health };
   };
-  const registration = registerInstruments(meter, INSTRUMENTS, context, logger);
-  const accountingRegistration = registerAccounting(meter, accounting, logger);
-  observed = () => new Map([...registration.observed(), ...accountingRegistration.observed()]);
-  const unregister = (): void => {
-    registration.unregister();
-    accountingRegistration.unregister();
-  };
   const dra = new DraMetrics(meter, {
     driverName: opts.driverName,
     ...(opts.prepared === undefined ? {} : { prepared: opts.prepared }),
@@ -258,12 +235,14 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   sampler.start();
 
   const serializer = new PrometheusSerializer();
+  const scrapeBuilder = new MetricDataBuilder(() => AggregationTemporality.CUMULATIVE, hrNow());
   const { driverName, poolName } = opts;
   let readiness = { ready: false, reason: 'starting' };
   const renderMetrics = async (): Promise<string> => {
     const { resourceMetrics, errors } = await prometheus.collect();
     for (const err of errors) logger.warn({ err: errorMessage(err) }, 'telemetry: collection error');
-    let text = serializer.serialize(renameMetrics(dropUnobserved(resourceMetrics, observed()), DRA_PROMETHEUS_NAMES));
+    const own = scrapeBuilder.build(observe(), hrNow());
+    let text = serializer.serialize(renameMetrics(withOwnMetrics(resourceMetrics, scope, own), DRA_PROMETHEUS_NAMES));
     accounting.delivered('prometheus');
     if (opts.dcgmCompat) {
       if (!text.endsWith('\n')) text += '\n';
@@ -290,7 +269,6 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
       ...(opts.httpLimits === undefined ? {} : { limits: opts.httpLimits }),
     });
   } catch (err) {
-    unregister();
     await sampler.stop();
     await bounded(provider.shutdown(), 1000, 'meter provider shutdown', logger);
     throw err;
@@ -325,11 +303,6 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
         await bounded(accounting.flush(), shutdownTimeoutMs, 'recording the claims\' usage', logger);
         // MeterProvider.shutdown() flushes every reader first (a final OTLP export), then shuts them down.
         await bounded(provider.shutdown(), shutdownTimeoutMs, 'meter provider shutdown', logger);
-        try {
-          unregister();
-        } catch {
-          // the provider is already shut down; nothing left to remove
-        }
         await bounded(httpServer.close(), shutdownTimeoutMs, 'HTTP server close', logger);
       })();
       return shuttingDown;

@@ -1,6 +1,6 @@
 /**
- * The metric catalogue, as data (test/reference/metrics.md). One generic loop (src/telemetry/register.ts)
- * turns it into OpenTelemetry observable instruments; nothing else names a metric.
+ * The metric catalogue, as data (test/reference/metrics.md). One generic loop (observe.ts, own-metrics.ts) turns
+ * it into OpenTelemetry metric data (metric-data.ts); nothing else names a metric.
  *
  * Sources of fact:
  * - names, instruments, units: OpenTelemetry semantic conventions `model/hardware/{gpu,common}-metrics.yaml`

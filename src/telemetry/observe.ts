@@ -1,6 +1,6 @@
 /**
  * Pure observation: the data points of one catalogue instrument for the latest sample, the inventory,
- * device health and ownership. The OTel callbacks (register.ts) and the tests call this; it has no I/O.
+ * device health and ownership. Each collection of an export path (own-metrics.ts) and the tests call this; it has no I/O.
  * Attribute objects are memoised (weakly) so that a series keeps one object across collections: results are
  * equal to fresh ones, and must not be mutated.
  */
@@ -69,7 +69,7 @@ function baseAttributes(ctx: ObservationContext, uuid: string, component: Compon
  * Merged attributes `{ ...attrs, ...series.attributes, [extraName]: extraValue }`, one object per (attrs
  * object, series, extra) for as long as `attrs` lives. The base attributes of an unowned device are one object
  * per inventory, so its points keep the same attributes object from one collection to the next and the
- * per-object key cache of stale.ts hits (a scrape-cost optimisation: see BENCHMARKS.md); so does an owned
+ * per-object key cache of attribute-key.ts hits (a scrape-cost optimisation: see BENCHMARKS.md); so does an owned
  * device's, while its owners do not change ({@link cachedAttributionSets}). Never mutate the result.
  */
 const mergedCache = new WeakMap<Attrs, WeakMap<SeriesSpec, Map<string, Attrs>>>();
