@@ -227,6 +227,8 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     ...(opts.prepared === undefined ? {} : { prepared: opts.prepared }),
     kindOf: (uuid) => currentIdentities().get(uuid)?.kind,
   });
+  // Always observed, so the SDK always reports the meter's scope: PeriodicExportingMetricReader skips an export
+  // whose ResourceMetrics has no scope (sdk-metrics 3.x `_doRun`), and the own series ride on that export.
   meter
     .createObservableCounter('gpulet.telemetry.sample.failures', { unit: '{failure}', description: 'GPU samples that failed (the previous sample was kept)' })
     .addCallback((r) => r.observe(sampler.stats().failed));
