@@ -1,10 +1,10 @@
 /**
  * Where a scrape's time goes: the stages of `renderMetrics` (src/telemetry/exporters.ts) rebuilt from the
  * same parts and timed one by one on the same data — observing the catalogue (observe.ts, via own-metrics.ts),
- * building the MetricData (metric-data.ts), the OTel Prometheus serializer, the DCGM text — plus, for
- * comparison, what the same observations cost through the SDK's asynchronous instruments (a MeterProvider
- * collect, as gpulet collected them before metric-data.ts; without the stale-series filter that path also
- * needed). No HTTP here (benchmark 2 measures the whole request).
+ * building the MetricData (metric-data.ts), writing the Prometheus text (prometheus-text.ts), the DCGM text —
+ * plus, for comparison, what the same observations cost through the SDK's asynchronous instruments (a
+ * MeterProvider collect, as gpulet collected them before metric-data.ts; without the stale-series filter that
+ * path also needed) and the OTel `PrometheusSerializer` on the same metric data. No HTTP here (benchmark 2 measures the whole request).
  */
 import { AggregationTemporality, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -20,6 +20,7 @@ import { INSTRUMENTS } from '../src/telemetry/instruments.js';
 import { MetricDataBuilder, type Observation } from '../src/telemetry/metric-data.js';
 import type { ObservationContext } from '../src/telemetry/observe.js';
 import { hrNow, observeOwn, withOwnMetrics } from '../src/telemetry/own-metrics.js';
+import { renderOwnMetrics } from '../src/telemetry/prometheus-text.js';
 import { summarize } from './stats.js';
 
 /** p50 per stage, ms. */
@@ -30,7 +31,10 @@ export interface StageCosts {
   readonly build: number;
   /** The same observations through SDK observable instruments and a collect (the path before metric-data.ts). */
   readonly sdkCollect: number;
+  /** Writing the Prometheus text (prometheus-text.ts). */
   readonly serialize: number;
+  /** The same text through the OTel `PrometheusSerializer` (the path before prometheus-text.ts). */
+  readonly serializeSdk: number;
   readonly dcgm: number;
   /** Data points per collection. */
   readonly points: number;
@@ -92,11 +96,11 @@ export async function measureScrapeStages(
     });
   }, observables);
   const serializer = new PrometheusSerializer();
-  const t = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
+  const t = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], serializeSdk: [] as number[], dcgm: [] as number[] };
   let points = 0;
   try {
     for (let r = 0; r < rounds + 10; r++) {
-      const c = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], dcgm: [] as number[] };
+      const c = { observe: [] as number[], build: [] as number[], sdkCollect: [] as number[], serialize: [] as number[], serializeSdk: [] as number[], dcgm: [] as number[] };
       const observations = timeIt(c.observe, () => observeOwn(INSTRUMENTS, context, () => [], logger));
       points = observations.reduce((n, o) => n + o.points.length, 0);
       const metrics = timeIt(c.build, () => builder.build(observations, hrNow()));
@@ -105,7 +109,8 @@ export async function measureScrapeStages(
       await reader.collect();
       c.sdkCollect.push(performance.now() - t0);
       const rm: ResourceMetrics = withOwnMetrics({ resource, scopeMetrics: [] }, scope, metrics);
-      timeIt(c.serialize, () => serializer.serialize(rm));
+      timeIt(c.serialize, () => renderOwnMetrics(metrics, scope));
+      timeIt(c.serializeSdk, () => serializer.serialize(rm));
       const ctx = context();
       timeIt(c.dcgm, () => renderDcgm({ ...ctx, lastXid: (u) => health.lastXid(u), hostname: 'bench-node', driverName: 'gpu.gpulet.dev', poolName: 'bench-node' }));
       if (r >= 10) for (const k of Object.keys(t) as (keyof typeof t)[]) t[k].push(...c[k]);
@@ -115,5 +120,5 @@ export async function measureScrapeStages(
     await backend.shutdown();
   }
   const p50 = (xs: number[]): number => summarize(xs).p50;
-  return { observe: p50(t.observe), build: p50(t.build), sdkCollect: p50(t.sdkCollect), serialize: p50(t.serialize), dcgm: p50(t.dcgm), points };
+  return { observe: p50(t.observe), build: p50(t.build), sdkCollect: p50(t.sdkCollect), serialize: p50(t.serialize), serializeSdk: p50(t.serializeSdk), dcgm: p50(t.dcgm), points };
 }

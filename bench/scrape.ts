@@ -152,16 +152,16 @@ async function stages(opts: BenchOptions): Promise<Row[]> {
   const rounds = opts.long ? 500 : 100;
   opts.print(
     `[scrape] stages method: renderMetrics' parts rebuilt from src/telemetry and timed alone, ${rounds} rounds after 10 warm-up, p50; ` +
-      `"SDK" = the same observations through OTel SDK observable instruments and a collect (the path before src/telemetry/metric-data.ts)`,
+      `"SDK" = the same observations through OTel SDK observable instruments and a collect, and its PrometheusSerializer (the path before src/telemetry/metric-data.ts and prometheus-text.ts)`,
   );
   const rows: Row[] = [];
   for (const c of [MIG56, MIG56_OWNED]) {
     const s = await measureScrapeStages(c.machine, c.owned ? ownEveryDevice : undefined, rounds);
     const now = s.observe + s.build + s.serialize + s.dcgm;
-    const sdk = s.observe + s.sdkCollect + s.serialize + s.dcgm;
+    const sdk = s.observe + s.sdkCollect + s.serializeSdk + s.dcgm;
     const line =
       `observe ${fmtMs(s.observe)} (${s.points} points), build ${fmtMs(s.build)} (SDK collect instead: ${fmtMs(s.sdkCollect)}), ` +
-      `serialize ${fmtMs(s.serialize)}, DCGM text ${fmtMs(s.dcgm)}`;
+      `Prometheus text ${fmtMs(s.serialize)} (OTel serializer instead: ${fmtMs(s.serializeSdk)}), DCGM text ${fmtMs(s.dcgm)}`;
     opts.print(`[scrape] stages ${c.label}: ${line}; sum ${fmtMs(now)}, through the SDK ${fmtMs(sdk)}`);
     rows.push({
       name: `  scrape work without HTTP, ${c.label} (stages, p50)`,
@@ -169,7 +169,7 @@ async function stages(opts: BenchOptions): Promise<Row[]> {
       goal: '',
       ratio: `${(now / sdk).toFixed(2)}× the SDK path`,
     });
-    rows.push({ name: `    of which observe / build / serialize / DCGM`, figure: `${fmtMs(s.observe)} / ${fmtMs(s.build)} / ${fmtMs(s.serialize)} / ${fmtMs(s.dcgm)}`, goal: '', ratio: '' });
+    rows.push({ name: `    of which observe / build / Prometheus text / DCGM`, figure: `${fmtMs(s.observe)} / ${fmtMs(s.build)} / ${fmtMs(s.serialize)} / ${fmtMs(s.dcgm)}`, goal: '', ratio: '' });
   }
   return rows;
 }

@@ -2,8 +2,9 @@
  * Telemetry composition: sampler → the catalogue and accounting series (built by metric-data.ts from
  * observe.ts and accounting.ts, own-metrics.ts) joined to the OTel MeterProvider's (DRA operation metrics) →
  * export paths:
- * - Prometheus (`@opentelemetry/exporter-prometheus`, `preventServerStart`), served by our HTTP server on
- *   `/metrics` together with the dcgm-exporter-compatible series (when `dcgmCompat`), `/healthz`, `/readyz`;
+ * - Prometheus (`@opentelemetry/exporter-prometheus`, `preventServerStart`, for the SDK's metrics; the own series
+ *   written by prometheus-text.ts in the serializer's format), served by our HTTP server on `/metrics` together
+ *   with the dcgm-exporter-compatible series (when `dcgmCompat`), `/healthz`, `/readyz`;
  * - OTLP gRPC (`@opentelemetry/exporter-metrics-otlp-grpc`) in a PeriodicExportingMetricReader, when an
  *   endpoint is given (src/config.ts resolves `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_METRIC_EXPORT_INTERVAL`).
  *   Imported only then (dynamic `import()`): the exporter brings @grpc/grpc-js and protobufjs, ~37 MiB of RSS
@@ -33,7 +34,8 @@ import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.j
 import { INSTRUMENTS } from './instruments.js';
 import type { ObservationContext } from './observe.js';
 import { MetricDataBuilder } from './metric-data.js';
-import { hrNow, observeOwn, ownMetricsExporter, withOwnMetrics } from './own-metrics.js';
+import { hrNow, observeOwn, ownMetricsExporter } from './own-metrics.js';
+import { renderOwnMetrics } from './prometheus-text.js';
 import { renameMetrics } from './rename.js';
 import { Sampler } from './sampler.js';
 import { ScrapeCache, type ScrapeCacheStats } from './scrape-cache.js';
@@ -243,11 +245,13 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const renderMetrics = async (): Promise<string> => {
     const { resourceMetrics, errors } = await prometheus.collect();
     for (const err of errors) logger.warn({ err: errorMessage(err) }, 'telemetry: collection error');
-    const own = scrapeBuilder.build(observe(), hrNow());
-    let text = serializer.serialize(renameMetrics(withOwnMetrics(resourceMetrics, scope, own), DRA_PROMETHEUS_NAMES));
+    // The SDK's metrics (target_info, the DRA operation metrics) through its serializer, then the own series
+    // written directly (prometheus-text.ts: the same text, without the serializer's per-point regexes).
+    let text = serializer.serialize(renameMetrics(resourceMetrics, DRA_PROMETHEUS_NAMES));
+    if (!text.endsWith('\n')) text += '\n';
+    text += renderOwnMetrics(scrapeBuilder.build(observe(), hrNow()), scope);
     accounting.delivered('prometheus');
     if (opts.dcgmCompat) {
-      if (!text.endsWith('\n')) text += '\n';
       const c = context();
       text += renderDcgm({
         ...c, lastXid: (u) => opts.health.lastXid(u), hostname: opts.nodeName, driverName, poolName,
