@@ -1,8 +1,9 @@
 /**
  * The ownership view (src/state/ownership.ts) over a real claim store: only PrepareCompleted claims own
  * devices, a shared device lists every claim, and `owners()` answers the same map (same arrays) until the
- * store's image changes — a commit, or a session's re-read of what another instance wrote — and a fresh one
- * after, so telemetry's caches keyed on those objects are invalidated exactly then.
+ * store's image changes — a commit, or a session's re-read of what another instance wrote — and a fresh map
+ * after, in which only the devices whose owners changed have new arrays, so telemetry's caches keyed on those
+ * objects are invalidated exactly for them.
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -64,6 +65,20 @@ describe('OwnershipView', () => {
     expect(second).not.toBe(first);
     expect([...second.keys()].sort()).toEqual(['GPU-0', 'GPU-3']);
     expect(view.owners()).toBe(second);
+    // GPU-0's owners did not change: the same array, so telemetry's caches keyed on it still hit.
+    expect(second.get('GPU-0')).toBe(first.get('GPU-0'));
+
+    // A commit that changes GPU-0's owners (another claim shares it; then its pods change) gives a new array.
+    const c = entryOf('c', [device('gpu-0', 'GPU-0')]);
+    await commit(store, c);
+    const third = view.owners();
+    expect(third.get('GPU-0')).not.toBe(first.get('GPU-0'));
+    expect(third.get('GPU-0')?.map((o) => o.claim.name)).toEqual(['a', 'c']);
+    expect(third.get('GPU-3')).toBe(second.get('GPU-3'));
+    await commit(store, { ...c, pods: [podRef({ namespace: 'ml', name: 'other-pod' })] });
+    expect(view.owners().get('GPU-0')).not.toBe(third.get('GPU-0'));
+    expect(view.owners().get('GPU-0')?.[1]?.pods.map((p) => p.name)).toEqual(['other-pod']);
+    await commit(store, c, true);
 
     await commit(store, a, true);
     expect([...view.owners().keys()]).toEqual(['GPU-3']);
