@@ -18,6 +18,7 @@ export default defineConfig({
       'test/state/allocation.test.ts',
       'test/state/opaque-config.test.ts',
       'test/state/checkpoint.test.ts',
+      'test/state/checkpoint-file.test.ts',
       'test/state/checkpoint-entry.test.ts',
       'test/state/checkpoint-mig.test.ts',
       'test/state/ownership.test.ts',
