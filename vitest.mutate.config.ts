@@ -9,6 +9,7 @@ export default defineConfig({
   test: {
     include: [
       'test/dra/slices/build.test.ts',
+      'test/dra/slices/build-checks.test.ts',
       'test/dra/slices/plan.test.ts',
       'test/dra/slices/semver.test.ts',
       'test/dra/slices/dynamic-mig.test.ts',
