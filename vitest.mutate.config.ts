@@ -9,6 +9,7 @@ export default defineConfig({
   test: {
     include: [
       'test/dra/slices/build.test.ts',
+      'test/dra/slices/build-checks.test.ts',
       'test/dra/slices/plan.test.ts',
       'test/dra/slices/semver.test.ts',
       'test/dra/slices/dynamic-mig.test.ts',
@@ -18,6 +19,7 @@ export default defineConfig({
       'test/state/allocation.test.ts',
       'test/state/opaque-config.test.ts',
       'test/state/checkpoint.test.ts',
+      'test/state/checkpoint-file.test.ts',
       'test/state/checkpoint-entry.test.ts',
       'test/state/checkpoint-mig.test.ts',
       'test/state/ownership.test.ts',

@@ -14,7 +14,10 @@
  * - A profile has at most `instanceCount` instances (`nvmlGpuInstanceProfileInfo_v2_t.instanceCount`, the
  *   guide's "Number of Instances Available").
  * - Media extensions (`+me`: the GPU's one OFA and its JPEG/decoder share for a 1g instance) go to one instance
- *   at most: "A single 1g profile can include media extensions" (the guide's profile tables).
+ *   at most: "A single 1g profile can include media extensions" (the guide's profile tables). `+me.all`
+ *   (RTX PRO 6000 Blackwell: all media engines to one instance) counts the same: it holds the OFA too, and the
+ *   GPU has one (the guide's RTX PRO 6000 table: OFA 1 for `+me`, `+me.all` and the full `4g.96gb`;
+ *   test/reference/mig-media-extensions.md).
  * - A GI profile must be one the GPU supports (`nvmlDeviceGetGpuInstanceProfileInfoV` answers
  *   NVML_ERROR_NOT_SUPPORTED otherwise).
  * - The whole GPU (no MIG instance; the full-GPU device) excludes every instance.
@@ -65,9 +68,19 @@ export interface RuleViolation {
   readonly message: string;
 }
 
-/** Whether the profile carries media extensions (`+me` in the name, as `nvidia-smi` and go-nvlib print it). */
+/** The attributes of a profile name that ask for the media extensions (go-nvlib `AttributeMediaExtensions`, `AttributeMediaExtensionsAll`). */
+const MEDIA_EXTENSION_ATTRIBUTES: ReadonlySet<string> = new Set(['me', 'me.all']);
+
+/**
+ * Whether the profile carries media extensions: `me` or `me.all` among the attributes of its name, which
+ * follow a `+`, comma-separated, as `nvidia-smi` prints them and go-nvlib parses them
+ * (pkg/nvlib/device/mig_profile.go `parseMigProfile`): `1g.10gb+me`, `1g.24gb+me.all`. `-me` (no media
+ * engines) and `+gfx` do not.
+ */
 export function hasMediaExtensions(profile: Pick<MigProfileSpec, 'name'>): boolean {
-  return /\+me$/.test(profile.name);
+  // Without a `+` this looks up the whole name, which is never an attribute.
+  const attributes = profile.name.slice(profile.name.indexOf('+') + 1).split(',');
+  return attributes.some((a) => MEDIA_EXTENSION_ATTRIBUTES.has(a));
 }
 
 /** `3g.40gb@4` — a placement as messages show it. */

@@ -3,6 +3,7 @@
  * and nvml.h), as prepare will ask them: "does this placement still fit given the instances that exist".
  * Agreement with the mock backend's independent layout check over random layouts is in mig-counters.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GPU_MODELS } from '../../src/gpu/mock/index.js';
 import {
@@ -10,6 +11,7 @@ import {
   type MigPlacement, type MigProfileSpec,
 } from '../../src/model/mig-placements.js';
 import { dynamicSlices, geometryOf, instanceAt, nodeOf, onWire } from '../helpers/dynamic-mig.js';
+import { reference } from '../helpers/reference.js';
 
 const h100 = geometryOf('h100-80gb');
 const profile = (g: MigGeometry, name: string): MigProfileSpec => {
@@ -103,6 +105,58 @@ describe('the profile tables under the oracle', () => {
       for (const start of prof.placementStarts) if (layoutViolations(g, [...layout, { profile: prof, start }]).length === 0) layout.push({ profile: prof, start });
       expect(layout.length, prof.name).toBe(prof.maxCount);
     }
+  });
+});
+
+/** A row of test/reference/mig-media-extensions.md: the profile, its memory fraction, its OFA count, its instances. */
+interface MediaRow {
+  readonly name: string;
+  readonly memory: string;
+  readonly ofa: number;
+  readonly instances: number;
+}
+const mediaRows = (): MediaRow[] =>
+  readFileSync(reference('mig-media-extensions.md'), 'utf8').split('\n').flatMap((line) => {
+    const m = /^\| (\d+g\.\d+gb\S*) \| (\S+) \| \S+ \| \d+ \| \d+ \| \d+ \| (\d+) \| \S+ \| \d+ \| (\d+) \|$/.exec(line);
+    return m === null ? [] : [{ name: m[1]!, memory: m[2]!, ofa: Number(m[3]), instances: Number(m[4]) }];
+  });
+
+describe('media extensions: +me and +me.all hold the GPU\'s one OFA (NVIDIA\'s RTX PRO 6000 table)', () => {
+  const rows = mediaRows();
+
+  it('a profile short of the whole GPU asks for the media extensions exactly when it holds the OFA', () => {
+    expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(['1g.24gb+me', '1g.24gb+me.all', '2g.48gb+me.all', '1g.24gb-me', '1g.24gb+gfx']));
+    const partial = rows.filter((r) => r.memory !== 'Full');
+    expect(partial).toHaveLength(9);
+    for (const r of partial) expect(hasMediaExtensions(r), r.name).toBe(r.ofa > 0);
+  });
+
+  it('reads the attributes as go-nvlib writes them: after a "+", comma-separated', () => {
+    expect(hasMediaExtensions({ name: '1g.24gb+gfx,me' })).toBe(true);
+    expect(hasMediaExtensions({ name: '1g.24gb+gfx,me.all' })).toBe(true);
+    expect(hasMediaExtensions({ name: '1g.24gb+gfx' })).toBe(false);
+    expect(hasMediaExtensions({ name: '1c.2g.20gb' })).toBe(false);
+  });
+
+  // The table's profiles as a geometry: 4 memory and 4 compute slices (the 1g fraction, 1/4); IDs are the rows'
+  // numbers and starts every multiple of the size, as the table has neither (the rule under test reads names).
+  const geometry: MigGeometry = {
+    memorySlices: 4,
+    computeSlices: 4,
+    profiles: rows.filter((r) => r.memory !== 'Full').map((r, i) => {
+      const slices = Number(/^(\d+)g/.exec(r.name)![1]);
+      return {
+        name: r.name, id: i + 1, maxCount: r.instances, computeSlices: slices, multiprocessors: 0, memoryMiB: 0, copyEngines: slices,
+        decoders: 0, encoders: 0, jpegEngines: 0, ofaEngines: r.ofa, placementStarts: [0, 1, 2, 3].filter((s) => s % slices === 0), placementSize: slices,
+      };
+    }),
+  };
+
+  it('refuses a +me.all beside a +me (one OFA), and takes it beside -me instances', () => {
+    const r = fitsHardwareRules(geometry, [at('1g.24gb+me', 0, geometry)], at('1g.24gb+me.all', 1, geometry));
+    expect(!r.ok && [r.rule, r.reason]).toEqual(['media-extensions', '1g.24gb+me.all (GI profile 4) at 1:1 and 1g.24gb+me (GI profile 2) at 0:1 both ask for the media extensions']);
+    expect(fitsHardwareRules(geometry, [at('2g.48gb+me.all', 0, geometry)], at('1g.24gb+me', 2, geometry)).ok).toBe(false);
+    expect(fitsHardwareRules(geometry, [at('1g.24gb+me.all', 0, geometry), at('1g.24gb-me', 1, geometry)], at('2g.48gb-me', 2, geometry))).toEqual({ ok: true });
   });
 });
 

@@ -95,6 +95,13 @@ describe('pool name ("/"-separated DNS subdomains, ≤ PoolNameMaxLength = 253)'
     expect(poolNameProblem(s)).toMatch(/.{10}/);
     expect(isPoolName(s)).toBe(false);
   });
+  it('says why: empty as a whole, or which part breaks the subdomain rule (quoting at most 64 of its characters)', () => {
+    expect(poolNameProblem('')).toBe('must not be empty');
+    expect(poolNameProblem('a//b')).toBe('must be "/"-separated DNS subdomains: "" must not be empty');
+    expect(poolNameProblem(`rack-1/${r('B', 100)}`)).toBe(
+      `must be "/"-separated DNS subdomains: "${r('B', 64)}" must be a DNS subdomain (dot-separated DNS labels of lower-case alphanumerics and "-")`,
+    );
+  });
   it('a node name is a pool name: poolNameOf is the identity', () => {
     for (const node of ['node-a', r('a', 253), `${r('a', 63)}.example.com`]) {
       const pool = poolNameOf(dnsSubdomainSchema.parse(node));
@@ -142,8 +149,10 @@ describe('label name (apimachinery TestIsQualifiedName)', () => {
 });
 
 describe('label value (apimachinery TestIsValidLabelValue)', () => {
-  const good = ['simple', 'now-with-dashes', '1-starts-with-num', 'end-with-num-1', '1234', r('a', 63), ''];
-  const bad = ['nospecialchars%^=@', 'Tama-nui-te-rā.is.Māori.sun', '\\backslashes\\are\\bad', '-starts-with-dash', 'ends-with-dash-', '.starts.with.dot', 'ends.with.dot.', r('a', 64)];
+  // One alphanumeric is a value too: apimachinery's `labelValueFmt` is `(` + `labelKeyFmt` + `)?` with `labelKeyFmt`
+  // = `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]` (pkg/api/validate/content/kube.go); one `-`, `_` or `.` is not.
+  const good = ['simple', 'now-with-dashes', '1-starts-with-num', 'end-with-num-1', '1234', r('a', 63), '', 'a', 'Z', '7'];
+  const bad = ['nospecialchars%^=@', 'Tama-nui-te-rā.is.Māori.sun', '\\backslashes\\are\\bad', '-starts-with-dash', 'ends-with-dash-', '.starts.with.dot', 'ends.with.dot.', r('a', 64), '-', '_', '.'];
   it.each(good)('accepts %j', (s) => expect(labelValueProblem(s)).toBeUndefined());
   it.each(bad)('rejects %j', (s) => expect(labelValueProblem(s)).toMatch(/.{10}/));
 });
@@ -185,5 +194,9 @@ describe('zod schemas: where structured input enters', () => {
       expect(res.success, String(value)).toBe(false);
       expect(res.error?.issues[0]?.message).toMatch(message);
     }
+  });
+  it("report a broken rule as one zod 'custom' issue (a refinement's code) at the value, with the rule's words", () => {
+    expect(dnsLabelSchema.safeParse('').error?.issues).toEqual([{ code: 'custom', path: [], message: 'must not be empty' }]);
+    expect(poolNameSchema.safeParse('').error?.issues).toEqual([{ code: 'custom', path: [], message: 'must not be empty' }]);
   });
 });
