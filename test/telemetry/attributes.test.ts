@@ -63,6 +63,28 @@ describe('deviceIdentities', () => {
     expect(ids.get(MIG_A)!.attributes['hw.firmware_version']).toBe('96.00.99.00.01');
     expect(deviceIdentities(INVENTORY).get(MIG_A)!.attributes).not.toHaveProperty('hw.firmware_version');
   });
+
+  it('a MIG device that is not allocatable (its GPU not reported in MIG mode) has its identity but no DRA name', () => {
+    // An inventory whose GPU lists MIG devices while its MIG mode reads disabled (the backends do not produce
+    // one; deviceIdentities must not invent a name): allocatableDevices offers only the GPU, so the MIG
+    // device's series carry no gpulet.dra.device.name.
+    const gpus = INVENTORY.gpus.map((g) => (g.uuid === GPU1 ? { ...g, migEnabled: false } : g));
+    const ids = deviceIdentities({ ...INVENTORY, gpus });
+    const mig = ids.get(MIG_A)!;
+    expect(mig).toMatchObject({ uuid: MIG_A, kind: 'mig', gpu: gpus[1], mig: gpus[1]!.migDevices[0] });
+    expect(mig).not.toHaveProperty('draName');
+    expect(mig.attributes).toStrictEqual({
+      'hw.id': MIG_A,
+      'hw.name': '1g.10gb',
+      'hw.parent': GPU1,
+      'hw.model': 'NVIDIA H100 80GB HBM3',
+      'hw.vendor': 'NVIDIA',
+      'hw.serial_number': '165232201',
+      'hw.driver_version': '580.95.05',
+    });
+    expect(mig.commonAttributes).toStrictEqual({ ...mig.attributes, 'hw.type': 'gpu' });
+    expect(ids.get(GPU1)!.draName).toBe('gpu-1');
+  });
 });
 
 describe('attributionSets', () => {
