@@ -3,8 +3,10 @@
  * stops them in reverse. No other module constructs another module's parts.
  *
  * Start order: GPU backend → health tracker → Kubernetes client (embedded API server in dev) → claim state
- * (checkpoint) → ResourceSlice publisher → telemetry (/metrics, /healthz, /readyz, OTLP) → claim status
- * writer → kubelet plugin (registration last, so the kubelet only sees a plugin that can serve).
+ * (checkpoint) → ResourceSlice publisher → claim status writer → kubelet plugin (registration once the claim
+ * state can serve) → telemetry (/metrics, /healthz, /readyz, OTLP; its modules imported only then, so they do not
+ * delay registration; the DRA call metrics of the calls in between are replayed). Stopped in reverse, except
+ * that the kubelet plugin stops before the telemetry.
  */
 import type { Config } from './config.js';
 import { createBackend } from './gpu/backend.js';
@@ -27,6 +29,7 @@ import { NvmlBackend } from './gpu/nvml/index.js';
 import { formatMigMode } from './model/mig-mode.js';
 import type { PodRef } from './model/types.js';
 import { startKubeletPlugin, type KubeletPlugin } from './dra/kubelet/plugin.js';
+import { LateDraObserver } from './dra/kubelet/late-observer.js';
 import { deviceHealthSource } from './dra/kubelet/device-health.js';
 import { createClaimStatusClient } from './dra/claim-status/client.js';
 import { withClaimStatus } from './dra/claim-status/preparer.js';
@@ -42,7 +45,7 @@ import { initAndReconcile, startClaimCleanup } from './state/reconcile.js';
 import { stuckReason } from './state/session.js';
 import { ClaimRecovery } from './state/recovery.js';
 import { withClaimsChanged } from './telemetry/claims-changed.js';
-import { startTelemetry, type Telemetry } from './telemetry/exporters.js';
+import type { Telemetry } from './telemetry/exporters.js';
 import { toolkitSpecDirs, UserspaceProvider } from './userspace/provider.js';
 import { withTimeout } from './util/timeout.js';
 import { PACKAGE_VERSION } from './version.js';
@@ -251,8 +254,46 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       stops.push({ name: 'pod-resources', stop: () => Promise.resolve(watcher.stop()) });
     }
 
+    // The claims' status.devices (KEP-4817), written after each prepare and removed after each unprepare;
+    // asynchronous, never failing or delaying the kubelet's answer (src/dra/claim-status/writer.ts).
+    const claimStatus = new ClaimStatusWriter({
+      client: createClaimStatusClient(kubeConfig, config.driverName),
+      driverName: config.driverName,
+      nodeName: config.nodeName,
+      inventory: () => backend.inventory(),
+      logger,
+    });
+    stops.push({ name: 'claim-status', stop: () => claimStatus.stop() });
+
+    // The kubelet plugin starts before the telemetry, so registration does not wait for the OpenTelemetry
+    // modules (imported only now), the host facts and the first sample: calls until then are replayed into the
+    // DRA metrics (LateDraObserver), and the telemetry's first sample sees every claim prepared before it.
+    const late: { telemetry?: Telemetry } = {};
+    const draObserver = new LateDraObserver();
+    const plugin = await startKubeletPlugin({
+      driverName: config.driverName,
+      registryDir: config.pluginRegistryDir,
+      pluginsDir: config.pluginsDir,
+      ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
+      preparer: withClaimsChanged(withClaimStatus(preparer, claimStatus), () => late.telemetry?.claimsChanged()),
+      observer: draObserver, // DRA operation metrics (src/telemetry/dra-metrics.ts), once the telemetry runs
+      health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
+      logger: logger.child({ component: 'kubelet-plugin' }),
+      onRegistered: (ok, error) => {
+        if (ok) {
+          logger.info('registered with the kubelet; republishing ResourceSlices');
+          publisher.republish();
+        } else {
+          logger.error({ error }, 'the kubelet rejected the registration');
+        }
+      },
+    });
+    const pluginStop = { name: 'kubelet-plugin', stop: () => plugin.stop() };
+    stops.push(pluginStop);
+
     const host = await getHostFacts();
-    const telemetry = await startTelemetry({
+    const { startTelemetry } = await import('./telemetry/exporters.js');
+    const running = await startTelemetry({
       backend,
       ownership: claims,
       prepared: claims,
@@ -277,46 +318,18 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       computeSlicesOf: (gpu) => computeSlices((backend instanceof NvmlBackend ? backend.migProfiles(gpu.uuid) : undefined) ?? migProfilesByProductName(gpu.productName)),
       logger,
     });
-    stops.push({ name: 'telemetry', stop: () => telemetry.shutdown() });
+    late.telemetry = running;
+    const telemetry = running;
+    // Stopped after the kubelet plugin (stops run in reverse): no call reaches a telemetry already shut down.
+    stops.splice(stops.indexOf(pluginStop), 0, { name: 'telemetry', stop: () => running.shutdown() });
+    draObserver.attach(running.dra);
     // A dynamic MIG instance created or destroyed: the slices and the telemetry follow it (issue 12 item 6).
     const slicesFollow = inventoryChanged;
     inventoryChanged = () => {
       slicesFollow();
-      telemetry.inventoryChanged();
+      running.inventoryChanged();
     };
-    telemetry.setReady(false, 'kubelet plugin not started');
-
-    // The claims' status.devices (KEP-4817), written after each prepare and removed after each unprepare;
-    // asynchronous, never failing or delaying the kubelet's answer (src/dra/claim-status/writer.ts).
-    const claimStatus = new ClaimStatusWriter({
-      client: createClaimStatusClient(kubeConfig, config.driverName),
-      driverName: config.driverName,
-      nodeName: config.nodeName,
-      inventory: () => backend.inventory(),
-      logger,
-    });
-    stops.push({ name: 'claim-status', stop: () => claimStatus.stop() });
-
-    const plugin = await startKubeletPlugin({
-      driverName: config.driverName,
-      registryDir: config.pluginRegistryDir,
-      pluginsDir: config.pluginsDir,
-      ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer: withClaimsChanged(withClaimStatus(preparer, claimStatus), () => telemetry.claimsChanged()),
-      observer: telemetry.dra, // DRA operation metrics (src/telemetry/dra-metrics.ts)
-      health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
-      logger: logger.child({ component: 'kubelet-plugin' }),
-      onRegistered: (ok, error) => {
-        if (ok) {
-          logger.info('registered with the kubelet; republishing ResourceSlices');
-          publisher.republish();
-        } else {
-          logger.error({ error }, 'the kubelet rejected the registration');
-        }
-      },
-    });
-    stops.push({ name: 'kubelet-plugin', stop: () => plugin.stop() });
-    telemetry.setReady(true);
+    running.setReady(true);
     logger.info(
       { registrationSocket: plugin.registrationSocket, draSocket: plugin.draSocket, metrics: telemetry.url },
       'gpulet is running',
