@@ -4,7 +4,7 @@
  * one per spawn so the slices are published anew; the production command has no embedded API server); time
  * from spawn to (a) the registration socket existing (polled every 5 ms) and (b) the first ResourceSlices
  * written (the publisher's "ResourceSlices published" log line on stderr). Ready = the later of the two; goal
- * < 1 s. tsx transpiles every module on first load (cached afterwards under the OS temp dir), so its figure
+ * < 500 ms for the compiled agent (issue 14), < 1 s under tsx (issue 5). tsx transpiles every module on first load (cached afterwards under the OS temp dir), so its figure
  * includes transpile time. Then SIGTERM and time to exit.
  */
 import fs from 'node:fs';
@@ -17,8 +17,8 @@ import { compiledVariant, spawnAgent, tsxVariant, type AgentVariant } from './ag
 import { fmtMs, summarize } from './stats.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
 
-/** Goal: spawn → registered and slices published, ms. */
-export const STARTUP_GOAL_MS = 1000;
+/** Goal: spawn → registered and slices published, ms: the compiled agent (issue 14), and under tsx (issue 5). */
+export const STARTUP_GOAL_MS = { compiled: 500, tsx: 1000 } as const;
 
 interface Run {
   /** Spawn → first log line: Node boot, tsx transpile, and every module import. */
@@ -67,6 +67,7 @@ export async function benchStartup(opts: BenchOptions): Promise<Row[]> {
       opts.print(`[startup] ${v.label} run ${i + 1}: first log ${fmtMs(run.firstLogMs)}, socket ${fmtMs(run.socketMs)}, slices ${fmtMs(run.slicesMs)}, stop ${fmtMs(run.stopMs)}`);
     }
     const ready = summarize(results.map((r) => Math.max(r.socketMs, r.slicesMs)));
+    const goalMs = v === compiled ? STARTUP_GOAL_MS.compiled : STARTUP_GOAL_MS.tsx;
     const firstLog = summarize(results.map((r) => r.firstLogMs));
     const socket = summarize(results.map((r) => r.socketMs));
     const slices = summarize(results.map((r) => r.slicesMs));
@@ -74,8 +75,8 @@ export async function benchStartup(opts: BenchOptions): Promise<Row[]> {
     startup.push({
       name: `start-up, ${v.label} (median of ${runs})`,
       figure: `ready ${fmtMs(ready.p50)} (boot+imports ${fmtMs(firstLog.p50)}; socket ${fmtMs(socket.p50)}, slices ${fmtMs(slices.p50)})`,
-      goal: `< ${fmtMs(STARTUP_GOAL_MS)}`,
-      ratio: ratioTo(ready.p50, STARTUP_GOAL_MS),
+      goal: `< ${fmtMs(goalMs)}`,
+      ratio: ratioTo(ready.p50, goalMs),
     });
     startup.push({ name: `shutdown on SIGTERM, ${v.label}`, figure: fmtMs(stop.p50), goal: '', ratio: '' });
   }
