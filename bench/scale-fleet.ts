@@ -12,6 +12,16 @@ import { forkChild, type ChildHandle } from './scale-ipc.js';
 /** Publishers per child process by default. */
 export const PUBLISHERS_PER_CHILD = 1000;
 
+/**
+ * V8 old-space limit (`--max-old-space-size`) of a process holding `nodes` of the simulation, MiB: a base for
+ * the modules (tsx, the server's OpenAPI documents) and transient garbage, plus 64 KiB per node (the measured
+ * retained heap is 7 KiB per publisher and 27 KiB per node at the server, BENCHMARKS.md), so the simulation's
+ * memory is bounded by construction and a leak shows as a heap out-of-memory failure.
+ */
+export function heapLimitMiB(nodes: number): number {
+  return 128 + Math.ceil((nodes * 64) / 1024);
+}
+
 /** The API server process and the publisher processes. */
 export interface Fleet {
   readonly count: number;
@@ -55,14 +65,14 @@ export async function createFleet(count: number, perChild = PUBLISHERS_PER_CHILD
     await started[0]?.close();
   };
   try {
-    const server = await forkChild(new URL('./scale-server-child.ts', import.meta.url), [String(count)], 'scale API server');
+    const server = await forkChild(new URL('./scale-server-child.ts', import.meta.url), [String(count)], 'scale API server', 2 * heapLimitMiB(count));
     started.push(server);
     const { kubeconfig } = await server.call<{ url: string; kubeconfig: string }>('start');
     const ranges: [number, number][] = [];
     for (let f = 0; f < count; f += perChild) ranges.push([f, Math.min(count, f + perChild)]);
     const pubs = await Promise.all(
       ranges.map(async ([f, t]) => {
-        const c = await forkChild(new URL('./scale-publishers-child.ts', import.meta.url), [String(f), String(t)], `scale publishers ${f}–${t - 1}`);
+        const c = await forkChild(new URL('./scale-publishers-child.ts', import.meta.url), [String(f), String(t)], `scale publishers ${f}–${t - 1}`, heapLimitMiB(t - f));
         started.push(c);
         await c.call('init', { kubeconfig });
         return c;

@@ -51,11 +51,14 @@ export interface ChildHandle {
 }
 
 /**
- * Fork `file` with `args` and wait until it says it is ready (its handlers are installed).
+ * Fork `file` with `args` and wait until it says it is ready (its handlers are installed). `heapMiB` bounds the
+ * child's V8 old space (`--max-old-space-size`, added to the parent's `execArgv`): the child fails with a heap
+ * out-of-memory error rather than growing past it.
  * @throws Error when the child exits or fails to start within `readyTimeoutMs`
  */
-export async function forkChild(file: URL, args: readonly string[], label: string, readyTimeoutMs = 120_000): Promise<ChildHandle> {
-  const child: ChildProcess = fork(file, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+export async function forkChild(file: URL, args: readonly string[], label: string, heapMiB: number, readyTimeoutMs = 120_000): Promise<ChildHandle> {
+  const execArgv = [...process.execArgv.filter((a) => !a.startsWith('--max-old-space-size')), `--max-old-space-size=${Math.ceil(heapMiB)}`];
+  const child: ChildProcess = fork(file, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', execArgv });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${label}: fork failed`);
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -10,7 +10,7 @@
  * - `changeAll` `{ gpu }` → that GPU's memory −1 GiB on every node, `update()`, resolves at once;
  * - `maxFailures` → the highest `consecutiveFailures` of its publishers;
  * - `arm` → records, per node, the Unix ms its next `whenSynced()` resolves; `syncTimes` waits for all of them;
- * - `mismatched` → nodes whose stored slices (paged LISTs of slices and Nodes, outside measured windows) do not
+ * - `mismatched` → nodes whose stored slices (LISTs of slices and Nodes, a page at a time, outside measured windows) do not
  *   match their last inventory, compared as the publisher compares (`planReconcile(...).upToDate`);
  * - `memory` → this process's {@link ProcessMemory}; `exit` stops every publisher.
  */
@@ -52,17 +52,16 @@ interface ListPage<T> {
   readonly metadata?: { readonly continue?: string };
 }
 
-/** Every item of a collection, `PAGE` at a time (the server's `limit`/`continue`). */
-async function listAll<T>(conn: KubeConnection, path: string): Promise<T[]> {
-  const out: T[] = [];
+/** Call `each` on every item of a collection, one page of `PAGE` at a time (the server's `limit`/`continue`), so
+ * only one page is held at once. */
+async function forEachItem<T>(conn: KubeConnection, path: string, each: (item: T) => void): Promise<void> {
   let cont: string | undefined;
   do {
     const page = await kubeRequest<ListPage<T>>(conn, { method: 'GET', path, query: { limit: PAGE, continue: cont }, timeoutMs: 120_000 });
     if (!Array.isArray(page.items)) throw new Error(`GET ${path}: no items array in the answer`);
-    out.push(...page.items);
+    for (const item of page.items) each(item);
     cont = page.metadata?.continue === '' ? undefined : page.metadata?.continue;
   } while (cont !== undefined);
-  return out;
 }
 
 const from = Number(process.argv[2]);
@@ -137,16 +136,16 @@ serveParent(
       if (conn === undefined) throw new Error('mismatched: call init first');
       const mine = new Set<string>(nodes.map((n) => n.name));
       const uids = new Map<string, string>();
-      for (const node of await listAll<V1Node>(conn, '/api/v1/nodes')) {
+      await forEachItem<V1Node>(conn, '/api/v1/nodes', (node) => {
         const name = node.metadata?.name;
         if (name !== undefined && mine.has(name) && node.metadata?.uid !== undefined) uids.set(name, node.metadata.uid);
-      }
+      });
       const byNode = new Map<string, V1ResourceSlice[]>();
-      for (const s of await listAll<V1ResourceSlice>(conn, '/apis/resource.k8s.io/v1/resourceslices')) {
+      await forEachItem<V1ResourceSlice>(conn, '/apis/resource.k8s.io/v1/resourceslices', (s) => {
         const nodeName = s.spec.nodeName;
-        if (s.spec.driver !== SCALE_DRIVER || nodeName === undefined || !mine.has(nodeName)) continue;
+        if (s.spec.driver !== SCALE_DRIVER || nodeName === undefined || !mine.has(nodeName)) return;
         byNode.set(nodeName, [...(byNode.get(nodeName) ?? []), s]);
-      }
+      });
       let bad = 0;
       for (const n of nodes) {
         const uid = uids.get(n.name);

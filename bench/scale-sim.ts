@@ -95,6 +95,10 @@ export interface ProcessMemory {
   readonly rssBytes: number;
   /** V8 heap after a full GC now, minus the same before the process built its part of the simulation, bytes. */
   readonly retainedBytes: number;
+  /** V8 heap after a full GC now (modules included), bytes. */
+  readonly heapAfterGcBytes: number;
+  /** The V8 heap limit of the process (`v8.getHeapStatistics().heap_size_limit`: old space limit + young), bytes. */
+  readonly heapLimitBytes: number;
 }
 
 /**
@@ -104,5 +108,8 @@ export interface ProcessMemory {
 export function memoryReport(label: string, sampler: { peek(): MemoryPeak }, baselineBytes: number): ProcessMemory {
   const retained = retainedHeapBytes();
   const { peakRssBytes, peakHeapBytes } = sampler.peek();
-  return { label, pid: process.pid, peakRssBytes, peakHeapBytes, rssBytes: process.memoryUsage().rss, retainedBytes: retained - baselineBytes };
+  return {
+    label, pid: process.pid, peakRssBytes, peakHeapBytes, rssBytes: process.memoryUsage().rss, retainedBytes: retained - baselineBytes,
+    heapAfterGcBytes: retained, heapLimitBytes: v8.getHeapStatistics().heap_size_limit,
+  };
 }

@@ -44,9 +44,14 @@ function load(): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ');
 }
 
-/** `api server 120 MiB, publishers 0–999 210 MiB, ...` (peak RSS of each process). */
+/** `api server 120, publishers 0–999 210, ...` (peak RSS of each process, MiB). */
 function describeMemory(ms: readonly ProcessMemory[]): string {
   return ms.map((m) => `${m.label} ${mib(m.peakRssBytes)}`).join(', ');
+}
+
+/** `api server 80/882, ...` (heap after GC / V8 heap limit of each process, MiB). */
+function describeHeaps(ms: readonly ProcessMemory[]): string {
+  return ms.map((m) => `${m.label} ${mib(m.heapAfterGcBytes)}/${mib(m.heapLimitBytes)}`).join(', ');
 }
 
 /**
@@ -92,7 +97,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     opts.print(
       `[scale] start-up: ${fmtMs(startMs)}, ${sc.total} requests (${describeCounts(sc)}; ${sc.failed} failed), ` +
         `peak ${sw.peak} req/s, ${startBad} node(s) mismatched after; peak RSS ${describeMemory(memUp)} MiB; ` +
-        `retained heap +${mib(retainedUp)} MiB over all processes (${(retainedUp / count / 1024).toFixed(0)} KiB per node: ` +
+        `heap after GC / limit ${describeHeaps(memUp)} MiB; retained heap +${mib(retainedUp)} MiB over all processes (${(retainedUp / count / 1024).toFixed(0)} KiB per node: ` +
         `publisher + the server's copy of its Node and slice); load ${load()}`,
     );
     rows.push(
@@ -154,7 +159,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
       `[scale] outage ${outageMs / 1000} s: ${oc2.total} requests (${describeCounts(oc2)}; ${oc2.failed} failed), peak ${ow2.peak} req/s (${ow2.peakAfter} after the first second), ` +
         `max consecutive failures ${maxAttempts}; after removal: ${fmtMs(convergeMs)} to sync, ${rc.total} requests ` +
         `(${describeCounts(rc)}; ${rc.failed} failed), peak ${rw.peak} req/s, ${outBad} node(s) mismatched after; peak RSS so far ` +
-        `${describeMemory(memEnd)} MiB (request log: ${rw.logRecords} records); load ${load()}`,
+        `${describeMemory(memEnd)} MiB, heap after GC / limit ${describeHeaps(memEnd)} MiB (request log: ${rw.logRecords} records); load ${load()}`,
     );
     rows.push(
       {
@@ -183,7 +188,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     rows.push(
       {
         name: name(`peak RSS per process (server + ${pubs.length} publisher processes + harness)`),
-        figure: `${describeMemory(procs)} MiB; largest ${mib(maxProc)} MiB, sum of peaks ${mib(total)} MiB`,
+        figure: `${describeMemory(procs)} MiB; largest ${mib(maxProc)} MiB, sum of peaks ${mib(total)} MiB (V8 heap limits: ${procs.map((m) => mib(m.heapLimitBytes)).join(', ')} MiB)`,
         goal: '< 300 MiB each (a few hundred)',
         ratio: ratioTo(maxProc, RSS_GOAL_BYTES),
       },
