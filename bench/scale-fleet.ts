@@ -46,7 +46,7 @@ export interface Fleet {
   /** HTTP 500 on every `/resourceslices` request while on; resolves with the server's Unix ms of the switch. */
   fault(on: boolean): Promise<number>;
   /** The server's request log in `[fromMs, toMs]` (see scale-server-child.ts `window`). */
-  window(fromMs: number, toMs?: number, extra?: { afterMs?: number; name?: string }): Promise<WindowFigures>;
+  window(fromMs: number, toMs?: number, extra?: { retries?: boolean; name?: string }): Promise<WindowFigures>;
   /** Memory of the server process, then of each publisher process. */
   memory(): Promise<ProcessMemory[]>;
   /** Stop every publisher and the server; the children exit. */

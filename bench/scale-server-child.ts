@@ -4,12 +4,13 @@
  * Forked by scale-fleet.ts with argv `<nodes>`; answers over IPC (scale-ipc.ts):
  * - `start` → `{ url, kubeconfig }` (starts the server with Nodes `sim-node-0000`...);
  * - `fault` `{ on: boolean }` → HTTP 500 on every request whose path contains `/resourceslices` while on;
- * - `window` `{ fromMs, toMs, afterMs?, name? }` → counts of the server's request log in `[fromMs, toMs]`
- *   (scale-count.ts), the peak per 1-s bucket, the peak from `afterMs` on, and how many requests do not name
- *   node `name`; the log stays here (it is the server's own, timestamps are this machine's Unix ms);
+ * - `window` `{ fromMs, toMs, retries?, name? }` → counts of the server's request log in `[fromMs, toMs]`
+ *   (scale-count.ts), the peak per 1-s bucket, with `retries` the peak without each node's first request in
+ *   the window (retries alone), and how many requests do not name node `name`; the log stays here (it is the
+ *   server's own, timestamps are this machine's Unix ms);
  * - `memory` → this process's {@link ProcessMemory}; `exit` closes the server.
  */
-import { startApiServer, type EmbeddedApiServer } from '../dev/apiserver/server.js';
+import { startApiServer, type EmbeddedApiServer, type RequestRecord } from '../dev/apiserver/server.js';
 import { countRequests, inWindow, peakPerSecond, type RequestCounts } from './scale-count.js';
 import { serveParent } from './scale-ipc.js';
 import { memoryReport, retainedHeapBytes, sampleMemory, simNodeName } from './scale-sim.js';
@@ -19,8 +20,8 @@ export interface WindowFigures {
   readonly counts: RequestCounts;
   /** Largest count of requests in an aligned 1-s bucket of the window. */
   readonly peak: number;
-  /** The same from `afterMs` on (0 when not asked). */
-  readonly peakAfter: number;
+  /** The same without each node's first request in the window: retries alone (0 when not asked). */
+  readonly peakRetries: number;
   /** Requests whose path and query do not contain `name` (0 when not asked). */
   readonly notNaming: number;
   /** Records in the whole log. */
@@ -35,6 +36,17 @@ function num(v: unknown, what: string): number {
 function rec(v: unknown): Record<string, unknown> {
   if (typeof v !== 'object' || v === null) throw new TypeError('expected an object argument');
   return v as Record<string, unknown>;
+}
+
+/** `records` without the first one that names each simulated node (`sim-node-N` in the path or decoded query). */
+function withoutFirstPerNode(records: readonly RequestRecord[]): RequestRecord[] {
+  const seen = new Set<string>();
+  return records.filter((r) => {
+    const node = /sim-node-\d+/.exec(`${r.path}?${decodeURIComponent(r.query)}`)?.[0];
+    if (node === undefined || seen.has(node)) return true;
+    seen.add(node);
+    return false;
+  });
 }
 
 const count = Number(process.argv[2]);
@@ -72,7 +84,7 @@ serveParent(
       return {
         counts: countRequests(records),
         peak: peakPerSecond(records),
-        peakAfter: a.afterMs === undefined ? 0 : peakPerSecond(inWindow(records, num(a.afterMs, 'afterMs'))),
+        peakRetries: a.retries === true ? peakPerSecond(withoutFirstPerNode(records)) : 0,
         notNaming: name === undefined ? 0 : records.filter((r) => !`${r.path}?${r.query}`.includes(name)).length,
         logRecords: live().requests.length,
       };
