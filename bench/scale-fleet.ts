@@ -37,6 +37,8 @@ export interface Fleet {
   changeAll(gpu: number): Promise<void>;
   /** Highest `consecutiveFailures` over every publisher. */
   maxFailures(): Promise<number>;
+  /** Failed reconciles so far over every publisher (`stats().errors`: HTTP errors and client-side timeouts). */
+  errors(): Promise<number>;
   /** Record, per node, when its next `whenSynced()` resolves; {@link syncTimes} returns them. */
   arm(): Promise<void>;
   /** Unix ms at which each node's armed `whenSynced()` resolved (waits for all). */
@@ -87,6 +89,7 @@ export async function createFleet(count: number, perChild = PUBLISHERS_PER_CHILD
       changeOne: async (node, gpu) => void (await all('change', { node, gpu })),
       changeAll: async (gpu) => void (await all('changeAll', { gpu })),
       maxFailures: async () => Math.max(0, ...(await all<number>('maxFailures'))),
+      errors: async () => (await all<number>('errors')).reduce((a, b) => a + b, 0),
       arm: async () => void (await all('arm')),
       syncTimes: async () => (await all<number[]>('syncTimes')).flat(),
       mismatched: async () => (await all<number>('mismatched')).reduce((a, b) => a + b, 0),

@@ -39,6 +39,26 @@ async function timed(fn: () => Promise<void>): Promise<Phase> {
   return { fromMs, toMs: Date.now() };
 }
 
+/**
+ * Wait until the server's log stops growing for `quietMs` (polled every 250 ms, at most `maxMs`): requests a
+ * client gave up on (30 s timeout) are logged when the server finally answers them, after the phase that sent
+ * them; they must not land in the next phase's window.
+ * @returns the records that arrived while waiting
+ */
+async function settle(fleet: Fleet, quietMs = 1000, maxMs = 60_000): Promise<number> {
+  const from = Date.now();
+  const first = (await fleet.window(from)).logRecords;
+  let last = first;
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < quietMs && Date.now() - from < maxMs) {
+    await sleep(250);
+    const n = (await fleet.window(from)).logRecords;
+    if (n !== last) quietSince = Date.now();
+    last = n;
+  }
+  return last - first;
+}
+
 /** The 1-, 5- and 15-minute load averages, e.g. `1.20 / 0.90 / 0.80`. */
 function load(): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ');
@@ -89,6 +109,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     // 1. Start-up.
     const start = await timed(() => fleet.start());
     const startMs = start.toMs - start.fromMs;
+    const startErrors = await fleet.errors();
     const sw = await fleet.window(start.fromMs, start.toMs);
     const sc = sw.counts;
     const startBad = await fleet.mismatched();
@@ -96,7 +117,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     const retainedUp = memUp.reduce((a, m) => a + m.retainedBytes, 0);
     opts.print(
       `[scale] start-up: ${fmtMs(startMs)}, ${sc.total} requests (${describeCounts(sc)}; ${sc.failed} failed), ` +
-        `peak ${sw.peak} req/s, ${startBad} node(s) mismatched after; peak RSS ${describeMemory(memUp)} MiB; ` +
+        `peak ${sw.peak} req/s, ${startErrors} failed reconcile(s) at the publishers, ${startBad} node(s) mismatched after; peak RSS ${describeMemory(memUp)} MiB; ` +
         `heap after GC / limit ${describeHeaps(memUp)} MiB; retained heap +${mib(retainedUp)} MiB over all processes (${(retainedUp / count / 1024).toFixed(0)} KiB per node: ` +
         `publisher + the server's copy of its Node and slice); load ${load()}`,
     );
@@ -107,6 +128,7 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     );
 
     // 2. Steady state: forced reconciles with equal content.
+    await settle(fleet);
     const steady = await timed(async () => {
       for (let r = 0; r < rounds; r++) {
         if (r > 0) await sleep(gapMs);
@@ -115,11 +137,13 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     });
     const st = (await fleet.window(steady.fromMs, steady.toMs)).counts;
     const steadyMs = steady.toMs - steady.fromMs;
+    const steadyErrors = (await fleet.errors()) - startErrors;
+    const late = await settle(fleet);
     const perMin = (st.writes * 60_000) / Math.max(steadyMs, 1);
-    opts.print(`[scale] steady: ${rounds} × ${count} update() in ${fmtMs(steadyMs)}: ${st.total} requests (${describeCounts(st)}; ${st.failed} failed), ${st.writes} writes; load ${load()}`);
+    opts.print(`[scale] steady: ${rounds} × ${count} update() in ${fmtMs(steadyMs)}: ${st.total} requests (${describeCounts(st)}; ${st.failed} failed), ${st.writes} writes; ${steadyErrors} reconcile(s) failed at the publishers (client timeout) and were retried, ${late} request(s) answered after the phase; load ${load()}`);
     rows.push({
       name: name('steady-state writes per minute'),
-      figure: `${perMin.toFixed(1)}/min (${st.writes} in ${rounds} × ${count} update() over ${fmtMs(steadyMs)}, extrapolated; reads ${describeCounts(st, rounds * count)} per update)`,
+      figure: `${perMin.toFixed(1)}/min (${st.writes} in ${rounds} × ${count} update() over ${fmtMs(steadyMs)}, extrapolated; reads ${describeCounts(st, rounds * count)} per update; ${steadyErrors} client timeouts retried)`,
       goal: '0',
       ratio: '',
     });
