@@ -21,7 +21,7 @@ import { buildResourceSlices } from '../src/dra/slices/build.js';
 import { buildMockInventory } from '../src/gpu/mock/index.js';
 import type { Inventory } from '../src/gpu/types.js';
 import { loadKubeConfig } from '../src/k8s/kubeconfig.js';
-import { kubeRequest, type KubeConnection } from '../src/k8s/rest.js';
+import { kubeRequest, KubeStatusError, type KubeConnection } from '../src/k8s/rest.js';
 import { silentLogger } from '../src/log.js';
 import { poolNameOf, type DnsSubdomain } from '../src/model/names.js';
 import { serveParent } from './scale-ipc.js';
@@ -52,12 +52,27 @@ interface ListPage<T> {
   readonly metadata?: { readonly continue?: string };
 }
 
+/**
+ * One page of a LIST; retried (3 attempts) when the connection fails: a keep-alive socket the server has just
+ * closed as idle (Node's 5 s `keepAliveTimeout`) gives ECONNRESET to the request that reuses it. HTTP errors
+ * (KubeStatusError) are not retried.
+ */
+async function getPage<T>(conn: KubeConnection, path: string, cont: string | undefined): Promise<ListPage<T>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kubeRequest<ListPage<T>>(conn, { method: 'GET', path, query: { limit: PAGE, continue: cont }, timeoutMs: 120_000 });
+    } catch (err) {
+      if (err instanceof KubeStatusError || attempt >= 3) throw err;
+    }
+  }
+}
+
 /** Call `each` on every item of a collection, one page of `PAGE` at a time (the server's `limit`/`continue`), so
  * only one page is held at once. */
 async function forEachItem<T>(conn: KubeConnection, path: string, each: (item: T) => void): Promise<void> {
   let cont: string | undefined;
   do {
-    const page = await kubeRequest<ListPage<T>>(conn, { method: 'GET', path, query: { limit: PAGE, continue: cont }, timeoutMs: 120_000 });
+    const page = await getPage<T>(conn, path, cont);
     if (!Array.isArray(page.items)) throw new Error(`GET ${path}: no items array in the answer`);
     for (const item of page.items) each(item);
     cont = page.metadata?.continue === '' ? undefined : page.metadata?.continue;
