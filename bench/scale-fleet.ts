@@ -37,8 +37,11 @@ export interface Fleet {
   changeAll(gpu: number): Promise<void>;
   /** Highest `consecutiveFailures` over every publisher. */
   maxFailures(): Promise<number>;
-  /** Failed reconciles so far over every publisher (`stats().errors`: HTTP errors and client-side timeouts). */
-  errors(): Promise<number>;
+  /**
+   * Failed reconciles so far over every publisher (`stats().errors`: HTTP errors, client-side timeouts, connection
+   * errors), and the publishers counted by their last error (`stats().lastError`, node names and numbers as N).
+   */
+  errors(): Promise<{ count: number; kinds: Record<string, number> }>;
   /** Record, per node, when its next `whenSynced()` resolves; {@link syncTimes} returns them. */
   arm(): Promise<void>;
   /** Unix ms at which each node's armed `whenSynced()` resolved (waits for all). */
@@ -89,7 +92,12 @@ export async function createFleet(count: number, perChild = PUBLISHERS_PER_CHILD
       changeOne: async (node, gpu) => void (await all('change', { node, gpu })),
       changeAll: async (gpu) => void (await all('changeAll', { gpu })),
       maxFailures: async () => Math.max(0, ...(await all<number>('maxFailures'))),
-      errors: async () => (await all<number>('errors')).reduce((a, b) => a + b, 0),
+      errors: async () => {
+        const parts = await all<{ count: number; kinds: Record<string, number> }>('errors');
+        const kinds: Record<string, number> = {};
+        for (const p of parts) for (const [k, n] of Object.entries(p.kinds)) kinds[k] = (kinds[k] ?? 0) + n;
+        return { count: parts.reduce((a, p) => a + p.count, 0), kinds };
+      },
       arm: async () => void (await all('arm')),
       syncTimes: async () => (await all<number[]>('syncTimes')).flat(),
       mismatched: async () => (await all<number>('mismatched')).reduce((a, b) => a + b, 0),

@@ -8,7 +8,8 @@
  * - `rebuild` → `update()` with a rebuilt, equal inventory, resolves when synced;
  * - `change` `{ node, gpu }` → if `node` (global index) is here: that GPU's memory −1 GiB, resolves when synced;
  * - `changeAll` `{ gpu }` → that GPU's memory −1 GiB on every node, `update()`, resolves at once;
- * - `maxFailures` → the highest `consecutiveFailures` of its publishers; `errors` → their failed reconciles, summed;
+ * - `maxFailures` → the highest `consecutiveFailures` of its publishers; `errors` → their failed reconciles, summed,
+ *   and how many publishers last failed with each error (node names and numbers replaced by N);
  * - `arm` → records, per node, the Unix ms its next `whenSynced()` resolves; `syncTimes` waits for all of them;
  * - `mismatched` → nodes whose stored slices (LISTs of slices and Nodes, a page at a time, outside measured windows) do not
  *   match their last inventory, compared as the publisher compares (`planReconcile(...).upToDate`);
@@ -143,7 +144,16 @@ serveParent(
       for (const n of nodes) changeGpu(n, gpu);
     },
     maxFailures: () => Math.max(0, ...nodes.map((n) => n.publisher.stats().consecutiveFailures)),
-    errors: () => nodes.reduce((a, n) => a + n.publisher.stats().errors, 0),
+    errors: () => {
+      const kinds: Record<string, number> = {};
+      for (const n of nodes) {
+        const e = n.publisher.stats().lastError;
+        if (e === undefined) continue;
+        const kind = e.replace(/sim-node-\d+/g, 'sim-node-N').replace(/\d+/g, 'N').slice(0, 160);
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
+      }
+      return { count: nodes.reduce((a, n) => a + n.publisher.stats().errors, 0), kinds };
+    },
     arm: () => {
       armed = nodes.map((n) => n.publisher.whenSynced().then(() => Date.now()));
     },

@@ -59,6 +59,12 @@ async function settle(fleet: Fleet, quietMs = 1000, maxMs = 60_000): Promise<num
   return last - first;
 }
 
+/** `12 × "GET node ...: no answer ..."; ...`: the publishers by their last error, most frequent first. */
+function describeErrors(kinds: Readonly<Record<string, number>>): string {
+  const all = Object.entries(kinds).sort((a, b) => b[1] - a[1]);
+  return all.length === 0 ? 'none' : all.slice(0, 3).map(([k, n]) => `${n} × "${k}"`).join('; ');
+}
+
 /** The 1-, 5- and 15-minute load averages, e.g. `1.20 / 0.90 / 0.80`. */
 function load(): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ');
@@ -109,7 +115,8 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     // 1. Start-up.
     const start = await timed(() => fleet.start());
     const startMs = start.toMs - start.fromMs;
-    const startErrors = await fleet.errors();
+    const startErr = await fleet.errors();
+    const startErrors = startErr.count;
     const sw = await fleet.window(start.fromMs, start.toMs);
     const sc = sw.counts;
     const startBad = await fleet.mismatched();
@@ -117,13 +124,13 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     const retainedUp = memUp.reduce((a, m) => a + m.retainedBytes, 0);
     opts.print(
       `[scale] start-up: ${fmtMs(startMs)}, ${sc.total} requests (${describeCounts(sc)}; ${sc.failed} failed), ` +
-        `peak ${sw.peak} req/s, ${startErrors} failed reconcile(s) at the publishers, ${startBad} node(s) mismatched after; peak RSS ${describeMemory(memUp)} MiB; ` +
+        `peak ${sw.peak} req/s, ${startErrors} failed reconcile(s) at the publishers (last errors: ${describeErrors(startErr.kinds)}), ${startBad} node(s) mismatched after; peak RSS ${describeMemory(memUp)} MiB; ` +
         `heap after GC / limit ${describeHeaps(memUp)} MiB; retained heap +${mib(retainedUp)} MiB over all processes (${(retainedUp / count / 1024).toFixed(0)} KiB per node: ` +
         `publisher + the server's copy of its Node and slice); load ${load()}`,
     );
     rows.push(
       { name: name('start-up requests per node'), figure: `${(sc.total / count).toFixed(2)} (${describeCounts(sc, count)}; ${sc.failed} failed)`, goal: '3 (GET Node, LIST, POST)', ratio: ratioTo(sc.total / count, 3, 'minimum') },
-      { name: name('start-up until all synced'), figure: `${fmtMs(startMs)} (${startBad} mismatched after)`, goal: '', ratio: '' },
+      { name: name('start-up until all synced'), figure: `${fmtMs(startMs)} (${startErrors} failed reconciles retried; ${startBad} mismatched after)`, goal: '', ratio: '' },
       { name: name('start-up peak req/s at the server'), figure: `${sw.peak} req/s (${sc.total} requests)`, goal: '', ratio: '' },
     );
 
@@ -137,13 +144,14 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     });
     const st = (await fleet.window(steady.fromMs, steady.toMs)).counts;
     const steadyMs = steady.toMs - steady.fromMs;
-    const steadyErrors = (await fleet.errors()) - startErrors;
+    const steadyErr = await fleet.errors();
+    const steadyErrors = steadyErr.count - startErrors;
     const late = await settle(fleet);
     const perMin = (st.writes * 60_000) / Math.max(steadyMs, 1);
-    opts.print(`[scale] steady: ${rounds} × ${count} update() in ${fmtMs(steadyMs)}: ${st.total} requests (${describeCounts(st)}; ${st.failed} failed), ${st.writes} writes; ${steadyErrors} reconcile(s) failed at the publishers (client timeout) and were retried, ${late} request(s) answered after the phase; load ${load()}`);
+    opts.print(`[scale] steady: ${rounds} × ${count} update() in ${fmtMs(steadyMs)}: ${st.total} requests (${describeCounts(st)}; ${st.failed} failed), ${st.writes} writes; ${steadyErrors} reconcile(s) failed at the publishers and were retried (last errors so far: ${describeErrors(steadyErr.kinds)}), ${late} request(s) answered after the phase; load ${load()}`);
     rows.push({
       name: name('steady-state writes per minute'),
-      figure: `${perMin.toFixed(1)}/min (${st.writes} in ${rounds} × ${count} update() over ${fmtMs(steadyMs)}, extrapolated; reads ${describeCounts(st, rounds * count)} per update; ${steadyErrors} client timeouts retried)`,
+      figure: `${perMin.toFixed(1)}/min (${st.writes} in ${rounds} × ${count} update() over ${fmtMs(steadyMs)}, extrapolated; reads ${describeCounts(st, rounds * count)} per update; ${steadyErrors} failed reconciles retried)`,
       goal: '0',
       ratio: '',
     });
