@@ -175,8 +175,11 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     await sleep(outageMs);
     const maxAttempts = await fleet.maxFailures();
     await fleet.arm();
+    const errAtRemoval = (await fleet.errors()).count;
     const tR = await fleet.fault(false);
     const times = await fleet.syncTimes();
+    const recErr = await fleet.errors();
+    const recoveryErrors = recErr.count - errAtRemoval;
     const lastMs = Math.max(tR, ...times);
     const perNode = times.map((t) => Math.max(0, t - tR));
     const convergeMs = lastMs - tR;
@@ -190,13 +193,14 @@ export async function benchScale(opts: BenchOptions): Promise<Row[]> {
     opts.print(
       `[scale] outage ${outageMs / 1000} s: ${oc2.total} requests (${describeCounts(oc2)}; ${oc2.failed} failed), peak ${ow2.peak} req/s (retries alone, without each node's first request: ${ow2.peakRetries}), ` +
         `max consecutive failures ${maxAttempts}; after removal: ${fmtMs(convergeMs)} to sync, ${rc.total} requests ` +
-        `(${describeCounts(rc)}; ${rc.failed} failed), peak ${rw.peak} req/s, ${outBad} node(s) mismatched after; peak RSS so far ` +
+        `(${describeCounts(rc)}; ${rc.failed} failed), peak ${rw.peak} req/s, ${recoveryErrors} reconcile(s) failed at the publishers during recovery ` +
+        `(last errors: ${describeErrors(recErr.kinds)}), ${outBad} node(s) mismatched after; peak RSS so far ` +
         `${describeMemory(memEnd)} MiB, heap after GC / limit ${describeHeaps(memEnd)} MiB (request log: ${rw.logRecords} records); load ${load()}`,
     );
     rows.push(
       {
         name: name(`converge after a ${outageMs / 1000} s outage`),
-        figure: `all ${fmtMs(convergeMs)} after the fault was removed (per node p50 ${fmtMs(dist.p50)}, p90 ${fmtMs(dist.p90)}); ${rc.writes} writes, ${outBad} mismatched after`,
+        figure: `all ${fmtMs(convergeMs)} after the fault was removed (per node p50 ${fmtMs(dist.p50)}, p90 ${fmtMs(dist.p90)}); ${rc.writes} writes, ${recoveryErrors} failed reconciles retried, ${outBad} mismatched after`,
         goal: `≤ backoff cap ${DEFAULT_BACKOFF.maxMs / 1000} s`,
         ratio: ratioTo(convergeMs, DEFAULT_BACKOFF.maxMs, 'cap'),
       },
