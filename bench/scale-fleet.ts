@@ -1,177 +1,113 @@
 /**
- * The simulated fleet of the scale benchmark: N real `SlicePublisher`s (src/dra/slices/publisher.ts), one per
- * simulated node, each with the inventory of an 8 × H100 80GB machine (no MIG) built by `buildMockInventory`
- * for its own node name (so every node's UUIDs, serials differ), all talking to ONE embedded API server
- * (dev/apiserver/server.ts) through the agent's own client (src/k8s/kubeconfig.ts + rest.ts, one connection
- * pool shared by every publisher); the harness's own LIST through @kubernetes/client-node. Also a process
- * memory sampler.
+ * The simulated fleet of the scale benchmark, in child processes (`child_process.fork`, scale-ipc.ts): the ONE
+ * embedded API server in its own process (scale-server-child.ts: its request log and the outage fault stay
+ * there) and the N real `SlicePublisher`s in ⌈N / perChild⌉ processes (scale-publishers-child.ts, `perChild`
+ * nodes each), so the server, each share of the publishers and the harness have their own event loop and heap.
+ * Every method is one call to every child (in parallel) and resolves when all answered.
  */
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { KubeConfig, ResourceV1Api, type V1ResourceSlice } from '@kubernetes/client-node';
-import { startApiServer, type EmbeddedApiServer } from '../dev/apiserver/server.js';
-import { SlicePublisher } from '../src/dra/slices/publisher.js';
-import { loadKubeConfig } from '../src/k8s/kubeconfig.js';
-import { planReconcile } from '../src/dra/slices/plan.js';
-import { buildResourceSlices } from '../src/dra/slices/build.js';
-import { buildMockInventory, type GpuSpec, type MachineSpec } from '../src/gpu/mock/index.js';
-import type { Inventory } from '../src/gpu/types.js';
-import { silentLogger } from '../src/log.js';
-import { dnsSubdomainSchema, driverNameSchema, poolNameOf, type DnsSubdomain } from '../src/model/names.js';
+import type { ProcessMemory } from './scale-sim.js';
+import type { WindowFigures } from './scale-server-child.js';
+import { forkChild, type ChildHandle } from './scale-ipc.js';
 
-/** DRA driver name the simulated nodes publish under. */
-export const SCALE_DRIVER = driverNameSchema.parse('gpu.gpulet.dev');
-
-/** The simulated machine: 8 × H100 80GB, MIG off (8 allocatable devices, one slice per node). */
-export const SCALE_MACHINE: MachineSpec = {
-  name: '8x-h100-80gb',
-  gpus: Array.from({ length: 8 }, (): GpuSpec => ({ model: 'h100-80gb' })),
-};
-
-/** Name of simulated node `i` (0-based): `sim-node-0000`, ... */
-export function simNodeName(i: number): DnsSubdomain {
-  return dnsSubdomainSchema.parse(`sim-node-${String(i).padStart(4, '0')}`);
-}
+/** Publishers per child process by default. */
+export const PUBLISHERS_PER_CHILD = 1000;
 
 /**
- * `inventory` with GPU `gpuIndex`'s memory lowered by `deltaBytes` (a new object; the input is not changed).
- * Changes exactly one device's `capacity.memory` in the slices.
- * @throws RangeError when the GPU does not exist
+ * V8 old-space limit (`--max-old-space-size`) of a process holding `nodes` of the simulation, MiB: a base for
+ * the modules (tsx, the server's OpenAPI documents) and transient garbage, plus 64 KiB per node (the measured
+ * retained heap is 7 KiB per publisher and 27 KiB per node at the server, BENCHMARKS.md), so the simulation's
+ * memory is bounded by construction and a leak shows as a heap out-of-memory failure.
  */
-export function withGpuMemoryChanged(inventory: Inventory, gpuIndex: number, deltaBytes: number): Inventory {
-  if (inventory.gpus[gpuIndex] === undefined) throw new RangeError(`no GPU ${gpuIndex} in the inventory`);
-  return {
-    ...inventory,
-    gpus: inventory.gpus.map((g, i) => (i === gpuIndex ? { ...g, memoryBytes: g.memoryBytes - deltaBytes } : g)),
-  };
+export function heapLimitMiB(nodes: number): number {
+  return 128 + Math.ceil((nodes * 64) / 1024);
 }
 
-/** One simulated node. */
-export interface SimNode {
-  readonly name: DnsSubdomain;
-  readonly publisher: SlicePublisher;
-  /** The inventory last given to `publisher.update()`. */
-  inventory: Inventory;
-}
-
-/** The API server and the simulated nodes. */
+/** The API server process and the publisher processes. */
 export interface Fleet {
-  readonly server: EmbeddedApiServer;
-  readonly nodes: readonly SimNode[];
-  /** Give every node (or the given ones) a new inventory via `update()`. */
-  update(nodes?: readonly SimNode[]): void;
-  /** Resolves when every publisher's `whenSynced()` has resolved. */
-  allSynced(): Promise<void>;
+  readonly count: number;
+  /** Publisher processes. */
+  readonly children: number;
+  /** Start every publisher; resolves when every node is synced. */
+  start(): Promise<void>;
+  /** `update()` with a rebuilt, equal inventory on every node; resolves when every node is synced. */
+  rebuild(): Promise<void>;
+  /** Lower GPU `gpu`'s memory by 1 GiB on node `node` (global index); resolves when that node is synced. */
+  changeOne(node: number, gpu: number): Promise<void>;
+  /** Lower GPU `gpu`'s memory by 1 GiB on every node and `update()`; resolves once every child has applied it. */
+  changeAll(gpu: number): Promise<void>;
+  /** Highest `consecutiveFailures` over every publisher. */
+  maxFailures(): Promise<number>;
   /**
-   * LIST every ResourceSlice through the client (one request; do it outside measured windows) and count the
-   * nodes whose stored slices do not match their last inventory (content compared as the publisher does:
-   * `planReconcile(...).upToDate`). 0 means the server holds exactly what every node should publish.
+   * Failed reconciles so far over every publisher (`stats().errors`: HTTP errors, client-side timeouts, connection
+   * errors), and the publishers counted by their last error (`stats().lastError`, node names and numbers as N).
    */
-  mismatchedNodes(): Promise<number>;
-  /** Stop every publisher, then close the server. */
+  errors(): Promise<{ count: number; kinds: Record<string, number> }>;
+  /** Record, per node, when its next `whenSynced()` resolves; {@link syncTimes} returns them. */
+  arm(): Promise<void>;
+  /** Unix ms at which each node's armed `whenSynced()` resolved (waits for all). */
+  syncTimes(): Promise<number[]>;
+  /** Nodes whose stored slices do not match their last inventory (paged LISTs; outside measured windows). */
+  mismatched(): Promise<number>;
+  /** HTTP 500 on every `/resourceslices` request while on; resolves with the server's Unix ms of the switch. */
+  fault(on: boolean): Promise<number>;
+  /** The server's request log in `[fromMs, toMs]` (see scale-server-child.ts `window`). */
+  window(fromMs: number, toMs?: number, extra?: { retries?: boolean; name?: string }): Promise<WindowFigures>;
+  /** Memory of the server process, then of each publisher process. */
+  memory(): Promise<ProcessMemory[]>;
+  /** Stop every publisher and the server; the children exit. */
   close(): Promise<void>;
 }
 
 /**
- * Start the server with `count` Nodes and create (not start) one publisher per node, with its inventory set.
- * Call `start()` on the publishers to begin.
- * @throws when the server cannot bind a port
+ * Fork the server process (with `count` Nodes) and the publisher processes (publishers created, not started).
+ * @throws when a child cannot start (e.g. the server cannot bind a port)
  */
-export async function createFleet(count: number): Promise<Fleet> {
-  const names = Array.from({ length: count }, (_, i) => simNodeName(i));
-  const server = await startApiServer({ nodes: names });
-  const conn = await loadKubeConfig({ mode: 'yaml', yaml: server.kubeconfig() });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromString(server.kubeconfig());
-  const logger = silentLogger();
-  const nodes: SimNode[] = names.map((name) => ({
-    name,
-    inventory: buildMockInventory(SCALE_MACHINE, name),
-    publisher: new SlicePublisher({ kubeConfig: conn, driverName: SCALE_DRIVER, nodeName: name, poolName: poolNameOf(name), logger }),
-  }));
-  const nodeUid = (name: string): string | undefined => server.get('v1', 'Node', undefined, name)?.metadata.uid;
-  return {
-    server,
-    nodes,
-    update(which = nodes) {
-      for (const n of which) n.publisher.update(n.inventory);
-    },
-    async allSynced() {
-      await Promise.all(nodes.map((n) => n.publisher.whenSynced()));
-    },
-    async mismatchedNodes() {
-      const api = kubeConfig.makeApiClient(ResourceV1Api);
-      const all = await api.listResourceSlice();
-      const byNode = new Map<string, V1ResourceSlice[]>();
-      for (const s of all.items) {
-        if (s.spec.driver !== SCALE_DRIVER || s.spec.nodeName === undefined) continue;
-        byNode.set(s.spec.nodeName, [...(byNode.get(s.spec.nodeName) ?? []), s]);
-      }
-      let bad = 0;
-      for (const n of nodes) {
-        const uid = nodeUid(n.name);
-        const plan = planReconcile({
-          existing: byNode.get(n.name) ?? [],
-          build: (generation) => buildResourceSlices({
-            driverName: SCALE_DRIVER, nodeName: n.name, poolName: poolNameOf(n.name), inventory: n.inventory, generation,
-            ...(uid === undefined ? {} : { nodeUid: uid }),
-          }),
-          poolName: n.name,
-          lastGeneration: 0,
-          ignoreTaints: false,
-        });
-        if (!plan.upToDate) bad += 1;
-      }
-      return bad;
-    },
-    async close() {
-      await Promise.allSettled(nodes.map((n) => n.publisher.stop()));
-      await server.close();
-    },
+export async function createFleet(count: number, perChild = PUBLISHERS_PER_CHILD): Promise<Fleet> {
+  const started: ChildHandle[] = [];
+  const closeAll = async (): Promise<void> => {
+    // Publishers first (they stop their reconciles), then the server.
+    await Promise.allSettled(started.slice(1).map((c) => c.close()));
+    await started[0]?.close();
   };
-}
-
-/** Peak and latest process memory over a sampling period. */
-export interface MemoryPeak {
-  /** Highest RSS seen, bytes. */
-  readonly peakRssBytes: number;
-  /** Highest V8 heapUsed seen, bytes. */
-  readonly peakHeapBytes: number;
-}
-
-/** Sample `process.memoryUsage()` every `everyMs` (timer unref'ed) until `stop()`, which returns the peaks. */
-export function sampleMemory(everyMs = 200): { stop(): MemoryPeak; peek(): MemoryPeak } {
-  let peakRssBytes = 0;
-  let peakHeapBytes = 0;
-  const tick = (): void => {
-    const m = process.memoryUsage();
-    peakRssBytes = Math.max(peakRssBytes, m.rss);
-    peakHeapBytes = Math.max(peakHeapBytes, m.heapUsed);
-  };
-  tick();
-  const timer = setInterval(tick, everyMs);
-  timer.unref();
-  return {
-    peek: () => ({ peakRssBytes, peakHeapBytes }),
-    stop: () => {
-      clearInterval(timer);
-      tick();
-      return { peakRssBytes, peakHeapBytes };
-    },
-  };
-}
-
-let gcFn: (() => void) | undefined;
-
-/**
- * V8 heap in use after a full garbage collection, bytes: what is retained, without garbage. Exposes `gc` at run
- * time (`v8.setFlagsFromString('--expose-gc')`, then `gc` from a fresh context), so no node flag is needed.
- */
-export function retainedHeapBytes(): number {
-  if (gcFn === undefined) {
-    v8.setFlagsFromString('--expose-gc');
-    gcFn = runInNewContext('gc') as () => void;
+  try {
+    const server = await forkChild(new URL('./scale-server-child.ts', import.meta.url), [String(count)], 'scale API server', 2 * heapLimitMiB(count));
+    started.push(server);
+    const { kubeconfig } = await server.call<{ url: string; kubeconfig: string }>('start');
+    const ranges: [number, number][] = [];
+    for (let f = 0; f < count; f += perChild) ranges.push([f, Math.min(count, f + perChild)]);
+    const pubs = await Promise.all(
+      ranges.map(async ([f, t]) => {
+        const c = await forkChild(new URL('./scale-publishers-child.ts', import.meta.url), [String(f), String(t)], `scale publishers ${f}–${t - 1}`, heapLimitMiB(t - f));
+        started.push(c);
+        await c.call('init', { kubeconfig });
+        return c;
+      }),
+    );
+    const all = async <T>(op: string, arg?: unknown): Promise<T[]> => Promise.all(pubs.map((c) => c.call<T>(op, arg)));
+    return {
+      count,
+      children: pubs.length,
+      start: async () => void (await all('start')),
+      rebuild: async () => void (await all('rebuild')),
+      changeOne: async (node, gpu) => void (await all('change', { node, gpu })),
+      changeAll: async (gpu) => void (await all('changeAll', { gpu })),
+      maxFailures: async () => Math.max(0, ...(await all<number>('maxFailures'))),
+      errors: async () => {
+        const parts = await all<{ count: number; kinds: Record<string, number> }>('errors');
+        const kinds: Record<string, number> = {};
+        for (const p of parts) for (const [k, n] of Object.entries(p.kinds)) kinds[k] = (kinds[k] ?? 0) + n;
+        return { count: parts.reduce((a, p) => a + p.count, 0), kinds };
+      },
+      arm: async () => void (await all('arm')),
+      syncTimes: async () => (await all<number[]>('syncTimes')).flat(),
+      mismatched: async () => (await all<number>('mismatched')).reduce((a, b) => a + b, 0),
+      fault: async (on) => (await server.call<{ at: number }>('fault', { on })).at,
+      window: async (fromMs, toMs, extra = {}) => server.call<WindowFigures>('window', { fromMs, toMs: toMs ?? null, ...extra }),
+      memory: async () => [await server.call<ProcessMemory>('memory'), ...(await all<ProcessMemory>('memory'))],
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
   }
-  gcFn();
-  return process.memoryUsage().heapUsed;
 }
