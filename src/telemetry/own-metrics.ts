@@ -1,10 +1,10 @@
 /**
- * The series gpulet builds itself (metric-data.ts) joined to what the OTel SDK collects, on both export paths:
- * the catalogue instruments (instruments.ts, observed by observe.ts) and the per-claim accounting
- * (accounting-metrics.ts) go into the meter's scope (`gpulet`, the service version) ahead of the SDK's own
+ * The series gpulet builds itself (metric-data.ts): the catalogue instruments (instruments.ts, observed by
+ * observe.ts) and the per-claim accounting (accounting-metrics.ts). One collection of them ({@link observeOwn});
+ * on the OTLP path they go into the meter's scope (`gpulet`, the service version) ahead of the SDK's own
  * instruments (the DRA operation metrics, `gpulet.telemetry.sample.failures`), in the order the SDK used to
- * report them when they were its asynchronous instruments; the Prometheus text and the OTLP payload keep their
- * shape.
+ * report them when they were its asynchronous instruments, so the payload keeps its shape
+ * ({@link ownMetricsExporter}); on `/metrics` prometheus-text.ts writes them after the SDK's families.
  */
 import { AggregationTemporality, InstrumentType, type MetricData, type PushMetricExporter, type ResourceMetrics, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log.js';
