@@ -1,9 +1,9 @@
 /**
  * Benchmark 2, scrape latency and OTLP export time: the telemetry pipeline alone (`startTelemetry`) on a mock
  * machine, one sample taken, then `GET /metrics` over loopback on one keep-alive connection, timed from
- * request to the last body byte; then the OTLP export of one cycle (`forceFlush`: collect, filter, encode,
+ * request to the last body byte; then the OTLP export of one cycle  (`forceFlush`: collect, the own series, encode,
  * gRPC Export to a local sink, answer) on the same machines; then the stages of a scrape one by one
- * (scrape-stages.ts), with the stale filter before and after the scrape-cost optimisation.
+ * (scrape-stages.ts), with the same observations through the SDK instruments and serializer for comparison.
  * Machines: `dgx-h100` (8 GPUs, 10 MIG devices) and `h100x8-mig56` (8 GPUs, 56 MIG devices: the issue's case),
  * the latter also with every device held by a claim and a pod. Goal p99 < 10 ms: Prometheus' default scrape
  * timeout is 10 s, and dcgm-exporter scrapes hitting it on MIG nodes are a known problem (test/reference/metrics.md).
@@ -115,7 +115,7 @@ async function scrapeOnce(c: Case, dcgmCompat: boolean, runs: number, warmup: nu
   }
 }
 
-/** OTLP export time per cycle: `forceFlush()` = collect + filter + protobuf encode + gRPC Export + answer. */
+/** OTLP export time per cycle: `forceFlush()` = SDK collect + the own series built + protobuf encode + gRPC Export + answer. */
 async function otlpExport(opts: BenchOptions): Promise<Row[]> {
   const cycles = opts.long ? 200 : 50;
   opts.print(
