@@ -1,7 +1,7 @@
 /**
  * Benchmark 2, scrape latency and OTLP export time: the telemetry pipeline alone (`startTelemetry`) on a mock
  * machine, one sample taken, then `GET /metrics` over loopback on one keep-alive connection, timed from
- * request to the last body byte; then the OTLP export of one cycle  (`forceFlush`: collect, the own series, encode,
+ * request to the last body byte; then the OTLP export of one cycle (`forceFlush`: collect, the own series, encode,
  * gRPC Export to a local sink, answer) on the same machines; then the stages of a scrape one by one
  * (scrape-stages.ts), with the same observations through the SDK instruments and serializer for comparison.
  * Machines: `dgx-h100` (8 GPUs, 10 MIG devices) and `h100x8-mig56` (8 GPUs, 56 MIG devices: the issue's case),
