@@ -104,9 +104,9 @@ function ownerLabelSets(id: DeviceIdentity, owners: readonly DeviceOwner[] | und
   return out;
 }
 
-function line(name: string, labels: Labels, value: number): string {
-  const body = labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',');
-  return `${name}{${body}} ${formatValue(value)}\n`;
+/** `k="v",...` of `labels`, values escaped. */
+function labelText(labels: Labels): string {
+  return labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',');
 }
 
 /** One family: metadata, the value of each device (undefined = no sample line), and labels of that value. */
@@ -166,14 +166,24 @@ function families(input: DcgmInput): Family[] {
  * device (per holder, for a held device). Devices missing from the inventory are skipped (no labels).
  */
 export function renderDcgm(input: DcgmInput): string {
+  // The label text of each device's series (one per holder), written once per render and used by every
+  // family: the labels do not depend on the family.
+  const labelTexts = new Map<string, string[]>();
+  for (const [uuid, id] of input.identities) labelTexts.set(uuid, ownerLabelSets(id, input.owners.get(uuid), input).map(labelText));
   let text = '';
   for (const family of families(input)) {
     let lines = '';
-    for (const [uuid, id] of input.identities) {
+    const name = family.series.name;
+    for (const uuid of input.identities.keys()) {
       const value = family.value(uuid);
       if (value === undefined) continue;
-      const extra = family.extraLabels?.(value) ?? [];
-      for (const labels of ownerLabelSets(id, input.owners.get(uuid), input)) lines += line(family.series.name, [...labels, ...extra], value);
+      const extraLabels = family.extraLabels?.(value);
+      const extra = extraLabels === undefined || extraLabels.length === 0 ? '' : labelText(extraLabels);
+      const formatted = formatValue(value);
+      for (const labels of labelTexts.get(uuid) ?? []) {
+        const body = labels === '' ? extra : extra === '' ? labels : `${labels},${extra}`;
+        lines += `${name}{${body}} ${formatted}\n`;
+      }
     }
     if (lines === '') continue;
     const help = family.series.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
