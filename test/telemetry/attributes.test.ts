@@ -30,8 +30,22 @@ describe('deviceIdentities', () => {
     expect(gpu0.attributes).toStrictEqual(gpu0Attributes);
     expect(gpu0.commonAttributes).toStrictEqual({ ...gpu0Attributes, 'hw.type': 'gpu' });
     // Each temperature sensor is its own component, its parent the GPU.
-    expect(gpu0.temperatureAttributes.gpu).toMatchObject({ 'hw.type': 'temperature', 'hw.parent': GPU0, 'hw.sensor_location': 'gpu' });
-    expect(gpu0.temperatureAttributes.memory).toMatchObject({ 'hw.type': 'temperature', 'hw.parent': GPU0, 'hw.sensor_location': 'memory' });
+    expect(gpu0.temperatureAttributes.gpu).toStrictEqual({
+      'hw.id': `${GPU0}-temperature-gpu`,
+      'hw.type': 'temperature',
+      'hw.name': 'NVIDIA H100 80GB HBM3 gpu temperature',
+      'hw.parent': GPU0,
+      'hw.sensor_location': 'gpu',
+      'gpulet.dra.device.name': 'gpu-0',
+    });
+    expect(gpu0.temperatureAttributes.memory).toStrictEqual({
+      'hw.id': `${GPU0}-temperature-memory`,
+      'hw.type': 'temperature',
+      'hw.name': 'NVIDIA H100 80GB HBM3 memory temperature',
+      'hw.parent': GPU0,
+      'hw.sensor_location': 'memory',
+      'gpulet.dra.device.name': 'gpu-0',
+    });
   });
 
   it('a GPU in MIG mode is not allocatable: no DRA name; its MIG devices are, with the parent', () => {
@@ -83,6 +97,13 @@ describe('deviceIdentities', () => {
       'hw.driver_version': '580.95.05',
     });
     expect(mig.commonAttributes).toStrictEqual({ ...mig.attributes, 'hw.type': 'gpu' });
+    expect(mig.temperatureAttributes.memory).toStrictEqual({
+      'hw.id': `${MIG_A}-temperature-memory`,
+      'hw.type': 'temperature',
+      'hw.name': '1g.10gb memory temperature',
+      'hw.parent': MIG_A,
+      'hw.sensor_location': 'memory',
+    });
     expect(ids.get(GPU1)!.draName).toBe('gpu-1');
   });
 });
