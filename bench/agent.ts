@@ -1,7 +1,10 @@
 /**
- * The whole agent in this process, as `gpulet` runs it (startAgent: mock dgx-h100, embedded API server,
- * kubelet plugin on real unix sockets, telemetry on 127.0.0.1:0), plus a KubeletSimulator registered with it.
- * Shared by the prepare and footprint benchmarks. Everything lives in one temp dir removed by `close()`.
+ * The whole agent in this process, as `gpulet` runs it (startAgent: mock dgx-h100, the embedded development API
+ * server, kubelet plugin on real unix sockets, telemetry on 127.0.0.1:0), plus a KubeletSimulator registered
+ * with it. Shared by the prepare and footprint benchmarks. Everything lives in one temp dir removed by `close()`.
+ * The API server runs in a child process (bench/api-child.ts), started before the clock of the start-up figure:
+ * on a node it is another machine, and in this process its work for every prepare (the claim GET, the status
+ * apply) ran on the agent's event loop and counted in the agent's latency.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,8 +12,9 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startAgent, type Agent } from '../src/main.js';
-import { embeddedApiProvider } from '../dev/embedded.js';
+import type { EmbeddedApiProvider } from '../src/k8s/embedded-api.js';
 import { KubeletSimulator } from '../dev/kubelet/simulator.js';
+import { forkChild, type ChildHandle } from './scale-ipc.js';
 
 /** A running agent with a registered kubelet simulator. */
 export interface BenchAgent {
@@ -42,18 +46,27 @@ export async function startBenchAgent(sampleIntervalMs: number, extraArgs: reado
   );
   let agent: Agent | undefined;
   let kubelet: KubeletSimulator | undefined;
+  let apiChild: ChildHandle | undefined;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await kubelet?.stop().catch(() => undefined);
       await agent?.stop().catch(() => undefined);
+      await apiChild?.close().catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
     })();
     return closing;
   };
   try {
+    const child = await forkChild(new URL('./api-child.ts', import.meta.url), [], 'bench API server', 512);
+    apiChild = child;
+    const api = await child.call<{ url: string; kubeconfigPath: string; kubeconfig: string }>('start', { stateDir: config.stateDir, nodeName: config.nodeName });
+    // The agent's "embedded" API server is the child's, already running (started before the clock).
+    const embeddedApi: EmbeddedApiProvider = {
+      start: () => Promise.resolve({ url: api.url, kubeconfigPath: api.kubeconfigPath, kubeconfig: () => api.kubeconfig, close: () => Promise.resolve() }),
+    };
     const t0 = performance.now();
-    agent = await startAgent(config, silentLogger(), { embeddedApi: embeddedApiProvider });
+    agent = await startAgent(config, silentLogger(), { embeddedApi });
     const startMs = performance.now() - t0;
     await agent.publisher.whenSynced();
     const slicesMs = performance.now() - t0;
