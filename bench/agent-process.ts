@@ -42,6 +42,8 @@ export interface AgentVariant {
   readonly args: readonly string[];
   /** The command re-spawns node (tsx): the agent is its child. */
   readonly launcher: boolean;
+  /** Environment of the agent beyond the bench's own (the image's, for the compiled variant). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** `tsx src/cli.ts`. */
@@ -60,7 +62,19 @@ export function imageNodeFlags(): string[] {
 }
 
 /**
- * `node <the image's node flags> dist/src/cli.js` (this Node), as the container runs it, or undefined when
+ * The glibc malloc settings of the container image's runtime stage (`ENV MALLOC_ARENA_MAX=<n>` in the
+ * Dockerfile), so the compiled agent is measured with the memory settings it ships with; a value already in the
+ * bench's environment wins (to compare settings: `MALLOC_ARENA_MAX=8 npm run bench ...`).
+ */
+export function imageEnv(): Record<string, string> {
+  const text = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const arenas = /\bMALLOC_ARENA_MAX=(\d+)/.exec(text)?.[1];
+  return arenas === undefined || process.env['MALLOC_ARENA_MAX'] !== undefined ? {} : { MALLOC_ARENA_MAX: arenas };
+}
+
+/**
+ * `node <the image's node flags> dist/src/cli.js` (this Node), as the container runs it (with the image's
+ * {@link imageEnv}), or undefined when
  * `npm run build` has not been run. For comparing builds and V8 flags (BENCHMARKS.md's levers):
  * `BENCH_AGENT_CLI=<path of another build's dist/src/cli.js>`, and `BENCH_NODE_FLAGS="--max-semi-space-size=1 ..."`
  * instead of the image's flags (`BENCH_NODE_FLAGS=` for none); added before the caller's node flags.
@@ -71,7 +85,9 @@ export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant 
   const given = process.env['BENCH_NODE_FLAGS'];
   const flags = given === undefined ? imageNodeFlags() : given.split(/\s+/).filter(Boolean);
   const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, dist)}`;
-  return { label, command: process.execPath, nodeArgs: [...flags, ...nodeArgs], args: [dist], launcher: false };
+  const env = imageEnv();
+  const envLabel = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
+  return { label: `${envLabel}${label}`, command: process.execPath, nodeArgs: [...flags, ...nodeArgs], args: [dist], launcher: false, env };
 }
 
 /** Environment without gpulet/OTel/Kubernetes settings (flags decide), with this Node first on PATH so tsx
@@ -147,7 +163,7 @@ export async function spawnAgent(
   const regSocket = path.join(dir, 'plugins_registry', 'gpu.gpulet.dev-reg.sock');
   const args = [...v.nodeArgs, ...v.args, '--state-dir', dir, '--node-name', 'bench-node', '--metrics-address', '127.0.0.1:0', '--sample-interval', '1000', '--log-level', 'info', ...extraArgs];
   const t0 = performance.now();
-  const child = spawn(v.command, args, { cwd: repoRoot, env: childEnv(extraEnv), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(v.command, args, { cwd: repoRoot, env: childEnv({ ...v.env, ...extraEnv }), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   live.add(child);
   child.once('exit', () => live.delete(child));
   const tail: string[] = [];
