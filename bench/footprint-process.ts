@@ -111,7 +111,7 @@ async function measureCadence(v: AgentVariant, probe: boolean, c: Cadence, windo
         `(window max ${maxRss.toFixed(1)}, VmHWM ${mib(p1.peakRssBytes)}, trend ${rssSlope.toFixed(2)} MiB/min); ${heapText}; ` +
         `${scrapes.ok} scrapes (${scrapes.failed} failed), ${exports} OTLP exports`,
     );
-    const tag = `${v.label.startsWith('node') ? 'compiled' : 'tsx'}, ${c.label}`;
+    const tag = `${v.launcher ? 'tsx' : 'compiled'}, ${c.label}`;
     return [
       { ...cpuRow(`CPU, agent (${tag})`, millicores, scrapes), name: `CPU, agent (${tag})`, figure: `${millicores.toFixed(2)} millicores (${scrapes.ok} scrapes, ${exports} OTLP exports)` },
       { name: `  vs goal`, figure: `${millicores.toFixed(2)} millicores`, goal: `< ${c.goalMillicores} millicores`, ratio: ratioTo(millicores, c.goalMillicores) },
