@@ -38,7 +38,11 @@ export async function runCli(argv: readonly string[], providers: CliProviders = 
   const logger = createLogger(config.logLevel);
   // A signal during start-up (e.g. while --wait-for-driver waits) cancels it cleanly.
   const starting = new AbortController();
-  const cancelStart = (): void => starting.abort();
+  let startSignal: NodeJS.Signals | undefined;
+  const cancelStart = (signal: NodeJS.Signals): void => {
+    startSignal = signal;
+    starting.abort();
+  };
   process.once('SIGTERM', cancelStart);
   process.once('SIGINT', cancelStart);
   let agent;
@@ -80,6 +84,9 @@ export async function runCli(argv: readonly string[], providers: CliProviders = 
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // A signal after start-up's last cancellation point (the kubelet plugin registers before the telemetry
+    // starts, so calls and signals can arrive while start-up finishes) is a shutdown request like any other.
+    if (startSignal !== undefined) onSignal(startSignal);
   });
 }
 
