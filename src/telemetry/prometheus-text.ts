@@ -20,15 +20,16 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import { DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
+import { escapeLabelValue as escapeText } from './dcgm.js';
 import type { InstrumentationScope } from './own-metrics.js';
 
 function escapeString(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
+/** The text format's label-value escaping (dcgm.ts's) of the value, or of its JSON when it is not a string. */
 function escapeLabelValue(value: Attributes[string]): string {
-  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
-  return escapeString(s).replace(/"/g, '\\"');
+  return escapeText(typeof value === 'string' ? value : (JSON.stringify(value) ?? ''));
 }
 
 function sanitizeName(name: string): string {
