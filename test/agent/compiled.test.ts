@@ -11,7 +11,8 @@
  * passed with `--import`): without an OTLP endpoint the OTLP exporter's chunk — identified from esbuild's
  * metafile by its inputs — must stay unloaded, while the telemetry chunk (the other lazy `import()`) is loaded;
  * with an endpoint the exporter chunk is loaded and sends. The bundle must load nothing from node_modules and
- * nothing of tsc's dist/src: it is self-contained except for its declared externals.
+ * nothing of tsc's dist/src: it is self-contained except for its declared external, @kubernetes/client-node,
+ * which a kubeconfig with an exec credential plugin makes it load from node_modules (and work through).
  * The tsc output (`node dist/src/cli.js`, what tests and benchmarks import) is started in the same layout too.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -24,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { startEmbeddedApi } from '../../dev/embedded.js';
 import { bundleAgent, BUNDLE_DIR, BUNDLE_EXTERNAL } from '../../scripts/bundle.js';
 import { silentLogger } from '../../src/log.js';
@@ -81,15 +83,32 @@ interface Started {
   stop(): Promise<number | null>;
 }
 
+/**
+ * The embedded API server's kubeconfig with its user's token replaced by an exec credential plugin (this Node
+ * printing a `client.authentication.k8s.io/v1` ExecCredential), the case src/k8s/kubeconfig.ts hands to
+ * @kubernetes/client-node.
+ */
+function withExecCredential(kubeconfigPath: string, dir: string): string {
+  const config = parse(readFileSync(kubeconfigPath, 'utf8')) as { users: { user: Record<string, unknown> }[] };
+  const credential = { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'exec-token' } };
+  for (const u of config.users) {
+    u.user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `console.log(${JSON.stringify(JSON.stringify(credential))})`], interactiveMode: 'Never' } };
+  }
+  const file = path.join(dir, 'kubeconfig-exec');
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
 /** Start `node <flags> <script> <args>` in the app dir and wait until it is running and has published its slices. */
-async function startAgent(flags: readonly string[], script: string, extraArgs: readonly string[], cleanup: (() => Promise<void> | void)[]): Promise<Started> {
+async function startAgent(flags: readonly string[], script: string, extraArgs: readonly string[], cleanup: (() => Promise<void> | void)[], options: { execCredential?: boolean } = {}): Promise<Started> {
   const apiDir = mkdtempSync(path.join(os.tmpdir(), 'gpulet-image-api-'));
   const api = await startEmbeddedApi({ stateDir: apiDir, nodeName: nodeName('image-node'), embeddedApiPort: 0 }, silentLogger());
+  const kubeconfig = options.execCredential === true ? withExecCredential(api.kubeconfigPath, apiDir) : api.kubeconfigPath;
   const state = mkdtempSync(path.join(os.tmpdir(), 'gpulet-image-state-'));
   const loadLog = path.join(state, 'loads.txt');
   writeFileSync(loadLog, '');
   const child = spawn(path.join(REPO_ROOT, 'node_modules/.bin/node'), [...flags, '--import', path.join(app, 'record-loads.mjs'), path.join(app, script),
-    '--kube-api', 'kubeconfig', '--kubeconfig', api.kubeconfigPath, '--node-name', 'image-node', '--state-dir', state,
+    '--kube-api', 'kubeconfig', '--kubeconfig', kubeconfig, '--node-name', 'image-node', '--state-dir', state,
     '--metrics-address', '127.0.0.1:0', '--log-level', 'info', ...extraArgs], { cwd: app, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOAD_LOG: loadLog }, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   cleanup.push(async () => {
@@ -168,6 +187,21 @@ describe('the image entry point (the bundle, dist/agent/cli.js) in the image lay
       // One @grpc/grpc-js, the bundled one: a second from node_modules (the exporter's run-time require) would
       // fail every export (its credentials are not the bundled client's class).
       expect(loaded.filter((f) => !f.startsWith(`${path.join(app, 'dist', BUNDLE_DIR)}${path.sep}`))).toEqual([]);
+      expect(await agent.stop()).toBe(0);
+    } finally {
+      for (const c of cleanup.reverse()) await c();
+    }
+  });
+
+  it('with an exec credential plugin in the kubeconfig loads the external @kubernetes/client-node from node_modules, registers and publishes through it', async () => {
+    const cleanup: (() => Promise<void> | void)[] = [];
+    try {
+      const { flags, script } = imageEntrypoint();
+      const agent = await startAgent(flags, script, [], cleanup, { execCredential: true });
+      await expectMetricsWithVersion(agent.metricsUrl);
+      const outside = agent.loaded().filter((f) => !f.startsWith(`${path.join(app, 'dist', BUNDLE_DIR)}${path.sep}`));
+      // Resolved from dist/agent/ up to <app>/node_modules (a link here, hence the package's own path).
+      expect(outside.some((f) => f.includes(`${path.sep}node_modules${path.sep}@kubernetes${path.sep}client-node${path.sep}`))).toBe(true);
       expect(await agent.stop()).toBe(0);
     } finally {
       for (const c of cleanup.reverse()) await c();
