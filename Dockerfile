@@ -115,7 +115,7 @@ EXPOSE 9400
 # telemetry and exit within the pod's termination grace period. Same entry as bin/gpulet.js: the bundle, whose
 # module graph costs ~16 MiB less RSS than the ~250 modules of dist/src (import measured over two full GCs,
 # 93 → 77 MiB; README.md). Stack traces name the bundle's minified lines; NODE_OPTIONS=--enable-source-maps maps
-# them to src/*.ts through the shipped *.js.map files (~10 MiB more RSS, so not the default).
+# them to src/*.ts through the shipped *.js.map files (not the default: ~35 MiB more RSS in the footprint benchmark).
 # V8 flags (BENCHMARKS.md, footprint): --max-semi-space-size=8 caps each young-generation semi-space at 8 MiB.
 # By default V8 grows the young generation to ~120 MiB committed under the agent's allocation rate (every
 # sample, scrape and export allocates short-lived objects), the largest part of the agent's RSS; at 8 MiB RSS
