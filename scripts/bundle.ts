@@ -6,7 +6,7 @@
  *   node scripts/bundle.ts [<tsc outDir, default dist>]    (Node ≥ 23.6 runs it with its type stripping)
  *
  * Why: one bundled module graph costs less memory than ~250 separate modules (RSS of the import, measured over
- * two full GCs: 93 → 77 MiB, V8 heap 17.5 → 12.8 MiB; the running agent of the footprint benchmark ~8–10 MiB of
+ * two full GCs: 93 → 77 MiB, V8 heap 17.5 → 12.8 MiB; the running agent of the footprint benchmark ~8 MiB of
  * RSS and ~10 MiB of V8 heap less; README.md, "Deploy"). The settings, each measured or needed:
  * - `splitting` + ESM: the agent's dynamic `import()`s stay lazy chunks — the telemetry pipeline
  *   (src/telemetry/exporters.ts, imported after the kubelet plugin registered) and the OTLP exporter (imported
