@@ -86,11 +86,11 @@ export function imageEnv(): Record<string, string> {
  * none); added before the caller's node flags.
  */
 export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant | undefined {
-  const dist = process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, imageEntrypoint().script);
+  const dist = path.resolve(process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, imageEntrypoint().script));
   if (!fs.existsSync(dist)) return undefined;
   const given = process.env['BENCH_NODE_FLAGS'];
   const flags = given === undefined ? imageEntrypoint().flags : given.split(/\s+/).filter(Boolean);
-  const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, path.resolve(dist))}`;
+  const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, dist)}`;
   const env = imageEnv();
   const envLabel = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
   return { label: `${envLabel}${label}`, command: process.execPath, nodeArgs: [...flags, ...nodeArgs], args: [dist], launcher: false, env };
