@@ -51,14 +51,19 @@ export function tsxVariant(): AgentVariant {
   return { label: 'tsx src/cli.ts', command: path.join(repoRoot, 'node_modules', '.bin', 'tsx'), nodeArgs: [], args: ['src/cli.ts'], launcher: true };
 }
 
-/** The node flags of the container image: those between `node` and the script in the Dockerfile's ENTRYPOINT. */
-export function imageNodeFlags(): string[] {
+/**
+ * The container image's command, from the Dockerfile's (last) exec-form ENTRYPOINT `["node", <flags>..., <script>]`:
+ * the node flags and the script, relative to the image's WORKDIR /app, which is the repository root's layout
+ * (`dist/agent/cli.js`, the bundle; test/deploy/dockerfile.test.ts checks it is what `npm run build` makes).
+ * @throws Error when the Dockerfile has no exec-form ENTRYPOINT with a script
+ */
+export function imageEntrypoint(): { readonly flags: string[]; readonly script: string } {
   const text = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
   const entry = [...text.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)].pop()?.[1];
-  if (entry === undefined) return [];
-  const argv = JSON.parse(entry) as string[];
-  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith('--'));
-  return argv.slice(1, script < 0 ? argv.length : script);
+  const argv = entry === undefined ? [] : (JSON.parse(entry) as string[]);
+  const at = argv.findIndex((a, i) => i > 0 && !a.startsWith('--'));
+  if (at < 0) throw new Error('Dockerfile: no exec-form ENTRYPOINT ["node", ...flags, "<script>"]');
+  return { flags: argv.slice(1, at), script: argv[at]! };
 }
 
 /**
@@ -73,17 +78,18 @@ export function imageEnv(): Record<string, string> {
 }
 
 /**
- * `node <the image's node flags> dist/src/cli.js` (this Node), as the container runs it (with the image's
- * {@link imageEnv}), or undefined when
+ * `node <the image's node flags> <the image's script>` (this Node; the script is the bundle, `dist/agent/cli.js`,
+ * {@link imageEntrypoint}), as the container runs it (with the image's {@link imageEnv}), or undefined when
  * `npm run build` has not been run. For comparing builds and V8 flags (BENCHMARKS.md's levers):
- * `BENCH_AGENT_CLI=<path of another build's dist/src/cli.js>`, and `BENCH_NODE_FLAGS="--max-semi-space-size=1 ..."`
- * instead of the image's flags (`BENCH_NODE_FLAGS=` for none); added before the caller's node flags.
+ * `BENCH_AGENT_CLI=<path of another entry>` (`dist/src/cli.js`: tsc's unbundled output; another build's bundle),
+ * and `BENCH_NODE_FLAGS="--max-semi-space-size=1 ..."` instead of the image's flags (`BENCH_NODE_FLAGS=` for
+ * none); added before the caller's node flags.
  */
 export function compiledVariant(nodeArgs: readonly string[] = []): AgentVariant | undefined {
-  const dist = process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, 'dist', 'src', 'cli.js');
+  const dist = path.resolve(process.env['BENCH_AGENT_CLI'] || path.join(repoRoot, imageEntrypoint().script));
   if (!fs.existsSync(dist)) return undefined;
   const given = process.env['BENCH_NODE_FLAGS'];
-  const flags = given === undefined ? imageNodeFlags() : given.split(/\s+/).filter(Boolean);
+  const flags = given === undefined ? imageEntrypoint().flags : given.split(/\s+/).filter(Boolean);
   const label = `node ${flags.length > 0 ? `${flags.join(' ')} ` : ''}${path.relative(repoRoot, dist)}`;
   const env = imageEnv();
   const envLabel = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');

@@ -1,6 +1,6 @@
 /**
- * Benchmark 5, standalone footprint (issues 5 and 14): the compiled agent (`node dist/src/cli.js`; tsx when
- * dist/ is missing) in issue 14's setting (owned-agent.ts: mock dgx-h100 as 8 GPUs + 56 MIG devices, every
+ * Benchmark 5, standalone footprint (issues 5 and 14): the compiled agent as the image runs it (`node
+ * dist/agent/cli.js`, the bundle; agent-process.ts `compiledVariant`; tsx when dist/ is missing) in issue 14's setting (owned-agent.ts: mock dgx-h100 as 8 GPUs + 56 MIG devices, every
  * device held by a claim) with BOTH exporters on — Prometheus scraped by this bench and OTLP gRPC export to a
  * local sink (otlp-sink.ts) — for a fixed window, at two cadences. The sink, the API server (dev/embedded.ts,
  * reached with `--kube-api=kubeconfig`) and the kubelet simulator run in the bench process, as in a cluster

@@ -1,6 +1,6 @@
 /**
  * Preloaded into a standalone agent by the footprint benchmark (`node --expose-gc --import
- * bench/heap-probe.ts dist/src/cli.js`; Node ≥ 23.6 strips the types): on SIGUSR2 it runs a full GC
+ * bench/heap-probe.ts dist/agent/cli.js`; Node ≥ 23.6 strips the types): on SIGUSR2 it runs a full GC
  * (`--expose-gc`) and appends one JSON line `{ rss, heapUsed, heapTotal, external, arrayBuffers }` (bytes,
  * `process.memoryUsage()`) and `spaces` (committed bytes per V8 heap space, `v8.getHeapSpaceStatistics()`) to the file named by `BENCH_HEAP_PROBE`. Nothing runs between signals, so it adds
  * no CPU to the measured window; the bench signals it just before and just after the window. The V8 heap is

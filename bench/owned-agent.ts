@@ -1,5 +1,5 @@
 /**
- * The issue's footprint setting (issue 14): the compiled agent (`node dist/src/cli.js`) on the mock dgx-h100 with
+ * The issue's footprint setting (issue 14): the compiled agent (`node dist/agent/cli.js`, the image's entry) on the mock dgx-h100 with
  * every GPU in MIG mode, seven `1g.10gb` each (8 GPUs + 56 MIG devices, written to the mock's MIG state file
  * before the start), every MIG device held by its own claim prepared through the kubelet plugin's unix socket,
  * Prometheus + OTLP gRPC on. In this (the bench's) process: the API server (dev/embedded.ts, reached with

@@ -3,7 +3,9 @@
  * `BENCH_NODE_FLAGS="--max-semi-space-size=8 --cpu-prof --cpu-prof-dir=<dir>" npm run bench -- --soak=3m`, the
  * profile is written when the agent exits). Self time summed per owner of the code: an npm package
  * (`node_modules/<pkg>`), a gpulet directory (`dist/src/<dir>`), Node's own JavaScript (`node:`), or V8's
- * pseudo-frames (`(garbage collector)`, `(program)`, `(idle)`), in millicores over the profile's span.
+ * pseudo-frames (`(garbage collector)`, `(program)`, `(idle)`), in millicores over the profile's span. The
+ * bundle the image runs (dist/agent/) has no per-package URLs: profile tsc's output for this attribution
+ * (`BENCH_AGENT_CLI=dist/src/cli.js`).
  * Usage: `tsx bench/profile-summary.ts <file.cpuprofile> [skipSeconds]` (skip the start-up).
  */
 import fs from 'node:fs';

@@ -1,14 +1,16 @@
 /**
  * Where the agent's resident memory goes: RSS of a fresh Node process after importing one group of the
  * agent's dependencies (then two full GCs, `--expose-gc`), next to bare Node and to the agent's whole module
- * graph (`dist/src/main.js`, imported, not started). Each group is its own process, so a row's "over bare
- * Node" is that group alone including what it shares with others (rows do not add up). Needs `npm run build`
- * for the module-graph row.
+ * graph, imported, not started: tsc's output (`dist/src/main.js`, ~250 modules) and the bundle the image runs
+ * (`dist/agent/main.js`, scripts/bundle.ts: the same graph in a few chunks). Each group is its own process, so a
+ * row's "over bare Node" is that group alone including what it shares with others (rows do not add up). Needs
+ * `npm run build` for the module-graph rows.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { BUNDLE_DIR } from '../scripts/bundle.js';
 import { repoRoot } from './agent-process.js';
 import { mib } from './stats.js';
 
@@ -43,6 +45,8 @@ function groups(): { label: string; imports: string[] }[] {
   const lean = path.join(repoRoot, 'dist', 'src', 'k8s', 'kubeconfig.js');
   if (fs.existsSync(lean)) out.push({ label: "gpulet's own Kubernetes client (dist/src/k8s: node:https + yaml)", imports: [pathToFileURL(lean).href] });
   if (fs.existsSync(main)) out.push({ label: 'whole agent module graph (dist/src/main.js)', imports: [pathToFileURL(main).href] });
+  const bundle = path.join(repoRoot, 'dist', BUNDLE_DIR, 'main.js');
+  if (fs.existsSync(bundle)) out.push({ label: `the same graph bundled, as the image runs it (dist/${BUNDLE_DIR}/main.js)`, imports: [pathToFileURL(bundle).href] });
   return out;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Benchmark 4, start-up: spawn `gpulet` (tsx src/cli.ts; and node dist/src/cli.js when dist/ exists) with a
+ * Benchmark 4, start-up: spawn `gpulet` (tsx src/cli.ts; and the image's entry, node dist/agent/cli.js, when dist/ exists) with a
  * temp state dir and free ports, against an API server in the bench process (`--kube-api=kubeconfig`, a fresh
  * one per spawn so the slices are published anew; the production command has no embedded API server); time
  * from spawn to (a) the registration socket existing (polled every 5 ms) and (b) the first ResourceSlices

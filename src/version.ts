@@ -1,9 +1,9 @@
 /**
  * gpulet's version, from the one place it is written: `version` in the package's package.json. Read once, when
  * this module is first imported, from the nearest package.json above this file that is gpulet's: the repository
- * root when run from source (`src/version.ts` under tsx), and the same root when compiled (`dist/src/version.js`;
- * the image keeps package.json at /app next to dist/). The native addon is built with the same version
- * (binding.gyp reads package.json).
+ * root when run from source (`src/version.ts` under tsx), and the same root when compiled (`dist/src/version.js`)
+ * or bundled (a chunk of `dist/agent/`, what the image runs; the image keeps package.json at /app next to
+ * dist/). The native addon is built with the same version (binding.gyp reads package.json).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,8 @@
 /**
  * The Dockerfile, read as the builder would (no Docker engine here): what it copies exists and is not
  * excluded by .dockerignore, the runtime stage gets the layout the code looks for at run time (addon next
- * to binding.gyp, kubelet protos, compiled entry), the entry is the one `bin/gpulet.js` runs, the Node major
+ * to binding.gyp, kubelet protos, the bundle), the entry is the bundle scripts/bundle.ts builds from the compiled
+ * src/cli.ts and the one `bin/gpulet.js` runs, the Node major
  * matches the one the project is developed and tested with, and nothing is installed in the runtime stage;
  * the build stage produces the CycloneDX SBOM with the project's `npm run sbom` and the image carries it
  * where its label says (the SBOM's content is checked in security-sbom.test.ts). No development tool ships:
@@ -12,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { BUNDLE_DIR, BUNDLE_ENTRY_POINTS } from '../../scripts/bundle.js';
 import { REPO_ROOT } from '../helpers/manifests.js';
 
 interface Instruction { op: string; args: string }
@@ -98,6 +100,24 @@ function moduleGraph(entry: string): GraphResult {
   return { files: [...files].map((f) => path.relative(REPO_ROOT, f)).sort(), unresolved };
 }
 
+/** The ENTRYPOINT's script: the first argument after `node` that is not a node flag (`dist/agent/cli.js`). */
+function entryScript(): string {
+  const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
+  return (JSON.parse(entry!.args) as string[]).slice(1).find((a) => !a.startsWith('--'))!;
+}
+
+/**
+ * The TypeScript source the image's entry is built from: the bundle `<outDir>/<BUNDLE_DIR>/cli.js` is esbuild's
+ * output for the compiled `<outDir>/<BUNDLE_ENTRY_POINTS.cli>`, which tsc emits from `<rootDir>/src/cli.ts`
+ * (tsconfig.json: rootDir ".", outDir "dist").
+ */
+function entrySource(script: string): string {
+  const tsBase = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
+  const { outDir, rootDir } = tsBase.compilerOptions;
+  expect(path.normalize(script)).toBe(path.join(outDir, BUNDLE_DIR, 'cli.js'));
+  return path.join(rootDir, path.relative(outDir, path.join(outDir, BUNDLE_ENTRY_POINTS.cli))).replace(/\.js$/, '.ts');
+}
+
 /** `LABEL k="v" k2=v2 ...` of a stage → map. */
 function labels(stage: Stage): Record<string, string> {
   const out: Record<string, string> = {};
@@ -142,18 +162,20 @@ describe('Dockerfile', () => {
     expect(runs).not.toMatch(/npm (install|ci|i)\b|yarn|pnpm|apt-get install/);
   });
 
-  it('gives the runtime the layout the code expects: addon under build/Release next to binding.gyp, protos, dist, production node_modules', () => {
+  it('gives the runtime the layout the code expects: addon under build/Release next to binding.gyp, protos, the bundle, production node_modules', () => {
     const copies = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args));
     const dests = copies.map((c) => c.dest.replace(/^\.\//, '').replace(/\/$/, ''));
     // binding.gyp names the addon target; src/gpu/nvml/addon.ts finds the root by binding.gyp.
     const gyp = JSON.parse(readFileSync(path.join(REPO_ROOT, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, '')) as { targets: Array<{ target_name: string }> };
     const addon = `build/Release/${gyp.targets[0]!.target_name}.node`;
-    expect(dests).toEqual(expect.arrayContaining(['binding.gyp', addon, 'proto', 'dist', 'node_modules', 'package.json']));
+    expect(dests).toEqual(expect.arrayContaining(['binding.gyp', addon, 'proto', path.posix.join('dist', BUNDLE_DIR), 'node_modules', 'package.json']));
+    // The bundle, copied from the build stage's dist/ to the same place (its upward searches find /app).
+    expect(copies.find((c) => c.dest.replace(/^\.\//, '') === path.posix.join('dist', BUNDLE_DIR))?.sources).toEqual([`/src/dist/${BUNDLE_DIR}`]);
     // node_modules comes from the build stage, after `npm prune --omit=dev`.
     expect(copies.find((c) => c.dest.replace(/^\.\//, '') === 'node_modules')?.from).toBe(build.name);
   });
 
-  it('starts the compiled entry point that bin/gpulet.js runs, in exec form', () => {
+  it('starts the bundle that `npm run build` makes from src/cli.ts, the entry point bin/gpulet.js runs, in exec form', () => {
     const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
     const argv = JSON.parse(entry!.args) as string[];
     expect(argv[0]).toBe('node');
@@ -164,12 +186,14 @@ describe('Dockerfile', () => {
     const binFile = path.join(REPO_ROOT, Object.values(pkg.bin)[0]!);
     const imported = /import\(['"]([^'"]+)['"]\)/.exec(readFileSync(binFile, 'utf8'))?.[1];
     expect(path.normalize(path.join(path.dirname(Object.values(pkg.bin)[0]!), imported!))).toBe(path.normalize(script));
-    // dist/<x>.js is emitted from <x>.ts: tsconfig.build.json compiles with rootDir "." into "dist".
+    // dist/agent/cli.js is bundled from dist/src/cli.js, emitted from src/cli.ts: the build compiles, then bundles.
     const tsBuild = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
-    const tsBase = JSON.parse(readFileSync(path.join(REPO_ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
-    const source = path.join(tsBase.compilerOptions.rootDir, path.relative(tsBase.compilerOptions.outDir, script)).replace(/\.js$/, '.ts');
+    const source = entrySource(script);
     expect(existsSync(path.join(REPO_ROOT, source)), source).toBe(true);
     expect(tsBuild.include.some((dir) => source.startsWith(`${dir}/`))).toBe(true);
+    expect(pkg.scripts['build']).toMatch(/^tsc -p tsconfig\.build\.json && node scripts\/bundle\.ts$/);
+    // The build stage copies scripts/ (the bundler).
+    expect(build.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args)).some((c) => c.sources.includes('scripts/'))).toBe(true);
   });
 
   it('ships no development tool: dev/ is copied into neither stage and kept out of the build context', () => {
@@ -194,10 +218,8 @@ describe('Dockerfile', () => {
       .split('\n').filter((f) => f !== '' && !f.includes('/node_modules/')).map((f) => path.relative(REPO_ROOT, f));
     expect(listed.length).toBeGreaterThan(20);
     expect(listed.filter((f) => !f.startsWith('src/'))).toEqual([]);
-    // What the entry point loads at run time, dynamic imports included.
-    const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').pop();
-    const script = (JSON.parse(entry!.args) as string[]).slice(1).find((a) => !a.startsWith('--'))!; // dist/src/cli.js
-    const graph = moduleGraph(script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+    // What the entry point loads at run time, dynamic imports included (what esbuild bundles: the same graph).
+    const graph = moduleGraph(entrySource(entryScript()));
     expect(graph.unresolved).toEqual([]);
     expect(graph.files).toContain('src/main.ts');
     expect(graph.files.filter((f) => !f.startsWith('src/'))).toEqual([]);

@@ -148,7 +148,8 @@ export interface KubeletServices {
 /**
  * Find the `proto/` directory: `GPULET_PROTO_DIR` if set, else `proto/` in the nearest directory above this
  * module that has one: the repository root seen from the source tree (`src/dra/kubelet/`), the image root
- * seen from the build output (`/app/dist/src/dra/kubelet/` → `/app/proto`), whatever the depth.
+ * seen from the build output (`/app/dist/agent/` for the image's bundle, `dist/src/dra/kubelet/` for tsc's output
+ * → `<root>/proto`), whatever the depth.
  * @throws ConfigError when no candidate exists.
  */
 export function protoRoot(): string {

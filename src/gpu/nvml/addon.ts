@@ -51,7 +51,10 @@ export interface NativeAddon {
   readonly open: (libraryPath: string) => OpenResult;
 }
 
-/** Repository root: this file is `src/gpu/nvml/addon.ts` (or `dist/src/gpu/nvml/addon.js` when built). */
+/**
+ * Repository root: this file is `src/gpu/nvml/addon.ts` (or `dist/src/gpu/nvml/addon.js` when built, or a chunk
+ * of `dist/agent/` in the image's bundle), the root the nearest directory above it with binding.gyp.
+ */
 function findRepoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
