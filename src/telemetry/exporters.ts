@@ -34,6 +34,7 @@ import { startHttpServer, type HttpLimits, type HttpServerStats } from './http.j
 import { INSTRUMENTS } from './instruments.js';
 import type { ObservationContext } from './observe.js';
 import { MetricDataBuilder } from './metric-data.js';
+import { ExportFailureLog } from './export-failures.js';
 import { hrNow, observeOwn, ownMetricsExporter } from './own-metrics.js';
 import { renderOwnMetrics } from './prometheus-text.js';
 import { renameMetrics } from './rename.js';
@@ -185,12 +186,18 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const observe = () => observeOwn(INSTRUMENTS, context, () => accounting.collect(), logger);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const readers: IMetricReader[] = [prometheus];
+  let exportFailures: ExportFailureLog | undefined;
   if (opts.otlp !== undefined) {
     const intervalMs = checkOption('otlpExportIntervalMs', opts.otlp.intervalMs ?? OPTION_BOUNDS.otlpExportIntervalMs.default);
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
     const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
-    const exporter = ownMetricsExporter(otlp, scope, observe, () => accounting.delivered('otlp'));
+    const failures = new ExportFailureLog({ logger, endpoint: opts.otlp.endpoint });
+    exportFailures = failures;
+    const exporter = ownMetricsExporter(otlp, scope, observe, (ok, error) => {
+      failures.record(ok, error);
+      if (ok) accounting.delivered('otlp');
+    });
     readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));
     logger.info({ endpoint: opts.otlp.endpoint, intervalMs }, 'telemetry: OTLP gRPC export enabled');
   }
@@ -234,6 +241,12 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   meter
     .createObservableCounter('gpulet.telemetry.sample.failures', { unit: '{failure}', description: 'GPU samples that failed (the previous sample was kept)' })
     .addCallback((r) => r.observe(sampler.stats().failed));
+  if (exportFailures !== undefined) {
+    const failures = exportFailures;
+    meter
+      .createObservableCounter('gpulet.telemetry.otlp.export.failures', { unit: '{failure}', description: 'OTLP exports that failed (their interval did not reach the collector)' })
+      .addCallback((r) => r.observe(failures.failures()));
+  }
 
   await sampler.sampleNow();
   sampler.start();

@@ -70,20 +70,21 @@ export function temporalityOf(exporter: Pick<PushMetricExporter, 'selectAggregat
 
 /**
  * Wrap an OTLP exporter: every export gets the own series of a fresh collection (`observe()`, built by a
- * {@link MetricDataBuilder} of this path), and `exported()` is called after each successful export.
+ * {@link MetricDataBuilder} of this path), and `result(ok, error)` is called with each export's outcome
+ * (`ExportResult.code` 0 = SUCCESS of @opentelemetry/core, its `error` otherwise) before the SDK gets it.
  */
 export function ownMetricsExporter(
   inner: PushMetricExporter,
   scope: InstrumentationScope,
   observe: () => readonly Observation[],
-  exported: () => void,
+  result: (ok: boolean, error: unknown) => void,
 ): PushMetricExporter {
   const builder = new MetricDataBuilder(temporalityOf(inner), hrNow());
   const wrapped: PushMetricExporter = {
     export: (metrics, resultCallback) =>
-      inner.export(withOwnMetrics(metrics, scope, builder.build(observe(), hrNow())), (result) => {
-        if (Number(result.code) === 0) exported(); // 0: @opentelemetry/core ExportResultCode.SUCCESS
-        resultCallback(result);
+      inner.export(withOwnMetrics(metrics, scope, builder.build(observe(), hrNow())), (outcome) => {
+        result(Number(outcome.code) === 0, outcome.error); // 0: @opentelemetry/core ExportResultCode.SUCCESS
+        resultCallback(outcome);
       }),
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),

@@ -82,7 +82,13 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** Options of {@link startOtlpReceiver}. */
+export interface OtlpReceiverOptions {
+  /** Asked for every request: an error to answer it with (the request is still recorded), or undefined to accept it. */
+  readonly reject?: () => Partial<grpc.StatusObject> | undefined;
+}
+
+export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const service: grpc.ServiceDefinition = {
     Export: {
       path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
@@ -101,6 +107,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   server.addService(service, {
     Export: (call: grpc.ServerUnaryCall<OtlpRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       requests.push(call.request);
+      const refusal = options.reject?.();
+      if (refusal !== undefined) {
+        cb(refusal, null);
+        return;
+      }
       for (const w of [...waiters]) {
         if (w.pred(call.request)) {
           waiters.splice(waiters.indexOf(w), 1);
