@@ -11,7 +11,7 @@
 import { dirname, join } from 'node:path';
 import { isObjectUid, type ObjectUid } from '../model/names.js';
 import { CdiError, errorMessage } from '../errors.js';
-import { DirSyncError, ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, KnownDirs, removeFileDurable, writeFileAtomic } from './atomic-file.js';
 import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
 import { lstat, open, readdir, rm } from './fs.js';
 import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
@@ -26,6 +26,10 @@ const SPEC_DIR_MODE = 0o755;
 /** Writes one spec file per claim into `dir`. */
 export class CdiWriter {
   private readonly vendor: string;
+  /** The spec dir once created or found (atomic-file.ts `KnownDirs`: no `mkdir` per write while it stays). */
+  private readonly dirs = new KnownDirs();
+  /** Mock mode: the stand-in files this writer created or found (see {@link createStandIns}). */
+  private readonly standIns = new Set<string>();
 
   /**
    * @param dir CDI spec directory, e.g. `/var/run/cdi`.
@@ -44,16 +48,18 @@ export class CdiWriter {
   }
 
   /**
-   * Write the spec atomically (temp file, fsync, rename, fsync dir), creating the directory if needed.
+   * Write the spec atomically (temp file, fsync, rename, fsync dir), creating the directory if needed (once:
+   * then again only when a write finds it gone, `KnownDirs`).
    * @throws CdiError naming the directory and what to check when it cannot be created or written, or naming
    *   the file when it was written but the directory could not be synced (a `DirSyncError` cause).
    */
   async write(claimUid: string, spec: CdiSpec): Promise<string> {
     const path = this.specPath(claimUid);
-    await this.ensureDirectory();
+    const text = `${JSON.stringify(spec, null, 2)}\n`;
     try {
-      await writeFileAtomic(path, `${JSON.stringify(spec, null, 2)}\n`, SPEC_FILE_MODE);
+      await this.dirs.within(this.dir, () => this.ensureDirectory(), () => writeFileAtomic(path, text, SPEC_FILE_MODE));
     } catch (err) {
+      if (err instanceof CdiError) throw err; // from ensureDirectory
       if (err instanceof DirSyncError) throw new CdiError(`CDI spec ${err.message}`, { cause: err });
       throw new CdiError(
         `cannot write CDI spec ${path}: ${errorMessage(err)}; check that CDI dir ${this.dir} is writable by gpulet ` +
@@ -155,15 +161,19 @@ export class CdiWriter {
 
   /**
    * Mock mode: create each host path of the spec as an empty regular file (never truncating an existing
-   * one), so runtimes that check for the host path find it.
+   * one), so runtimes that check for the host path find it. Each path once per writer: a path created (or
+   * found) before is not opened again (the mock's stand-ins are the same few paths for every claim; a stand-in
+   * removed while gpulet runs comes back at its next start).
    * @throws CdiError naming the path.
    */
   async createStandIns(spec: CdiSpec): Promise<void> {
     for (const path of hostPaths(spec)) {
+      if (this.standIns.has(path)) continue;
       try {
         await ensureDir(dirname(path), 0o755);
         const handle = await open(path, 'a', 0o644);
         await handle.close();
+        this.standIns.add(path);
       } catch (err) {
         throw new CdiError(`cannot create mock device stand-in ${path}: ${errorMessage(err)}; check the dev root dir`, { cause: err });
       }
