@@ -5,8 +5,9 @@
  * Every claim operation is a *session* ({@link ClaimStore.locked}, session.ts): the in-process mutex (a
  * promise chain), then the cross-process state lock (`<state dir>/claims.lock`, lock.ts) so another gpulet
  * instance sharing the state and CDI dirs (a rolling update) never interleaves, then the checkpoint is RE-READ
- * from disk, so the session works on the latest image whoever wrote it. Sessions are re-entrant
- * (AsyncLocalStorage): inside a session of this store, `locked` runs its job at once, so the startup
+ * from disk, so the session works on the latest image whoever wrote it (the read itself is skipped when the
+ * file is the very one this store last read or wrote, unchanged: `CheckpointStore.reload`, checkpoint-file.ts).
+ * Sessions are re-entrant (AsyncLocalStorage): inside a session of this store, `locked` runs its job at once, so the startup
  * reconciliation and a clean-up round hold one session across many steps. (Re-entrancy is per store: a
  * session of another store on the same state dir waits for the lock like another process.) Every session is
  * bounded by a deadline; one that passes it leaves the store {@link ClaimStore.stuck} until a session completes.
@@ -237,6 +238,14 @@ export class ClaimStore {
   }
 
   /**
+   * Close the checkpoint file the store keeps open to recognise it (checkpoint-file.ts); call at shutdown. The
+   * store stays usable: its next session re-reads the file in full. Never rejects.
+   */
+  close(): Promise<void> {
+    return this.checkpoint.close();
+  }
+
+  /**
    * Remove temp files of checkpoint writes that a crash left behind. Call inside a session.
    * @returns how many were removed. Never rejects.
    */
@@ -274,7 +283,7 @@ export class ClaimStore {
    */
   private async refresh(): Promise<void> {
     if (!this.initialized) return; // the first load is init(), with its own reporting
-    const loaded = await this.checkpoint.load();
+    const loaded = await this.checkpoint.reload(); // skips the read when the file is the one last read or written
     const lostFile = loaded.missing === true && Object.keys(this.image).length > 0;
     if (loaded.error === undefined && !lostFile) {
       this.image = { ...loaded.claims };

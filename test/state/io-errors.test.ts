@@ -56,6 +56,11 @@ describe('I/O errors of the claim state', () => {
 
   it('EMFILE opening the checkpoint in an unprepare batch: every claim answers it, retryable; nothing on disk changes', async () => {
     const { s, a, b } = await preparedTwo();
+    // Another instance (a rolling update) writes the checkpoint since: the session's re-read opens the new file.
+    const other = stateOf();
+    await other.store.init();
+    await other.store.persist();
+    await other.store.close();
     const before = await snapshot();
     faults.arm({ op: 'open', nth: 1, errno: 'EMFILE' }); // the session's re-read of the checkpoint
     const out = await s.preparer.unprepare([a, b]);
