@@ -160,6 +160,41 @@ function isHandle(x: FileHandle | undefined | { readonly error: unknown }): x is
 }
 
 async function writeAtomic(path: string, data: string | Uint8Array, mode: number, keep: boolean): Promise<KeptFile | undefined> {
+  const staged = await stageAtomic(path, data, mode);
+  return staged.put(keep);
+}
+
+/**
+ * The first half of {@link writeFileAtomic}, for a caller that has something else to do before the new file may
+ * appear (claim-ops.ts: a CDI spec must not appear before the checkpoint says PrepareStarted): the temp file is
+ * written and fsync'd (and the directory opened), but not renamed. {@link StagedFile.commit} does the rest —
+ * rename, fsync of the directory — exactly as `writeFileAtomic` would have; {@link StagedFile.abort} removes the
+ * temp file. Until then nothing is at `path` that was not there before: the temp file's name (`.<name>.tmp-*`,
+ * {@link isAtomicTempName}) is no file a reader of `path` or of the directory's `*.json` looks at, and start-up
+ * removes any a crash left behind.
+ * @throws the fs error unchanged when the temp file cannot be written (it is removed).
+ */
+export async function stageFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<StagedFile> {
+  const staged = await stageAtomic(path, data, mode);
+  return { path, commit: () => staged.put(false).then(() => undefined), commitKept: () => staged.put(true), abort: () => staged.abort() };
+}
+
+/** A temp file written and fsync'd by {@link stageFileAtomic}, not yet renamed to its path. */
+export interface StagedFile {
+  readonly path: string;
+  /**
+   * Rename the temp file to the path and fsync the directory. Once only (and not after `abort`).
+   * @throws the rename's error unchanged (the temp file is removed; nothing at the path changed); DirSyncError
+   *   when it was renamed but the directory could not be synced.
+   */
+  commit(): Promise<void>;
+  /** {@link commit}, keeping the file open as {@link writeFileAtomicKept} does. @throws as `commit`. */
+  commitKept(): Promise<KeptFile | undefined>;
+  /** Remove the temp file (and close what is open). Idempotent, a no-op after `commit`. Never rejects. */
+  abort(): Promise<void>;
+}
+
+async function stageAtomic(path: string, data: string | Uint8Array, mode: number): Promise<Staged> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`); // see isAtomicTempName
   const dirOpen = openDir(dir);
@@ -168,8 +203,6 @@ async function writeAtomic(path: string, data: string | Uint8Array, mode: number
     handle = await open(tmp, 'wx', mode);
     await handle.writeFile(data);
     await handle.sync();
-    faultPoint('atomic:before-rename');
-    await rename(tmp, path);
   } catch (err) {
     await handle?.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -177,33 +210,70 @@ async function writeAtomic(path: string, data: string | Uint8Array, mode: number
     if (isHandle(d)) await d.close().catch(() => undefined);
     throw err;
   }
-  const file = handle;
-  const d = await dirOpen;
-  const syncDir = async (): Promise<void> => {
-    if (d === undefined) return;
-    if (!isHandle(d)) throw d.error;
+  return new Staged(path, tmp, handle, dirOpen);
+}
+
+/** The second half of an atomic write (see {@link stageFileAtomic}). */
+class Staged {
+  private done = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly tmp: string,
+    private readonly file: FileHandle,
+    private readonly dirOpen: Promise<FileHandle | undefined | { readonly error: unknown }>,
+  ) {}
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.file.close().catch(() => undefined);
+    await rm(this.tmp, { force: true }).catch(() => undefined);
+    const d = await this.dirOpen;
+    if (isHandle(d)) await d.close().catch(() => undefined);
+  }
+
+  async put(keep: boolean): Promise<KeptFile | undefined> {
+    if (this.done) throw new Error(`internal: the staged write of ${this.path} was already committed or aborted`);
+    this.done = true;
+    const { path, file } = this;
     try {
-      await d.sync();
+      faultPoint('atomic:before-rename');
+      await rename(this.tmp, path);
     } catch (err) {
-      if (!dirSyncRefused(err)) throw err;
-    } finally {
-      await d.close().catch(() => undefined);
+      await file.close().catch(() => undefined);
+      await rm(this.tmp, { force: true }).catch(() => undefined);
+      const d = await this.dirOpen;
+      if (isHandle(d)) await d.close().catch(() => undefined);
+      throw err;
     }
-  };
-  // The close of the fsync'd temp file writes nothing: its error cannot undo the rename, so it is not one.
-  const other = keep ? file.stat({ bigint: true }) : file.close().catch(() => undefined);
-  const [synced, after] = await Promise.allSettled([syncDir(), other]);
-  if (synced.status === 'rejected') {
-    if (keep) await file.close().catch(() => undefined);
-    throw new DirSyncError(path, 'written', synced.reason);
+    const d = await this.dirOpen;
+    const syncDir = async (): Promise<void> => {
+      if (d === undefined) return;
+      if (!isHandle(d)) throw d.error;
+      try {
+        await d.sync();
+      } catch (err) {
+        if (!dirSyncRefused(err)) throw err;
+      } finally {
+        await d.close().catch(() => undefined);
+      }
+    };
+    // The close of the fsync'd temp file writes nothing: its error cannot undo the rename, so it is not one.
+    const other = keep ? file.stat({ bigint: true }) : file.close().catch(() => undefined);
+    const [synced, after] = await Promise.allSettled([syncDir(), other]);
+    if (synced.status === 'rejected') {
+      if (keep) await file.close().catch(() => undefined);
+      throw new DirSyncError(path, 'written', synced.reason);
+    }
+    if (!keep) return undefined;
+    if (after.status === 'rejected') {
+      // The file is in place and durable; only its fstat failed: nothing to recognise it by, nothing kept.
+      await file.close().catch(() => undefined);
+      return undefined;
+    }
+    return { handle: file, stats: after.value as BigIntStats };
   }
-  if (!keep) return undefined;
-  if (after.status === 'rejected') {
-    // The file is in place and durable; only its fstat failed: nothing to recognise it by, nothing kept.
-    await file.close().catch(() => undefined);
-    return undefined;
-  }
-  return { handle: file, stats: after.value as BigIntStats };
 }
 
 /** True for the name of a temp file {@link writeFileAtomic} creates for `target` (a crash leaves it behind). */

@@ -11,7 +11,7 @@
 import { dirname, join } from 'node:path';
 import { isObjectUid, type ObjectUid } from '../model/names.js';
 import { CdiError, errorMessage } from '../errors.js';
-import { DirSyncError, ensureDir, KnownDirs, removeFileDurable, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, KnownDirs, removeFileDurable, stageFileAtomic, type StagedFile } from './atomic-file.js';
 import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
 import { lstat, open, readdir, rm } from './fs.js';
 import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
@@ -54,20 +54,41 @@ export class CdiWriter {
    *   the file when it was written but the directory could not be synced (a `DirSyncError` cause).
    */
   async write(claimUid: string, spec: CdiSpec): Promise<string> {
+    const staged = await this.stage(claimUid, spec);
+    await staged.commit();
+    return staged.path;
+  }
+
+  /**
+   * The first half of {@link write}: the spec's temp file written and fsync'd, not yet at its path (atomic-file.ts
+   * `stageFileAtomic`: no runtime sees it). `commit()` renames it into place and syncs the directory; `abort()`
+   * removes it (call one of them).
+   * @throws CdiError as {@link write}; the staged file's `commit()` throws CdiError as `write` does.
+   */
+  async stage(claimUid: string, spec: CdiSpec): Promise<StagedFile> {
     const path = this.specPath(claimUid);
     const text = `${JSON.stringify(spec, null, 2)}\n`;
-    try {
-      await this.dirs.within(this.dir, () => this.ensureDirectory(), () => writeFileAtomic(path, text, SPEC_FILE_MODE));
-    } catch (err) {
-      if (err instanceof CdiError) throw err; // from ensureDirectory
-      if (err instanceof DirSyncError) throw new CdiError(`CDI spec ${err.message}`, { cause: err });
-      throw new CdiError(
+    const cannotWrite = (err: unknown): CdiError => {
+      if (err instanceof DirSyncError) return new CdiError(`CDI spec ${err.message}`, { cause: err });
+      return new CdiError(
         `cannot write CDI spec ${path}: ${errorMessage(err)}; check that CDI dir ${this.dir} is writable by gpulet ` +
           `and on a writable filesystem (the runtime must read the same dir: /etc/cdi or /var/run/cdi)`,
         { cause: err },
       );
+    };
+    let staged: StagedFile;
+    try {
+      staged = await this.dirs.within(this.dir, () => this.ensureDirectory(), () => stageFileAtomic(path, text, SPEC_FILE_MODE));
+    } catch (err) {
+      if (err instanceof CdiError) throw err; // from ensureDirectory
+      throw cannotWrite(err);
     }
-    return path;
+    return {
+      path,
+      commit: () => staged.commit().catch((err: unknown) => Promise.reject(cannotWrite(err))),
+      commitKept: () => staged.commitKept().catch((err: unknown) => Promise.reject(cannotWrite(err))),
+      abort: () => staged.abort(),
+    };
   }
 
   /**

@@ -33,7 +33,7 @@ import type { BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CheckpointError, errorMessage } from '../errors.js';
-import { DirSyncError, ensureDir, fsyncDir, isAtomicTempName, KnownDirs, writeFileAtomicKept } from './atomic-file.js';
+import { DirSyncError, ensureDir, fsyncDir, isAtomicTempName, KnownDirs, stageFileAtomic, type StagedFile } from './atomic-file.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from './checkpoint.js';
 import { lstat, readdir, rename, rm, type FileHandle } from './fs.js';
 import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
@@ -58,6 +58,14 @@ export interface CheckpointLoad {
   /** Set when the file was unusable; it was moved to `movedTo`. The caller logs it and starts empty. */
   readonly error?: CheckpointError;
   readonly movedTo?: string;
+}
+
+/** A save whose new file is written and fsync'd but not yet in place ({@link CheckpointStore.stage}). */
+export interface StagedSave {
+  /** Put it in place (rename, fsync of the dir). Once. @throws CheckpointError as `save`. */
+  commit(): Promise<void>;
+  /** Remove it; the checkpoint stays what it was. Never rejects; a no-op after `commit`. */
+  abort(): Promise<void>;
 }
 
 /** Options of {@link CheckpointStore}. */
@@ -238,6 +246,16 @@ export class CheckpointStore {
    *   {@link CHECKPOINT_MAX_BYTES}), or written but its directory not synced (a `DirSyncError` cause).
    */
   async save(claims: CheckpointClaims): Promise<void> {
+    await (await this.stage(claims)).commit();
+  }
+
+  /**
+   * The first half of {@link save}: the new checkpoint's temp file written and fsync'd, not yet in place
+   * (atomic-file.ts `stageFileAtomic`: the file at the path is unchanged). `commit()` renames it into place and
+   * syncs the directory; `abort()` removes it (call one of them).
+   * @throws CheckpointError as {@link save}; so does the staged save's `commit()`.
+   */
+  async stage(claims: CheckpointClaims): Promise<StagedSave> {
     const bootId = await this.bootId();
     const text = encodeCheckpoint(claims, bootId);
     const size = Buffer.byteLength(text);
@@ -245,16 +263,30 @@ export class CheckpointStore {
       throw new CheckpointError(this.path, `not written: it would be ${size} bytes, more than the ${CHECKPOINT_MAX_BYTES}-byte limit`);
     }
     this.forget(); // whatever happens next, the kept file may no longer be the one at the path
+    const failed = (err: unknown): CheckpointError => {
+      if (err instanceof DirSyncError) {
+        return new CheckpointError(this.path, `written, but its directory could not be synced: ${errorMessage(err.cause)}; the change may not survive a crash`, { cause: err });
+      }
+      return new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable and has space`, { cause: err });
+    };
+    let staged: StagedFile;
     try {
       const dir = dirname(this.path);
-      const kept = await this.dirs.within(dir, () => ensureDir(dir, 0o700), () => writeFileAtomicKept(this.path, text, 0o600));
-      if (kept !== undefined) this.keep(kept.handle, kept.stats, claims, bootId);
+      staged = await this.dirs.within(dir, () => ensureDir(dir, 0o700), () => stageFileAtomic(this.path, text, 0o600));
     } catch (err) {
-      if (err instanceof DirSyncError) {
-        throw new CheckpointError(this.path, `written, but its directory could not be synced: ${errorMessage(err.cause)}; the change may not survive a crash`, { cause: err });
-      }
-      throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable and has space`, { cause: err });
+      throw failed(err);
     }
+    return {
+      commit: async () => {
+        try {
+          const kept = await staged.commitKept();
+          if (kept !== undefined) this.keep(kept.handle, kept.stats, claims, bootId);
+        } catch (err) {
+          throw failed(err);
+        }
+      },
+      abort: () => staged.abort(),
+    };
   }
 
   /**

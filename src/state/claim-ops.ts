@@ -12,7 +12,9 @@
  *   spec back from the entry when it is missing (no API call, nothing else touched);
  *   otherwise (new, or recorded with a device that is no longer ours) GET the claim (unless given) → resolve
  *   the allocation (`allocation.ts`) → checkpoint PrepareStarted → write the CDI spec → checkpoint
- *   PrepareCompleted → answer devices with their CDI IDs.
+ *   PrepareCompleted → answer devices with their CDI IDs. That order is the order in which each file appears
+ *   at its path and is made durable (rename, fsync of its directory); the next file's content is written and
+ *   fsync'd, as a temp file no reader looks at, beside the step before (`stageFileAtomic`, atomic-file.ts).
  * A failure of a fresh prepare rolls the claim back (entry dropped, spec removed): a claim whose answer
  * carries an error never leaves a checkpoint entry behind, nor a spec of an attempt. A spec that was there
  * before the attempt (a claim whose entry was lost, adopted by a rebuild; or a recorded claim prepared again)
@@ -52,6 +54,7 @@ import { prepareDevicesByName, type PrepareDevice } from '../model/placement-dev
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
+import type { StagedFile } from './atomic-file.js';
 import { CdiWriter } from './cdi-writer.js';
 import type { CheckpointClaim } from './checkpoint.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
@@ -61,7 +64,7 @@ import type { UserspacePort } from '../userspace/provider.js';
 import { migIntent, MigOps, type DynamicMigOps, type MigAttempt } from './mig-ops.js';
 
 /** What the steps need of the claim store. */
-export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
+export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'stageCommit' | 'restoreEntry' | 'assertLive'>;
 
 /** Options of {@link ClaimOps}. */
 export interface ClaimOpsOptions {
@@ -305,14 +308,45 @@ export class ClaimOps {
     const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
     const byName = devicesByName(this.options.inventory());
     const spec = this.specOf(ref.uid, entry, byName);
-    await this.store.commit(ref.uid, entry);
-    faultPoint('prepare:after-started');
-    this.store.assertLive();
-    await this.writeSpec(ref.uid, spec);
-    faultPoint('prepare:after-cdi');
-    await this.store.commit(ref.uid, { ...entry, state: 'PrepareCompleted' });
-    faultPoint('prepare:after-completed');
-    return devices;
+    // The journal's order holds for everything visible and durable: the spec appears (its rename) only once the
+    // checkpoint durably says PrepareStarted, and PrepareCompleted only once the spec is durably in place. Only
+    // the files' contents are written and fsync'd earlier, beside the step before (`stageFileAtomic`: a temp file
+    // no reader looks at, removed on failure, and by start-up after a crash), so each step waits for a rename
+    // and a directory fsync rather than for a whole atomic write.
+    const specStaged = this.stageSpec(ref.uid, spec);
+    specStaged.catch(() => undefined); // awaited below; a failure is thrown there
+    let staged: StagedFile | undefined;
+    try {
+      await this.store.commit(ref.uid, entry);
+      faultPoint('prepare:after-started');
+      this.store.assertLive();
+      staged = await specStaged;
+      const completed = this.store.stageCommit(ref.uid, { ...entry, state: 'PrepareCompleted' });
+      completed.catch(() => undefined); // awaited below; a failure is thrown there
+      try {
+        await staged.commit();
+      } catch (err) {
+        await completed.then((c) => c.abort(), () => undefined);
+        throw err;
+      }
+      faultPoint('prepare:after-cdi');
+      await (await completed).commit();
+      faultPoint('prepare:after-completed');
+      return devices;
+    } catch (err) {
+      await (staged ?? (await specStaged.catch(() => undefined)))?.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * {@link writeSpec} in two halves (cdi-writer.ts `stage`): the stand-ins (mock mode) and the spec's temp file
+   * now, its rename by the returned file's `commit()`.
+   * @throws CdiError naming the path or dir and what to check.
+   */
+  private async stageSpec(uid: ObjectUid, spec: CdiSpec): Promise<StagedFile> {
+    if (this.options.devRoot !== undefined) await this.cdi.createStandIns(spec);
+    return this.cdi.stage(uid, spec);
   }
 
   /**

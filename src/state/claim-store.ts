@@ -30,7 +30,7 @@ import type { ClaimUsage } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { droppedEntries, type CheckpointClaim, type CheckpointClaims } from './checkpoint.js';
-import { CheckpointStore, type CheckpointLoad } from './checkpoint-file.js';
+import { CheckpointStore, type CheckpointLoad, type StagedSave } from './checkpoint-file.js';
 import { StateLock, stateLockPath, type StateLockTimings } from './lock.js';
 import { StateIoError } from './plain-file.js';
 import { SessionRunner, type SessionDeadlines, type SessionError, type SessionOptions, type StuckState } from './session.js';
@@ -199,6 +199,19 @@ export class ClaimStore {
    *   instance may be writing); the image in memory has the change either way.
    */
   async commit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<void> {
+    await (await this.stageCommit(uid, entry)).commit();
+  }
+
+  /**
+   * {@link commit} in two halves, for a caller with something to do between them (claim-ops.ts: the CDI spec's
+   * rename, beside the PrepareCompleted file's write): the image is replaced and the checkpoint's new file
+   * written and fsync'd now, but not put in place; the returned `commit()` puts it in place (what makes the change
+   * durable), `abort()` removes it (the image keeps the change, as after a failed commit). Call inside a session.
+   * @throws CheckpointError when the file cannot be written; StateSessionDeadlineError, StateLockError when the
+   *   session can no longer write. The staged `commit()` checks the session again (aborting when it cannot write)
+   *   and throws the same.
+   */
+  async stageCommit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<StagedSave> {
     const next = { ...this.image };
     if (entry === undefined) delete next[uid];
     else {
@@ -206,7 +219,20 @@ export class ClaimStore {
       next[uid] = { namespace, name, uid, state, devices, pods, configs, ...(usage === undefined ? {} : { usage }) };
     }
     this.image = next;
-    await this.save(next);
+    this.sessions.assertLive();
+    const staged = await this.checkpoint.stage(next);
+    return {
+      commit: async () => {
+        try {
+          this.sessions.assertLive();
+        } catch (err) {
+          await staged.abort();
+          throw err;
+        }
+        await staged.commit();
+      },
+      abort: () => staged.abort(),
+    };
   }
 
   /**

@@ -81,8 +81,8 @@ describe('I/O errors of the claim state', () => {
     await s.store.init();
     const a = newRef('a');
     source.put(allocatedClaim(a, [{ device: 'gpu-0' }]));
-    // fsyncs of a fresh prepare: checkpoint (file, dir), spec (file, dir), checkpoint (file, dir)
-    faults.arm({ op: 'fsync', nth: 4, errno: 'EIO' });
+    // the fsync of the spec's directory (a fresh prepare's fsyncs run partly side by side: named by path)
+    faults.arm({ op: 'fsync', path: join(dir, 'cdi'), nth: 1, errno: 'EIO' });
     const out = await s.preparer.prepare([a]);
     faults.disarm();
     const error = out.get(a.uid)?.error ?? '';
