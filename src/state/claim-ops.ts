@@ -21,7 +21,8 @@
  * is left: it may be a running pod's, and only the API server can say it is not (reconcile.ts). A failure for
  * a PrepareCompleted claim answered from its record (its spec cannot be checked or written back) removes
  * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry (dynamic MIG, between
- * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed). Every answer of success
+ * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed; without MIG, the checkpoint's
+ * new file is written beside the spec's removal and put in place once that removal is durable). Every answer of success
  * is given after its spec and checkpoint entry are on disk (and their directories synced); an I/O error (its
  * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
@@ -153,8 +154,10 @@ export class ClaimOps {
     // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
     const attempt: Attempt = { hadSpec: true, created: [], modeOff: [] };
     try {
-      attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
-      const devices = await this.prepareFresh(ref, listed, attempt, log);
+      // Whether a spec was there: looked up beside the claim's GET, known before anything is written.
+      const hadSpec = existing === undefined || existing.state === 'PrepareCompleted' ? this.cdi.exists(ref.uid) : Promise.resolve(false);
+      hadSpec.catch(() => undefined); // awaited in prepareFresh; a failure is thrown there
+      const devices = await this.prepareFresh(ref, listed, attempt, hadSpec, log);
       const answer = devices.map((d) => this.preparedDevice(ref.uid, d));
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
       return { devices: answer };
@@ -176,16 +179,27 @@ export class ClaimOps {
     const existing = this.store.entries()[ref.uid];
     try {
       this.store.assertLive();
-      await this.cdi.remove(ref.uid);
+      const mig = existing?.devices.some((d) => d.mig !== undefined || d.migModeOff !== undefined) === true;
+      // Without MIG steps between them, the checkpoint's new file (the entry removed) is written and fsync'd
+      // beside the spec's removal, and put in place only once that removal is durable.
+      const removal = existing !== undefined && !mig ? this.store.stageCommit(ref.uid, undefined) : undefined;
+      removal?.catch(() => undefined); // awaited below; a failure is thrown there
+      try {
+        await this.cdi.remove(ref.uid);
+      } catch (err) {
+        await removal?.then((r) => r.abort(), () => undefined);
+        throw err;
+      }
       faultPoint('unprepare:after-cdi-removed');
-      if (existing?.devices.some((d) => d.mig !== undefined || d.migModeOff !== undefined) === true) {
+      if (mig && existing !== undefined) {
         // Dynamic MIG: say so before destroying (or switching MIG mode back on), so a crash from here on ends in
         // recovery finishing the unprepare.
         if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
         await this.mig.releaseOwned(existing, log);
         faultPoint('unprepare:after-mig-destroyed');
       }
-      if (existing !== undefined) await this.store.commit(ref.uid, undefined);
+      if (removal !== undefined) await (await removal).commit();
+      else if (existing !== undefined) await this.store.commit(ref.uid, undefined);
       faultPoint('unprepare:after-checkpoint');
       log.info({ known: existing !== undefined }, 'claim unprepared');
       return {};
@@ -269,7 +283,8 @@ export class ClaimOps {
     }
   }
 
-  private async prepareFresh(ref: ClaimRef, listed: ApiClaim | undefined, attempt: Attempt, log: Logger): Promise<CheckpointClaim['devices']> {
+  /** `hadSpec`: whether the claim's spec was there before (recorded in `attempt` before the first write). */
+  private async prepareFresh(ref: ClaimRef, listed: ApiClaim | undefined, attempt: Attempt, hadSpec: Promise<boolean>, log: Logger): Promise<CheckpointClaim['devices']> {
     let claim = listed;
     if (claim === undefined) {
       try {
@@ -279,6 +294,7 @@ export class ClaimOps {
       }
       faultPoint('prepare:after-get');
     }
+    attempt.hadSpec = await hadSpec;
     const { driverName, poolName } = this;
     const dyn = this.options.dynamicMig;
     const inventory = this.options.inventory();

@@ -2,7 +2,8 @@
  * A fresh prepare writes its files' contents side by side, but what is visible and durable keeps the journal's
  * order (src/state/claim-ops.ts `prepareFresh`): the CDI spec appears at its path only once the checkpoint
  * durably says PrepareStarted (its directory synced), and the checkpoint says PrepareCompleted only once the
- * spec is durably in place. A failure of a staged file leaves no temp file and no entry behind. The steps are
+ * spec is durably in place; an unprepare drops the entry only once the spec's removal is durable. A failure
+ * of a staged file leaves no temp file and no entry (or, for an unprepare, the entry and the spec) behind. The steps are
  * held (a hung fsync) or failed through test/helpers/fs-faults.ts, which replaces src/state/fs.ts for this file;
  * the files are inspected with the real node:fs.
  */
@@ -108,5 +109,37 @@ describe('a fresh prepare', () => {
     expect(await diskState(a.uid)).toBeUndefined();
     expect(await temps()).toEqual([]);
     expect((await s.preparer.prepare([a])).get(a.uid)?.error).toBeUndefined(); // the kubelet's retry
+  });
+
+  it('unprepare: drops the entry only after the spec\'s removal is durable', async () => {
+    const a = newRef('a');
+    source.put(allocatedClaim(a, [{ device: 'gpu-0' }]));
+    expect((await s.preparer.prepare([a])).get(a.uid)?.error).toBeUndefined();
+    faults.arm({ op: 'fsync', path: join(dir, 'cdi'), nth: 1, hang: true }); // the spec unlinked, its dir not yet synced
+    const out = s.preparer.unprepare([a]);
+    await vi.waitFor(() => expect(faults.fired).toBeDefined());
+    expect(await names('cdi')).toEqual([]);
+    expect(await diskState(a.uid)).toBe('PrepareCompleted');
+    faults.disarm();
+    faults.release();
+    expect((await out).get(a.uid)).toEqual({});
+    expect(await diskState(a.uid)).toBeUndefined();
+    expect(await temps()).toEqual([]);
+  });
+
+  it('unprepare: a spec that cannot be removed keeps the entry and leaves no temp file', async () => {
+    const a = newRef('a');
+    source.put(allocatedClaim(a, [{ device: 'gpu-0' }]));
+    expect((await s.preparer.prepare([a])).get(a.uid)?.error).toBeUndefined();
+    faults.arm({ op: 'unlink', nth: 1, errno: 'EACCES' });
+    const error = (await s.preparer.unprepare([a])).get(a.uid)?.error ?? '';
+    expect(error).toContain(`cannot remove CDI spec ${join(dir, 'cdi', specName(a.uid))}: EACCES`);
+    expect(await names('cdi')).toEqual([specName(a.uid)]);
+    expect(await diskState(a.uid)).toBe('PrepareCompleted');
+    expect(await temps()).toEqual([]);
+    expect(Object.keys(s.store.entries())).toEqual([a.uid]); // the image keeps it too: the kubelet's retry removes both
+    faults.disarm();
+    expect((await s.preparer.unprepare([a])).get(a.uid)).toEqual({});
+    expect(await diskState(a.uid)).toBeUndefined();
   });
 });
