@@ -111,7 +111,7 @@ export class KnownDirs {
   }
 }
 
-/** The new file of {@link writeFileAtomicKept}: still open, and its fstat after the rename. */
+/** The new file of {@link StagedFile.commitKept}: still open, and its fstat after the rename. */
 export interface KeptFile {
   /** Read-write handle of the file now at the path (the caller closes it). */
   readonly handle: FileHandle;
@@ -133,17 +133,6 @@ export interface KeptFile {
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   await writeAtomic(path, data, mode, false);
-}
-
-/**
- * {@link writeFileAtomic}, keeping the new file open: the caller gets its handle and its fstat after the rename
- * (taken beside the directory's fsync, not after it), to recognise the file later (checkpoint-file.ts). Same
- * round trips, with the fstat in place of the close.
- * @returns the kept file; undefined when the file was durably written but its fstat failed (nothing kept open).
- * @throws as {@link writeFileAtomic} (on a throw nothing is kept open).
- */
-export function writeFileAtomicKept(path: string, data: string | Uint8Array, mode: number): Promise<KeptFile | undefined> {
-  return writeAtomic(path, data, mode, true);
 }
 
 /** Opens `dir` for its fsync; a refusal the recipe tolerates is `undefined`. Never rejects: an error is returned. */
@@ -188,7 +177,12 @@ export interface StagedFile {
    *   when it was renamed but the directory could not be synced.
    */
   commit(): Promise<void>;
-  /** {@link commit}, keeping the file open as {@link writeFileAtomicKept} does. @throws as `commit`. */
+  /**
+   * {@link commit}, keeping the new file open: its handle and its fstat after the rename (taken beside the
+   * directory's fsync, in place of the close), to recognise the file later (checkpoint-file.ts).
+   * @returns the kept file; undefined when the file was durably put in place but its fstat failed (nothing kept open).
+   * @throws as `commit` (nothing is kept open).
+   */
   commitKept(): Promise<KeptFile | undefined>;
   /** Remove the temp file (and close what is open). Idempotent, a no-op after `commit`. Never rejects. */
   abort(): Promise<void>;
