@@ -17,7 +17,7 @@ import type { BenchAgent } from './agent.js';
 import { clientKubeConfig } from '../dev/embedded.js';
 import { createAllocatedClaims, type ClaimPlan } from './claims.js';
 import { measureWriteFloor } from './floor.js';
-import { fmtMs, fmtP50P99, summarize, timeAsync, type Summary } from './stats.js';
+import { fmtMs, fmtP50P90P99, fmtP50P99, summarize, timeAsync, type Summary } from './stats.js';
 import { ratioTo, type BenchOptions, type Row } from './types.js';
 
 const SIZES = [1, 2, 8] as const;
@@ -112,7 +112,7 @@ export async function benchPrepare(env: BenchAgent, opts: BenchOptions): Promise
     { name: '  part: DRA gRPC round trip (no-op unprepare)', figure: fmtP50P99(parts.grpc), goal: '', ratio: '' },
   ];
   for (const [k, r] of results) {
-    opts.print(`[prepare] ${k} device(s): prepare ${fmtP50P99(r.prepare)}, unprepare ${fmtP50P99(r.unprepare)}`);
+    opts.print(`[prepare] ${k} device(s): prepare ${fmtP50P90P99(r.prepare)}, unprepare ${fmtP50P90P99(r.unprepare)}`);
     rows.push({
       name: `NodePrepareResources, ${k} device${k === 1 ? '' : 's'}`,
       figure: fmtP50P99(r.prepare),

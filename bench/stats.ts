@@ -92,6 +92,11 @@ export function fmtP50P99(s: Summary): string {
   return `p50 ${fmtMs(s.p50)} / p99 ${fmtMs(s.p99)}`;
 }
 
+/** "p50 x / p90 y / p99 z". */
+export function fmtP50P90P99(s: Summary): string {
+  return `p50 ${fmtMs(s.p50)} / p90 ${fmtMs(s.p90)} / p99 ${fmtMs(s.p99)}`;
+}
+
 /** Bytes as MiB with one decimal. */
 export function mib(bytes: number): number {
   return Math.round((bytes / 1048576) * 10) / 10;

@@ -172,6 +172,7 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
     // The claim state, in parts: each client gets only its part (the kubelet plugin the preparer, telemetry
     // the ownership view, start-up and clean-up the store's sessions and the recovery steps).
     const store = new ClaimStore({ checkpointPath: config.checkpointPath, logger });
+    stops.push({ name: 'claim-store', stop: () => store.close() }); // last: closes the checkpoint file it keeps open
     // The driver's userspace in every claim's container: decided now for the running driver version (before
     // start-up reconciliation rebuilds any spec), again only when that version changes.
     const userspace = new UserspaceProvider({

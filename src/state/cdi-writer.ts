@@ -11,7 +11,7 @@
 import { dirname, join } from 'node:path';
 import { isObjectUid, type ObjectUid } from '../model/names.js';
 import { CdiError, errorMessage } from '../errors.js';
-import { DirSyncError, ensureDir, removeFileDurable, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, KnownDirs, removeFileDurable, stageFileAtomic, type StagedFile } from './atomic-file.js';
 import { CDI_CLAIM_CLASS, cdiSpecFileName, cdiVendor, hostPaths, type CdiSpec } from './cdi.js';
 import { lstat, open, readdir, rm } from './fs.js';
 import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
@@ -26,6 +26,10 @@ const SPEC_DIR_MODE = 0o755;
 /** Writes one spec file per claim into `dir`. */
 export class CdiWriter {
   private readonly vendor: string;
+  /** The spec dir once created or found (atomic-file.ts `KnownDirs`: no `mkdir` per write while it stays). */
+  private readonly dirs = new KnownDirs();
+  /** Mock mode: the stand-in files this writer created or found (see {@link createStandIns}). */
+  private readonly standIns = new Set<string>();
 
   /**
    * @param dir CDI spec directory, e.g. `/var/run/cdi`.
@@ -44,24 +48,47 @@ export class CdiWriter {
   }
 
   /**
-   * Write the spec atomically (temp file, fsync, rename, fsync dir), creating the directory if needed.
+   * Write the spec atomically (temp file, fsync, rename, fsync dir), creating the directory if needed (once:
+   * then again only when a write finds it gone, `KnownDirs`).
    * @throws CdiError naming the directory and what to check when it cannot be created or written, or naming
    *   the file when it was written but the directory could not be synced (a `DirSyncError` cause).
    */
   async write(claimUid: string, spec: CdiSpec): Promise<string> {
+    const staged = await this.stage(claimUid, spec);
+    await staged.commit();
+    return staged.path;
+  }
+
+  /**
+   * The first half of {@link write}: the spec's temp file written and fsync'd, not yet at its path (atomic-file.ts
+   * `stageFileAtomic`: no runtime sees it). `commit()` renames it into place and syncs the directory; `abort()`
+   * removes it (call one of them).
+   * @throws CdiError as {@link write}; the staged file's `commit()` throws CdiError as `write` does.
+   */
+  async stage(claimUid: string, spec: CdiSpec): Promise<StagedFile> {
     const path = this.specPath(claimUid);
-    await this.ensureDirectory();
-    try {
-      await writeFileAtomic(path, `${JSON.stringify(spec, null, 2)}\n`, SPEC_FILE_MODE);
-    } catch (err) {
-      if (err instanceof DirSyncError) throw new CdiError(`CDI spec ${err.message}`, { cause: err });
-      throw new CdiError(
+    const text = `${JSON.stringify(spec, null, 2)}\n`;
+    const cannotWrite = (err: unknown): CdiError => {
+      if (err instanceof DirSyncError) return new CdiError(`CDI spec ${err.message}`, { cause: err });
+      return new CdiError(
         `cannot write CDI spec ${path}: ${errorMessage(err)}; check that CDI dir ${this.dir} is writable by gpulet ` +
           `and on a writable filesystem (the runtime must read the same dir: /etc/cdi or /var/run/cdi)`,
         { cause: err },
       );
+    };
+    let staged: StagedFile;
+    try {
+      staged = await this.dirs.within(this.dir, () => this.ensureDirectory(), () => stageFileAtomic(path, text, SPEC_FILE_MODE));
+    } catch (err) {
+      if (err instanceof CdiError) throw err; // from ensureDirectory
+      throw cannotWrite(err);
     }
-    return path;
+    return {
+      path,
+      commit: () => staged.commit().catch((err: unknown) => Promise.reject(cannotWrite(err))),
+      commitKept: () => staged.commitKept().catch((err: unknown) => Promise.reject(cannotWrite(err))),
+      abort: () => staged.abort(),
+    };
   }
 
   /**
@@ -155,15 +182,19 @@ export class CdiWriter {
 
   /**
    * Mock mode: create each host path of the spec as an empty regular file (never truncating an existing
-   * one), so runtimes that check for the host path find it.
+   * one), so runtimes that check for the host path find it. Each path once per writer: a path created (or
+   * found) before is not opened again (the mock's stand-ins are the same few paths for every claim; a stand-in
+   * removed while gpulet runs comes back at its next start).
    * @throws CdiError naming the path.
    */
   async createStandIns(spec: CdiSpec): Promise<void> {
     for (const path of hostPaths(spec)) {
+      if (this.standIns.has(path)) continue;
       try {
         await ensureDir(dirname(path), 0o755);
         const handle = await open(path, 'a', 0o644);
         await handle.close();
+        this.standIns.add(path);
       } catch (err) {
         throw new CdiError(`cannot create mock device stand-in ${path}: ${errorMessage(err)}; check the dev root dir`, { cause: err });
       }

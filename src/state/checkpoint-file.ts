@@ -12,13 +12,30 @@
  *   where it is, untouched, and the operation that read it fails (retryable).
  * A set-aside file is kept for inspection; while one lies beside the checkpoint ({@link CheckpointStore.setAside})
  * every start-up rebuilds from the API server before it removes any CDI spec (reconcile.ts).
+ *
+ * Re-reading an unchanged file is skipped ({@link CheckpointStore.reload}, what every session does): the store
+ * keeps the file it last read or wrote *open*, with its fstat (device, inode, size, mtime and ctime in ns) and
+ * what it decoded. A session `lstat`s the path (one thread-pool round trip instead of five: open, fstat, two
+ * reads, close); when all five fields are those of the kept file, the path still names that very file, and
+ * its content is what was decoded from it or written to it, so the kept claims are returned as a re-read would
+ * return them. Why that is sound:
+ * - every writer of the checkpoint (this gpulet, another instance in a rolling update, an older version)
+ *   replaces it by an atomic rename of a new file: a new inode. An inode number is unique among the live inodes
+ *   of a filesystem, and the kept file cannot be freed while it is open, so no other file can carry its number:
+ *   a replacement always shows as another inode (never the ABA of a freed and reused inode number);
+ * - a write in place by anything else (an editor, a tool) changes the size, or the mtime and the ctime;
+ * - anything else — a stat error, a missing file, another inode, a moved-aside file, a failed save — falls
+ *   back to the full read, with its checks and its reporting.
+ * The kept file is replaced at each read or save, and closed by {@link CheckpointStore.close} (or when the
+ * store is garbage collected).
  */
+import type { BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CheckpointError, errorMessage } from '../errors.js';
-import { DirSyncError, ensureDir, fsyncDir, isAtomicTempName, writeFileAtomic } from './atomic-file.js';
+import { DirSyncError, ensureDir, fsyncDir, isAtomicTempName, KnownDirs, stageFileAtomic, type StagedFile } from './atomic-file.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointClaims } from './checkpoint.js';
-import { readdir, rename, rm } from './fs.js';
+import { lstat, readdir, rename, rm, type FileHandle } from './fs.js';
 import { errnoOf, readPlainFile, StateIoError } from './plain-file.js';
 
 /**
@@ -41,6 +58,14 @@ export interface CheckpointLoad {
   /** Set when the file was unusable; it was moved to `movedTo`. The caller logs it and starts empty. */
   readonly error?: CheckpointError;
   readonly movedTo?: string;
+}
+
+/** A save whose new file is written and fsync'd but not yet in place ({@link CheckpointStore.stage}). */
+export interface StagedSave {
+  /** Put it in place (rename, fsync of the dir). Once. @throws CheckpointError as `save`. */
+  commit(): Promise<void>;
+  /** Remove it; the checkpoint stays what it was. Never rejects; a no-op after `commit`. */
+  abort(): Promise<void>;
 }
 
 /** Options of {@link CheckpointStore}. */
@@ -73,17 +98,83 @@ export async function readKernelBootId(path = process.env[BOOT_ID_FILE_ENV] || K
   }
 }
 
+/** What identifies a file at a path: the fields of its (l)stat that any replacement or write changes (file doc). */
+type FileIdentity = Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
+
+/** True when `a` and `b` are the same file, unchanged (all five fields equal). */
+export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/** The checkpoint file as this store last read or wrote it (file doc): held open, its identity, its content. */
+interface KeptCheckpoint {
+  readonly handle: FileHandle;
+  readonly id: FileIdentity;
+  readonly claims: CheckpointClaims;
+  readonly fileBootId: string;
+}
+
+/** Where a store keeps its kept file; shared with the finalizer, which closes it when the store is collected. */
+interface KeptBox {
+  kept: KeptCheckpoint | undefined;
+}
+
+/** Closes a store's kept file when the store is garbage collected without {@link CheckpointStore.close}. */
+const keptFinalizer = new FinalizationRegistry<KeptBox>((box) => {
+  void box.kept?.handle.close().catch(() => undefined);
+  box.kept = undefined;
+});
+
 /** Loads and saves the checkpoint file (file 0600, directory 0700). */
 export class CheckpointStore {
   readonly path: string;
   private readonly readBootId: () => Promise<string>;
   private readonly now: () => number;
   private bootIdCache: string | undefined;
+  /** The checkpoint's dir once created or found (no `mkdir` per save while it stays). */
+  private readonly dirs = new KnownDirs();
+  private readonly box: KeptBox = { kept: undefined };
 
   constructor(options: CheckpointStoreOptions) {
     this.path = options.path;
     this.readBootId = options.readBootId ?? (() => readKernelBootId());
     this.now = options.now ?? Date.now;
+    keptFinalizer.register(this, this.box, this);
+  }
+
+  /** Close the kept file (file doc). The store stays usable: its next {@link reload} reads the file in full. Never rejects. */
+  async close(): Promise<void> {
+    const kept = this.box.kept;
+    this.box.kept = undefined;
+    await kept?.handle.close().catch(() => undefined);
+  }
+
+  /**
+   * The checkpoint as {@link load} would return it, without reading it when it is the file this store last read
+   * or wrote, unchanged (file doc: one `lstat`). Otherwise (or when the `lstat` fails) {@link load}.
+   * @throws as {@link load}.
+   */
+  async reload(): Promise<CheckpointLoad> {
+    const kept = this.box.kept;
+    if (kept !== undefined) {
+      const now = await lstat(this.path, { bigint: true }).catch(() => undefined);
+      if (now !== undefined && sameFile(kept.id, now)) return { claims: kept.claims, fileBootId: kept.fileBootId };
+    }
+    return this.load();
+  }
+
+  /** Drop the kept file, closing its handle without waiting for the close (it writes nothing). */
+  private forget(): void {
+    const kept = this.box.kept;
+    this.box.kept = undefined;
+    void kept?.handle.close().catch(() => undefined);
+  }
+
+  /** Keep `handle` (file doc), closing the one kept before without waiting for it. */
+  private keep(handle: FileHandle, stats: BigIntStats, claims: CheckpointClaims, fileBootId: string): void {
+    const before = this.box.kept;
+    this.box.kept = { handle, id: stats, claims, fileBootId };
+    void before?.handle.close().catch(() => undefined);
   }
 
   /** Current boot ID (read once). */
@@ -100,13 +191,16 @@ export class CheckpointStore {
    *   unusable file cannot be moved aside (the rename's errno): nothing was changed, retry.
    */
   async load(): Promise<CheckpointLoad> {
-    const read = await readPlainFile(this.path, CHECKPOINT_MAX_BYTES, 'checkpoint');
+    this.forget();
+    const read = await readPlainFile(this.path, CHECKPOINT_MAX_BYTES, 'checkpoint', { keep: true });
     if (read.kind === 'missing') return { claims: {}, fileBootId: '', missing: true };
     if (read.kind === 'unusable') return this.unusable(`cannot be a checkpoint: ${read.reason}`, undefined);
     try {
       const { bootId, claims } = decodeCheckpoint(read.text);
+      if (read.kept !== undefined) this.keep(read.kept.handle, read.kept.stats, claims, bootId);
       return { claims, fileBootId: bootId };
     } catch (err) {
+      await read.kept?.handle.close().catch(() => undefined);
       return this.unusable(errorMessage(err), err);
     }
   }
@@ -152,21 +246,47 @@ export class CheckpointStore {
    *   {@link CHECKPOINT_MAX_BYTES}), or written but its directory not synced (a `DirSyncError` cause).
    */
   async save(claims: CheckpointClaims): Promise<void> {
+    await (await this.stage(claims)).commit();
+  }
+
+  /**
+   * The first half of {@link save}: the new checkpoint's temp file written and fsync'd, not yet in place
+   * (atomic-file.ts `stageFileAtomic`: the file at the path is unchanged). `commit()` renames it into place and
+   * syncs the directory; `abort()` removes it (call one of them).
+   * @throws CheckpointError as {@link save}; so does the staged save's `commit()`.
+   */
+  async stage(claims: CheckpointClaims): Promise<StagedSave> {
     const bootId = await this.bootId();
     const text = encodeCheckpoint(claims, bootId);
     const size = Buffer.byteLength(text);
     if (size > CHECKPOINT_MAX_BYTES) {
       throw new CheckpointError(this.path, `not written: it would be ${size} bytes, more than the ${CHECKPOINT_MAX_BYTES}-byte limit`);
     }
-    try {
-      await ensureDir(dirname(this.path), 0o700);
-      await writeFileAtomic(this.path, text, 0o600);
-    } catch (err) {
+    this.forget(); // whatever happens next, the kept file may no longer be the one at the path
+    const failed = (err: unknown): CheckpointError => {
       if (err instanceof DirSyncError) {
-        throw new CheckpointError(this.path, `written, but its directory could not be synced: ${errorMessage(err.cause)}; the change may not survive a crash`, { cause: err });
+        return new CheckpointError(this.path, `written, but its directory could not be synced: ${errorMessage(err.cause)}; the change may not survive a crash`, { cause: err });
       }
-      throw new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable and has space`, { cause: err });
+      return new CheckpointError(this.path, `cannot write: ${errorMessage(err)}; check that its directory is writable and has space`, { cause: err });
+    };
+    let staged: StagedFile;
+    try {
+      const dir = dirname(this.path);
+      staged = await this.dirs.within(dir, () => ensureDir(dir, 0o700), () => stageFileAtomic(this.path, text, 0o600));
+    } catch (err) {
+      throw failed(err);
     }
+    return {
+      commit: async () => {
+        try {
+          const kept = await staged.commitKept();
+          if (kept !== undefined) this.keep(kept.handle, kept.stats, claims, bootId);
+        } catch (err) {
+          throw failed(err);
+        }
+      },
+      abort: () => staged.abort(),
+    };
   }
 
   /**

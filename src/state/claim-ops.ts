@@ -12,14 +12,17 @@
  *   spec back from the entry when it is missing (no API call, nothing else touched);
  *   otherwise (new, or recorded with a device that is no longer ours) GET the claim (unless given) → resolve
  *   the allocation (`allocation.ts`) → checkpoint PrepareStarted → write the CDI spec → checkpoint
- *   PrepareCompleted → answer devices with their CDI IDs.
+ *   PrepareCompleted → answer devices with their CDI IDs. That order is the order in which each file appears
+ *   at its path and is made durable (rename, fsync of its directory); the next file's content is written and
+ *   fsync'd, as a temp file no reader looks at, beside the step before (`stageFileAtomic`, atomic-file.ts).
  * A failure of a fresh prepare rolls the claim back (entry dropped, spec removed): a claim whose answer
  * carries an error never leaves a checkpoint entry behind, nor a spec of an attempt. A spec that was there
  * before the attempt (a claim whose entry was lost, adopted by a rebuild; or a recorded claim prepared again)
  * is left: it may be a running pod's, and only the API server can say it is not (reconcile.ts). A failure for
  * a PrepareCompleted claim answered from its record (its spec cannot be checked or written back) removes
  * nothing: another pod may hold the claim. Unprepare removes the spec, then the entry (dynamic MIG, between
- * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed). Every answer of success
+ * them: entry `UnprepareStarted`, then the MIG devices gpulet created destroyed; without MIG, the checkpoint's
+ * new file is written beside the spec's removal and put in place once that removal is durable). Every answer of success
  * is given after its spec and checkpoint entry are on disk (and their directories synced); an I/O error (its
  * errno named) fails the claim's answer, which says it is retryable, and the kubelet retries.
  * The checkpoint is not trusted for what goes back to the kubelet or into a spec (checkpoint-entry.ts checks
@@ -52,6 +55,7 @@ import { prepareDevicesByName, type PrepareDevice } from '../model/placement-dev
 import type { Logger } from '../log.js';
 import { resolveAllocation } from './allocation.js';
 import { CDI_CLAIM_CLASS, cdiDeviceId, cdiVendor, type CdiSpec, type DeviceMajors } from './cdi.js';
+import type { StagedFile } from './atomic-file.js';
 import { CdiWriter } from './cdi-writer.js';
 import type { CheckpointClaim } from './checkpoint.js';
 import type { ApiClaim, ClaimSource } from './claim-source.js';
@@ -61,7 +65,7 @@ import type { UserspacePort } from '../userspace/provider.js';
 import { migIntent, MigOps, type DynamicMigOps, type MigAttempt } from './mig-ops.js';
 
 /** What the steps need of the claim store. */
-export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'restoreEntry' | 'assertLive'>;
+export type OpsStore = Pick<ClaimStore, 'entries' | 'commit' | 'stageCommit' | 'restoreEntry' | 'assertLive'>;
 
 /** Options of {@link ClaimOps}. */
 export interface ClaimOpsOptions {
@@ -150,8 +154,10 @@ export class ClaimOps {
     // claim prepared again) was not written by it: a failure leaves it. Until known otherwise, it leaves it.
     const attempt: Attempt = { hadSpec: true, created: [], modeOff: [] };
     try {
-      attempt.hadSpec = (existing === undefined || existing.state === 'PrepareCompleted') && (await this.cdi.exists(ref.uid));
-      const devices = await this.prepareFresh(ref, listed, attempt, log);
+      // Whether a spec was there: looked up beside the claim's GET, known before anything is written.
+      const hadSpec = existing === undefined || existing.state === 'PrepareCompleted' ? this.cdi.exists(ref.uid) : Promise.resolve(false);
+      hadSpec.catch(() => undefined); // awaited in prepareFresh; a failure is thrown there
+      const devices = await this.prepareFresh(ref, listed, attempt, hadSpec, log);
       const answer = devices.map((d) => this.preparedDevice(ref.uid, d));
       log.info({ devices: devices.map((d) => d.deviceName) }, 'claim prepared');
       return { devices: answer };
@@ -173,16 +179,27 @@ export class ClaimOps {
     const existing = this.store.entries()[ref.uid];
     try {
       this.store.assertLive();
-      await this.cdi.remove(ref.uid);
+      const mig = existing?.devices.some((d) => d.mig !== undefined || d.migModeOff !== undefined) === true;
+      // Without MIG steps between them, the checkpoint's new file (the entry removed) is written and fsync'd
+      // beside the spec's removal, and put in place only once that removal is durable.
+      const removal = existing !== undefined && !mig ? this.store.stageCommit(ref.uid, undefined) : undefined;
+      removal?.catch(() => undefined); // awaited below; a failure is thrown there
+      try {
+        await this.cdi.remove(ref.uid);
+      } catch (err) {
+        await removal?.then((r) => r.abort(), () => undefined);
+        throw err;
+      }
       faultPoint('unprepare:after-cdi-removed');
-      if (existing?.devices.some((d) => d.mig !== undefined || d.migModeOff !== undefined) === true) {
+      if (mig && existing !== undefined) {
         // Dynamic MIG: say so before destroying (or switching MIG mode back on), so a crash from here on ends in
         // recovery finishing the unprepare.
         if (existing.state !== 'UnprepareStarted') await this.store.commit(ref.uid, { ...existing, state: 'UnprepareStarted' });
         await this.mig.releaseOwned(existing, log);
         faultPoint('unprepare:after-mig-destroyed');
       }
-      if (existing !== undefined) await this.store.commit(ref.uid, undefined);
+      if (removal !== undefined) await (await removal).commit();
+      else if (existing !== undefined) await this.store.commit(ref.uid, undefined);
       faultPoint('unprepare:after-checkpoint');
       log.info({ known: existing !== undefined }, 'claim unprepared');
       return {};
@@ -266,7 +283,8 @@ export class ClaimOps {
     }
   }
 
-  private async prepareFresh(ref: ClaimRef, listed: ApiClaim | undefined, attempt: Attempt, log: Logger): Promise<CheckpointClaim['devices']> {
+  /** `hadSpec`: whether the claim's spec was there before (recorded in `attempt` before the first write). */
+  private async prepareFresh(ref: ClaimRef, listed: ApiClaim | undefined, attempt: Attempt, hadSpec: Promise<boolean>, log: Logger): Promise<CheckpointClaim['devices']> {
     let claim = listed;
     if (claim === undefined) {
       try {
@@ -276,6 +294,7 @@ export class ClaimOps {
       }
       faultPoint('prepare:after-get');
     }
+    attempt.hadSpec = await hadSpec;
     const { driverName, poolName } = this;
     const dyn = this.options.dynamicMig;
     const inventory = this.options.inventory();
@@ -305,14 +324,45 @@ export class ClaimOps {
     const entry: CheckpointClaim = { ...ref, state: 'PrepareStarted', devices, pods: allocation.pods, configs: allocation.configs };
     const byName = devicesByName(this.options.inventory());
     const spec = this.specOf(ref.uid, entry, byName);
-    await this.store.commit(ref.uid, entry);
-    faultPoint('prepare:after-started');
-    this.store.assertLive();
-    await this.writeSpec(ref.uid, spec);
-    faultPoint('prepare:after-cdi');
-    await this.store.commit(ref.uid, { ...entry, state: 'PrepareCompleted' });
-    faultPoint('prepare:after-completed');
-    return devices;
+    // The journal's order holds for everything visible and durable: the spec appears (its rename) only once the
+    // checkpoint durably says PrepareStarted, and PrepareCompleted only once the spec is durably in place. Only
+    // the files' contents are written and fsync'd earlier, beside the step before (`stageFileAtomic`: a temp file
+    // no reader looks at, removed on failure, and by start-up after a crash), so each step waits for a rename
+    // and a directory fsync rather than for a whole atomic write.
+    const specStaged = this.stageSpec(ref.uid, spec);
+    specStaged.catch(() => undefined); // awaited below; a failure is thrown there
+    let staged: StagedFile | undefined;
+    try {
+      await this.store.commit(ref.uid, entry);
+      faultPoint('prepare:after-started');
+      this.store.assertLive();
+      staged = await specStaged;
+      const completed = this.store.stageCommit(ref.uid, { ...entry, state: 'PrepareCompleted' });
+      completed.catch(() => undefined); // awaited below; a failure is thrown there
+      try {
+        await staged.commit();
+      } catch (err) {
+        await completed.then((c) => c.abort(), () => undefined);
+        throw err;
+      }
+      faultPoint('prepare:after-cdi');
+      await (await completed).commit();
+      faultPoint('prepare:after-completed');
+      return devices;
+    } catch (err) {
+      await (staged ?? (await specStaged.catch(() => undefined)))?.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * {@link writeSpec} in two halves (cdi-writer.ts `stage`): the stand-ins (mock mode) and the spec's temp file
+   * now, its rename by the returned file's `commit()`.
+   * @throws CdiError naming the path or dir and what to check.
+   */
+  private async stageSpec(uid: ObjectUid, spec: CdiSpec): Promise<StagedFile> {
+    if (this.options.devRoot !== undefined) await this.cdi.createStandIns(spec);
+    return this.cdi.stage(uid, spec);
   }
 
   /**

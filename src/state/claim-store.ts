@@ -5,8 +5,9 @@
  * Every claim operation is a *session* ({@link ClaimStore.locked}, session.ts): the in-process mutex (a
  * promise chain), then the cross-process state lock (`<state dir>/claims.lock`, lock.ts) so another gpulet
  * instance sharing the state and CDI dirs (a rolling update) never interleaves, then the checkpoint is RE-READ
- * from disk, so the session works on the latest image whoever wrote it. Sessions are re-entrant
- * (AsyncLocalStorage): inside a session of this store, `locked` runs its job at once, so the startup
+ * from disk, so the session works on the latest image whoever wrote it (the read itself is skipped when the
+ * file is the very one this store last read or wrote, unchanged: `CheckpointStore.reload`, checkpoint-file.ts).
+ * Sessions are re-entrant (AsyncLocalStorage): inside a session of this store, `locked` runs its job at once, so the startup
  * reconciliation and a clean-up round hold one session across many steps. (Re-entrancy is per store: a
  * session of another store on the same state dir waits for the lock like another process.) Every session is
  * bounded by a deadline; one that passes it leaves the store {@link ClaimStore.stuck} until a session completes.
@@ -29,7 +30,7 @@ import type { ClaimUsage } from '../model/types.js';
 import { CheckpointError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { droppedEntries, type CheckpointClaim, type CheckpointClaims } from './checkpoint.js';
-import { CheckpointStore, type CheckpointLoad } from './checkpoint-file.js';
+import { CheckpointStore, type CheckpointLoad, type StagedSave } from './checkpoint-file.js';
 import { StateLock, stateLockPath, type StateLockTimings } from './lock.js';
 import { StateIoError } from './plain-file.js';
 import { SessionRunner, type SessionDeadlines, type SessionError, type SessionOptions, type StuckState } from './session.js';
@@ -198,6 +199,19 @@ export class ClaimStore {
    *   instance may be writing); the image in memory has the change either way.
    */
   async commit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<void> {
+    await (await this.stageCommit(uid, entry)).commit();
+  }
+
+  /**
+   * {@link commit} in two halves, for a caller with something to do between them (claim-ops.ts: the CDI spec's
+   * rename, beside the PrepareCompleted file's write): the image is replaced and the checkpoint's new file
+   * written and fsync'd now, but not put in place; the returned `commit()` puts it in place (what makes the change
+   * durable), `abort()` removes it (the image keeps the change, as after a failed commit). Call inside a session.
+   * @throws CheckpointError when the file cannot be written; StateSessionDeadlineError, StateLockError when the
+   *   session can no longer write. The staged `commit()` checks the session again (aborting when it cannot write)
+   *   and throws the same.
+   */
+  async stageCommit(uid: ObjectUid, entry: CheckpointClaim | undefined): Promise<StagedSave> {
     const next = { ...this.image };
     if (entry === undefined) delete next[uid];
     else {
@@ -205,7 +219,20 @@ export class ClaimStore {
       next[uid] = { namespace, name, uid, state, devices, pods, configs, ...(usage === undefined ? {} : { usage }) };
     }
     this.image = next;
-    await this.save(next);
+    this.sessions.assertLive();
+    const staged = await this.checkpoint.stage(next);
+    return {
+      commit: async () => {
+        try {
+          this.sessions.assertLive();
+        } catch (err) {
+          await staged.abort();
+          throw err;
+        }
+        await staged.commit();
+      },
+      abort: () => staged.abort(),
+    };
   }
 
   /**
@@ -234,6 +261,14 @@ export class ClaimStore {
   restoreEntry(uid: ObjectUid, entry: CheckpointClaim): void {
     if (this.image[uid] !== undefined) return;
     this.image = { ...this.image, [uid]: entry };
+  }
+
+  /**
+   * Close the checkpoint file the store keeps open to recognise it (checkpoint-file.ts); call at shutdown. The
+   * store stays usable: its next session re-reads the file in full. Never rejects.
+   */
+  close(): Promise<void> {
+    return this.checkpoint.close();
   }
 
   /**
@@ -274,7 +309,7 @@ export class ClaimStore {
    */
   private async refresh(): Promise<void> {
     if (!this.initialized) return; // the first load is init(), with its own reporting
-    const loaded = await this.checkpoint.load();
+    const loaded = await this.checkpoint.reload(); // skips the read when the file is the one last read or written
     const lostFile = loaded.missing === true && Object.keys(this.image).length > 0;
     if (loaded.error === undefined && !lostFile) {
       this.image = { ...loaded.claims };

@@ -103,6 +103,9 @@ export class StateLock {
   readonly timings: StateLockTimings;
   private readonly log: Logger;
 
+  /** The state dir was created or found by an earlier acquire: no `mkdir -p` (two thread-pool round trips) each time. */
+  private stateDirKnown = false;
+
   constructor(options: StateLockOptions) {
     this.path = options.path;
     this.timings = { ...STATE_LOCK_TIMINGS, ...options.timings };
@@ -118,11 +121,9 @@ export class StateLock {
   async acquire(timeoutMs = this.timings.acquireTimeoutMs): Promise<HeldLock> {
     const { staleMs, updateMs, retryMinMs, retryMaxMs } = this.timings;
     const deadline = Date.now() + Math.max(0, timeoutMs);
-    try {
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new StateLockError(this.path, false, `cannot create the state dir of the lock ${this.path}: ${errorMessage(err)}; check that it is writable`, { cause: err });
-    }
+    const stateDir = dirname(this.path);
+    await this.ensureStateDir(stateDir);
+    let recreated = false;
     let compromised: string | undefined;
     const onCompromised = (err: Error): void => {
       compromised = `the state lock ${this.path} was lost while held: ${err.message}`;
@@ -144,7 +145,15 @@ export class StateLock {
           },
         };
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code === 'ENOENT' || code === 'ENOTDIR') && this.stateDirKnown && !recreated) {
+          // The state dir went since it was created or found: create it again (its error names the problem), retry once.
+          recreated = true;
+          this.stateDirKnown = false;
+          await this.ensureStateDir(stateDir);
+          continue;
+        }
+        if (code !== 'ELOCKED') {
           throw new StateLockError(this.path, false, `cannot create the state lock ${this.path}: ${errorMessage(err)}; check that the state dir is writable`, { cause: err });
         }
         const left = deadline - Date.now();
@@ -157,5 +166,20 @@ export class StateLock {
         await sleep(delay);
       }
     }
+  }
+
+  /**
+   * `mkdir -p` the state dir, unless an earlier acquire created or found it (a lock attempt that then finds it
+   * gone, ENOENT, comes back here).
+   * @throws StateLockError naming the fs error when it cannot be created.
+   */
+  private async ensureStateDir(stateDir: string): Promise<void> {
+    if (this.stateDirKnown) return;
+    try {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StateLockError(this.path, false, `cannot create the state dir of the lock ${this.path}: ${errorMessage(err)}; check that it is writable`, { cause: err });
+    }
+    this.stateDirKnown = true;
   }
 }

@@ -14,6 +14,7 @@
  * without changing anything, so a retry can succeed. Only a decode failure of what was read (JSON, envelope,
  * checksum, schema), or `unusable`, ever means "corrupt".
  */
+import type { BigIntStats } from 'node:fs';
 import { GpuletError } from '../errors.js';
 import { constants, open, type FileHandle } from './fs.js';
 
@@ -60,7 +61,12 @@ export class StateIoError extends GpuletError {
 /** What {@link readPlainFile} found. */
 export type PlainRead =
   | { readonly kind: 'missing' }
-  | { readonly kind: 'file'; readonly text: string }
+  | {
+      readonly kind: 'file';
+      readonly text: string;
+      /** With `keep`: the handle it was read through, left open (the caller closes it), and its fstat. */
+      readonly kept?: { readonly handle: FileHandle; readonly stats: BigIntStats };
+    }
   /** Something that cannot be a state file: `reason` says what ("a symlink", "a FIFO", "17000000 bytes, more than ..."). */
   | { readonly kind: 'unusable'; readonly reason: string };
 
@@ -83,10 +89,12 @@ function kindOf(stats: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): 
 /**
  * Read `path` as a plain file of at most `maxBytes` (see file doc), as UTF-8.
  * @param what what the file is, for errors ('checkpoint', 'CDI spec').
+ * @param options `keep`: leave the handle of a file read open and return it with its fstat (`kept`), so the
+ *   caller can recognise the file later (checkpoint-file.ts); otherwise (and for every other outcome) it is closed.
  * @returns missing (ENOENT, or ENOTDIR: a directory of the path is a file), the text, or unusable with the reason.
- * @throws StateIoError for any other error of open, fstat or read (nothing was changed).
+ * @throws StateIoError for any other error of open, fstat or read (nothing was changed; nothing is kept open).
  */
-export async function readPlainFile(path: string, maxBytes: number, what: string): Promise<PlainRead> {
+export async function readPlainFile(path: string, maxBytes: number, what: string, options: { readonly keep?: boolean } = {}): Promise<PlainRead> {
   let handle: FileHandle;
   try {
     handle = await open(path, PLAIN_READ_FLAGS);
@@ -97,12 +105,14 @@ export async function readPlainFile(path: string, maxBytes: number, what: string
     if (not !== undefined) return { kind: 'unusable', reason: `${not} is at the path` };
     throw new StateIoError(what, path, 'open', err);
   }
+  let kept = false;
   try {
     let size: number;
+    let stats: BigIntStats;
     try {
-      const stats = await handle.stat();
+      stats = await handle.stat({ bigint: true });
       if (!stats.isFile()) return { kind: 'unusable', reason: `${kindOf(stats)} is at the path` };
-      size = stats.size;
+      size = Number(stats.size);
     } catch (err) {
       throw new StateIoError(what, path, 'fstat', err);
     }
@@ -121,8 +131,11 @@ export async function readPlainFile(path: string, maxBytes: number, what: string
     }
     // gpulet replaces its files by rename and never writes one in place: a file growing while read is not ours.
     if (filled === buffer.length) return { kind: 'unusable', reason: `it grew while read (past its ${size} bytes)` };
-    return { kind: 'file', text: buffer.subarray(0, filled).toString('utf8') };
+    const text = buffer.subarray(0, filled).toString('utf8');
+    if (options.keep !== true) return { kind: 'file', text };
+    kept = true;
+    return { kind: 'file', text, kept: { handle, stats } };
   } finally {
-    await handle.close().catch(() => undefined);
+    if (!kept) await handle.close().catch(() => undefined);
   }
 }

@@ -26,8 +26,12 @@ export const FS_OPS: readonly FsOp[] = ['open', 'read', 'write', 'fsync', 'stat'
 export const ERRNOS = ['EMFILE', 'ENOSPC', 'EIO', 'EACCES'] as const;
 export type Errno = (typeof ERRNOS)[number];
 
-/** What to inject: the `nth` (1-based) call of `op` fails with `errno`, or waits until `release()` (`hang`). */
-export type FaultPlan = { readonly op: FsOp; readonly nth: number } & ({ readonly errno: Errno } | { readonly hang: true });
+/**
+ * What to inject: the `nth` (1-based) call of `op` fails with `errno`, or waits until `release()` (`hang`). With
+ * `path`, the `nth` call of `op` on that path, or on a path the RegExp matches (for a step whose calls run beside
+ * another's, in no fixed order).
+ */
+export type FaultPlan = { readonly op: FsOp; readonly nth: number; readonly path?: string | RegExp } & ({ readonly errno: Errno } | { readonly hang: true });
 
 /** A Node-like system error. */
 export function errnoError(errno: string, syscall: string, path: string): NodeJS.ErrnoException {
@@ -42,6 +46,8 @@ export function errnoError(errno: string, syscall: string, path: string): NodeJS
 /** The switchboard: counts calls per operation; fails or hangs the planned one. */
 class FsFaults {
   private readonly calls = new Map<FsOp, number>();
+  /** Calls of the plan's op on the plan's path (when it names one). */
+  private onPath = 0;
   private plan: FaultPlan | undefined;
   private readonly hung: (() => void)[] = [];
   /** The call that failed or hung since `arm`, if any. */
@@ -55,6 +61,7 @@ class FsFaults {
   /** Start counting from zero, failing the planned call (none: count only). */
   arm(plan?: FaultPlan): void {
     this.calls.clear();
+    this.onPath = 0;
     this.plan = plan;
     this.fired = undefined;
   }
@@ -74,11 +81,17 @@ class FsFaults {
     const n = (this.calls.get(op) ?? 0) + 1;
     this.calls.set(op, n);
     const plan = this.plan;
-    if (plan === undefined || plan.op !== op || plan.nth !== n) return;
+    if (plan === undefined || plan.op !== op) return;
+    if (plan.path === undefined ? plan.nth !== n : !pathMatches(plan.path, path) || ++this.onPath !== plan.nth) return;
     this.fired = { op, path };
     if ('hang' in plan) return new Promise<void>((go) => void this.hung.push(go));
     throw errnoError(plan.errno, op, path);
   }
+}
+
+/** True when `path` is `want`, or matches it. */
+function pathMatches(want: string | RegExp, path: string): boolean {
+  return typeof want === 'string' ? want === path : want.test(path);
 }
 
 export const faults = new FsFaults();

@@ -56,6 +56,11 @@ describe('I/O errors of the claim state', () => {
 
   it('EMFILE opening the checkpoint in an unprepare batch: every claim answers it, retryable; nothing on disk changes', async () => {
     const { s, a, b } = await preparedTwo();
+    // Another instance (a rolling update) writes the checkpoint since: the session's re-read opens the new file.
+    const other = stateOf();
+    await other.store.init();
+    await other.store.persist();
+    await other.store.close();
     const before = await snapshot();
     faults.arm({ op: 'open', nth: 1, errno: 'EMFILE' }); // the session's re-read of the checkpoint
     const out = await s.preparer.unprepare([a, b]);
@@ -76,8 +81,8 @@ describe('I/O errors of the claim state', () => {
     await s.store.init();
     const a = newRef('a');
     source.put(allocatedClaim(a, [{ device: 'gpu-0' }]));
-    // fsyncs of a fresh prepare: checkpoint (file, dir), spec (file, dir), checkpoint (file, dir)
-    faults.arm({ op: 'fsync', nth: 4, errno: 'EIO' });
+    // the fsync of the spec's directory (a fresh prepare's fsyncs run partly side by side: named by path)
+    faults.arm({ op: 'fsync', path: join(dir, 'cdi'), nth: 1, errno: 'EIO' });
     const out = await s.preparer.prepare([a]);
     faults.disarm();
     const error = out.get(a.uid)?.error ?? '';

@@ -80,7 +80,7 @@ describe('state sessions are bounded by a deadline', () => {
     telemetry.setReady(true);
     expect((await readyz(telemetry)).status).toBe(200);
 
-    faults.arm({ op: 'read', nth: 1, hang: true }); // the session's re-read of the checkpoint never returns
+    faults.arm({ op: 'stat', nth: 1, hang: true }); // the session's lstat of the checkpoint (its re-read) never returns
     const out = await s.preparer.prepare([b]);
     expect(faults.fired?.path).toBe(join(dir, 'state', 'checkpoint.json'));
     expect(out.get(b.uid)?.error).toContain(`claim ml/b (uid ${b.uid}): a session of the claim state did not finish within 2000 ms`);
