@@ -276,7 +276,10 @@ export async function startAgent(config: Config, logger: Logger, options: StartO
       registryDir: config.pluginRegistryDir,
       pluginsDir: config.pluginsDir,
       ...(config.podUid === undefined ? {} : { podUid: config.podUid }),
-      preparer: withClaimsChanged(withClaimStatus(preparer, claimStatus), () => late.telemetry?.claimsChanged()),
+      preparer: withClaimsChanged(withClaimStatus(preparer, claimStatus), () => {
+        late.telemetry?.claimsChanged();
+        podResources?.claimsChanged(); // the kubelet lists the pod's claims once the prepare returned
+      }),
       observer: draObserver, // DRA operation metrics (src/telemetry/dra-metrics.ts), once the telemetry runs
       health: deviceHealthSource(config.poolName, () => backend.inventory(), health),
       logger: logger.child({ component: 'kubelet-plugin' }),

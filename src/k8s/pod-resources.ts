@@ -6,11 +6,17 @@
  * (k8s.io/kubernetes pkg/kubelet/server/server.go `ListenAndServePodResources`), rate limited to 100 calls/s
  * (pkg/kubelet/apis/podresources/constants.go `DefaultQPS`).
  *
- * {@link PodResourcesWatcher} calls `List` every `intervalMs` (gpulet's sample interval), one call at a time,
- * each with a deadline and a bounded answer (`grpc.max_receive_message_length`), validates it
- * (pod-resources-index.ts) and keeps the last index. A failed call (no socket, timeout, bad answer) empties the
- * index — the `container` label is then absent, never stale — and is logged once until a call succeeds again.
- * Never throws after construction.
+ * {@link PodResourcesWatcher} calls `List` when its answer is read, not on a timer: at start, when a reader asks
+ * (a `/metrics` render: {@link PodResourcesWatcher.containersOf}) and the last call started `intervalMs`
+ * (gpulet's sample interval) or longer ago — the reader gets the last answer, the next reader the new one — and
+ * `intervalMs` after the node's claims changed ({@link PodResourcesWatcher.claimsChanged}: a pod's claim was
+ * prepared or unprepared, and the kubelet lists the pod's claims only once its prepare returned). So a node
+ * scraped every 15 s calls `List` about every 15 s rather than every second, and a node nobody scrapes calls it
+ * only when its claims change (dcgm-exporter calls it once per collection). The containers of a (pod, claim) are
+ * those of the pod's spec (`resources.claims`), fixed for the pod's life. One call at a time, each with a deadline
+ * and a bounded answer (`grpc.max_receive_message_length`), validated (pod-resources-index.ts); the last index is
+ * kept. A failed call (no socket, timeout, bad answer) empties the index — the `container` label is then absent,
+ * never stale — and is logged once until a call succeeds again. Never throws after construction.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -39,13 +45,15 @@ export interface PodResourcesOptions {
   readonly driverName: string;
   /** Our ResourceSlice pool (`ClaimResource.pool_name`). */
   readonly poolName: string;
-  /** Period of `List` calls, ms (> 0). */
+  /** Least time between two `List` calls a reader starts, and the delay of the call after a claims change, ms (> 0). */
   readonly intervalMs: number;
   /** Deadline of one call, ms; default {@link POD_RESOURCES_TIMEOUT_MS}. */
   readonly timeoutMs?: number;
   /** Largest answer accepted, bytes; default {@link POD_RESOURCES_MAX_MESSAGE_BYTES}. */
   readonly maxMessageBytes?: number;
   readonly logger: Logger;
+  /** Monotonic clock, ms (tests); default `performance.now`. */
+  readonly now?: () => number;
 }
 
 /** Find proto/ as src/dra/kubelet/grpc-protos.ts does: `GPULET_PROTO_DIR`, else the nearest `proto/` above this module. */
@@ -75,14 +83,19 @@ export function loadListMethod(): protoLoader.MethodDefinition<object, unknown> 
   return list;
 }
 
-/** Polls the kubelet's pod-resources `List` and answers which containers use a claim. */
+/** Calls the kubelet's pod-resources `List` when its answer is read (see the file doc) and answers which containers use a claim. */
 export class PodResourcesWatcher {
   private readonly client: grpc.Client;
   private readonly list: protoLoader.MethodDefinition<object, unknown>;
   private readonly timeoutMs: number;
+  private readonly now: () => number;
   private index: ClaimContainersIndex = EMPTY_CLAIM_CONTAINERS;
+  /** The call after a claims change, pending. */
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
+  /** When the last call started (the clock's ms); undefined before the first. */
+  private lastCallAt: number | undefined;
+  private started = false;
   /** The last failure logged (undefined: the last call succeeded, or none was made). */
   private failing: string | undefined;
   private answered = false;
@@ -93,18 +106,18 @@ export class PodResourcesWatcher {
     if (!(opts.intervalMs > 0)) throw new RangeError(`pod-resources: interval must be > 0 ms, got ${opts.intervalMs}`);
     this.list = loadListMethod();
     this.timeoutMs = opts.timeoutMs ?? POD_RESOURCES_TIMEOUT_MS;
+    this.now = opts.now ?? (() => performance.now());
     this.client = new grpc.Client(`unix:${opts.socketPath}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': opts.maxMessageBytes ?? POD_RESOURCES_MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': 1024,
     });
   }
 
-  /** Call `List` now and then every `intervalMs` until {@link stop}. */
+  /** Call `List` now; from then on, reads and claims changes start calls (see the file doc) until {@link stop}. */
   start(): void {
-    if (this.timer !== undefined || this.stopped) return;
+    if (this.started || this.stopped) return;
+    this.started = true;
     void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.opts.intervalMs);
-    this.timer.unref();
   }
 
   /**
@@ -118,15 +131,35 @@ export class PodResourcesWatcher {
     return this.inFlight;
   }
 
-  /** The containers of `pod` (namespace, name) using the claim `claimName`, from the last answer; undefined: none known. */
+  /**
+   * The containers of `pod` (namespace, name) using the claim `claimName`, from the last answer; undefined: none
+   * known. Once started, a read when no call runs and the last one started `intervalMs` or longer ago starts a
+   * call (in the background: this read answers from the last answer).
+   */
   containersOf(pod: { readonly namespace: string; readonly name: string }, claimName: string): readonly string[] | undefined {
+    if (this.started && !this.stopped && this.inFlight === undefined && (this.lastCallAt === undefined || this.now() - this.lastCallAt >= this.opts.intervalMs)) {
+      void this.refresh();
+    }
     return this.index.containersOf(pod.namespace, pod.name, claimName);
   }
 
-  /** Stop polling and close the channel. Idempotent. */
+  /**
+   * A claim of this node was prepared or unprepared: call `List` `intervalMs` from now (once for any number of
+   * changes meanwhile), by when the kubelet lists the pod's claims. No-op before {@link start} and after {@link stop}.
+   */
+  claimsChanged(): void {
+    if (!this.started || this.stopped || this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.refresh();
+    }, this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stop calling and close the channel. Idempotent. */
   stop(): void {
     this.stopped = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.index = EMPTY_CLAIM_CONTAINERS;
     this.client.close();
@@ -134,6 +167,7 @@ export class PodResourcesWatcher {
 
   private async call(): Promise<void> {
     if (this.stopped) return;
+    this.lastCallAt = this.now();
     let problem: string;
     try {
       const raw = await this.requestList();

@@ -88,11 +88,11 @@ export function claimAttributes(claim: ClaimRef, pods: readonly PodRef[]): Attrs
   return attrs;
 }
 
-/** Memory used by `uuids` together ({@link memoryUsed} summed), bytes; undefined when none of them reports it. */
-export function memoryUsedSum(uuids: Iterable<string>, readings: ReadonlyMap<string, DeviceSample>): number | undefined {
+/** Memory used by `devices` together ({@link memoryUsed} summed), bytes; undefined when none of them reports it. */
+export function memoryUsedSum(devices: readonly { readonly uuid: string }[], readings: ReadonlyMap<string, DeviceSample>): number | undefined {
   let sum: number | undefined;
-  for (const uuid of uuids) {
-    const used = memoryUsed(readings.get(uuid));
+  for (const d of devices) {
+    const used = memoryUsed(readings.get(d.uuid));
     if (used !== undefined) sum = (sum ?? 0) + used;
   }
   return sum;

@@ -101,6 +101,31 @@ interface LiveClaim {
   activeSeconds: number | undefined;
   memoryPeakBytes: number | undefined;
   readonly devices: Map<string, LiveDevice>;
+  /** The values of `devices`, in their order (devices are only ever added): iterated each sample without an iterator. */
+  readonly deviceList: LiveDevice[];
+}
+
+/** The same keys, each with the same (identical) owner array. */
+function sameEntries(a: ReadonlyMap<string, readonly DeviceOwner[]>, b: ReadonlyMap<string, readonly DeviceOwner[]>): boolean {
+  if (a.size !== b.size) return false;
+  let same = true;
+  b.forEach((list, uuid) => {
+    if (same && a.get(uuid) !== list) same = false;
+  });
+  return same;
+}
+
+/** Add a device to a live claim (both of its views). */
+function addDevice(live: LiveClaim, d: LiveDevice): void {
+  live.devices.set(d.uuid, d);
+  live.deviceList.push(d);
+}
+
+/** A claim holding devices in an `owners` map: its reference, pods and device UUIDs. */
+interface Holding {
+  readonly claim: ClaimRef;
+  readonly pods: readonly PodRef[];
+  readonly devices: string[];
 }
 
 interface Departed {
@@ -119,6 +144,14 @@ export class ClaimAccounting {
   private readonly persistIntervalMs: number;
   private readonly now: () => number;
   private sources: { readonly inventory: Inventory; readonly map: ReadonlyMap<string, EnergySource> } | undefined;
+  /** The readings of the sample being integrated, by device UUID (one map, refilled: {@link readingsOf}). */
+  private readonly readings = new Map<string, DeviceSample>();
+  /** The claims of the last `owners` (see {@link heldOf}), and a copy of its entries. */
+  private held: { readonly lists: ReadonlyMap<string, readonly DeviceOwner[]>; readonly map: ReadonlyMap<string, Holding> } | undefined;
+  /** The `held` map whose claims are all live (see {@link observe}). */
+  private heldSeen: ReadonlyMap<string, Holding> | undefined;
+  /** Holders per device of the live claims; undefined when the live claims or their devices changed since. */
+  private sharers: ReadonlyMap<string, number> | undefined;
   private lastPersistMs: number | undefined;
   private persistWanted = false;
   private persisting: Promise<void> | undefined;
@@ -132,64 +165,104 @@ export class ClaimAccounting {
   /**
    * Integrate one sample (see module docs). Never throws for bad readings (an unreadable one adds nothing).
    * @param sample the node's sample (`GpuBackend.sample()`)
-   * @param owners device UUID → holders at the time of the sample (`OwnershipSource.owners()`)
+   * @param owners device UUID → holders at the time of the sample (`OwnershipSource.owners()`; read again when a
+   *   device's owner array is another object than at the last sample, or devices came or went)
    * @param inventory the current inventory (MIG parents and profiles, power limits)
    */
   observe(sample: Sample, owners: ReadonlyMap<string, readonly DeviceOwner[]>, inventory: Inventory): void {
     const t = sample.timestampMs;
-    const readings = new Map(sample.devices.map((d) => [d.uuid, d]));
+    const readings = this.readingsOf(sample);
     const sources = this.sourcesOf(inventory);
-    // Claims holding devices now.
-    const held = new Map<string, { claim: ClaimRef; pods: readonly PodRef[]; devices: string[] }>();
-    for (const [uuid, list] of owners) {
-      for (const owner of list) {
-        const h = held.get(owner.claim.uid) ?? { claim: owner.claim, pods: owner.pods, devices: [] };
-        if (!h.devices.includes(uuid)) h.devices.push(uuid);
-        held.set(owner.claim.uid, h);
-      }
-    }
-    // Claims seen for the first time: from their recorded usage, or baselines only (nothing accrued).
-    const fresh = new Set<string>();
+    const held = this.heldOf(owners);
+    // Claims seen for the first time: from their recorded usage, or baselines only (nothing accrued). Once per
+    // `held`: while it is unchanged, every claim in it is live with its pods and devices.
+    let fresh: Set<string> | undefined;
     let stored: ReadonlyMap<string, ClaimUsage> | undefined;
-    for (const [uid, h] of held) {
+    for (const [uid, h] of this.heldSeen === held ? [] : held) {
       let live = this.live.get(uid);
       if (live === undefined) {
         stored ??= this.storedUsages();
         live = this.start(h.claim, h.pods, h.devices, stored.get(uid), sources, readings, t);
         this.live.set(uid, live);
+        this.sharers = undefined;
         this.departed.delete(uid); // prepared again under the same UID: its new series replace the final ones
         // A claim prepared while the agent runs is recorded at once; the claims found by the first sample (start-up)
         // were recorded by the agent before, or are at the persist interval (no checkpoint write at start-up).
         if (this.lastPersistMs !== undefined) this.persistWanted = true;
-        if (live.lastSampleMs === t) fresh.add(uid);
+        if (live.lastSampleMs === t) (fresh ??= new Set()).add(uid);
       }
       if (h.pods !== live.pods) {
         live.pods = h.pods;
         live.attributes = claimAttributes(live.claim, h.pods);
       }
       for (const uuid of h.devices) {
-        if (!live.devices.has(uuid)) live.devices.set(uuid, { uuid, energyMj: undefined, energy: sources.get(uuid) });
+        if (!live.devices.has(uuid)) {
+          addDevice(live, { uuid, energyMj: undefined, energy: sources.get(uuid) });
+          this.sharers = undefined;
+        }
       }
     }
     // The claims the interval is shared by, per device: those that held it at the last sample (still holding it,
-    // or departing now); a claim that arrived since starts at `t` and shares nothing of the interval.
-    const sharers = new Map<string, number>();
-    for (const [uid, live] of this.live) {
-      if (fresh.has(uid)) continue;
-      for (const uuid of live.devices.keys()) sharers.set(uuid, (sharers.get(uuid) ?? 0) + 1);
-    }
-    const sharersOf = (uuid: string): number => sharers.get(uuid) ?? 1;
-    for (const [uid, live] of this.live) {
-      if (!fresh.has(uid)) this.advance(live, t, readings, sources, sharersOf);
+    // or departing now); a claim that arrived since starts at `t` and shares nothing of the interval. Unchanged
+    // while the live claims and their devices are (kept across samples).
+    this.heldSeen = held;
+    const sharers = fresh === undefined ? (this.sharers ??= this.sharersOf(undefined)) : this.sharersOf(fresh);
+    for (const live of this.live.values()) {
+      const uid = live.claim.uid;
+      if (fresh === undefined || !fresh.has(uid)) this.advance(live, t, readings, sources, sharers);
       if (held.has(uid)) {
-        const used = memoryUsedSum(live.devices.keys(), readings);
+        const used = memoryUsedSum(live.deviceList, readings);
         if (used !== undefined) live.memoryPeakBytes = Math.max(live.memoryPeakBytes ?? 0, used);
       } else {
         this.live.delete(uid);
+        this.sharers = undefined;
         this.depart(live, t);
       }
     }
     this.maybePersist(t);
+  }
+
+  /** Device UUID → its reading in `sample`: one map, refilled for each sample (rebuilt when a device left). */
+  private readingsOf(sample: Sample): ReadonlyMap<string, DeviceSample> {
+    const map = this.readings;
+    for (const d of sample.devices) map.set(d.uuid, d);
+    if (map.size !== sample.devices.length) {
+      // A device of an earlier sample is not in this one (lost, or a MIG device destroyed): start over.
+      map.clear();
+      for (const d of sample.devices) map.set(d.uuid, d);
+    }
+    return map;
+  }
+
+  /**
+   * Claim UID → the claim, its pods and the devices it holds, from `owners`; kept while `owners` has the same
+   * devices with the same owner arrays (OwnershipView keeps a device's array while its owners are unchanged).
+   */
+  private heldOf(owners: ReadonlyMap<string, readonly DeviceOwner[]>): ReadonlyMap<string, Holding> {
+    if (this.held !== undefined && sameEntries(this.held.lists, owners)) return this.held.map;
+    const map = new Map<string, Holding>();
+    for (const [uuid, list] of owners) {
+      for (const owner of list) {
+        let h = map.get(owner.claim.uid);
+        if (h === undefined) {
+          h = { claim: owner.claim, pods: owner.pods, devices: [] };
+          map.set(owner.claim.uid, h);
+        }
+        if (!h.devices.includes(uuid)) h.devices.push(uuid);
+      }
+    }
+    this.held = { lists: new Map(owners), map };
+    return map;
+  }
+
+  /** Device UUID → how many live claims (but those in `fresh`) hold it. */
+  private sharersOf(fresh: ReadonlySet<string> | undefined): Map<string, number> {
+    const sharers = new Map<string, number>();
+    for (const live of this.live.values()) {
+      if (fresh?.has(live.claim.uid) === true) continue;
+      for (const d of live.deviceList) sharers.set(d.uuid, (sharers.get(d.uuid) ?? 0) + 1);
+    }
+    return sharers;
   }
 
   /**
@@ -287,11 +360,12 @@ export class ClaimAccounting {
       activeSeconds: usage?.activeSeconds,
       memoryPeakBytes: usage?.memoryPeakBytes,
       devices: new Map(),
+      deviceList: [],
     };
     for (const uuid of devices) {
       const energy = sources.get(uuid);
       const now = energy === undefined ? undefined : readings.get(energy.source)?.energyMillijoules;
-      live.devices.set(uuid, { uuid, energy, energyMj: restored ? base.get(uuid) : now });
+      addDevice(live, { uuid, energy, energyMj: restored ? base.get(uuid) : now });
     }
     if (!restored && live.energyJoules === undefined && [...live.devices.values()].some((d) => d.energyMj !== undefined && d.energy?.share !== undefined)) {
       live.energyJoules = 0;
@@ -303,14 +377,14 @@ export class ClaimAccounting {
   }
 
   /** Attribute `(live.lastSampleMs, t]` to the claim (see module docs). */
-  private advance(live: LiveClaim, t: number, readings: ReadonlyMap<string, DeviceSample>, sources: ReadonlyMap<string, EnergySource>, holdersOf: (uuid: string) => number): void {
+  private advance(live: LiveClaim, t: number, readings: ReadonlyMap<string, DeviceSample>, sources: ReadonlyMap<string, EnergySource>, holders: ReadonlyMap<string, number>): void {
     const dtMs = t - live.lastSampleMs;
     if (dtMs === 0) return;
     const back = dtMs < 0; // the wall clock went back: restart the baselines
     const dt = dtMs / 1000;
-    for (const d of live.devices.values()) {
+    for (const d of live.deviceList) {
       d.energy = sources.get(d.uuid) ?? d.energy; // a departed MIG device keeps its last known source
-      const n = Math.max(1, holdersOf(d.uuid));
+      const n = Math.max(1, holders.get(d.uuid) ?? 1);
       const energy = d.energy;
       const counter = energy === undefined ? undefined : readings.get(energy.source)?.energyMillijoules;
       if (!back) {

@@ -100,10 +100,14 @@ export class Sampler {
     await this.inFlight;
   }
 
+  /** Arm the timer for the next periodic sample: one unref'd timer for the sampler's life, re-armed (`refresh()`). */
   private schedule(): void {
     if (!this.running) return;
+    if (this.timer !== undefined) {
+      this.timer.refresh();
+      return;
+    }
     this.timer = setTimeout(() => {
-      this.timer = undefined;
       void this.sampleNow().then(() => this.schedule());
     }, this.intervalMs);
     this.timer.unref();

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { indexClaimContainers, listPodResourcesResponseSchema } from '../../src/k8s/pod-resources-index.js';
 import { loadListMethod, PodResourcesWatcher } from '../../src/k8s/pod-resources.js';
 import { recordingLogger } from '../helpers/log.js';
@@ -106,14 +106,19 @@ describe('PodResourcesWatcher', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** `List` calls the server received. */
+  let calls = 0;
+
   /** Serve `List` on the socket with `answer` (a function of the call number; undefined: never answer). */
   async function serve(answer: (n: number) => unknown): Promise<void> {
     const list = loadListMethod();
     const s = new grpc.Server();
     let n = 0;
+    calls = 0;
     s.addService({ List: list }, {
       List: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        const a = answer(n++);
+        calls = ++n;
+        const a = answer(n - 1);
         if (a !== undefined) cb(null, a);
       },
     });
@@ -121,7 +126,7 @@ describe('PodResourcesWatcher', () => {
     server = s;
   }
 
-  const watch = (log = recordingLogger(), extra: { timeoutMs?: number; maxMessageBytes?: number } = {}) => {
+  const watch = (log = recordingLogger(), extra: { timeoutMs?: number; maxMessageBytes?: number; intervalMs?: number; now?: () => number } = {}) => {
     watcher = new PodResourcesWatcher({ socketPath: socket, driverName: DRIVER, poolName: POOL, intervalMs: 60_000, logger: log.logger, ...extra });
     return watcher;
   };
@@ -134,6 +139,46 @@ describe('PodResourcesWatcher', () => {
     expect(w.containersOf(POD, 'train-gpu')).toEqual(['main', 'sidecar']);
     await w.refresh();
     expect(w.containersOf(POD, 'train-gpu')).toBeUndefined();
+  });
+
+  it('calls List at start, then when a read finds the last call an interval old (the read answers from the last answer), never on its own', async () => {
+    await serve((n) => (n === 0 ? { pod_resources: [] } : ANSWER));
+    let now = 0;
+    const w = watch(recordingLogger(), { intervalMs: 1000, now: () => now });
+    const refresh = vi.spyOn(w, 'refresh');
+    expect(w.containersOf(POD, 'train-gpu')).toBeUndefined();
+    expect(refresh).not.toHaveBeenCalled(); // not started: reads call nothing
+    w.start();
+    expect(refresh).toHaveBeenCalledTimes(1);
+    await refresh.mock.results[0]?.value;
+    now = 999;
+    expect(w.containersOf(POD, 'train-gpu')).toBeUndefined(); // the start's answer (no such pod)
+    expect(refresh).toHaveBeenCalledTimes(1); // within the interval: no call
+    now = 1000;
+    expect(w.containersOf(POD, 'train-gpu')).toBeUndefined(); // an interval on: this read starts a call, answers from the last answer
+    w.containersOf(POD, 'train-gpu'); // one call at a time
+    expect(refresh).toHaveBeenCalledTimes(2);
+    await refresh.mock.results[1]?.value;
+    expect(w.containersOf(POD, 'train-gpu')).toEqual(['main', 'sidecar']); // the next read: the new answer, no call
+    expect(refresh).toHaveBeenCalledTimes(2);
+    expect(calls).toBe(2);
+  });
+
+  it('calls List an interval after the claims changed, once for several changes; not before start nor after stop', async () => {
+    await serve(() => ANSWER);
+    const w = watch(recordingLogger(), { intervalMs: 50 });
+    const refresh = vi.spyOn(w, 'refresh');
+    w.claimsChanged(); // not started: nothing scheduled
+    w.start();
+    await refresh.mock.results[0]?.value;
+    w.claimsChanged();
+    w.claimsChanged();
+    await waitFor(() => calls === 2 || undefined, { what: 'the call after the claims changed' });
+    expect(refresh).toHaveBeenCalledTimes(2); // start, and one for both changes
+    w.claimsChanged();
+    w.stop(); // the pending call is dropped with the channel
+    expect(w.containersOf(POD, 'train-gpu')).toBeUndefined();
+    expect(refresh).toHaveBeenCalledTimes(2);
   });
 
   it('without a socket: no label, one warning for any number of failures, then recovers when the kubelet answers', async () => {

@@ -168,6 +168,50 @@ describe('per-claim accounting when a device changes hands', () => {
   });
 });
 
+describe('per-claim accounting across samples (what it keeps from one sample to the next)', () => {
+  it('follows an ownership map changed in place (owners replaced, a device added), as a new map', async () => {
+    const { inventory, next } = await machine('dgx-h100');
+    const [g0, g1] = [inventory.gpus[0]!.uuid, inventory.gpus[1]!.uuid];
+    const a = claimRef({ namespace: 'ml', name: 'a' });
+    const b = claimRef({ namespace: 'ml', name: 'b' });
+    const inPlace = ownersOf([[a, [g0]]]);
+    const fresh = new ClaimAccounting({ logger: silentLogger(), paths: [] });
+    const same = new ClaimAccounting({ logger: silentLogger(), paths: [] });
+    const steps: readonly Holding[][] = [[[a, [g0]]], [[a, [g0]]], [[b, [g0]]], [[b, [g0]]], [[b, [g0, g1]]], [[b, [g0, g1]]], [[a, [g1]]]];
+    for (const holdings of steps) {
+      const s = await next();
+      const owners = ownersOf(holdings);
+      inPlace.clear();
+      for (const [uuid, list] of owners) inPlace.set(uuid, list);
+      fresh.observe(s, owners, inventory);
+      same.observe(s, inPlace, inventory);
+    }
+    for (const c of [a, b]) expect(same.totals(c.uid)).toEqual(fresh.totals(c.uid));
+    expect(same.totals(b.uid)?.departedAtMs).toBeDefined();
+    expect(same.totals(a.uid)?.departedAtMs).toBeUndefined(); // a holds g1 again (same UID: live again)
+  });
+
+  it('a device missing from a sample (lost) has no readings in it: its interval adds device-seconds but no energy and no memory', async () => {
+    const { inventory, next } = await machine('h100-80gb');
+    const gpu = inventory.gpus[0]!.uuid;
+    const claim = claimRef({ namespace: 'ml', name: 'lost' });
+    const owners = ownersOf([[claim, [gpu]]]);
+    const acct = new ClaimAccounting({ logger: silentLogger(), paths: [] });
+    const first = await next();
+    acct.observe(first, owners, inventory);
+    const second = await next();
+    acct.observe(second, owners, inventory);
+    const before = acct.totals(claim.uid)!;
+    const lost = await next();
+    acct.observe({ timestampMs: lost.timestampMs, devices: [] }, owners, inventory);
+    const after = acct.totals(claim.uid)!;
+    expect(after.deviceSeconds).toBe(before.deviceSeconds + STEP_MS / 1000);
+    expect(after.energyJoules).toBe(before.energyJoules);
+    expect(after.activeSeconds).toBe(before.activeSeconds);
+    expect(after.memoryPeakBytes).toBe(before.memoryPeakBytes);
+  });
+});
+
 describe('per-claim accounting of MIG devices', () => {
   it('shares add up: a fully partitioned GPU\'s claims get its whole delta; an unheld instance\'s share stays unattributed', async () => {
     const { inventory, next } = await machine('dgx-h100');

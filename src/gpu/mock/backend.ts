@@ -218,6 +218,7 @@ class MockGpuBackend implements MockBackend {
   }
 
   private strip(s: DeviceSample): DeviceSample {
+    if (this.unsupported.size === 0) return s;
     const drop = [...(this.unsupported.get('*') ?? []), ...(this.unsupported.get(s.uuid) ?? [])];
     if (drop.length === 0) return s;
     const out: Record<string, unknown> = { ...s };

@@ -14,7 +14,7 @@
  * sample after the first carries GPM profiling metrics (`gpm`, the constant activity model of gpm.ts, as NVML
  * needs two samples); an Ampere GPU and its MIG devices have none.
  */
-import type { DeviceSample, GpuInfo, MigDeviceInfo } from '../types.js';
+import type { DeviceSample, GpmMetrics, GpuInfo, MigDeviceInfo } from '../types.js';
 import { loadAt, loadCurve, trendAt, valueNoise, type LoadCurve } from './curve.js';
 import { gpmActivity, gpmMetricsOf, gpmSupported } from './gpm.js';
 import { mockSeed } from './identity.js';
@@ -27,6 +27,9 @@ export const CLOCK_EVENT_REASON = { gpuIdle: 0x1, swPowerCap: 0x4, swThermalSlow
 export const TEMPERATURE_RANGE_C = { min: 30, max: 85 } as const;
 
 const MIB = 1024 * 1024;
+
+/** `T` with its fields writable: a sample is built in place, then handed out read-only. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 const TEMP_TAU_S = 60;
 
 interface MigSim {
@@ -52,8 +55,8 @@ export class GpuSimulator {
   private nvlinkBytes = 0;
   private eccCorrected = 0;
   private eccUncorrected = 0;
-  /** GPM needs two samples: devices sampled once already (UUIDs). */
-  private readonly gpmSeen = new Set<string>();
+  /** GPM needs two samples: devices sampled once already (UUIDs; null), with their metrics once computed. */
+  private readonly gpmSeen = new Map<string, { readonly a: number; readonly mig: boolean; readonly metrics: GpmMetrics } | null>();
 
   constructor(
     public info: GpuInfo,
@@ -138,7 +141,7 @@ export class GpuSimulator {
       : Math.round(usableBytes * (0.02 + 0.9 * trendAt(this.curve, tSec)) / MIB) * MIB;
     // nvml.h, nvmlMemory_v2_t: used = reserved + allocated, free = total − used.
     const usedBytes = reservedBytes + allocatedBytes;
-    const base: DeviceSample = {
+    const base: Mutable<DeviceSample> = {
       uuid: this.info.uuid,
       memoryUsedBytes: usedBytes,
       memoryFreeBytes: totalBytes - usedBytes,
@@ -163,16 +166,14 @@ export class GpuSimulator {
       nvlinkDataBytes: this.nvlinkBytes,
     };
     const gpm = this.gpm(this.info.uuid, gpmActivity(this.info.minor), false);
-    const withGpm = gpm === undefined ? base : { ...base, gpm };
-    if (this.info.migEnabled) return withGpm;
+    if (gpm !== undefined) base.gpm = gpm;
+    if (this.info.migEnabled) return base;
     const memBusy = load * (0.55 + 0.1 * valueNoise(this.curve.seed ^ 0x1234567, tSec / 7));
-    return {
-      ...withGpm,
-      gpuUtilizationPercent: Math.round(load * 100),
-      memoryUtilizationPercent: Math.round(Math.min(1, Math.max(0, memBusy)) * 100),
-      encoderUtilizationPercent: 0,
-      decoderUtilizationPercent: 0,
-    };
+    base.gpuUtilizationPercent = Math.round(load * 100);
+    base.memoryUtilizationPercent = Math.round(Math.min(1, Math.max(0, memBusy)) * 100);
+    base.encoderUtilizationPercent = 0;
+    base.decoderUtilizationPercent = 0;
+    return base;
   }
 
   /** Readings of each MIG device at `timestampMs`: memory only (NVML has no utilization for MIG devices). */
@@ -180,25 +181,33 @@ export class GpuSimulator {
     const tSec = timestampMs / 1000;
     return this.migs.map((g) => {
       const used = migUsedBytes(g, tSec);
-      const sample: DeviceSample = {
+      const sample: Mutable<DeviceSample> = {
         uuid: g.info.uuid,
         memoryUsedBytes: used,
         memoryFreeBytes: g.info.memoryBytes - used,
         memoryTotalBytes: g.info.memoryBytes,
       };
       const gpm = this.gpm(g.info.uuid, gpmActivity(this.info.minor, g.info.gpuInstanceId), true);
-      return gpm === undefined ? sample : { ...sample, gpm };
+      if (gpm !== undefined) sample.gpm = gpm;
+      return sample;
     });
   }
 
-  /** GPM metrics of device `uuid` (activity `a`): none before Hopper, none at its first sample (NVML needs two). */
+  /**
+   * GPM metrics of device `uuid` (activity `a`): none before Hopper, none at its first sample (NVML needs two).
+   * The activity model is constant per device (gpm.ts), so one frozen object per device serves every sample.
+   */
   private gpm(uuid: string, a: number, mig: boolean): DeviceSample['gpm'] {
     if (!gpmSupported(this.info.architecture)) return undefined;
-    if (!this.gpmSeen.has(uuid)) {
-      this.gpmSeen.add(uuid);
+    const seen = this.gpmSeen.get(uuid);
+    if (seen === undefined) {
+      this.gpmSeen.set(uuid, null);
       return undefined;
     }
-    return gpmMetricsOf(a, mig);
+    if (seen !== null && seen.a === a && seen.mig === mig) return seen.metrics;
+    const metrics = Object.freeze(gpmMetricsOf(a, mig));
+    this.gpmSeen.set(uuid, { a, mig, metrics });
+    return metrics;
   }
 }
 
