@@ -132,11 +132,14 @@ export interface KeptFile {
  *   when it was, but the directory could not be synced.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  await writeAtomic(path, data, mode, false);
+  await (await stageFileAtomic(path, data, mode)).commit();
 }
 
-/** Opens `dir` for its fsync; a refusal the recipe tolerates is `undefined`. Never rejects: an error is returned. */
-async function openDir(dir: string): Promise<FileHandle | undefined | { readonly error: unknown }> {
+/** The directory opened for its fsync: a handle, `undefined` for a refusal the recipe tolerates, or the error. */
+type DirOpen = FileHandle | undefined | { readonly error: unknown };
+
+/** Opens `dir` for its fsync (see {@link DirOpen}). Never rejects: an error is returned. */
+async function openDir(dir: string): Promise<DirOpen> {
   try {
     return await open(dir, 'r');
   } catch (err) {
@@ -144,13 +147,16 @@ async function openDir(dir: string): Promise<FileHandle | undefined | { readonly
   }
 }
 
-function isHandle(x: FileHandle | undefined | { readonly error: unknown }): x is FileHandle {
+function isHandle(x: DirOpen): x is FileHandle {
   return x !== undefined && !('error' in x);
 }
 
-async function writeAtomic(path: string, data: string | Uint8Array, mode: number, keep: boolean): Promise<KeptFile | undefined> {
-  const staged = await stageAtomic(path, data, mode);
-  return staged.put(keep);
+/** Remove a temp file that will not be renamed, and close what is open for it. Never rejects. */
+async function discard(tmp: string, file: FileHandle | undefined, dirOpen: Promise<DirOpen>): Promise<void> {
+  await file?.close().catch(() => undefined);
+  await rm(tmp, { force: true }).catch(() => undefined);
+  const d = await dirOpen;
+  if (isHandle(d)) await d.close().catch(() => undefined);
 }
 
 /**
@@ -164,8 +170,19 @@ async function writeAtomic(path: string, data: string | Uint8Array, mode: number
  * @throws the fs error unchanged when the temp file cannot be written (it is removed).
  */
 export async function stageFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<StagedFile> {
-  const staged = await stageAtomic(path, data, mode);
-  return { path, commit: () => staged.put(false).then(() => undefined), commitKept: () => staged.put(true), abort: () => staged.abort() };
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`); // see isAtomicTempName
+  const dirOpen = openDir(dir);
+  let handle;
+  try {
+    handle = await open(tmp, 'wx', mode);
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (err) {
+    await discard(tmp, handle, dirOpen);
+    throw err;
+  }
+  return new Staged(path, tmp, handle, dirOpen);
 }
 
 /** A temp file written and fsync'd by {@link stageFileAtomic}, not yet renamed to its path. */
@@ -188,46 +205,32 @@ export interface StagedFile {
   abort(): Promise<void>;
 }
 
-async function stageAtomic(path: string, data: string | Uint8Array, mode: number): Promise<Staged> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`); // see isAtomicTempName
-  const dirOpen = openDir(dir);
-  let handle;
-  try {
-    handle = await open(tmp, 'wx', mode);
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (err) {
-    await handle?.close().catch(() => undefined);
-    await rm(tmp, { force: true }).catch(() => undefined);
-    const d = await dirOpen;
-    if (isHandle(d)) await d.close().catch(() => undefined);
-    throw err;
-  }
-  return new Staged(path, tmp, handle, dirOpen);
-}
-
 /** The second half of an atomic write (see {@link stageFileAtomic}). */
-class Staged {
+class Staged implements StagedFile {
   private done = false;
 
   constructor(
-    private readonly path: string,
+    readonly path: string,
     private readonly tmp: string,
     private readonly file: FileHandle,
-    private readonly dirOpen: Promise<FileHandle | undefined | { readonly error: unknown }>,
+    private readonly dirOpen: Promise<DirOpen>,
   ) {}
+
+  async commit(): Promise<void> {
+    await this.put(false);
+  }
+
+  commitKept(): Promise<KeptFile | undefined> {
+    return this.put(true);
+  }
 
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    await this.file.close().catch(() => undefined);
-    await rm(this.tmp, { force: true }).catch(() => undefined);
-    const d = await this.dirOpen;
-    if (isHandle(d)) await d.close().catch(() => undefined);
+    await discard(this.tmp, this.file, this.dirOpen);
   }
 
-  async put(keep: boolean): Promise<KeptFile | undefined> {
+  private async put(keep: boolean): Promise<KeptFile | undefined> {
     if (this.done) throw new Error(`internal: the staged write of ${this.path} was already committed or aborted`);
     this.done = true;
     const { path, file } = this;
@@ -235,10 +238,7 @@ class Staged {
       faultPoint('atomic:before-rename');
       await rename(this.tmp, path);
     } catch (err) {
-      await file.close().catch(() => undefined);
-      await rm(this.tmp, { force: true }).catch(() => undefined);
-      const d = await this.dirOpen;
-      if (isHandle(d)) await d.close().catch(() => undefined);
+      await discard(this.tmp, file, this.dirOpen);
       throw err;
     }
     const d = await this.dirOpen;

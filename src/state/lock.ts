@@ -28,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { lock as lockDir } from 'proper-lockfile';
 import { errorMessage, GpuletError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { KnownDirs } from './atomic-file.js';
 import { mkdir } from './fs.js';
 
 /** File name of the lock in the state dir. */
@@ -103,8 +104,8 @@ export class StateLock {
   readonly timings: StateLockTimings;
   private readonly log: Logger;
 
-  /** The state dir was created or found by an earlier acquire: no `mkdir -p` (two thread-pool round trips) each time. */
-  private stateDirKnown = false;
+  /** The state dir once created or found (atomic-file.ts `KnownDirs`: no `mkdir -p`, two thread-pool round trips, per acquire). */
+  private readonly dirs = new KnownDirs();
 
   constructor(options: StateLockOptions) {
     this.path = options.path;
@@ -122,8 +123,6 @@ export class StateLock {
     const { staleMs, updateMs, retryMinMs, retryMaxMs } = this.timings;
     const deadline = Date.now() + Math.max(0, timeoutMs);
     const stateDir = dirname(this.path);
-    await this.ensureStateDir(stateDir);
-    let recreated = false;
     let compromised: string | undefined;
     const onCompromised = (err: Error): void => {
       compromised = `the state lock ${this.path} was lost while held: ${err.message}`;
@@ -131,7 +130,11 @@ export class StateLock {
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        const release = await lockDir(this.path, { lockfilePath: this.path, realpath: false, stale: staleMs, update: updateMs, retries: 0, fs: lockFs, onCompromised });
+        const release = await this.dirs.within(
+          stateDir,
+          () => this.makeStateDir(stateDir),
+          () => lockDir(this.path, { lockfilePath: this.path, realpath: false, stale: staleMs, update: updateMs, retries: 0, fs: lockFs, onCompromised }),
+        );
         const path = this.path;
         const log = this.log;
         return {
@@ -145,15 +148,8 @@ export class StateLock {
           },
         };
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if ((code === 'ENOENT' || code === 'ENOTDIR') && this.stateDirKnown && !recreated) {
-          // The state dir went since it was created or found: create it again (its error names the problem), retry once.
-          recreated = true;
-          this.stateDirKnown = false;
-          await this.ensureStateDir(stateDir);
-          continue;
-        }
-        if (code !== 'ELOCKED') {
+        if (err instanceof StateLockError) throw err; // the state dir cannot be created
+        if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
           throw new StateLockError(this.path, false, `cannot create the state lock ${this.path}: ${errorMessage(err)}; check that the state dir is writable`, { cause: err });
         }
         const left = deadline - Date.now();
@@ -169,17 +165,14 @@ export class StateLock {
   }
 
   /**
-   * `mkdir -p` the state dir, unless an earlier acquire created or found it (a lock attempt that then finds it
-   * gone, ENOENT, comes back here).
+   * `mkdir -p` the state dir (first acquire, and again when a lock attempt finds it gone: `KnownDirs.within`).
    * @throws StateLockError naming the fs error when it cannot be created.
    */
-  private async ensureStateDir(stateDir: string): Promise<void> {
-    if (this.stateDirKnown) return;
+  private async makeStateDir(stateDir: string): Promise<void> {
     try {
       await mkdir(stateDir, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new StateLockError(this.path, false, `cannot create the state dir of the lock ${this.path}: ${errorMessage(err)}; check that it is writable`, { cause: err });
     }
-    this.stateDirKnown = true;
   }
 }

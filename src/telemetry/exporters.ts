@@ -186,16 +186,14 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const observe = () => observeOwn(INSTRUMENTS, context, () => accounting.collect(), logger);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const readers: IMetricReader[] = [prometheus];
-  let exportFailures: ExportFailureLog | undefined;
+  const exportFailures = opts.otlp === undefined ? undefined : new ExportFailureLog({ logger, endpoint: opts.otlp.endpoint });
   if (opts.otlp !== undefined) {
     const intervalMs = checkOption('otlpExportIntervalMs', opts.otlp.intervalMs ?? OPTION_BOUNDS.otlpExportIntervalMs.default);
     const timeoutMs = Math.min(opts.otlp.timeoutMs ?? 30_000, intervalMs);
     const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
     const otlp = new OTLPMetricExporter({ url: opts.otlp.endpoint, timeoutMillis: timeoutMs });
-    const failures = new ExportFailureLog({ logger, endpoint: opts.otlp.endpoint });
-    exportFailures = failures;
     const exporter = ownMetricsExporter(otlp, scope, observe, (ok, error) => {
-      failures.record(ok, error);
+      exportFailures?.record(ok, error);
       if (ok) accounting.delivered('otlp');
     });
     readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: intervalMs, exportTimeoutMillis: timeoutMs }));
@@ -242,10 +240,9 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
     .createObservableCounter('gpulet.telemetry.sample.failures', { unit: '{failure}', description: 'GPU samples that failed (the previous sample was kept)' })
     .addCallback((r) => r.observe(sampler.stats().failed));
   if (exportFailures !== undefined) {
-    const failures = exportFailures;
     meter
       .createObservableCounter('gpulet.telemetry.otlp.export.failures', { unit: '{failure}', description: 'OTLP exports that failed (their interval did not reach the collector)' })
-      .addCallback((r) => r.observe(failures.failures()));
+      .addCallback((r) => r.observe(exportFailures.failures()));
   }
 
   await sampler.sampleNow();
