@@ -89,7 +89,7 @@ export function claimAttributes(claim: ClaimRef, pods: readonly PodRef[]): Attrs
 }
 
 /** Memory used by `devices` together ({@link memoryUsed} summed), bytes; undefined when none of them reports it. */
-export function memoryUsedSum(devices: readonly { readonly uuid: string }[], readings: ReadonlyMap<string, DeviceSample>): number | undefined {
+export function memoryUsedSum(devices: Iterable<{ readonly uuid: string }>, readings: ReadonlyMap<string, DeviceSample>): number | undefined {
   let sum: number | undefined;
   for (const d of devices) {
     const used = memoryUsed(readings.get(d.uuid));

@@ -36,14 +36,15 @@
  *
  * Persistence: the usage of the prepared claims is recorded in the checkpoint when a claim prepared while the agent
  * runs is first seen (its baselines), then at most every `persistIntervalMs`, and once more at shutdown
- * ({@link flush}). The first sample after start-up writes nothing (the claims it finds continue from their records;
+ * ({@link flush}; accounting-recorder.ts). The first sample after start-up writes nothing (the claims it finds continue from their records;
  * one without a record gets it at the interval), so a start-up never writes the checkpoint for accounting.
  */
 import type { ClaimRef, ClaimUsage, ClaimUsageStore, DeviceOwner, PodRef } from '../model/types.js';
 import type { DeviceSample, GpuInfo, Inventory, Sample } from '../gpu/types.js';
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Attrs } from './attributes.js';
+import { UsageRecorder } from './accounting-recorder.js';
+import { Holdings, SampleReadings, type Holding } from './accounting-inputs.js';
 import { activeFraction, claimAttributes, energySources, memoryUsedSum, plausibleEnergyDeltaMj, type EnergySource } from './accounting-rules.js';
 
 /** How long a departed claim's final totals are kept at most when no export path collects them, ms. */
@@ -101,31 +102,6 @@ interface LiveClaim {
   activeSeconds: number | undefined;
   memoryPeakBytes: number | undefined;
   readonly devices: Map<string, LiveDevice>;
-  /** The values of `devices`, in their order (devices are only ever added): iterated each sample without an iterator. */
-  readonly deviceList: LiveDevice[];
-}
-
-/** The same keys, each with the same (identical) owner array. */
-function sameEntries(a: ReadonlyMap<string, readonly DeviceOwner[]>, b: ReadonlyMap<string, readonly DeviceOwner[]>): boolean {
-  if (a.size !== b.size) return false;
-  let same = true;
-  b.forEach((list, uuid) => {
-    if (same && a.get(uuid) !== list) same = false;
-  });
-  return same;
-}
-
-/** Add a device to a live claim (both of its views). */
-function addDevice(live: LiveClaim, d: LiveDevice): void {
-  live.devices.set(d.uuid, d);
-  live.deviceList.push(d);
-}
-
-/** A claim holding devices in an `owners` map: its reference, pods and device UUIDs. */
-interface Holding {
-  readonly claim: ClaimRef;
-  readonly pods: readonly PodRef[];
-  readonly devices: string[];
 }
 
 interface Departed {
@@ -141,24 +117,24 @@ export class ClaimAccounting {
   private readonly live = new Map<string, LiveClaim>();
   private readonly departed = new Map<string, Departed>();
   private readonly log: Logger;
-  private readonly persistIntervalMs: number;
   private readonly now: () => number;
   private sources: { readonly inventory: Inventory; readonly map: ReadonlyMap<string, EnergySource> } | undefined;
-  /** The readings of the sample being integrated, by device UUID (one map, refilled: {@link readingsOf}). */
-  private readonly readings = new Map<string, DeviceSample>();
-  /** The claims of the last `owners` (see {@link heldOf}), and a copy of its entries. */
-  private held: { readonly lists: ReadonlyMap<string, readonly DeviceOwner[]>; readonly map: ReadonlyMap<string, Holding> } | undefined;
+  private readonly readings = new SampleReadings();
+  private readonly holdings = new Holdings();
   /** The `held` map whose claims are all live (see {@link observe}). */
   private heldSeen: ReadonlyMap<string, Holding> | undefined;
   /** Holders per device of the live claims; undefined when the live claims or their devices changed since. */
   private sharers: ReadonlyMap<string, number> | undefined;
-  private lastPersistMs: number | undefined;
-  private persistWanted = false;
-  private persisting: Promise<void> | undefined;
+  private readonly recorder: UsageRecorder;
 
   constructor(private readonly options: ClaimAccountingOptions) {
     this.log = options.logger.child({ component: 'accounting' });
-    this.persistIntervalMs = options.persistIntervalMs ?? DEFAULT_PERSIST_INTERVAL_MS;
+    this.recorder = new UsageRecorder({
+      store: options.store,
+      intervalMs: options.persistIntervalMs ?? DEFAULT_PERSIST_INTERVAL_MS,
+      usages: () => this.usages(),
+      logger: this.log,
+    });
     this.now = options.now ?? Date.now;
   }
 
@@ -171,9 +147,9 @@ export class ClaimAccounting {
    */
   observe(sample: Sample, owners: ReadonlyMap<string, readonly DeviceOwner[]>, inventory: Inventory): void {
     const t = sample.timestampMs;
-    const readings = this.readingsOf(sample);
+    const readings = this.readings.of(sample);
     const sources = this.sourcesOf(inventory);
-    const held = this.heldOf(owners);
+    const held = this.holdings.of(owners);
     // Claims seen for the first time: from their recorded usage, or baselines only (nothing accrued). Once per
     // `held`: while it is unchanged, every claim in it is live with its pods and devices.
     let fresh: Set<string> | undefined;
@@ -181,14 +157,14 @@ export class ClaimAccounting {
     for (const [uid, h] of this.heldSeen === held ? [] : held) {
       let live = this.live.get(uid);
       if (live === undefined) {
-        stored ??= this.storedUsages();
+        stored ??= this.recorder.stored();
         live = this.start(h.claim, h.pods, h.devices, stored.get(uid), sources, readings, t);
         this.live.set(uid, live);
         this.sharers = undefined;
         this.departed.delete(uid); // prepared again under the same UID: its new series replace the final ones
         // A claim prepared while the agent runs is recorded at once; the claims found by the first sample (start-up)
         // were recorded by the agent before, or are at the persist interval (no checkpoint write at start-up).
-        if (this.lastPersistMs !== undefined) this.persistWanted = true;
+        this.recorder.claimArrived();
         if (live.lastSampleMs === t) (fresh ??= new Set()).add(uid);
       }
       if (h.pods !== live.pods) {
@@ -197,7 +173,7 @@ export class ClaimAccounting {
       }
       for (const uuid of h.devices) {
         if (!live.devices.has(uuid)) {
-          addDevice(live, { uuid, energyMj: undefined, energy: sources.get(uuid) });
+          live.devices.set(uuid, { uuid, energyMj: undefined, energy: sources.get(uuid) });
           this.sharers = undefined;
         }
       }
@@ -211,7 +187,7 @@ export class ClaimAccounting {
       const uid = live.claim.uid;
       if (fresh === undefined || !fresh.has(uid)) this.advance(live, t, readings, sources, sharers);
       if (held.has(uid)) {
-        const used = memoryUsedSum(live.deviceList, readings);
+        const used = memoryUsedSum(live.devices.values(), readings);
         if (used !== undefined) live.memoryPeakBytes = Math.max(live.memoryPeakBytes ?? 0, used);
       } else {
         this.live.delete(uid);
@@ -219,40 +195,7 @@ export class ClaimAccounting {
         this.depart(live, t);
       }
     }
-    this.maybePersist(t);
-  }
-
-  /** Device UUID → its reading in `sample`: one map, refilled for each sample (rebuilt when a device left). */
-  private readingsOf(sample: Sample): ReadonlyMap<string, DeviceSample> {
-    const map = this.readings;
-    for (const d of sample.devices) map.set(d.uuid, d);
-    if (map.size !== sample.devices.length) {
-      // A device of an earlier sample is not in this one (lost, or a MIG device destroyed): start over.
-      map.clear();
-      for (const d of sample.devices) map.set(d.uuid, d);
-    }
-    return map;
-  }
-
-  /**
-   * Claim UID → the claim, its pods and the devices it holds, from `owners`; kept while `owners` has the same
-   * devices with the same owner arrays (OwnershipView keeps a device's array while its owners are unchanged).
-   */
-  private heldOf(owners: ReadonlyMap<string, readonly DeviceOwner[]>): ReadonlyMap<string, Holding> {
-    if (this.held !== undefined && sameEntries(this.held.lists, owners)) return this.held.map;
-    const map = new Map<string, Holding>();
-    for (const [uuid, list] of owners) {
-      for (const owner of list) {
-        let h = map.get(owner.claim.uid);
-        if (h === undefined) {
-          h = { claim: owner.claim, pods: owner.pods, devices: [] };
-          map.set(owner.claim.uid, h);
-        }
-        if (!h.devices.includes(uuid)) h.devices.push(uuid);
-      }
-    }
-    this.held = { lists: new Map(owners), map };
-    return map;
+    this.recorder.sampled(t);
   }
 
   /** Device UUID → how many live claims (but those in `fresh`) hold it. */
@@ -260,7 +203,7 @@ export class ClaimAccounting {
     const sharers = new Map<string, number>();
     for (const live of this.live.values()) {
       if (fresh?.has(live.claim.uid) === true) continue;
-      for (const d of live.deviceList) sharers.set(d.uuid, (sharers.get(d.uuid) ?? 0) + 1);
+      for (const d of live.devices.values()) sharers.set(d.uuid, (sharers.get(d.uuid) ?? 0) + 1);
     }
     return sharers;
   }
@@ -321,20 +264,11 @@ export class ClaimAccounting {
    * integrated. Never rejects: a failure is logged.
    */
   async flush(): Promise<void> {
-    await this.persisting;
-    let last: number | undefined;
-    for (const live of this.live.values()) last = Math.max(last ?? live.lastSampleMs, live.lastSampleMs);
-    if (last !== undefined && this.lastPersistMs !== undefined) this.lastPersistMs = Math.max(this.lastPersistMs, last);
-    await this.persist();
-  }
-
-  private storedUsages(): ReadonlyMap<string, ClaimUsage> {
-    try {
-      return this.options.store?.usages() ?? new Map();
-    } catch (err) {
-      this.log.warn({ err: errorMessage(err) }, 'accounting: the recorded usage cannot be read; claims start from zero');
-      return new Map();
-    }
+    await this.recorder.flush(() => {
+      let last: number | undefined;
+      for (const live of this.live.values()) last = Math.max(last ?? live.lastSampleMs, live.lastSampleMs);
+      return last;
+    });
   }
 
   /** A claim seen for the first time: from its recorded usage (restart), or baselines at `t`. */
@@ -360,12 +294,11 @@ export class ClaimAccounting {
       activeSeconds: usage?.activeSeconds,
       memoryPeakBytes: usage?.memoryPeakBytes,
       devices: new Map(),
-      deviceList: [],
     };
     for (const uuid of devices) {
       const energy = sources.get(uuid);
       const now = energy === undefined ? undefined : readings.get(energy.source)?.energyMillijoules;
-      addDevice(live, { uuid, energy, energyMj: restored ? base.get(uuid) : now });
+      live.devices.set(uuid, { uuid, energy, energyMj: restored ? base.get(uuid) : now });
     }
     if (!restored && live.energyJoules === undefined && [...live.devices.values()].some((d) => d.energyMj !== undefined && d.energy?.share !== undefined)) {
       live.energyJoules = 0;
@@ -382,7 +315,7 @@ export class ClaimAccounting {
     if (dtMs === 0) return;
     const back = dtMs < 0; // the wall clock went back: restart the baselines
     const dt = dtMs / 1000;
-    for (const d of live.deviceList) {
+    for (const d of live.devices.values()) {
       d.energy = sources.get(d.uuid) ?? d.energy; // a departed MIG device keeps its last known source
       const n = Math.max(1, holders.get(d.uuid) ?? 1);
       const energy = d.energy;
@@ -439,35 +372,5 @@ export class ClaimAccounting {
   private sourcesOf(inventory: Inventory): ReadonlyMap<string, EnergySource> {
     if (this.sources?.inventory !== inventory) this.sources = { inventory, map: energySources(inventory, this.options.computeSlicesOf) };
     return this.sources.map;
-  }
-
-  private maybePersist(t: number): void {
-    if (this.options.store === undefined || this.persisting !== undefined) return;
-    if (this.lastPersistMs === undefined) {
-      this.lastPersistMs = t; // the first sample: the interval starts
-      return;
-    }
-    const due = t - this.lastPersistMs >= this.persistIntervalMs || t < this.lastPersistMs;
-    if (!this.persistWanted && !due) return;
-    this.lastPersistMs = t;
-    this.persisting = this.persist().finally(() => {
-      this.persisting = undefined;
-    });
-  }
-
-  private async persist(): Promise<void> {
-    const store = this.options.store;
-    if (store === undefined) return;
-    this.persistWanted = false;
-    const usages = this.usages();
-    if (usages.size === 0) return;
-    try {
-      await store.record(usages);
-    } catch (err) {
-      this.log.warn(
-        { err: errorMessage(err), claims: usages.size, retryMs: this.persistIntervalMs },
-        'accounting: the claims\' usage cannot be recorded in the checkpoint; retrying after the persist interval',
-      );
-    }
   }
 }
